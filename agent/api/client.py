@@ -1,0 +1,124 @@
+"""A client of the agent's gRPC API (and the channel observe shares).
+
+Addresses: a unix socket path ("/run/membrane/agent.sock" or "unix:/path"), or
+"host:port" for a TLS listener. `for_lab(lab, node)` finds a lab node's agent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from agent.errors import AgentUnreachable, MembraneError
+from observe.gen import agent_pb2 as pb
+from observe.gen import agent_pb2_grpc as pb_grpc
+
+DEFAULT_SOCKET = "/run/membrane/agent.sock"
+LAB_ROOT = Path(os.environ.get("MEMBRANE_LAB_ROOT", "/run/membrane/labs"))
+
+
+def lab_socket(lab: str, node: str = "node1") -> str:
+    return str(LAB_ROOT / lab / "nodes" / node / "agent.sock")
+
+
+def target_of(address: str) -> str:
+    if address.startswith("unix:"):
+        return address
+    if address.startswith("/") or address.startswith("."):
+        return "unix:" + os.path.abspath(address)
+    return address
+
+
+def open_channel(address: str) -> grpc.Channel:
+    target = target_of(address)
+    if target.startswith("unix:"):
+        path = target[len("unix:"):]
+        if not os.path.exists(path):
+            raise AgentUnreachable(f"no agent socket at {path}: is `membrane agent` running "
+                                   "(or the lab up)? Use --server or --lab to point elsewhere.")
+        return grpc.insecure_channel(target)
+    raise AgentUnreachable(f"{address}: only unix sockets are supported by this client; "
+                           "TCP listeners need TLS (see docs)")
+
+
+class AgentClient:
+    def __init__(self, address: str = DEFAULT_SOCKET, timeout: float = 10.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.channel = open_channel(address)
+        self.stub = pb_grpc.AgentStub(self.channel)
+
+    @classmethod
+    def for_lab(cls, lab: str, node: str = "node1", timeout: float = 10.0) -> "AgentClient":
+        return cls(lab_socket(lab, node), timeout)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "AgentClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return getattr(self.stub, method)(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as err:
+            code = err.code()  # type: ignore[attr-defined]
+            detail = err.details()  # type: ignore[attr-defined]
+            if code in (grpc.StatusCode.UNAVAILABLE,):
+                raise AgentUnreachable(f"agent at {self.address} is unreachable: {detail}") from None
+            raise MembraneError(f"{method}: {detail}") from None
+
+    # -- endpoints -----------------------------------------------------------------
+    def register_endpoint(self, namespace: str, pod: str, ifname: str, ipv4: str,
+                          timeout: float = 30.0, container_id: str = "") -> pb.Endpoint:
+        req = pb.RegisterEndpointRequest(namespace=namespace, pod=pod, ifname=ifname, ipv4=ipv4,
+                                         container_id=container_id, timeout_seconds=timeout)
+        return self._call("RegisterEndpoint", req, timeout + 5)
+
+    def deregister_endpoint(self, namespace: str, pod: str) -> None:
+        self._call("DeregisterEndpoint", pb.EndpointRef(namespace=namespace, pod=pod))
+
+    def list_endpoints(self) -> list[pb.Endpoint]:
+        return list(self._call("ListEndpoints", pb.Empty()).endpoints)
+
+    def get_endpoint(self, endpoint_id: int = 0, namespace: str = "", pod: str = "") -> pb.Endpoint:
+        return self._call("GetEndpoint", pb.EndpointRef(id=endpoint_id, namespace=namespace, pod=pod))
+
+    # -- identities and policy -----------------------------------------------------
+    def list_identities(self) -> list[pb.IdentityInfo]:
+        return list(self._call("ListIdentities", pb.Empty()).identities)
+
+    def get_identity(self, identity: int) -> pb.IdentityInfo:
+        return self._call("GetIdentity", pb.IdentityRef(id=identity))
+
+    def get_policies(self) -> pb.PolicyList:
+        return self._call("GetPolicies", pb.Empty())
+
+    def trace(self, src: str, dst: str, port: int, protocol: str = "TCP") -> pb.TraceReply:
+        return self._call("Trace", pb.TraceRequest(**{"from": src}, to=dst, port=port,
+                                                   protocol=protocol))
+
+    # -- maps ----------------------------------------------------------------------
+    def bpf_policy(self, endpoint_id: int) -> pb.BpfPolicyReply:
+        return self._call("BpfPolicy", pb.EndpointRef(id=endpoint_id))
+
+    def bpf_conntrack(self) -> list[pb.CtEntry]:
+        return list(self._call("BpfConntrack", pb.Empty()).entries)
+
+    def bpf_ipcache(self) -> list[pb.IpcacheEntry]:
+        return list(self._call("BpfIpcache", pb.Empty()).entries)
+
+    # -- status --------------------------------------------------------------------
+    def status(self) -> pb.StatusReply:
+        return self._call("Status", pb.Empty())
+
+    def wait_for_revision(self, revision: int, timeout: float = 30.0) -> pb.StatusReply:
+        """Blocks until the agent applied this store revision to every endpoint."""
+        return self._call("WaitForRevision",
+                          pb.WaitRequest(revision=revision, timeout_seconds=timeout), timeout + 5)

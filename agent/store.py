@@ -1,0 +1,128 @@
+"""The store: the cluster as the agent knows it, whichever source feeds it.
+
+Sources (the lab's store directory, the Kubernetes watch) call the sink methods; the
+agent reads consistent snapshots. Every change bumps `revision`. Nothing is enforced
+from a half-known state: `synced` turns true only after a source's initial list.
+Objects that fail validation are kept out, with their error, so one bad object never
+stops the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Callable, Union
+
+from agent.errors import MembraneError
+from agent.k8s.objects import ClusterObjects, Namespace, NetworkPolicy, Node, Pod, Service
+
+StoreObject = Union[Namespace, Pod, NetworkPolicy, Service, Node]
+
+KINDS: dict[type, str] = {Namespace: "Namespace", Pod: "Pod", NetworkPolicy: "NetworkPolicy",
+                          Service: "Service", Node: "Node"}
+
+
+def object_key(obj: StoreObject) -> tuple[str, str]:
+    """(kind, "ns/name" or "name")."""
+    kind = KINDS[type(obj)]
+    if isinstance(obj, (Namespace, Node)):
+        return kind, obj.name
+    return kind, f"{obj.namespace}/{obj.name}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    revision: int
+    objects: ClusterObjects
+    source_revision: int = 0         # the source's own counter (lab store revision), if any
+    rejected: tuple[str, ...] = ()   # messages of objects validation refused
+    synced: bool = False
+
+
+@dataclass
+class Store:
+    _objects: ClusterObjects = field(default_factory=ClusterObjects)
+    _rejected: dict[tuple[str, str], str] = field(default_factory=dict)
+    _revision: int = 0
+    _source_revision: int = 0
+    _synced: bool = False
+    _lock: threading.Condition = field(default_factory=threading.Condition)
+    _listeners: list[Callable[[int], None]] = field(default_factory=list)
+
+    # -- sink side (sources) -------------------------------------------------------
+    def replace_all(self, objects: ClusterObjects, rejected: list[MembraneError] | None = None,
+                    synced: bool = True, source_revision: int | None = None) -> None:
+        """Initial list or relist: the whole state, atomically."""
+        with self._lock:
+            if source_revision is not None:
+                self._source_revision = source_revision
+            self._objects = _copy(objects)
+            self._rejected = {("?", str(i)): str(e) for i, e in enumerate(rejected or [])}
+            self._synced = self._synced or synced
+            self._bump()
+
+    def upsert(self, obj: StoreObject) -> None:
+        with self._lock:
+            kind, key = object_key(obj)
+            self._table(kind)[key] = obj
+            self._rejected.pop((kind, key), None)
+            self._bump()
+
+    def delete(self, kind: str, key: str) -> None:
+        with self._lock:
+            self._table(kind).pop(key, None)
+            self._rejected.pop((kind, key), None)
+            self._bump()
+
+    def reject(self, kind: str, key: str, error: MembraneError) -> None:
+        """An object the source saw but validation refused: the previous version is
+        dropped too (enforcing a stale policy would be silent), and the error is kept."""
+        with self._lock:
+            self._table(kind).pop(key, None)
+            self._rejected[(kind, key)] = str(error)
+            self._bump()
+
+    def mark_synced(self) -> None:
+        with self._lock:
+            if not self._synced:
+                self._synced = True
+                self._bump()
+
+    # -- reader side (agent) -------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        with self._lock:
+            return self._revision
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(self._revision, _copy(self._objects), self._source_revision,
+                            tuple(sorted(self._rejected.values())), self._synced)
+
+    def wait_for_change(self, after_revision: int, timeout: float) -> int:
+        with self._lock:
+            self._lock.wait_for(lambda: self._revision > after_revision, timeout)
+            return self._revision
+
+    def subscribe(self, listener: Callable[[int], None]) -> None:
+        self._listeners.append(listener)
+
+    # -- internals -----------------------------------------------------------------
+    def _table(self, kind: str) -> dict:  # type: ignore[type-arg]
+        return {
+            "Namespace": self._objects.namespaces, "Pod": self._objects.pods,
+            "NetworkPolicy": self._objects.policies, "Service": self._objects.services,
+            "Node": self._objects.nodes,
+        }[kind]
+
+    def _bump(self) -> None:
+        self._revision += 1
+        self._lock.notify_all()
+        for listener in self._listeners:
+            listener(self._revision)
+
+
+def _copy(objects: ClusterObjects) -> ClusterObjects:
+    return replace(objects, namespaces=dict(objects.namespaces), pods=dict(objects.pods),
+                   policies=dict(objects.policies), services=dict(objects.services),
+                   nodes=dict(objects.nodes))

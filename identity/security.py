@@ -1,0 +1,70 @@
+"""The security-relevant labels of a pod, and reading them back for selector matching.
+
+A pod's identity is keyed by: its own labels (minus those the filter excludes), its
+namespace's name and labels, its service account and the cluster name. Selectors in
+policies are evaluated against these identity labels, never against pods directly, so
+every pod with the same identity is treated the same.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from agent.k8s.objects import NAMESPACE_NAME_LABEL, Namespace, Pod
+from identity.filter import LabelFilter
+from identity.labels import SOURCE_CIDR, SOURCE_K8S, Label, LabelSet
+
+POD_NAMESPACE = "io.kubernetes.pod.namespace"
+NAMESPACE_LABELS_PREFIX = "io.membrane.k8s.namespace.labels."
+SERVICE_ACCOUNT = "io.membrane.k8s.policy.serviceaccount"
+CLUSTER = "io.membrane.k8s.policy.cluster"
+
+_META_KEYS = (POD_NAMESPACE, SERVICE_ACCOUNT, CLUSTER)
+
+
+def security_labels(pod: Pod, namespace: Namespace | None, cluster: str,
+                    label_filter: LabelFilter | None = None) -> LabelSet:
+    keep = label_filter or LabelFilter.default()
+    labels = [Label(SOURCE_K8S, k, v) for k, v in pod.labels.items() if keep.is_relevant(k)]
+    ns_labels = dict(namespace.labels) if namespace else {}
+    ns_labels.setdefault(NAMESPACE_NAME_LABEL, pod.namespace)
+    labels += [Label(SOURCE_K8S, NAMESPACE_LABELS_PREFIX + k, v) for k, v in ns_labels.items()]
+    labels += [
+        Label(SOURCE_K8S, POD_NAMESPACE, pod.namespace),
+        Label(SOURCE_K8S, SERVICE_ACCOUNT, pod.service_account or "default"),
+        Label(SOURCE_K8S, CLUSTER, cluster),
+    ]
+    return LabelSet(labels)
+
+
+def cidr_labels(prefix: str) -> LabelSet:
+    net = ipaddress.IPv4Network(prefix, strict=False)
+    return LabelSet([Label(SOURCE_CIDR, str(net))])
+
+
+def pod_labels_of(labels: LabelSet) -> dict[str, str]:
+    """The pod's own labels inside an identity: what a podSelector is matched against."""
+    return {
+        label.key: label.value
+        for label in labels
+        if label.source == SOURCE_K8S
+        and not label.key.startswith(NAMESPACE_LABELS_PREFIX)
+        and label.key not in _META_KEYS
+    }
+
+
+def namespace_labels_of(labels: LabelSet) -> dict[str, str]:
+    """The namespace's labels inside an identity: what a namespaceSelector is matched against."""
+    n = len(NAMESPACE_LABELS_PREFIX)
+    return {
+        label.key[n:]: label.value
+        for label in labels
+        if label.source == SOURCE_K8S and label.key.startswith(NAMESPACE_LABELS_PREFIX)
+    }
+
+
+def namespace_of(labels: LabelSet) -> str | None:
+    for label in labels:
+        if label.source == SOURCE_K8S and label.key == POD_NAMESPACE:
+            return label.value
+    return None

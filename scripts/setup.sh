@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs everything Membrane needs on a fresh Debian machine, idempotently.
+# Each step says what it does and skips itself when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: must run as root (apt-get, kernel headers link, bpffs mount)" >&2
+  exit 1
+fi
+
+# Debian packages. bcc is Debian's python3-bpfcc (PyPI's 'bcc' is an unrelated project).
+debs=(python3-bpfcc python3-venv linux-headers-amd64 iproute2 etcd-server iperf3 curl
+      containernetworking-plugins ipset iptables util-linux procps)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q "${missing[@]}" >/dev/null
+else
+  say "Debian packages already installed"
+fi
+
+# bcc compiles against kernel headers; the running kernel ships none, so link Debian's
+# linux-headers-amd64 tree (and its -common tree) where bcc looks.
+kver=$(uname -r)
+hdr=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
+common=$(ls -d /usr/src/linux-headers-*-common 2>/dev/null | sort -V | tail -n 1)
+if [ -z "$hdr" ] || [ -z "$common" ]; then
+  echo "setup: no linux-headers tree under /usr/src after installing linux-headers-amd64" >&2
+  exit 1
+fi
+mkdir -p "/lib/modules/$kver"
+for pair in "build:$hdr" "source:$common"; do
+  name=${pair%%:*}; target=${pair#*:}
+  if [ "$(readlink "/lib/modules/$kver/$name" 2>/dev/null)" != "$target" ]; then
+    say "link /lib/modules/$kver/$name -> $target"
+    ln -sfn "$target" "/lib/modules/$kver/$name"
+  else
+    say "kernel headers already linked as /lib/modules/$kver/$name"
+  fi
+done
+
+# Pinned maps live on bpffs.
+if ! mountpoint -q /sys/fs/bpf; then
+  say "mount bpffs on /sys/fs/bpf"
+  mount -t bpf bpf /sys/fs/bpf
+else
+  say "bpffs already mounted"
+fi
+
+# The venv sees Debian's bcc through --system-site-packages.
+if [ ! -x .venv/bin/python ]; then
+  say "create .venv from /usr/bin/python3 with --system-site-packages"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+stamp=.venv/.membrane-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "pip install -e '.[test]' into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+else
+  say "project already installed in .venv"
+fi
+
+say "compile observe/protos"
+.venv/bin/python -m observe.protos.build
+
+.venv/bin/python -c 'import bcc, pyroute2, grpc' && say "ready: .venv/bin/membrane"
