@@ -1,0 +1,313 @@
+"""The local identity allocator: one node, numbers kept in a state directory.
+
+Numbers are handed out lowest-free-first from 256; a number becomes free again only when
+`collect_garbage` frees its identity after the grace period. The table (number <-> label
+set, not the reference counts, which belong to the running process) is written as JSON
+with tmp + fsync + rename, so a crash leaves either the old file or the new one, and a
+restarted agent gives every label set the number it had: the pinned BPF maps still hold
+those numbers.
+
+After a restart every loaded identity is unreferenced until the agent allocates it again,
+so the grace period protects it while the agent catches up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import heapq
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from agent.errors import AllocationError
+from identity.allocator import Identity
+from identity.gc import Clock, RefTable
+from identity.labels import SOURCE_CIDR, SOURCE_RESERVED, Label, LabelSet
+from identity.reserved import MAX_LABEL_IDENTITY, MIN_LABEL_IDENTITY, ReservedIdentity
+
+STATE_FILE = "identities.json"
+FORMAT_VERSION = 1
+
+
+# -- helpers shared with the other backends ---------------------------------------------
+
+def encode_labels(labels: LabelSet) -> list[list[str]]:
+    """Labels as [source, key, value] triples: exact, unlike parsing `source:key=value`."""
+    return [[label.source, label.key, label.value] for label in labels.sorted()]
+
+
+def decode_labels(raw: Any) -> LabelSet:
+    """The inverse of encode_labels; ValueError on anything else."""
+    if not isinstance(raw, list):
+        raise ValueError("labels must be a list of [source, key, value]")
+    labels = []
+    for item in raw:
+        if (not isinstance(item, list) or len(item) != 3
+                or not all(isinstance(part, str) for part in item)):
+            raise ValueError(f"label {item!r} is not [source, key, value]")
+        labels.append(Label(item[0], item[1], item[2]))
+    return LabelSet(labels)
+
+
+def reserved_identity(identity_id: int) -> Identity | None:
+    try:
+        reserved = ReservedIdentity(identity_id)
+    except ValueError:
+        return None
+    return Identity(int(reserved), reserved.labels)
+
+
+def reserved_identity_of(labels: LabelSet) -> Identity | None:
+    """The reserved identity these labels name, None when they name none.
+
+    Raises AllocationError when reserved labels are mixed with others: no allocator may
+    hand out a number for such a set, or a pod could pass itself off as the host.
+    """
+    if not any(label.source == SOURCE_RESERVED for label in labels):
+        return None
+    for reserved in ReservedIdentity:
+        if labels == reserved.labels:
+            return Identity(int(reserved), reserved.labels)
+    raise AllocationError(f"labels {labels.key()!r}: reserved labels cannot be combined with "
+                          "others or invented; reserved identities are fixed (identity/reserved.py)")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replaces path with data so that a crash leaves either the old or the new content."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    # The rename itself is only durable once the directory entry is on disk.
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+# -- the numbered table both local allocators are made of --------------------------------
+
+class NumberTable:
+    """Label sets <-> numbers in [first, last], lowest free first, optionally persisted.
+
+    Thread-safe: one lock covers the table, the reference counts and the file, so the file
+    always matches a state the table really had.
+    """
+
+    def __init__(self, state_file: Path | None, first: int, last: int, what: str,
+                 grace_seconds: float, clock: Clock) -> None:
+        self._file = state_file
+        self._first = first
+        self._last = last
+        self._what = what                   # "label identity", "CIDR identity": for messages
+        self._lock = threading.RLock()
+        self._refs: RefTable[int] = RefTable(grace_seconds, clock)
+        self._by_id: dict[int, LabelSet] = {}
+        self._by_key: dict[str, int] = {}
+        self._next = first                  # one past the highest number ever in the table
+        self._freed: list[int] = []         # heap of numbers below _next that are free
+        self._lock_file: IO[bytes] | None = None
+        if state_file is not None:
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file = self._take_lock(state_file)
+            self._load(state_file)
+
+    # -- persistence ------------------------------------------------------------------
+    @staticmethod
+    def _take_lock(state_file: Path) -> IO[bytes]:
+        # Two agents writing one table would hand out one number twice.
+        lock_path = state_file.with_name(state_file.name + ".lock")
+        handle = open(lock_path, "ab")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise AllocationError(f"{state_file}: identity state is in use by another process "
+                                  "(another agent on this node?); stop it or use another "
+                                  "state directory") from None
+        return handle
+
+    def _load(self, state_file: Path) -> None:
+        if not state_file.exists():
+            return
+        try:
+            doc = json.loads(state_file.read_text())
+            if doc.get("version") != FORMAT_VERSION:
+                raise ValueError(f"unknown format version {doc.get('version')!r}")
+            entries = [(int(e["id"]), decode_labels(e["labels"])) for e in doc["identities"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise AllocationError(f"{state_file}: identity state cannot be read ({err}); move it "
+                                  "away to start afresh (pods then get new numbers)") from None
+        for number, labels in entries:
+            if not self._first <= number <= self._last or labels.key() in self._by_key:
+                raise AllocationError(f"{state_file}: {self._what} {number} ({labels.key()!r}) "
+                                      "is out of range or duplicated; the file was edited or "
+                                      "corrupted: move it away to start afresh")
+            self._by_id[number] = labels
+            self._by_key[labels.key()] = number
+            self._refs.track_unused(number)
+        if self._by_id:
+            self._next = max(self._by_id) + 1
+            self._freed = [n for n in range(self._first, self._next) if n not in self._by_id]
+            heapq.heapify(self._freed)
+
+    def _persist(self) -> None:
+        if self._file is None:
+            return
+        # One identity per line: small diffs, and readable with `less` on a node.
+        entries = ",\n  ".join(json.dumps({"id": n, "labels": encode_labels(labels)})
+                               for n, labels in sorted(self._by_id.items()))
+        text = f'{{"version": {FORMAT_VERSION}, "identities": [\n  {entries}\n]}}\n'
+        write_atomically(self._file, text.encode())
+
+    # -- the table ----------------------------------------------------------------------
+    def _free_number(self) -> int:
+        if self._freed:
+            return heapq.heappop(self._freed)
+        if self._next > self._last:
+            raise AllocationError(
+                f"no free {self._what}: all {self._last - self._first + 1} numbers from "
+                f"{self._first} to {self._last} are in use or within their grace period; "
+                "release unused ones (collect_garbage) or shorten the grace period")
+        number = self._next
+        self._next += 1
+        return number
+
+    def allocate(self, labels: LabelSet) -> Identity:
+        with self._lock:
+            number = self._by_key.get(labels.key())
+            if number is None:
+                number = self._free_number()
+                self._by_id[number] = labels
+                self._by_key[labels.key()] = number
+                try:
+                    self._persist()
+                except OSError as err:
+                    del self._by_id[number], self._by_key[labels.key()]
+                    heapq.heappush(self._freed, number)
+                    raise AllocationError(f"{self._file}: cannot save {self._what} {number} for "
+                                          f"{labels.key()!r}: {err}") from None
+            self._refs.take(number)
+            return Identity(number, self._by_id[number])
+
+    def release(self, identity: Identity) -> None:
+        with self._lock:
+            if self._by_id.get(identity.id) != identity.labels:
+                raise AllocationError(f"{self._what} {identity.id} ({identity.labels.key()!r}) "
+                                      "is not allocated here: released twice or never allocated")
+            try:
+                self._refs.drop(identity.id)
+            except KeyError:
+                raise AllocationError(f"{self._what} {identity.id}: released more often than "
+                                      "allocated") from None
+
+    def lookup(self, number: int) -> Identity | None:
+        with self._lock:
+            labels = self._by_id.get(number)
+            return Identity(number, labels) if labels is not None else None
+
+    def lookup_labels(self, labels: LabelSet) -> Identity | None:
+        with self._lock:
+            number = self._by_key.get(labels.key())
+            return Identity(number, self._by_id[number]) if number is not None else None
+
+    def identities(self) -> list[Identity]:
+        with self._lock:
+            return [Identity(n, labels) for n, labels in sorted(self._by_id.items())]
+
+    def references(self, number: int) -> int:
+        return self._refs.count(number)
+
+    def collect_garbage(self) -> list[Identity]:
+        with self._lock:
+            freed = []
+            for number in sorted(self._refs.expired()):
+                labels = self._by_id.pop(number)
+                del self._by_key[labels.key()]
+                self._refs.forget(number)
+                heapq.heappush(self._freed, number)
+                freed.append(Identity(number, labels))
+            if freed:
+                try:
+                    self._persist()
+                except OSError as err:
+                    # The numbers stay free in memory; the next write catches the file up.
+                    raise AllocationError(f"{self._file}: cannot save freed identities: "
+                                          f"{err}") from None
+            return freed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+
+class LocalAllocator:
+    """The Allocator for one node: label identities from 256, kept in `state_dir`.
+
+    `state_dir=None` keeps everything in memory (for `membrane identity list -f`).
+    """
+
+    def __init__(self, state_dir: Path | None, grace_seconds: float = 300.0,
+                 clock: Clock = time.monotonic, *,
+                 max_identity: int = MAX_LABEL_IDENTITY) -> None:
+        state_file = Path(state_dir) / STATE_FILE if state_dir is not None else None
+        self._table = NumberTable(state_file, MIN_LABEL_IDENTITY, max_identity,
+                                  "label identity", grace_seconds, clock)
+
+    def allocate(self, labels: LabelSet) -> Identity:
+        reserved = reserved_identity_of(labels)
+        if reserved is not None:
+            return reserved  # fixed numbers: nothing to count or free
+        if not labels:
+            raise AllocationError("cannot allocate an identity for an empty label set")
+        if any(label.source == SOURCE_CIDR for label in labels):
+            raise AllocationError(f"labels {labels.key()!r}: CIDR labels get node-local "
+                                  "identities from identity.cidr.CidrAllocator")
+        return self._table.allocate(labels)
+
+    def release(self, identity: Identity) -> None:
+        if reserved_identity(identity.id) is not None:
+            return
+        self._table.release(identity)
+
+    def lookup(self, identity_id: int) -> Identity | None:
+        return reserved_identity(identity_id) or self._table.lookup(identity_id)
+
+    def lookup_labels(self, labels: LabelSet) -> Identity | None:
+        if any(label.source == SOURCE_RESERVED for label in labels):
+            try:
+                return reserved_identity_of(labels)
+            except AllocationError:
+                return None
+        return self._table.lookup_labels(labels)
+
+    def identities(self) -> list[Identity]:
+        """Allocated identities (referenced or in grace); reserved ones are in reserved.py."""
+        return self._table.identities()
+
+    def references(self, identity_id: int) -> int:
+        """References this process holds (0 while in grace)."""
+        return self._table.references(identity_id)
+
+    def collect_garbage(self) -> list[Identity]:
+        return self._table.collect_garbage()
+
+    def close(self) -> None:
+        self._table.close()
+
+    def __enter__(self) -> "LocalAllocator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
