@@ -1,0 +1,69 @@
+"""NetworkPolicyPort -> the (protocol, port range) triples a map entry carries.
+
+No ports in a rule means every protocol and every port (`ANY_PORTS`). A port entry
+without a port number means every port *of its protocol* (TCP when omitted), so
+`ports: [{}]` allows any TCP port and nothing else. A named port is resolved on pods:
+the name and the protocol must both match, or it resolves to nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from agent.k8s.objects import Pod, PolicyPort
+from agent.policy.mapstate import ANY_PROTOCOL
+
+# (IP protocol number or ANY_PROTOCOL, first port, last port), inclusive.
+PortRange = tuple[int, int, int]
+
+ANY_PORTS: PortRange = (ANY_PROTOCOL, 0, 65535)
+
+
+def is_named(port: PolicyPort) -> bool:
+    return isinstance(port.port, str)
+
+
+def numeric_range(port: PolicyPort) -> PortRange:
+    """The range of a port entry that is not named."""
+    proto = port.protocol.number
+    if port.port is None:
+        return proto, 0, 65535
+    if isinstance(port.port, str):
+        raise ValueError(f"named port {port.port!r} needs pods to resolve against")
+    return proto, port.port, port.end_port if port.end_port is not None else port.port
+
+
+def named_on(port: PolicyPort, pods: Iterable[Pod]) -> set[PortRange]:
+    """What a named port resolves to on these pods (a union: replicas may differ)."""
+    assert isinstance(port.port, str)
+    found: set[PortRange] = set()
+    for pod in pods:
+        number = pod.named_port(port.port, port.protocol)
+        if number is not None:
+            found.add((port.protocol.number, number, number))
+    return found
+
+
+def describe_port(port: PolicyPort | None) -> str:
+    if port is None:
+        return "any protocol and port"
+    proto = port.protocol.value
+    if port.port is None:
+        return f"{proto} any port"
+    if isinstance(port.port, str):
+        return f"{proto} port named {port.port!r}"
+    if port.end_port is not None and port.end_port != port.port:
+        return f"{proto}/{port.port}-{port.end_port}"
+    return f"{proto}/{port.port}"
+
+
+_PROTOCOL_NAMES = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP"}
+
+
+def describe_range(protocol: int, low: int, high: int) -> str:
+    if protocol == ANY_PROTOCOL:
+        return "any protocol and port"
+    name = _PROTOCOL_NAMES.get(protocol, str(protocol))
+    if (low, high) == (0, 65535):
+        return f"{name} any port"
+    return f"{name}/{low}" if low == high else f"{name}/{low}-{high}"
