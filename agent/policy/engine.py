@@ -1,0 +1,430 @@
+"""The policy engine: cluster objects in, map state out, recomputing only what changed.
+
+`update(objects)` takes the whole desired state (as the store snapshots it) and works
+out the difference with the previous one:
+
+  pods        -> identities allocated / released; the selector cache learns new ones
+  policies    -> compiled, indexed by namespace, their selectors referenced in the cache
+  ipBlocks    -> every cidr and except prefix gets a CIDR identity
+  then        -> only endpoints whose inputs changed are recomputed: new or changed pods,
+                 pods selected (before or after) by a changed policy, and pods selected
+                 by a policy whose contribution changed (a peer selector's identity set,
+                 a covering prefix, or the ports other pods declare for egress named ports)
+
+Isolation: an endpoint is enforced in a direction iff a policy of its namespace selects
+it and declares that policy type. The node always reaches its pods: an ingress-enforced
+endpoint gets (INGRESS, host, any) as well.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Protocol, Sequence
+
+from agent.k8s.objects import ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod
+from agent.policy.mapstate import ANY_PROTOCOL, ClusterMaps, Direction, EndpointPolicy, PolicyKey
+from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
+from agent.policy.selectorcache import Selector, SelectorCache
+from identity.allocator import Allocator, Identity
+from identity.filter import LabelFilter
+from identity.labels import LabelSet
+from identity.reserved import ReservedIdentity
+from identity.security import cidr_labels, security_labels
+
+WORLD_PREFIX = "0.0.0.0/0"
+HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
+
+
+class CidrAllocatorLike(Protocol):
+    def allocate(self, labels: LabelSet) -> Identity: ...
+
+    def release(self, identity: Identity) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineDelta:
+    """What one update changed, so the datapath writes only that."""
+
+    changed_endpoints: frozenset[str] = frozenset()   # pods whose EndpointPolicy changed
+    removed_endpoints: frozenset[str] = frozenset()   # pods no longer endpoints
+    cluster_maps_changed: bool = False
+    identities_added: frozenset[int] = frozenset()
+    identities_removed: frozenset[int] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changed_endpoints or self.removed_endpoints
+                    or self.cluster_maps_changed)
+
+
+@dataclass(frozen=True, order=True)
+class _Net:
+    """An IPv4 prefix as integers, for containment without ipaddress objects."""
+
+    net: int
+    plen: int
+
+    @classmethod
+    def of(cls, prefix: str) -> "_Net":
+        n = ipaddress.IPv4Network(prefix, strict=False)
+        return cls(int(n.network_address), n.prefixlen)
+
+    @property
+    def last(self) -> int:
+        return self.net | ((1 << (32 - self.plen)) - 1)
+
+    def covers(self, other: "_Net") -> bool:
+        return other.plen >= self.plen and self.net <= other.net <= self.last
+
+
+@dataclass
+class _Prefixes:
+    """The ipBlock prefixes of every policy, each with its CIDR identity."""
+
+    ids: dict[str, Identity] = field(default_factory=dict)
+    _sorted: list[tuple[_Net, str]] = field(default_factory=list)
+    _by_len: dict[int, dict[int, int]] = field(default_factory=dict)
+
+    def reindex(self) -> None:
+        self._sorted = sorted((_Net.of(p), p) for p in self.ids)
+        self._by_len = {}
+        for net, prefix in self._sorted:
+            self._by_len.setdefault(net.plen, {})[net.net] = self.ids[prefix].id
+
+    def inside(self, cidr: _Net) -> list[tuple[_Net, str]]:
+        """Prefixes contained in cidr (cidr included)."""
+        start = bisect.bisect_left(self._sorted, (_Net(cidr.net, 0), ""))
+        out = []
+        for net, prefix in self._sorted[start:]:
+            if net.net > cidr.last:
+                break
+            if cidr.covers(net):
+                out.append((net, prefix))
+        return out
+
+    def lpm(self, address: str) -> int:
+        """The CIDR identity of an address (0: none), as the datapath's LPM finds it."""
+        ip = int(ipaddress.IPv4Address(address))
+        for plen in sorted(self._by_len, reverse=True):
+            key = (ip >> (32 - plen)) << (32 - plen) if plen else 0
+            found = self._by_len[plen].get(key)
+            if found is not None:
+                return found
+        return 0
+
+
+class PolicyEngine:
+    def __init__(self, allocator: Allocator, cidr_allocator: CidrAllocatorLike,
+                 cluster: str = "default", label_filter: LabelFilter | None = None) -> None:
+        self._alloc = allocator
+        self._cidr_alloc = cidr_allocator
+        self._cluster = cluster
+        self._filter = label_filter or LabelFilter.default()
+        self._cache = SelectorCache()
+        self._namespaces: dict[str, Namespace] = {}
+        self._nodes: dict[str, Node] = {}
+        self._pods: dict[str, Pod] = {}                    # every pod, hostNetwork too
+        self._pod_identity: dict[str, Identity] = {}       # endpoints only
+        self._identity_pods: dict[int, set[str]] = {}
+        self._policies: dict[str, CompiledPolicy] = {}
+        self._ns_policies: dict[str, set[str]] = {}
+        self._peer_users: dict[Selector, set[str]] = {}    # selector -> policies using it
+        self._selects: dict[str, set[str]] = {}            # policy -> pods it selects
+        self._selected_by: dict[str, tuple[str, ...]] = {}  # pod -> policies selecting it
+        self._contrib: dict[str, dict[object, Contribution]] = {}
+        self._prefix_refs: Counter[str] = Counter()
+        self._prefixes = _Prefixes()
+        self._blocks: dict[IPBlock, tuple[int, ...]] = {}
+        self._cidr_pods: dict[int, list[Pod]] | None = None
+        self._endpoints: dict[str, EndpointPolicy] = {}
+        self._provenance: dict[str, dict[PolicyKey, list[Provenance]]] = {}
+        self._maps: dict[str | None, ClusterMaps] = {}
+
+    # -- queries -----------------------------------------------------------------
+    def identity_of(self, pod_key: str) -> Identity | None:
+        return self._pod_identity.get(pod_key)
+
+    def endpoint_policy(self, pod_key: str) -> EndpointPolicy:
+        """The policy of any known pod; hostNetwork pods are never enforced."""
+        if pod_key not in self._pods:
+            raise KeyError(f"pod {pod_key} is not known to the policy engine")
+        return self._endpoints.get(pod_key, EndpointPolicy())
+
+    def provenance(self, pod_key: str) -> dict[PolicyKey, list[Provenance]]:
+        return {k: list(v) for k, v in self._provenance.get(pod_key, {}).items()}
+
+    def selecting_policies(self, pod_key: str) -> tuple[str, ...]:
+        """Keys of the policies that select this pod, sorted."""
+        return self._selected_by.get(pod_key, ())
+
+    def selected_endpoints(self, policy_key: str) -> frozenset[str]:
+        return frozenset(self._selects.get(policy_key, ()))
+
+    def policy(self, policy_key: str) -> CompiledPolicy | None:
+        return self._policies.get(policy_key)
+
+    def pods(self) -> Mapping[str, Pod]:
+        return self._pods
+
+    def cluster_maps(self, local_node: str | None = None) -> ClusterMaps:
+        maps = self._maps.get(local_node)
+        if maps is None:
+            maps = self._maps[local_node] = self._build_maps(local_node)
+        return maps
+
+    # -- ResolveContext ----------------------------------------------------------
+    def selected(self, selector: Selector) -> frozenset[int]:
+        return self._cache.matches(selector)
+
+    def block_identities(self, block: IPBlock) -> Sequence[int]:
+        found = self._blocks.get(block)
+        if found is None:
+            # P is allowed iff the block contains P and no except contains P: with every
+            # except being a prefix of its own, the LPM of an excepted address lands on an
+            # except (or inside one) and is never allowed by this block, yet another block
+            # or policy may still allow it.
+            excepts = [_Net.of(e) for e in block.except_]
+            found = tuple(sorted(
+                self._prefixes.ids[p].id
+                for net, p in self._prefixes.inside(_Net.of(block.cidr))
+                if not any(e.covers(net) for e in excepts)))
+            self._blocks[block] = found
+        return found
+
+    def label_identities(self) -> Iterable[int]:
+        return self._cache.identities()
+
+    def pods_of(self, identity: int) -> Iterable[Pod]:
+        return [self._pods[k] for k in sorted(self._identity_pods.get(identity, ()))]
+
+    def pods_in_cidr(self, cidr_identity: int) -> Iterable[Pod]:
+        if self._cidr_pods is None:
+            self._cidr_pods = {}
+            for key in sorted(self._pod_identity):
+                pod = self._pods[key]
+                if pod.ip:
+                    cid = self._prefixes.lpm(pod.ip)
+                    if cid:
+                        self._cidr_pods.setdefault(cid, []).append(pod)
+        return self._cidr_pods.get(cidr_identity, [])
+
+    # -- update ------------------------------------------------------------------
+    def update(self, objects: ClusterObjects) -> EngineDelta:
+        identities_before = set(self._identity_pods)
+        maps_changed = self._update_nodes(objects.nodes)
+        old_namespaces, self._namespaces = self._namespaces, dict(objects.namespaces)
+        pods_changed, removed_pods, ip_changed = self._update_pods(objects.pods, old_namespaces)
+        maps_changed |= ip_changed
+        dirty = set(pods_changed)
+        invalidate: set[str] = set()
+        changed_prefixes = self._update_policies(objects.policies, dirty, invalidate)
+        if changed_prefixes:
+            maps_changed = True
+            nets = [_Net.of(p) for p in changed_prefixes]
+            for cp in self._policies.values():
+                if any(_Net.of(b.cidr).covers(n) for b in cp.ip_blocks for n in nets):
+                    invalidate.add(cp.key)
+        for selector in self._cache.drain_changed():
+            invalidate |= self._peer_users.get(selector, set())
+        if pods_changed or removed_pods or changed_prefixes:
+            self._cidr_pods = None
+            # Egress named ports resolve on other pods' declared ports.
+            invalidate |= {k for k, cp in self._policies.items() if cp.egress_named}
+        for key in invalidate:
+            self._contrib.pop(key, None)
+            if key in self._policies:
+                dirty |= self._subject_pods(self._policies[key])
+            dirty |= self._selects.get(key, set())
+        changed = set()
+        for pod_key in dirty:
+            if pod_key in self._pod_identity and self._recompute(pod_key):
+                changed.add(pod_key)
+        for pod_key in removed_pods:
+            self._forget_endpoint(pod_key)
+        if maps_changed:
+            self._maps.clear()
+        identities_after = set(self._identity_pods)
+        return EngineDelta(frozenset(changed), frozenset(removed_pods), maps_changed,
+                           frozenset(identities_after - identities_before),
+                           frozenset(identities_before - identities_after))
+
+    def _update_nodes(self, nodes: Mapping[str, Node]) -> bool:
+        old = {n: node.ip for n, node in self._nodes.items()}
+        self._nodes = dict(nodes)
+        return old != {n: node.ip for n, node in self._nodes.items()}
+
+    def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace]
+                     ) -> tuple[set[str], set[str], bool]:
+        """Allocates and releases identities; returns (changed pods, gone endpoints,
+        whether the ipcache changed)."""
+        changed: set[str] = set()
+        gone: set[str] = set()
+        ip_changed = False
+        for key in set(self._pods) - set(pods):
+            old = self._pods.pop(key)
+            if key in self._pod_identity:
+                gone.add(key)
+                ip_changed |= bool(old.ip)
+                self._drop_identity(key)
+        for key, pod in pods.items():
+            old_pod = self._pods.get(key)
+            self._pods[key] = pod
+            if pod.host_network:
+                if key in self._pod_identity:
+                    gone.add(key)
+                    ip_changed |= bool(old_pod and old_pod.ip)
+                    self._drop_identity(key)
+                continue
+            current = self._pod_identity.get(key)
+            namespace = self._namespaces.get(pod.namespace)
+            if (current is not None and old_pod == pod
+                    and old_namespaces.get(pod.namespace) == namespace):
+                continue  # nothing an identity or a policy could depend on changed
+            labels = security_labels(pod, namespace, self._cluster, self._filter)
+            if current is not None and current.labels == labels:
+                assert old_pod is not None
+                if old_pod.ports != pod.ports or old_pod.ip != pod.ip:
+                    changed.add(key)
+                    ip_changed |= old_pod.ip != pod.ip
+                continue
+            # Take the new reference before dropping the old: a relabel back and forth
+            # must not free a number still in use.
+            identity = self._alloc.allocate(labels)
+            self._drop_identity(key)
+            self._pod_identity[key] = identity
+            holders = self._identity_pods.setdefault(identity.id, set())
+            if not holders:
+                self._cache.add_identity(identity.id, identity.labels)
+            holders.add(key)
+            changed.add(key)
+            ip_changed |= bool(pod.ip) or bool(old_pod and old_pod.ip)
+        return changed, gone, ip_changed
+
+    def _drop_identity(self, key: str) -> None:
+        identity = self._pod_identity.pop(key, None)
+        if identity is None:
+            return
+        holders = self._identity_pods.get(identity.id, set())
+        holders.discard(key)
+        if not holders:
+            self._identity_pods.pop(identity.id, None)
+            self._cache.remove_identity(identity.id)
+        self._alloc.release(identity)
+
+    def _update_policies(self, policies: Mapping[str, NetworkPolicy], dirty: set[str],
+                         invalidate: set[str]) -> set[str]:
+        """Compiles new and changed policies; returns the prefixes that came or went."""
+        before = set(self._prefix_refs)
+        for key in list(self._policies):
+            old = self._policies[key]
+            if policies.get(key) != old.policy:
+                self._uncompile(old)
+                dirty |= self._selects.pop(key, set())
+        for key, policy in policies.items():
+            if key not in self._policies:
+                self._compile(CompiledPolicy.of(policy))
+                invalidate.add(key)
+        after = set(self._prefix_refs)
+        changed = before ^ after
+        for prefix in before - after:
+            self._cidr_alloc.release(self._prefixes.ids.pop(prefix))
+        for prefix in sorted(after - before):
+            self._prefixes.ids[prefix] = self._cidr_alloc.allocate(cidr_labels(prefix))
+        if changed:
+            self._prefixes.reindex()
+            self._blocks.clear()
+        return changed
+
+    def _compile(self, cp: CompiledPolicy) -> None:
+        self._policies[cp.key] = cp
+        self._ns_policies.setdefault(cp.policy.namespace, set()).add(cp.key)
+        self._cache.add_selector(cp.subject)
+        for selector in cp.peer_selectors:
+            self._cache.add_selector(selector)
+            self._peer_users.setdefault(selector, set()).add(cp.key)
+        for block in cp.ip_blocks:
+            self._prefix_refs.update([block.cidr, *block.except_])
+
+    def _uncompile(self, cp: CompiledPolicy) -> None:
+        del self._policies[cp.key]
+        self._ns_policies[cp.policy.namespace].discard(cp.key)
+        self._contrib.pop(cp.key, None)
+        self._cache.remove_selector(cp.subject)
+        for selector in cp.peer_selectors:
+            self._cache.remove_selector(selector)
+            users = self._peer_users[selector]
+            users.discard(cp.key)
+            if not users:
+                del self._peer_users[selector]
+        for block in cp.ip_blocks:
+            self._prefix_refs.subtract([block.cidr, *block.except_])
+        self._prefix_refs = +self._prefix_refs  # drop prefixes nobody references
+
+    def _subject_pods(self, cp: CompiledPolicy) -> set[str]:
+        pods: set[str] = set()
+        for ident in self._cache.matches(cp.subject):
+            pods |= self._identity_pods.get(ident, set())
+        return pods
+
+    # -- per endpoint ------------------------------------------------------------
+    def _recompute(self, pod_key: str) -> bool:
+        """Recomputes one endpoint; True if its EndpointPolicy changed."""
+        pod = self._pods[pod_key]
+        ident = self._pod_identity[pod_key].id
+        selecting = sorted(
+            k for k in self._ns_policies.get(pod.namespace, ())
+            if self._cache.contains(self._policies[k].subject, ident))
+        for k in set(self._selected_by.get(pod_key, ())) - set(selecting):
+            self._selects.get(k, set()).discard(pod_key)
+        for k in selecting:
+            self._selects.setdefault(k, set()).add(pod_key)
+        self._selected_by[pod_key] = tuple(selecting)
+
+        ingress = egress = False
+        prov: dict[PolicyKey, list[Provenance]] = {}
+        for k in selecting:
+            cp = self._policies[k]
+            ingress |= cp.enforces(Direction.INGRESS)
+            egress |= cp.enforces(Direction.EGRESS)
+            for entry, why in self._contribution(cp, pod):
+                prov.setdefault(entry, []).append(why)
+        if ingress:
+            prov.setdefault(HOST_ENTRY, []).append(HOST_PROVENANCE)
+        policy = EndpointPolicy(ingress, egress, frozenset(prov))
+        self._provenance[pod_key] = prov
+        old = self._endpoints.get(pod_key)
+        self._endpoints[pod_key] = policy
+        return old != policy
+
+    def _contribution(self, cp: CompiledPolicy, pod: Pod) -> Contribution:
+        # Only ingress named ports make a contribution depend on the endpoint itself.
+        signature: object = pod.ports if cp.ingress_named else None
+        per_policy = self._contrib.setdefault(cp.key, {})
+        found = per_policy.get(signature)
+        if found is None:
+            found = per_policy[signature] = cp.contribution(pod, self)
+        return found
+
+    def _forget_endpoint(self, pod_key: str) -> None:
+        for k in self._selected_by.pop(pod_key, ()):
+            self._selects.get(k, set()).discard(pod_key)
+        self._endpoints.pop(pod_key, None)
+        self._provenance.pop(pod_key, None)
+
+    # -- cluster maps ------------------------------------------------------------
+    def _build_maps(self, local_node: str | None) -> ClusterMaps:
+        ipcache: dict[str, int] = {WORLD_PREFIX: int(ReservedIdentity.WORLD)}
+        for key, identity in self._pod_identity.items():
+            ip = self._pods[key].ip
+            if ip:
+                ipcache[f"{ip}/32"] = identity.id
+        # Node addresses win over a pod claiming one: the host must stay the host.
+        for name, node in self._nodes.items():
+            if node.ip:
+                ipcache[f"{node.ip}/32"] = int(
+                    ReservedIdentity.HOST if name == local_node else ReservedIdentity.REMOTE_NODE)
+        cidrs = {prefix: ident.id for prefix, ident in self._prefixes.ids.items()}
+        return ClusterMaps(ipcache, cidrs)
