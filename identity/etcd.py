@@ -551,6 +551,11 @@ class EtcdAllocator:
                   "reused while node %s was away; endpoints keep %d until they are "
                   "re-allocated", number, labels.key(), self.node, number)
 
+    def sync(self) -> bool:
+        """One round of the background work now; returns whether etcd answered."""
+        self._heartbeat()
+        return self._connected
+
     def _heartbeat(self) -> None:
         """One round of the background work: lease, resync, refresh. Never raises."""
         with self._io:
