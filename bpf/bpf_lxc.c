@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Membrane datapath for local endpoints (pods): one program file, two entry points.
+ *
+ *   from_container  tc clsact INGRESS of the pod's host-side veth: packets leaving the
+ *                   pod, i.e. the pod's EGRESS (DIR_EGRESS).
+ *   to_container    tc clsact EGRESS of the pod's host-side veth: packets going into
+ *                   the pod, i.e. the pod's INGRESS (DIR_INGRESS).
+ *
+ * Both are attached direct-action (return TC_ACT_OK / TC_ACT_SHOT). Compiled once per
+ * agent start by bcc (agent/datapath/compiler.py); endpoints and policy are map writes.
+ *
+ * Per IPv4 packet:
+ *   1. the endpoint (endpoints map, by skb->ifindex); none -> drop (fail closed);
+ *   2. from_container only: the source must be the pod's own IPv4 -> else drop
+ *      "Invalid source ip", enforced or not;
+ *   3. peer identity (ipcache LPM, unknown = world) and CIDR identity (cidr LPM);
+ *   4. conntrack: replies and related ICMP errors pass; forward packets, new or
+ *      established, are checked against policy when the direction is enforced;
+ *   5. a new allowed tracked flow gets a conntrack entry (enforced or not) and one
+ *      POLICY_VERDICT event; a denied packet a DROP event (plus a POLICY_VERDICT for a
+ *      new flow). A failed conntrack insert drops the packet: never a silent allow.
+ * Non-IPv4: ARP passes; anything else (IPv6 included) is dropped as "Unsupported L3
+ * protocol" when the direction is enforced, passed otherwise.
+ */
+#include "lib/common.h"
+#include "lib/drop.h"
+#include "lib/metrics.h"
+#include "lib/events.h"
+#include "lib/endpoints.h"
+#include "lib/ipcache.h"
+#include "lib/policy.h"
+#include "lib/conntrack.h"
+
+#define PARSE_OK 0
+
+/* Reads the L4 ports (or ICMP id) at off into f, following conntrack.h's conventions.
+ * Returns PARSE_OK or a drop reason. */
+static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct flow4 *f)
+{
+	switch (f->protocol) {
+	case IPPROTO_TCP: {
+		struct tcphdr th;
+
+		if (bpf_skb_load_bytes(skb, off, &th, sizeof(th)) < 0)
+			return DROP_CT_INVALID_HDR;
+		f->sport = bpf_ntohs(th.source);
+		f->dport = bpf_ntohs(th.dest);
+		/* The flags byte follows doff/res1 at offset 13. */
+		f->tcp_flags = ((__u8 *)&th)[13];
+		f->policy_port = f->dport;
+		break;
+	}
+	case IPPROTO_UDP:
+	case MEMBRANE_IPPROTO_SCTP: {
+		/* UDP and SCTP both start with source port, destination port. */
+		__be16 ports[2];
+
+		if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) < 0)
+			return DROP_CT_INVALID_HDR;
+		f->sport = bpf_ntohs(ports[0]);
+		f->dport = bpf_ntohs(ports[1]);
+		f->policy_port = f->dport;
+		break;
+	}
+	case IPPROTO_ICMP: {
+		struct icmphdr ih;
+
+		if (bpf_skb_load_bytes(skb, off, &ih, sizeof(ih)) < 0)
+			return DROP_CT_INVALID_HDR;
+		f->icmp_type = ih.type;
+		f->icmp_code = ih.code;
+		if (ih.type == ICMP_ECHO)
+			f->sport = bpf_ntohs(ih.un.echo.id);
+		else if (ih.type == ICMP_ECHOREPLY)
+			f->dport = bpf_ntohs(ih.un.echo.id);
+		/* Kubernetes policy names no ICMP ports: only any-protocol entries (and
+		 * explicit ICMP every-port entries) match, with port 0. */
+		f->policy_port = 0;
+		break;
+	}
+	default:
+		f->policy_port = 0;
+	}
+	return PARSE_OK;
+}
+
+/* Parses the IPv4 header at off (and its L4 ports). Returns PARSE_OK or a drop
+ * reason; *l4off is set to where the L4 header starts. */
+static __always_inline int parse_ipv4_at(struct __sk_buff *skb, __u32 off, struct flow4 *f,
+					 __u32 *l4off, int invalid_reason)
+{
+	struct iphdr ip;
+	__u32 ihl;
+
+	if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+		return invalid_reason;
+	if (ip.version != 4 || ip.ihl < 5)
+		return invalid_reason;
+	ihl = ip.ihl * 4;
+	f->saddr = ip.saddr;
+	f->daddr = ip.daddr;
+	f->protocol = ip.protocol;
+	*l4off = off + ihl;
+	if (bpf_ntohs(ip.frag_off) & 0x1fff) {
+		/* A non-first fragment has no L4 header. It is not tracked; policy decides
+		 * it with port 0 (so only any-protocol entries allow it). */
+		f->fragment = 1;
+		return PARSE_OK;
+	}
+	return parse_l4(skb, *l4off, f);
+}
+
+/* For ICMP errors: does the embedded packet belong to a flow this endpoint tracks? */
+static __always_inline int icmp_error_related(struct __sk_buff *skb, __u32 l4off,
+					      __u16 endpoint_id, __u8 dir,
+					      const struct flow4 *f, __u64 now)
+{
+	struct flow4 inner = {};
+	__u32 inner_l4off;
+
+	if (f->protocol != IPPROTO_ICMP)
+		return 0;
+	if (f->icmp_type != ICMP_DEST_UNREACH && f->icmp_type != ICMP_TIME_EXCEEDED &&
+	    f->icmp_type != ICMP_PARAMETERPROB)
+		return 0;
+	/* The embedded IPv4 header follows the 8-byte ICMP header. */
+	if (parse_ipv4_at(skb, l4off + sizeof(struct icmphdr), &inner, &inner_l4off,
+			  DROP_INVALID) != PARSE_OK)
+		return 0;
+	if (!ct_tracked(&inner))
+		return 0;
+	return ct_related(endpoint_id, dir, &inner, now);
+}
+
+static __always_inline void fill_event_flow(struct event *ev, const struct flow4 *f)
+{
+	ev->protocol = f->protocol;
+	ev->saddr = f->saddr;
+	ev->daddr = f->daddr;
+	ev->tcp_flags = f->tcp_flags;
+	if (f->protocol == IPPROTO_ICMP) {
+		ev->sport = f->icmp_type == ICMP_ECHOREPLY ? f->dport : f->sport;
+		ev->dport = ((__u16)f->icmp_type << 8) | f->icmp_code;
+	} else {
+		ev->sport = f->sport;
+		ev->dport = f->dport;
+	}
+}
+
+static __always_inline int drop_packet(struct __sk_buff *skb, struct event *ev, __u8 reason)
+{
+	count_drop(reason, skb->len);
+	ev->type = EVENT_DROP;
+	ev->allowed = 0;
+	ev->drop_reason = reason;
+	emit_event(skb, ev);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpoint_info *ep,
+				       __u8 dir, struct event *ev)
+{
+	struct flow4 f = {};
+	struct ct_entry *entry = NULL;
+	struct policy_entry *allow;
+	__u32 l4off = 0, peer_id, cidr_id, shown_id;
+	__be32 peer_addr;
+	__u8 match = MATCH_NONE;
+	__u64 now;
+	int ret, ct;
+
+	ret = parse_ipv4_at(skb, ETH_HLEN, &f, &l4off, DROP_INVALID);
+	fill_event_flow(ev, &f);
+	if (ret != PARSE_OK)
+		return drop_packet(skb, ev, ret);
+
+	if (dir == DIR_EGRESS && f.saddr != ep->ipv4) {
+		ev->src_identity = 0;
+		return drop_packet(skb, ev, DROP_INVALID_SIP);
+	}
+
+	peer_addr = dir == DIR_EGRESS ? f.daddr : f.saddr;
+	peer_id = lookup_peer_identity(peer_addr);
+	cidr_id = lookup_cidr_identity(peer_addr);
+	/* Events name the peer by its CIDR identity when nothing more specific than
+	 * world knows the address (an off-cluster host inside an ipBlock). */
+	shown_id = (peer_id == IDENTITY_WORLD && cidr_id) ? cidr_id : peer_id;
+	if (dir == DIR_EGRESS)
+		ev->dst_identity = shown_id;
+	else
+		ev->src_identity = shown_id;
+
+	now = bpf_ktime_get_ns();
+	if (ct_tracked(&f))
+		ct = ct_lookup(ep->endpoint_id, dir, &f, now, &entry);
+	else if (icmp_error_related(skb, l4off, ep->endpoint_id, dir, &f, now))
+		ct = CT_RELATED;
+	else
+		ct = CT_UNTRACKED;
+
+	if (ct == CT_REPLY) {
+		ct_refresh(entry, &f, 1, skb->len, now);
+		return TC_ACT_OK;
+	}
+	if (ct == CT_RELATED)
+		return TC_ACT_OK;
+
+	/* A forward packet: new, established or untracked. */
+	if (endpoint_enforced(ep, dir)) {
+		allow = policy_match(ep->endpoint_id, dir, peer_id, cidr_id, f.protocol,
+				     f.policy_port, skb->len, &match);
+		ev->match_type = match;
+		if (!allow) {
+			if (ct == CT_NEW) {
+				ev->type = EVENT_POLICY_VERDICT;
+				ev->allowed = 0;
+				ev->drop_reason = DROP_POLICY;
+				emit_event(skb, ev);
+			}
+			return drop_packet(skb, ev, DROP_POLICY);
+		}
+	}
+
+	if (ct == CT_ESTABLISHED) {
+		ct_refresh(entry, &f, 0, skb->len, now);
+		return TC_ACT_OK;
+	}
+	if (ct == CT_NEW) {
+		if (ct_create(ep->endpoint_id, dir, &f, skb->len, now) < 0)
+			return drop_packet(skb, ev, DROP_CT_MAP_INSERTION);
+		ev->type = EVENT_POLICY_VERDICT;
+		ev->allowed = 1;
+		ev->drop_reason = 0;
+		emit_event(skb, ev);
+	}
+	return TC_ACT_OK;
+}
+
+static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
+{
+	struct endpoint_info *ep;
+	struct event ev = {};
+
+	ev.direction = dir;
+	ep = lookup_endpoint(skb->ifindex);
+	if (!ep) {
+		/* Programs are attached only after the endpoint entry is written and
+		 * detached before it is deleted; an interface without one is an
+		 * inconsistency, and we fail closed. */
+		return drop_packet(skb, &ev, DROP_NO_ENDPOINT);
+	}
+	ev.endpoint_id = ep->endpoint_id;
+	if (dir == DIR_EGRESS)
+		ev.src_identity = ep->identity;
+	else
+		ev.dst_identity = ep->identity;
+
+	/* skb->protocol is the EtherType in network byte order (bcc's bpf_htons is not
+	 * a constant expression, hence ifs rather than a switch). */
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		return handle_ipv4(skb, ep, dir, &ev);
+	if (skb->protocol == bpf_htons(ETH_P_ARP))
+		return TC_ACT_OK;
+	if (endpoint_enforced(ep, dir))
+		return drop_packet(skb, &ev, DROP_UNSUPPORTED_L3);
+	return TC_ACT_OK;
+}
+
+/* tc clsact ingress of the host-side veth: the pod's egress. */
+int from_container(struct __sk_buff *skb)
+{
+	return handle(skb, DIR_EGRESS);
+}
+
+/* tc clsact egress of the host-side veth: the pod's ingress. */
+int to_container(struct __sk_buff *skb)
+{
+	return handle(skb, DIR_INGRESS);
+}

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Connection tracking: which flows a local endpoint is part of, and in which state.
+ *
+ * conntrack: BPF_MAP_TYPE_LRU_HASH, key struct ct_key -> struct ct_entry. Written by
+ *   the datapath (entries are created by the first allowed packet of a connection, in
+ *   either direction, enforced or not, so replies pass when enforcement starts later);
+ *   the agent deletes expired entries (collect_conntrack_garbage) and reads it for
+ *   `bpf ct list`. Size MEMBRANE_CT_MAX. LRU: when full, the least recently used entry
+ *   is evicted rather than the insert failing, so a full table can cut an idle old
+ *   connection but never opens anything; the agent reports the fill level.
+ *
+ * One entry per (endpoint, direction of the first packet, 5-tuple of the first
+ * packet). A later packet is:
+ *   - forward  (same tuple, same direction): checked against policy on every packet,
+ *     so a revoked allow cuts an established connection at once;
+ *   - reply    (swapped tuple, opposite direction): passes without a policy check;
+ *   - related  (an ICMP error whose embedded packet belongs to a tracked flow): passes.
+ * An entry whose expiry has passed counts as absent even before GC deletes it.
+ *
+ * Tracked: TCP (state machine below), UDP and SCTP (by ports, idle timeout; SCTP's
+ * association state is not followed), ICMP echo (by echo id). Everything else (other
+ * ICMP types, other IP protocols) is not tracked and is decided by policy on every
+ * packet, in both directions: a reply of such a protocol needs its own allow.
+ *
+ * ICMP echo tuple convention: a request (type 8) has sport = echo id, dport = 0; a
+ * reply (type 0) has sport = 0, dport = echo id. Swapping the reply's tuple then gives
+ * the request's, which is how every reply is found.
+ *
+ * Timeouts (seconds; override with -D): like a stateful firewall's idle timeouts,
+ * refreshed by every packet of the flow.
+ */
+#ifndef MEMBRANE_CONNTRACK_H
+#define MEMBRANE_CONNTRACK_H
+
+#include "common.h"
+
+#ifndef CT_TIMEOUT_SYN
+#define CT_TIMEOUT_SYN 60          /* SYN sent, no reply yet */
+#endif
+#ifndef CT_TIMEOUT_ESTABLISHED
+#define CT_TIMEOUT_ESTABLISHED 21600 /* 6 h, like Cilium's TCP lifetime */
+#endif
+#ifndef CT_TIMEOUT_FIN_WAIT
+#define CT_TIMEOUT_FIN_WAIT 120    /* one side sent FIN: half-closed */
+#endif
+#ifndef CT_TIMEOUT_CLOSE
+#define CT_TIMEOUT_CLOSE 10        /* both FINs or an RST seen */
+#endif
+#ifndef CT_TIMEOUT_UDP
+#define CT_TIMEOUT_UDP 60
+#endif
+#ifndef CT_TIMEOUT_SCTP
+#define CT_TIMEOUT_SCTP 300        /* heartbeats (30 s by default) keep it alive */
+#endif
+#ifndef CT_TIMEOUT_ICMP
+#define CT_TIMEOUT_ICMP 30
+#endif
+
+#define CT_NSEC_PER_SEC 1000000000ULL
+
+/* ct_entry.state; bpf.py maps them to ConntrackEntry.state names. */
+#define CT_STATE_SYN_SENT 1
+#define CT_STATE_ESTABLISHED 2
+#define CT_STATE_FIN_WAIT 3
+#define CT_STATE_CLOSING 4
+#define CT_STATE_UDP 5
+#define CT_STATE_ICMP 6
+#define CT_STATE_SCTP 7
+
+/* ct_entry.flags */
+#define CT_F_SEEN_REPLY 0x01
+
+/* Result of ct_lookup(). */
+#define CT_NEW 0
+#define CT_ESTABLISHED 1 /* forward packet of a tracked flow */
+#define CT_REPLY 2
+#define CT_RELATED 3
+#define CT_UNTRACKED 4   /* protocol not tracked: policy per packet */
+
+/* 16 bytes, no holes: addresses, then ports, then the small fields. */
+struct ct_key {
+	__be32 saddr;      /* of the first packet, network byte order */
+	__be32 daddr;
+	__u16 sport;       /* host byte order; ICMP: see the echo convention above */
+	__u16 dport;
+	__u16 endpoint_id; /* host byte order */
+	__u8 protocol;
+	__u8 direction;    /* DIR_* of the first packet at this endpoint */
+};
+
+/* 32 bytes: u64 fields first, then the byte-sized state. */
+struct ct_entry {
+	__u64 expires_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) deadline */
+	__u64 packets;     /* both directions */
+	__u64 bytes;       /* both directions, skb->len */
+	__u8 state;        /* CT_STATE_* */
+	__u8 tx_flags;     /* OR of TCP flags seen on forward packets */
+	__u8 rx_flags;     /* OR of TCP flags seen on replies */
+	__u8 flags;        /* CT_F_* */
+	__u32 pad;
+};
+
+BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_entry, conntrack, MEMBRANE_CT_MAX,
+		 MEMBRANE_PIN_DIR "/conntrack");
+
+static __always_inline int ct_tracked(const struct flow4 *f)
+{
+	if (f->fragment)
+		return 0;
+	switch (f->protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case MEMBRANE_IPPROTO_SCTP:
+		return 1;
+	case IPPROTO_ICMP:
+		return f->icmp_type == ICMP_ECHO || f->icmp_type == ICMP_ECHOREPLY;
+	}
+	return 0;
+}
+
+/* If-chain, not a switch: see match_specificity() in policy.h. */
+static __always_inline __u64 ct_timeout_ns(__u8 state)
+{
+	__u64 s = CT_TIMEOUT_ICMP;
+
+	if (state == CT_STATE_SYN_SENT)
+		s = CT_TIMEOUT_SYN;
+	else if (state == CT_STATE_ESTABLISHED)
+		s = CT_TIMEOUT_ESTABLISHED;
+	else if (state == CT_STATE_FIN_WAIT)
+		s = CT_TIMEOUT_FIN_WAIT;
+	else if (state == CT_STATE_CLOSING)
+		s = CT_TIMEOUT_CLOSE;
+	else if (state == CT_STATE_UDP)
+		s = CT_TIMEOUT_UDP;
+	else if (state == CT_STATE_SCTP)
+		s = CT_TIMEOUT_SCTP;
+	return s * CT_NSEC_PER_SEC;
+}
+
+static __always_inline struct ct_entry *ct_get(struct ct_key *key, __u64 now)
+{
+	struct ct_entry *e = conntrack.lookup(key);
+
+	if (e && e->expires_ns > now)
+		return e;
+	return NULL;
+}
+
+/* Forward, reply or new. *entry is set on forward and reply. */
+static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
+				     __u64 now, struct ct_entry **entry)
+{
+	struct ct_key key = {
+		.saddr = f->saddr,
+		.daddr = f->daddr,
+		.sport = f->sport,
+		.dport = f->dport,
+		.endpoint_id = endpoint_id,
+		.protocol = f->protocol,
+		.direction = dir,
+	};
+
+	*entry = ct_get(&key, now);
+	if (*entry)
+		return CT_ESTABLISHED;
+
+	key.saddr = f->daddr;
+	key.daddr = f->saddr;
+	key.sport = f->dport;
+	key.dport = f->sport;
+	key.direction = !dir;
+	*entry = ct_get(&key, now);
+	if (*entry)
+		return CT_REPLY;
+	return CT_NEW;
+}
+
+/* Is the packet embedded in an ICMP error (its tuple in *inner) part of a flow this
+ * endpoint tracks? Either it was a forward packet of a flow first seen in the other
+ * direction (our pod's packet bounced back to it), or a reply of a flow first seen in
+ * this direction (our pod's reply bounced). */
+static __always_inline int ct_related(__u16 endpoint_id, __u8 dir, const struct flow4 *inner,
+				      __u64 now)
+{
+	struct ct_key key = {
+		.saddr = inner->saddr,
+		.daddr = inner->daddr,
+		.sport = inner->sport,
+		.dport = inner->dport,
+		.endpoint_id = endpoint_id,
+		.protocol = inner->protocol,
+		.direction = !dir,
+	};
+
+	if (ct_get(&key, now))
+		return 1;
+	key.saddr = inner->daddr;
+	key.daddr = inner->saddr;
+	key.sport = inner->dport;
+	key.dport = inner->sport;
+	key.direction = dir;
+	return ct_get(&key, now) != NULL;
+}
+
+/* TCP state after this packet. */
+static __always_inline void ct_tcp_update(struct ct_entry *e, __u8 tcp_flags, int is_reply)
+{
+	if (!is_reply && e->state == CT_STATE_CLOSING && (tcp_flags & TCP_FLAG_SYN) &&
+	    !(tcp_flags & TCP_FLAG_ACK)) {
+		/* The tuple is reused by a new connection after the old one closed. */
+		e->state = CT_STATE_SYN_SENT;
+		e->tx_flags = 0;
+		e->rx_flags = 0;
+		e->flags = 0;
+	}
+	if (is_reply)
+		e->rx_flags |= tcp_flags;
+	else
+		e->tx_flags |= tcp_flags;
+
+	if (tcp_flags & TCP_FLAG_RST)
+		e->state = CT_STATE_CLOSING;
+	else if ((e->tx_flags & TCP_FLAG_FIN) && (e->rx_flags & TCP_FLAG_FIN))
+		e->state = CT_STATE_CLOSING;
+	else if (tcp_flags & TCP_FLAG_FIN) {
+		if (e->state != CT_STATE_CLOSING)
+			e->state = CT_STATE_FIN_WAIT;
+	} else if (is_reply && e->state == CT_STATE_SYN_SENT)
+		e->state = CT_STATE_ESTABLISHED;
+}
+
+/* Account a forward or reply packet on its entry and push its expiry out. Races
+ * between CPUs on the state bytes are benign: the last writer wins and the next
+ * packet corrects it; counters use atomic adds. */
+static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f, int is_reply,
+				       __u32 len, __u64 now)
+{
+	__sync_fetch_and_add(&e->packets, 1);
+	__sync_fetch_and_add(&e->bytes, len);
+	if (f->protocol == IPPROTO_TCP)
+		ct_tcp_update(e, f->tcp_flags, is_reply);
+	if (is_reply)
+		e->flags |= CT_F_SEEN_REPLY;
+	e->expires_ns = now + ct_timeout_ns(e->state);
+}
+
+/* Creates the entry for a new allowed flow. Returns 0 or a negative errno; the caller
+ * drops the packet on error (DROP_CT_MAP_INSERTION), never forwards it untracked. */
+static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
+				     __u32 len, __u64 now)
+{
+	struct ct_key key = {
+		.saddr = f->saddr,
+		.daddr = f->daddr,
+		.sport = f->sport,
+		.dport = f->dport,
+		.endpoint_id = endpoint_id,
+		.protocol = f->protocol,
+		.direction = dir,
+	};
+	struct ct_entry e = { .packets = 1, .bytes = len };
+
+	switch (f->protocol) {
+	case IPPROTO_TCP:
+		e.tx_flags = f->tcp_flags;
+		if (f->tcp_flags & TCP_FLAG_RST)
+			e.state = CT_STATE_CLOSING;
+		else if ((f->tcp_flags & TCP_FLAG_SYN) && !(f->tcp_flags & TCP_FLAG_ACK))
+			e.state = CT_STATE_SYN_SENT;
+		else
+			/* Mid-stream pickup (e.g. conntrack lost): allowed by policy, so
+			 * trust it as established. */
+			e.state = CT_STATE_ESTABLISHED;
+		break;
+	case IPPROTO_UDP:
+		e.state = CT_STATE_UDP;
+		break;
+	case MEMBRANE_IPPROTO_SCTP:
+		e.state = CT_STATE_SCTP;
+		break;
+	default:
+		e.state = CT_STATE_ICMP;
+	}
+	e.expires_ns = now + ct_timeout_ns(e.state);
+	/* BPF_ANY: an expired entry with the same key may still be there. */
+	return conntrack.update(&key, &e);
+}
+
+#endif /* MEMBRANE_CONNTRACK_H */

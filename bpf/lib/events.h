@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Events: policy verdicts and drops, for the agent's flow pipeline (Hubble-like).
+ *
+ * events: BPF_MAP_TYPE_RINGBUF of struct event records, MEMBRANE_RING_PAGES pages.
+ *   Written by the datapath; read by agent/datapath/reader.py, which turns each record
+ *   into an observe.events.DatapathEvent. Not pinned: records are transient, and a
+ *   restarted agent starts reading afresh. When the ring is full the record is lost
+ *   and lost_events (metrics.h) counts it.
+ * Kernels before 5.8 have no ring buffer: compiler.py probes and defines
+ *   MEMBRANE_USE_PERF_EVENTS, and the same records go through a perf event array.
+ *
+ * What is emitted:
+ *   EVENT_POLICY_VERDICT  first packet of each new tracked connection, allowed (with
+ *                         the match type; MATCH_NONE when the direction is not
+ *                         enforced) or denied;
+ *   EVENT_DROP            every dropped packet, with its reason (a denied new
+ *                         connection's first packet gives both records, as Hubble
+ *                         shows both lines).
+ */
+#ifndef MEMBRANE_EVENTS_H
+#define MEMBRANE_EVENTS_H
+
+#include "common.h"
+#include "metrics.h"
+
+/* observe.events.EventType */
+#define EVENT_POLICY_VERDICT 1
+#define EVENT_DROP 2
+
+/* 48 bytes. ktime first (u64), then the byte-sized fields packed in eight, then the
+ * u16s, then the u32s: natural alignment everywhere, no holes (layout.py checks). */
+struct event {
+	__u64 ktime_ns;      /* bpf_ktime_get_ns(); the reader converts to realtime */
+	__u8 type;           /* EVENT_* */
+	__u8 direction;      /* DIR_* at the endpoint */
+	__u8 allowed;        /* 1 forwarded, 0 dropped/denied */
+	__u8 match_type;     /* MATCH_* */
+	__u8 protocol;       /* IP protocol number, 0 for non-IPv4 */
+	__u8 tcp_flags;      /* raw TCP flags byte */
+	__u8 is_reply;       /* packet was a reply of a tracked flow */
+	__u8 drop_reason;    /* DROP_* (drop.h), 0 when allowed */
+	__u16 endpoint_id;   /* 0 when the interface has no endpoint */
+	__u16 sport;         /* host byte order; ICMP: echo id */
+	__u16 dport;         /* host byte order; ICMP: type << 8 | code */
+	__u16 pad;
+	__u32 src_identity;  /* host byte order */
+	__u32 dst_identity;
+	__be32 saddr;        /* network byte order */
+	__be32 daddr;
+	__u32 packet_len;    /* skb->len */
+	__u32 pad2;
+};
+
+#ifdef MEMBRANE_USE_PERF_EVENTS
+BPF_PERF_OUTPUT(events);
+#else
+BPF_RINGBUF_OUTPUT(events, MEMBRANE_RING_PAGES);
+#endif
+
+static __always_inline void emit_event(struct __sk_buff *skb, struct event *ev)
+{
+	int err;
+
+	ev->ktime_ns = bpf_ktime_get_ns();
+	ev->packet_len = skb->len;
+#ifdef MEMBRANE_USE_PERF_EVENTS
+	err = events.perf_submit(skb, ev, sizeof(*ev));
+#else
+	err = events.ringbuf_output(ev, sizeof(*ev), 0);
+#endif
+	if (err < 0)
+		count_lost_event();
+}
+
+#endif /* MEMBRANE_EVENTS_H */
