@@ -1,0 +1,167 @@
+"""`membrane lab ...`: a cluster of network namespaces on this machine. Thin wiring over
+agent.lab.controller."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from agent.errors import LabError
+
+EXAMPLES = """\
+examples:
+  membrane lab up --nodes 2 -f demo/tutorial/demo-app.yaml
+  membrane lab exec default/frontend-xxx -- curl -sI backend:8080
+  membrane lab apply -f demo/tutorial/01-backend-ingress-deny.yaml
+  membrane lab label namespace kube-system contains=coredns
+  membrane lab probe --port 8080 -o table
+  membrane lab down
+"""
+
+
+def register(sub: Any) -> None:
+    lab = sub.add_parser("lab", help="a cluster of network namespaces on this machine",
+                         description="Build and drive a lab: node and pod network namespaces, "
+                                     "an agent per node, a DNS pod and an external host.",
+                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = lab.add_subparsers(dest="verb", metavar="VERB")
+    lab.set_defaults(func=lambda a: (lab.print_help(), 2)[1])
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, help=help, description=help)
+        p.add_argument("--name", default="membrane", help="the lab (default: membrane)")
+        return p
+
+    p = verb("up", "create a lab and apply manifests to it")
+    p.add_argument("--nodes", type=int, default=1)
+    p.add_argument("-f", "--filename", dest="files", action="append", default=[])
+    p.add_argument("-n", "--namespace", default=None, help="for documents without one")
+    p.add_argument("--identity-backend", choices=("local", "etcd"), default="local")
+    p.add_argument("--etcd", default="", help="etcd URL (default with etcd: one the lab starts)")
+    p.add_argument("--no-agent", action="store_true", help="network only, no enforcement")
+    p.set_defaults(func=cmd_up)
+
+    for name, func, help in (("apply", cmd_apply, "create or update objects from files"),
+                             ("delete", cmd_delete, "delete the objects the files declare")):
+        p = verb(name, help)
+        p.add_argument("-f", "--filename", dest="files", action="append", required=True)
+        p.add_argument("-n", "--namespace", default=None, help="for documents without one")
+        p.set_defaults(func=func)
+
+    p = verb("label", "set (k=v) or remove (k-) labels of a pod or namespace")
+    p.add_argument("kind", choices=("pod", "namespace", "ns"))
+    p.add_argument("target", help="NS/NAME for a pod, NAME for a namespace")
+    p.add_argument("changes", nargs="+", metavar="k=v|k-")
+    p.set_defaults(func=cmd_label)
+
+    p = verb("exec", "run a command in a pod's network namespace")
+    p.add_argument("pod", help="NS/NAME")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
+    p.set_defaults(func=cmd_exec)
+
+    p = verb("status", "nodes, pods and agents of the lab")
+    p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_status)
+
+    p = verb("probe", "try every ordered pair of pods with real connections")
+    p.add_argument("--port", type=int, action="append", dest="ports")
+    p.add_argument("--protocol", action="append", dest="protocols", type=str.upper,
+                   choices=("TCP", "UDP"))
+    p.add_argument("-o", "--output", choices=("json", "table"), default="json")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds per denied probe")
+    p.set_defaults(func=cmd_probe)
+
+    p = verb("down", "remove everything the lab created")
+    p.add_argument("--all-mine", action="store_true", help="every lab recorded on this machine")
+    p.set_defaults(func=cmd_down)
+
+
+def _lab(args: argparse.Namespace) -> Any:
+    from agent.lab.controller import Lab
+
+    return Lab(args.name)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    ok = _lab(args).up(args.nodes, args.files, args.identity_backend, args.etcd,
+                       agents=not args.no_agent, namespace=args.namespace)
+    print(f"lab {args.name} is up: {args.nodes} node(s); `membrane lab status --name {args.name}`")
+    return 0 if ok else 1
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    return 0 if _lab(args).apply(args.files, args.namespace) else 1
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    return 0 if _lab(args).delete(args.files, args.namespace) else 1
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    kind = "Pod" if args.kind == "pod" else "Namespace"
+    _lab(args).label(kind, args.target, args.changes)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise LabError("nothing to run: `membrane lab exec NS/NAME -- CMD ...`")
+    netns = _lab(args).netns_of(args.pod)
+    try:
+        return subprocess.call(["ip", "netns", "exec", netns, *command])
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _lab(args).status()
+    if args.output == "json":
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"lab {status['lab']}  dns {status['dns']}  external {status['external']['ip']}")
+    print()
+    print(_table(["NODE", "IP", "POD CIDR", "NETNS", "AGENT"],
+                 [[n["name"], n["ip"], n["podCIDR"], n["netns"], n["agent"]]
+                  for n in status["nodes"]]))
+    print()
+    print(_table(["POD", "IP", "NODE", "NETNS", "PORTS"],
+                 [[p["pod"], p["ip"], p["node"], p["netns"] or "(hostNetwork)",
+                   ",".join(p["ports"])] for p in status["pods"]]))
+    return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+                     for r in [header] + rows)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from agent.lab.probe import run_probe
+    from agent.policy.matrix import to_json, to_table
+
+    state = _lab(args)._state()
+    verdicts = run_probe(state, args.ports or [80], args.protocols or ["TCP"], args.timeout)
+    print(to_json(verdicts) if args.output == "json" else to_table(verdicts), end="\n")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from agent.lab.controller import Lab
+    from agent.lab.state import known_labs
+
+    for name in (known_labs() if args.all_mine else [args.name]):
+        removed = Lab(name).down()
+        print(f"lab {name}: " + ("removed" if removed else "nothing to remove"))
+    return 0
+
+
+if __name__ == "__main__":  # handy while other CLI modules are still being written
+    parser = argparse.ArgumentParser(prog="membrane")
+    register(parser.add_subparsers())
+    ns = parser.parse_args()
+    sys.exit(ns.func(ns))

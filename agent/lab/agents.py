@@ -1,0 +1,117 @@
+"""One `membrane agent` per lab node, run inside the node's netns like a hostNetwork
+DaemonSet pod; and, for `--identity-backend etcd` without a URL, one etcd for the lab.
+
+The agent is entered with `nsenter --net` only: `ip netns exec` would remount /sys and
+hide /sys/fs/bpf, so the agent's pins would not be the node's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.api.client import AgentClient, lab_socket
+from agent.errors import LabError, MembraneError
+from agent.lab.names import UNDERLAY_ETCD_IP
+from agent.lab.netns import spawn, tail
+from agent.lab.state import LabState, NodeState, Process
+
+BPFFS_ROOT = Path("/sys/fs/bpf/membrane")
+AGENT_START_TIMEOUT = 120.0  # bcc compiles the datapath at start: seconds, not minutes
+ETCD_PORT = 2379
+
+
+def membrane_command() -> list[str]:
+    script = Path(sys.executable).parent / "membrane"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "agent.cli.main"]
+
+
+def node_dir(state: LabState, node: NodeState) -> Path:
+    return Path(state.root) / "nodes" / node.name
+
+
+def agent_command(state: LabState, node: NodeState) -> list[str]:
+    cmd = ["nsenter", f"--net=/run/netns/{node.netns}", *membrane_command(), "agent",
+           "--node", node.name,
+           "--source", f"lab:{state.store_dir}",
+           "--state-dir", str(node_dir(state, node) / "state"),
+           "--socket", node.socket,
+           "--bpffs", node.bpffs,
+           "--identity-backend", state.identity_backend]
+    if state.identity_backend == "etcd":
+        cmd += ["--etcd", state.etcd_url]
+    return cmd
+
+
+def start_agent(state: LabState, node: NodeState) -> subprocess.Popen[bytes]:
+    node.socket = lab_socket(state.name, node.name)
+    node.bpffs = str(BPFFS_ROOT / state.name / node.name)
+    # Recorded before creation; the lab's bpffs dir goes too, its parent is shared.
+    state.record_path(str(BPFFS_ROOT / state.name))
+    Path(node.bpffs).mkdir(parents=True, exist_ok=True)
+    Path(node.socket).parent.mkdir(parents=True, exist_ok=True)
+    log = node_dir(state, node) / "agent.log"
+    proc = spawn(agent_command(state, node), log)
+    # The socket path names this lab and node: a recycled pid will not carry it.
+    node.agent = Process(pid=proc.pid, marker=f"--socket {node.socket} ")
+    state.save()
+    return proc
+
+
+def wait_agent(state: LabState, node: NodeState, proc: subprocess.Popen[bytes],
+               timeout: float = AGENT_START_TIMEOUT) -> None:
+    log = node_dir(state, node) / "agent.log"
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabError(f"the agent of {node.name} exited with code {proc.returncode}; "
+                           f"{log}:\n{tail(log)}")
+        if Path(node.socket).exists():
+            try:
+                with AgentClient(node.socket, timeout=2.0) as client:
+                    client.status()
+                return
+            except MembraneError as err:
+                last = str(err)
+        time.sleep(0.2)
+    raise LabError(f"the agent of {node.name} did not answer on {node.socket} within "
+                   f"{timeout:.0f}s ({last or 'no socket'}); {log}:\n{tail(log)}")
+
+
+def wait_revision(state: LabState, revision: int, timeout: float = 30.0) -> None:
+    """Returns once every node's agent enforces the store at `revision`."""
+    if not state.agents:
+        return
+    for node in state.nodes.values():
+        with AgentClient(node.socket, timeout=timeout) as client:
+            client.wait_for_revision(revision, timeout=timeout)
+
+
+def start_etcd(state: LabState) -> None:
+    """An etcd on the underlay bridge (172.18.0.2), reachable from every node netns."""
+    url = f"http://{UNDERLAY_ETCD_IP}:{ETCD_PORT}"
+    data = Path(state.root) / "etcd"
+    cmd = ["nsenter", f"--net=/run/netns/{state.underlay_netns}", "etcd",
+           "--name", f"mb-{state.name}", "--data-dir", str(data),
+           "--listen-client-urls", url, "--advertise-client-urls", url,
+           "--listen-peer-urls", "http://127.0.0.1:2380",
+           "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+           "--initial-cluster", f"mb-{state.name}=http://127.0.0.1:2380"]
+    log = Path(state.root) / "etcd.log"
+    proc = spawn(cmd, log)
+    state.processes.append(Process(pid=proc.pid, marker=f"--data-dir {data} "))
+    state.etcd_url = url
+    state.save()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        ok = subprocess.run(["nsenter", f"--net=/run/netns/{state.underlay_netns}", "curl",
+                             "-sf", "-m", "1", f"{url}/health"], capture_output=True)
+        if ok.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise LabError(f"etcd for lab {state.name} did not come up; {log}:\n{tail(log)}")

@@ -1,0 +1,414 @@
+"""The lab verbs: up, apply, delete, label, status, down. Wiring of the modules beside it.
+
+The store directory is the lab's API server: every object is written there, and each
+node's agent follows it. A pod is written to the store, wired, registered with its
+node's agent (which returns once the pod is enforced) and only then gets its workload:
+no moment in which a selected pod answers unenforced.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from agent.api.client import LAB_ROOT
+from agent.errors import LabError, MembraneError
+from agent.lab import agents as agent_procs
+from agent.lab import pods as podlib
+from agent.lab import topology
+from agent.lab.names import EXTERNAL_NAMES, LabNames
+from agent.lab.netns import delete_netns, netns_exists, spawn, stop, wait_ready, python_in_netns
+from agent.lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
+from agent.sources.labdir import Doc, LabStoreDir, doc_key
+
+MAX_NODES = 50
+CLUSTER_SCOPED = ("Namespace", "Node")
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+DNS_NAMESPACE, DNS_POD = "kube-system", "coredns"
+
+
+def namespace_doc(name: str, labels: dict[str, str] | None = None) -> Doc:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {**(labels or {}), NAMESPACE_NAME_LABEL: name}}}
+
+
+def node_doc(node: NodeState) -> Doc:
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
+            "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+            "status": {"addresses": [{"type": "InternalIP", "address": node.ip},
+                                     {"type": "Hostname", "address": node.name}]}}
+
+
+def dns_pod_doc(pod: PodState) -> Doc:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod.name, "namespace": pod.namespace,
+                         "labels": {"k8s-app": "kube-dns"}},
+            "spec": {"nodeName": pod.node, "containers": [{
+                "name": "coredns", "image": "membrane-lab/dns",
+                "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                          {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}]}]},
+            "status": {"podIP": pod.ip, "podIPs": [{"ip": pod.ip}], "phase": "Running"}}
+
+
+def pod_document(obj: Any, pod: PodState) -> Doc:
+    """The pod as the agent will read it: the loader's object with IP and node filled."""
+    from agent.k8s.serialize import to_document
+
+    return to_document(replace(obj, ip=pod.ip, node_name=pod.node))
+
+
+class Lab:
+    def __init__(self, name: str, err: TextIO = sys.stderr) -> None:
+        self.names = LabNames(name)
+        self.name = name
+        self.err = err
+
+    def _state(self) -> LabState:
+        state = LabState.load(self.name)
+        if state is None:
+            raise LabError(f"lab {self.name} is not up: `membrane lab up --name {self.name}`")
+        return state
+
+    # -- up ------------------------------------------------------------------------
+    def up(self, nodes: int, paths: list[str], identity_backend: str = "local",
+           etcd_url: str = "", agents: bool = True, namespace: str | None = None) -> bool:
+        """Builds the lab; returns False if some documents of `paths` failed."""
+        if not 1 <= nodes <= MAX_NODES:
+            raise LabError(f"--nodes {nodes}: a lab has 1 to {MAX_NODES} nodes")
+        with lab_lock(self.name):
+            if LabState.load(self.name) is not None:
+                raise LabError(f"lab {self.name} is already up (`membrane lab down --name "
+                               f"{self.name}` first, or pick another --name)")
+            state = LabState(name=self.name, root=str(lab_root(self.name)), agents=agents,
+                             identity_backend=identity_backend, etcd_url=etcd_url)
+            try:
+                self._build(state, nodes)
+                return self._apply(state, paths, namespace)
+            except BaseException:
+                # Half a lab helps nobody: take down what was recorded, then report.
+                self._teardown(state)
+                raise
+
+    def _build(self, state: LabState, count: int) -> None:
+        state.save()
+        store = LabStoreDir(state.store_dir)
+        store.create()
+        etcd_here = state.agents and state.identity_backend == "etcd" and not state.etcd_url
+        topology.create_underlay(state, self.names.underlay_netns, with_etcd_ip=etcd_here)
+        topology.create_external(state, self.names.external_netns)
+        for i in range(1, count + 1):
+            name = self.names.node_name(i)
+            topology.create_node(state, NodeState(
+                name=name, index=i, netns=self.names.node_netns(name),
+                ip=LabNames.node_ip(i), pod_cidr=LabNames.pod_cidr(i)))
+        topology.route_pod_cidrs(state)
+        self._start_external_server(state)
+        # Nodes and the namespaces every cluster has, before any agent reads the store.
+        store.apply([node_doc(n) for n in state.nodes.values()]
+                    + [namespace_doc("default"), namespace_doc(DNS_NAMESPACE)])
+        if state.agents:
+            if etcd_here:
+                agent_procs.start_etcd(state)
+            procs = [(n, agent_procs.start_agent(state, n)) for n in state.nodes.values()]
+            for node, proc in procs:
+                agent_procs.wait_agent(state, node, proc)
+        self._add_dns_pod(state, store)
+
+    def _start_external_server(self, state: LabState) -> None:
+        cmd = python_in_netns(state.external_netns, "agent.lab.servers",
+                              ["--lab", state.name, "--name", EXTERNAL_NAMES[0],
+                               "--status", "301", "--location", "https://kubernetes.io/",
+                               "--tcp", "80", "--udp", "80"])
+        log = Path(state.root) / "external.log"
+        proc = spawn(cmd, log, stdout=subprocess.PIPE)
+        state.processes.append(Process(
+            pid=proc.pid, marker=f"agent.lab.servers --lab {state.name} --name {EXTERNAL_NAMES[0]} "))
+        state.save()
+        wait_ready(proc, "the external host's server", log)
+
+    def _add_dns_pod(self, state: LabState, store: LabStoreDir) -> None:
+        req = podlib.PodRequest(DNS_NAMESPACE, DNS_POD, node=self.names.node_name(1),
+                                ip=LabNames.dns_ip(), ports=[53])
+        pod = podlib.place(state, self.names, req)
+        revision = store.apply([dns_pod_doc(pod)])
+        self._create_pods(state, [(pod, podlib.dns_command(state, pod))])
+        agent_procs.wait_revision(state, revision)
+
+    # -- pods ----------------------------------------------------------------------
+    def _create_pods(self, state: LabState,
+                     pods: list[tuple[PodState, tuple[list[str], str]]]) -> None:
+        """Wire, register, then start workloads. Pod docs are already in the store."""
+        for pod, _ in pods:
+            state.pods[pod.key] = pod
+            state.save()
+            if pod.netns:
+                topology.create_pod_link(state, pod, self.names.pod_macs(pod.namespace, pod.name))
+                podlib.write_resolv_conf(state, pod)
+        netted = [(p, c) for p, c in pods if p.netns]
+        if state.agents:
+            self._parallel([lambda p=p: self._register(state, p) for p, _ in netted])
+            state.save()
+        podlib.start_workloads(state, netted)
+
+    def _register(self, state: LabState, pod: PodState) -> None:
+        from agent.api.client import AgentClient
+
+        node = state.nodes[pod.node]
+        with AgentClient(node.socket) as client:
+            client.register_endpoint(pod.namespace, pod.name, pod.host_ifname, pod.ip, timeout=30)
+        pod.registered = True
+
+    def _remove_pod(self, state: LabState, pod: PodState) -> None:
+        if pod.server:
+            stop([pod.server])
+        if pod.registered and state.agents:
+            from agent.api.client import AgentClient
+
+            with AgentClient(state.nodes[pod.node].socket) as client:
+                client.deregister_endpoint(pod.namespace, pod.name)
+        if pod.netns:
+            topology.remove_pod_link(state, pod)
+            podlib.remove_resolv_conf(state, pod)
+        state.pods.pop(pod.key, None)
+        state.save()
+
+    @staticmethod
+    def _parallel(jobs: list[Callable[[], None]]) -> None:
+        if not jobs:
+            return
+        with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                future.result()
+
+    # -- apply / delete --------------------------------------------------------------
+    def apply(self, paths: list[str], namespace: str | None = None) -> bool:
+        with lab_lock(self.name):
+            return self._apply(self._state(), paths, namespace)
+
+    def _read(self, paths: list[str], namespace: str | None) -> tuple[list[tuple[Doc, Any]], bool]:
+        """(document, object) pairs of the files, errors printed; ok False if any failed."""
+        from agent.k8s.loader import parse_document, read_documents
+
+        docs, errors = read_documents(paths)
+        ok = not errors
+        for error in errors:
+            self._error(error)
+        out: list[tuple[Doc, Any]] = []
+        for doc, source in docs:
+            if namespace and doc.get("kind") not in CLUSTER_SCOPED:
+                doc.setdefault("metadata", {}).setdefault("namespace", namespace)
+            try:
+                out += [(doc, obj) for obj in parse_document(doc, source)]
+            except MembraneError as error:
+                self._error(error)
+                ok = False
+        return out, ok
+
+    def _error(self, error: BaseException) -> None:
+        print(f"{type(error).__name__}: {error}", file=self.err)
+
+    def _apply(self, state: LabState, paths: list[str], namespace: str | None) -> bool:
+        if not paths:
+            return True
+        from agent.k8s.objects import Namespace, Node, Pod
+
+        pairs, ok = self._read(paths, namespace)
+        store = LabStoreDir(state.store_dir)
+        _, existing = store.read()
+        known_ns = {doc_key(d)[2] for d in existing if d.get("kind") == "Namespace"}
+        docs: list[Doc] = []
+        new_pods: list[PodState] = []
+        for doc, obj in pairs:
+            if isinstance(obj, Node):
+                self._error(LabError(f"node {obj.name}: a lab's nodes are its own; skipped"))
+                ok = False
+                continue
+            if isinstance(obj, Namespace):
+                known_ns.add(obj.name)
+                docs.append(doc)
+                continue
+            ns = getattr(obj, "namespace", None)
+            if ns and ns not in known_ns:
+                # As if `kubectl create namespace` had been run: pods need their namespace.
+                known_ns.add(ns)
+                docs.append(namespace_doc(ns))
+            if isinstance(obj, Pod):
+                try:
+                    pod = self._pod_for(state, obj)
+                except LabError as error:
+                    self._error(error)
+                    ok = False
+                    continue
+                if pod.key not in state.pods:
+                    new_pods.append(pod)
+                docs.append(pod_document(obj, pod))
+            else:
+                if ns:
+                    # Written as the API server stores it: the namespace explicit.
+                    doc.setdefault("metadata", {})["namespace"] = ns
+                docs.append(doc)
+        revision = store.apply(docs)
+        self._create_pods(state, [(p, podlib.server_command(state, p)) for p in new_pods])
+        agent_procs.wait_revision(state, revision)
+        return ok
+
+    def _pod_for(self, state: LabState, obj: Any) -> PodState:
+        key = f"{obj.namespace}/{obj.name}"
+        if key in state.pods:
+            return state.pods[key]  # re-applied: same node and address, new labels
+        req = podlib.PodRequest(obj.namespace, obj.name, node=obj.node_name, ip=obj.ip,
+                                ports=[p.port for p in obj.ports if p.protocol.value != "SCTP"],
+                                host_network=obj.host_network, obj=obj)
+        pod = podlib.place(state, self.names, req)
+        if not pod.netns:
+            pod.ports = []  # hostNetwork: the node's own processes, the lab starts none
+        return pod
+
+    def delete(self, paths: list[str], namespace: str | None = None) -> bool:
+        from agent.k8s.objects import Namespace, Pod
+
+        with lab_lock(self.name):
+            state = self._state()
+            pairs, ok = self._read(paths, namespace)
+            keys: set[tuple[str, str, str]] = set()
+            gone_ns: set[str] = set()
+            for doc, obj in pairs:
+                if isinstance(obj, Pod):
+                    keys.add(("Pod", obj.namespace, obj.name))
+                elif isinstance(obj, Namespace):
+                    gone_ns.add(obj.name)
+                    keys.add(("Namespace", "", obj.name))
+                else:
+                    keys.add(doc_key(doc))
+            store = LabStoreDir(state.store_dir)
+            _, existing = store.read()
+            # Deleting a namespace deletes what lives in it, as the API server does.
+            keys |= {doc_key(d) for d in existing if doc_key(d)[1] in gone_ns}
+            for pod in list(state.pods.values()):
+                if ("Pod", pod.namespace, pod.name) in keys:
+                    self._remove_pod(state, pod)
+            revision = store.delete(sorted(keys))
+            agent_procs.wait_revision(state, revision)
+            return ok
+
+    # -- label -----------------------------------------------------------------------
+    def label(self, kind: str, target: str, changes: list[str]) -> None:
+        sets, removes = parse_label_changes(changes)
+        with lab_lock(self.name):
+            state = self._state()
+            if kind == "Pod":
+                ns, _, name = target.partition("/")
+                if not name:
+                    ns, name = "default", target
+            else:
+                ns, name = "", target
+            def change(docs: list[Doc]) -> list[Doc]:
+                if kind == "Namespace" and not any(doc_key(d) == (kind, ns, name) for d in docs):
+                    docs.append(namespace_doc(name))
+                for d in docs:
+                    if doc_key(d) == (kind, ns, name):
+                        labels = d.setdefault("metadata", {}).setdefault("labels", {}) or {}
+                        labels.update(sets)
+                        for k in removes:
+                            labels.pop(k, None)
+                        d["metadata"]["labels"] = labels
+                return docs
+
+            store = LabStoreDir(state.store_dir)
+            _, docs = store.read()
+            if kind == "Pod" and not any(doc_key(d) == (kind, ns, name) for d in docs):
+                raise LabError(f"pod {ns}/{name} not found in lab {self.name}")
+            revision = store.update(change)
+            agent_procs.wait_revision(state, revision)
+
+    # -- exec ------------------------------------------------------------------------
+    def netns_of(self, target: str) -> str:
+        state = self._state()
+        key = target if "/" in target else f"default/{target}"
+        pod = state.pods.get(key)
+        if pod is None:
+            raise LabError(f"pod {key} not found in lab {self.name} "
+                           f"(pods: {', '.join(sorted(state.pods)) or 'none'})")
+        return pod.netns or state.nodes[pod.node].netns
+
+    # -- status ----------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        state = self._state()
+        nodes = []
+        for node in sorted(state.nodes.values(), key=lambda n: n.index):
+            nodes.append({"name": node.name, "ip": node.ip, "podCIDR": node.pod_cidr,
+                          "netns": node.netns, "agent": agent_health(state, node)})
+        pods = [{"pod": p.key, "ip": p.ip, "node": p.node, "netns": p.netns,
+                 "ports": [f"{port}/{proto}" for port, proto in p.ports],
+                 "hostNetwork": not p.netns}
+                for p in sorted(state.pods.values(), key=lambda p: p.key)]
+        return {"lab": state.name, "root": state.root, "nodes": nodes, "pods": pods,
+                "external": {"netns": state.external_netns, "ip": state.external_ip,
+                             "names": list(EXTERNAL_NAMES)},
+                "dns": LabNames.dns_ip(), "agents": state.agents}
+
+    # -- down ------------------------------------------------------------------------
+    def down(self) -> bool:
+        """Removes everything the lab recorded; False when there was nothing."""
+        with lab_lock(self.name):
+            state = LabState.load(self.name)
+            if state is None:
+                shutil.rmtree(lab_root(self.name), ignore_errors=True)
+                removed = False
+            else:
+                self._teardown(state)
+                removed = True
+            # Still held, and nobody else's: the lock file is the last thing the lab made.
+            (LAB_ROOT / f".{self.name}.lock").unlink(missing_ok=True)
+            return removed
+
+    def _teardown(self, state: LabState) -> None:
+        servers = [p.server for p in state.pods.values() if p.server]
+        stop(servers + state.processes)
+        stop([n.agent for n in state.nodes.values() if n.agent])
+        for name in reversed(state.netns):
+            delete_netns(name)
+        for path in reversed(state.paths):
+            shutil.rmtree(path, ignore_errors=True)
+        left = [n for n in state.netns if netns_exists(n)] + \
+            [p for p in state.paths if Path(p).exists()]
+        if left:
+            state.save()
+            raise LabError(f"lab {state.name}: could not remove {', '.join(left)}; "
+                           "run `membrane lab down` again")
+        shutil.rmtree(state.root, ignore_errors=True)
+
+
+def agent_health(state: LabState, node: NodeState) -> str:
+    if not state.agents:
+        return "none (--no-agent)"
+    from agent.api.client import AgentClient
+
+    try:
+        with AgentClient(node.socket, timeout=2.0) as client:
+            reply = client.status()
+        return "ok" if reply.healthy else f"unhealthy: {reply.message}"
+    except MembraneError as err:
+        return f"unreachable: {err}"
+
+
+def parse_label_changes(changes: list[str]) -> tuple[dict[str, str], list[str]]:
+    sets: dict[str, str] = {}
+    removes: list[str] = []
+    for change in changes:
+        if change.endswith("-") and "=" not in change:
+            removes.append(change[:-1])
+        elif "=" in change:
+            k, _, v = change.partition("=")
+            if not k:
+                raise LabError(f"label {change!r}: the key is empty")
+            sets[k] = v
+        else:
+            raise LabError(f"label {change!r}: use key=value to set or key- to remove")
+    return sets, removes

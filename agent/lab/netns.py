@@ -1,0 +1,164 @@
+"""Thin wrappers over iproute2 and over the processes a lab starts.
+
+`ip` is used rather than netlink from this process because a namespace switch only
+affects the calling thread; a subprocess per step keeps this process where it is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Sequence
+
+from agent.errors import LabError
+from agent.lab.state import Process
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = ["ip"] + (["-n", netns] if netns else []) + list(args)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise LabError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()}")
+    return done
+
+
+def ip_batch(netns: str, commands: Sequence[str]) -> None:
+    """Several `ip` commands in one process (each line as after `ip -n NS`)."""
+    cmd = ["ip", "-n", netns, "-batch", "-"]
+    done = subprocess.run(cmd, input="\n".join(commands) + "\n", capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LabError(f"ip -n {netns} -batch failed: {done.stderr.strip()} "
+                       f"(commands: {'; '.join(commands)})")
+
+
+def netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def add_netns(name: str) -> None:
+    if netns_exists(name):
+        raise LabError(f"network namespace {name} already exists: another lab's leftover? "
+                       "Run `membrane lab down` for that lab first")
+    ip("netns", "add", name)
+
+
+def delete_netns(name: str) -> None:
+    if netns_exists(name):
+        ip("netns", "delete", name, check=False)
+
+
+def sysctl(netns: str, settings: dict[str, str]) -> None:
+    """Writes /proc/sys from inside the namespace (network sysctls are per namespace)."""
+    args = [f"{k}={v}" for k, v in settings.items()]
+    done = subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", *args],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LabError(f"sysctl in {netns} failed: {done.stderr.strip()}")
+
+
+def python_in_netns(netns: str, module: str, args: Sequence[str]) -> list[str]:
+    """The command line running `python -m module` in a namespace. `ip netns exec` (not
+    nsenter) so /etc/netns/<netns>/resolv.conf applies, as for a pod's own processes."""
+    return ["ip", "netns", "exec", netns, sys.executable, "-m", module, *args]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"]
+                                          if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def spawn(cmd: Sequence[str], log: Path, stdout: int | IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """Starts a detached process (own session: a Ctrl-C on the CLI does not reach it)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL,
+                                stdout=stdout if stdout is not None else out, stderr=out,
+                                start_new_session=True, env=child_env(), cwd=str(REPO_ROOT))
+
+
+def wait_ready(proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 15.0) -> None:
+    """Waits for the "ready" line a lab program prints once it listens."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    buf = b""
+    while time.monotonic() < deadline:
+        chunk = proc.stdout.read()
+        if chunk:
+            buf += chunk
+            if b"ready" in buf:
+                proc.stdout.close()
+                return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    proc.stdout.close()
+    raise LabError(f"{what} did not start (exit code {proc.poll()}); see {log}:\n"
+                   + tail(log))
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def is_ours(proc: Process) -> bool:
+    return proc.marker in cmdline(proc.pid)
+
+
+def stop(procs: Sequence[Process], grace: float = 10.0) -> None:
+    """SIGTERM each process that still runs what we started, then SIGKILL stragglers."""
+    live = [p for p in procs if is_ours(p)]
+    for p in live:
+        _signal(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while live and time.monotonic() < deadline:
+        _reap(live)
+        live = [p for p in live if is_ours(p) and not _zombie(p.pid)]
+        if live:
+            time.sleep(0.05)
+    for p in live:
+        _signal(p.pid, signal.SIGKILL)
+    _reap(live)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def _reap(procs: Sequence[Process]) -> None:
+    # Children of this very process (started by the same CLI run) must be waited for.
+    for p in procs:
+        try:
+            os.waitpid(p.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass

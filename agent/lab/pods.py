@@ -1,0 +1,140 @@
+"""A lab pod's life apart from its wires: placement, address, resolv.conf, workload.
+
+Placement follows spec.nodeName, else the node whose pod CIDR holds status.podIP, else
+round-robin. Addresses come from status.podIP, else the node's pod CIDR.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import LabError
+from agent.lab.names import CLUSTER_DOMAIN, LabNames
+from agent.lab.netns import python_in_netns, spawn, wait_ready
+from agent.lab.state import LabState, PodState, Process
+
+DEFAULT_PORT = 80
+FIRST_HOST = 2  # .1 is left free, as a gateway address would be on a real node
+
+
+@dataclass
+class PodRequest:
+    """A pod to create, as read from a document (or made up by the lab, for DNS)."""
+
+    namespace: str
+    name: str
+    node: str | None = None
+    ip: str | None = None
+    ports: list[int] = field(default_factory=list)
+    host_network: bool = False
+    obj: Any = None  # the agent.k8s.objects.Pod it came from, if any
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def place(state: LabState, names: LabNames, req: PodRequest) -> PodState:
+    node = _choose_node(state, req)
+    ip = _choose_ip(state, node, req)
+    ports = sorted(set(req.ports)) or [DEFAULT_PORT]
+    pod = PodState(namespace=req.namespace, name=req.name, node=node, ip=ip,
+                   ports=[(p, proto) for p in ports for proto in ("TCP", "UDP")])
+    if not req.host_network:
+        pod.netns = names.pod_netns(req.namespace, req.name)
+        pod.host_ifname = names.pod_host_ifname(req.namespace, req.name)
+    return pod
+
+
+def _choose_node(state: LabState, req: PodRequest) -> str:
+    if req.node:
+        if req.node not in state.nodes:
+            raise LabError(f"pod {req.key}: spec.nodeName {req.node!r} is not a node of lab "
+                           f"{state.name} (nodes: {', '.join(state.nodes)})")
+        return req.node
+    if req.ip and not req.host_network:
+        addr = ipaddress.ip_address(req.ip)
+        for node in state.nodes.values():
+            if addr in ipaddress.ip_network(node.pod_cidr):
+                return node.name
+    ordered = sorted(state.nodes.values(), key=lambda n: n.index)
+    node = ordered[state.next_node % len(ordered)]
+    state.next_node += 1
+    return node.name
+
+
+def _choose_ip(state: LabState, node_name: str, req: PodRequest) -> str:
+    node = state.nodes[node_name]
+    if req.host_network:
+        return node.ip
+    used = {p.ip for p in state.pods.values() if p.netns}
+    if req.ip:
+        if req.ip in used:
+            raise LabError(f"pod {req.key}: status.podIP {req.ip} is already another lab pod's")
+        return req.ip
+    reserved = {LabNames.dns_ip()}
+    for host in list(ipaddress.ip_network(node.pod_cidr).hosts())[FIRST_HOST - 1:]:
+        if str(host) not in used and str(host) not in reserved:
+            return str(host)
+    raise LabError(f"pod {req.key}: node {node_name}'s pod CIDR {node.pod_cidr} is full")
+
+
+# -- resolv.conf ---------------------------------------------------------------------
+def resolv_dir(pod: PodState) -> Path:
+    return Path("/etc/netns") / pod.netns
+
+
+def write_resolv_conf(state: LabState, pod: PodState) -> None:
+    """`ip netns exec` bind-mounts /etc/netns/<netns>/resolv.conf over /etc/resolv.conf."""
+    d = resolv_dir(pod)
+    state.record_path(str(d))
+    d.mkdir(parents=True, exist_ok=True)
+    ns = pod.namespace
+    (d / "resolv.conf").write_text(
+        f"nameserver {LabNames.dns_ip()}\n"
+        f"search {ns}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}\n"
+        "options ndots:5 timeout:1 attempts:2\n")
+
+
+def remove_resolv_conf(state: LabState, pod: PodState) -> None:
+    d = resolv_dir(pod)
+    shutil.rmtree(d, ignore_errors=True)
+    if str(d) in state.paths:
+        state.paths.remove(str(d))
+
+
+# -- workloads -----------------------------------------------------------------------
+def server_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
+    """(command, marker): the generic TCP+UDP servers on the pod's ports."""
+    args = ["--lab", state.name, "--name", pod.key]
+    for port, proto in pod.ports:
+        args += ["--tcp" if proto == "TCP" else "--udp", str(port)]
+    return python_in_netns(pod.netns, "agent.lab.servers", args), \
+        f"agent.lab.servers --lab {state.name} --name {pod.key} "
+
+
+def dns_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
+    args = ["--store", str(state.store_dir), "--external-ip", state.external_ip]
+    return python_in_netns(pod.netns, "agent.lab.dns", args), \
+        f"agent.lab.dns --store {state.store_dir} "
+
+
+def log_path(state: LabState, pod: PodState) -> Path:
+    return Path(state.root) / "pods" / f"{pod.namespace}_{pod.name}.log"
+
+
+def start_workloads(state: LabState, pods: list[tuple[PodState, tuple[list[str], str]]]) -> None:
+    """Starts every pod's process at once, then waits until each listens."""
+    started: list[tuple[PodState, subprocess.Popen[bytes]]] = []
+    for pod, (cmd, marker) in pods:
+        proc = spawn(cmd, log_path(state, pod), stdout=subprocess.PIPE)
+        pod.server = Process(pid=proc.pid, marker=marker)
+        started.append((pod, proc))
+    state.save()
+    for pod, proc in started:
+        wait_ready(proc, f"the workload of pod {pod.key}", log_path(state, pod))
