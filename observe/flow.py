@@ -1,0 +1,197 @@
+"""DatapathEvent -> Flow: the one place events become what `membrane observe` shows.
+
+The event says what the datapath saw (addresses, identities, verdict, reason); the
+`EndpointMetadata` the agent provides adds pods, namespaces and labels. Nothing here
+blocks or does I/O, so the observer's worker thread can build flows as fast as the
+reader hands events over.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.wrappers_pb2 import BoolValue
+
+from identity.reserved import ReservedIdentity, is_cidr
+from observe.events import DatapathEvent, EventType, TrafficDirection
+from observe.gen import flow_pb2 as fpb
+from observe.metadata import EndpointMetadata, PeerInfo
+from observe.reasons import DropReason, describe
+
+# Cilium monitor message types (event_type.type) and trace observation points
+# (event_type.sub_type of a trace), so numbers mean the same as in Hubble's output.
+MSG_DROP = 1
+MSG_TRACE = 4
+MSG_POLICY_VERDICT = 9
+TRACE_TO_ENDPOINT = 0     # to-container hook: into the local pod
+TRACE_FROM_ENDPOINT = 5   # from-container hook: out of the local pod
+
+IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP = 1, 6, 17, 132
+
+# The order Hubble prints TCP flags in ("SYN, ACK", "ACK, FIN", "ACK, PSH").
+_TCP_FLAG_BITS = (("SYN", 0x02), ("ACK", 0x10), ("RST", 0x04), ("FIN", 0x01),
+                  ("PSH", 0x08), ("URG", 0x20), ("ECE", 0x40), ("CWR", 0x80))
+
+ICMPV4_TYPE_NAMES = {
+    0: "EchoReply", 3: "DestinationUnreachable", 4: "SourceQuench", 5: "Redirect",
+    8: "EchoRequest", 11: "TimeExceeded", 12: "ParameterProblem", 13: "TimestampRequest",
+    14: "TimestampReply",
+}
+
+WORLD_LABELS = ["reserved:world"]
+
+
+def drop_reason_name(code: int) -> str:
+    """The DropReason name of a code (observe/reasons.py), or "" if unknown."""
+    try:
+        return DropReason(code).name
+    except ValueError:
+        return ""
+
+
+def drop_reason_description(code: int) -> str:
+    """The text Hubble prints for a drop ("Policy denied"); unknown codes by number."""
+    return describe(code)
+
+
+def tcp_flags_message(raw: int) -> fpb.TCPFlags:
+    return fpb.TCPFlags(FIN=bool(raw & 0x01), SYN=bool(raw & 0x02), RST=bool(raw & 0x04),
+                        PSH=bool(raw & 0x08), ACK=bool(raw & 0x10), URG=bool(raw & 0x20),
+                        ECE=bool(raw & 0x40), CWR=bool(raw & 0x80))
+
+
+def tcp_flags_text(flags: fpb.TCPFlags) -> str:
+    names = [name for name, _ in _TCP_FLAG_BITS if getattr(flags, name)]
+    if flags.NS:
+        names.append("NS")
+    return ", ".join(names)
+
+
+def summary_of(l4: fpb.Layer4) -> str:
+    kind = l4.WhichOneof("protocol")
+    if kind == "TCP":
+        return f"TCP Flags: {tcp_flags_text(l4.TCP.flags)}"
+    if kind == "UDP":
+        return "UDP"
+    if kind == "SCTP":
+        return "SCTP"
+    if kind == "ICMPv4":
+        name = ICMPV4_TYPE_NAMES.get(l4.ICMPv4.type, f"Type{l4.ICMPv4.type}")
+        return f"ICMPv4 {name}"
+    return ""
+
+
+def _layer4(event: DatapathEvent) -> fpb.Layer4:
+    if event.protocol == IPPROTO_TCP:
+        return fpb.Layer4(TCP=fpb.TCP(source_port=event.src_port,
+                                      destination_port=event.dst_port,
+                                      flags=tcp_flags_message(event.tcp_flags)))
+    if event.protocol == IPPROTO_UDP:
+        return fpb.Layer4(UDP=fpb.UDP(source_port=event.src_port,
+                                      destination_port=event.dst_port))
+    if event.protocol == IPPROTO_SCTP:
+        return fpb.Layer4(SCTP=fpb.SCTP(source_port=event.src_port,
+                                        destination_port=event.dst_port))
+    if event.protocol == IPPROTO_ICMP:
+        # The datapath packs ICMP as dst_port = type << 8 | code.
+        return fpb.Layer4(ICMPv4=fpb.ICMPv4(type=(event.dst_port >> 8) & 0xFF,
+                                            code=event.dst_port & 0xFF))
+    return fpb.Layer4()
+
+
+def _endpoint(ip: str, event_identity: int, meta: EndpointMetadata,
+              local_endpoint_id: int) -> fpb.Endpoint:
+    peer: PeerInfo | None = meta.lookup_ip(ip)
+    # The datapath's identity is what the verdict was made with; prefer it, and fall
+    # back to the agent's view only when the datapath had none.
+    identity = event_identity or (peer.identity if peer else 0)
+    if peer is not None and peer.identity == identity:
+        labels = list(peer.labels)
+    else:
+        labels = meta.identity_labels(identity) if identity else []
+    if not labels and identity and not is_cidr(identity):
+        try:
+            labels = ReservedIdentity(identity).labels.lines()
+        except ValueError:
+            pass
+    if not identity and peer is None:
+        # Nothing knows this address: outside the cluster.
+        identity, labels = int(ReservedIdentity.WORLD), list(WORLD_LABELS)
+    return fpb.Endpoint(
+        ID=local_endpoint_id or (peer.endpoint_id if peer else 0),
+        identity=identity,
+        namespace=peer.namespace if peer else "",
+        labels=sorted(labels),
+        pod_name=peer.pod_name if peer else "",
+    )
+
+
+def _verdict(event: DatapathEvent) -> int:
+    if event.type is EventType.DROP or not event.allowed:
+        return fpb.DROPPED
+    return fpb.FORWARDED
+
+
+def _event_type(event: DatapathEvent) -> fpb.CiliumEventType:
+    if event.type is EventType.DROP:
+        return fpb.CiliumEventType(type=MSG_DROP, sub_type=event.drop_reason)
+    if event.type is EventType.POLICY_VERDICT:
+        return fpb.CiliumEventType(type=MSG_POLICY_VERDICT)
+    point = (TRACE_TO_ENDPOINT if event.direction is TrafficDirection.INGRESS
+             else TRACE_FROM_ENDPOINT)
+    return fpb.CiliumEventType(type=MSG_TRACE, sub_type=point)
+
+
+def _traffic_direction(event: DatapathEvent) -> int:
+    # The event's direction is the hook (into or out of the pod). Hubble's
+    # traffic_direction is the connection's: a reply leaving a pod belongs to an
+    # ingress connection, so replies flip.
+    ingress = event.direction is TrafficDirection.INGRESS
+    if event.is_reply:
+        ingress = not ingress
+    return fpb.INGRESS if ingress else fpb.EGRESS
+
+
+def flow_from_event(event: DatapathEvent, meta: EndpointMetadata) -> fpb.Flow:
+    """Builds the Flow for one event. Source and destination are the packet's own: at
+    the ingress hook the local endpoint is the destination, at egress the source."""
+    local_is_dst = event.direction is TrafficDirection.INGRESS
+    source = _endpoint(event.src_ip, event.src_identity, meta,
+                       0 if local_is_dst else event.endpoint_id)
+    destination = _endpoint(event.dst_ip, event.dst_identity, meta,
+                            event.endpoint_id if local_is_dst else 0)
+    l4 = _layer4(event)
+    ts = Timestamp()
+    ts.FromNanoseconds(event.timestamp_ns)
+    version = ipaddress.ip_address(event.src_ip).version if event.src_ip else 0
+    flow = fpb.Flow(
+        time=ts,
+        verdict=_verdict(event),
+        IP=fpb.IP(source=event.src_ip, destination=event.dst_ip,
+                  ipVersion=fpb.IPv4 if version == 4 else fpb.IPv6 if version == 6
+                  else fpb.IP_NOT_USED),
+        l4=l4,
+        source=source,
+        destination=destination,
+        Type=fpb.L3_L4,
+        node_name=event.node,
+        reply=event.is_reply,
+        event_type=_event_type(event),
+        traffic_direction=_traffic_direction(event),
+        Summary=summary_of(l4),
+    )
+    if event.type is EventType.POLICY_VERDICT:
+        flow.policy_match_type = event.match_type
+    if flow.verdict == fpb.DROPPED and event.drop_reason:
+        flow.drop_reason = event.drop_reason
+        name = drop_reason_name(event.drop_reason)
+        if name in fpb.DropReason.keys():
+            flow.drop_reason_desc = fpb.DropReason.Value(name)
+    # A denied packet never reached conntrack, so whether it was a reply is not known
+    # (Cilium's drop notifications carry no CT state): leave is_reply unset and let
+    # printers show `<>`, as the seed's `hubble observe` does. Forwarded packets passed
+    # the conntrack lookup, which decided it.
+    if flow.verdict == fpb.FORWARDED:
+        flow.is_reply.CopyFrom(BoolValue(value=event.is_reply))
+    return flow
