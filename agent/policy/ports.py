@@ -51,7 +51,7 @@ def describe_port(port: PolicyPort | None) -> str:
     if port.port is None:
         return f"{proto} any port"
     if isinstance(port.port, str):
-        return f"{proto} port named {port.port!r}"
+        return f"{proto} named port {port.port!r}"
     if port.end_port is not None and port.end_port != port.port:
         return f"{proto}/{port.port}-{port.end_port}"
     return f"{proto}/{port.port}"

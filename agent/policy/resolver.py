@@ -134,7 +134,7 @@ def _resolve(policy: NetworkPolicy, direction: Direction, endpoint: Pod,
             for qi, port in ports:
                 text = (f"{policy.key}: {direction.name.lower()} rule {ri}, "
                         f"{word} {describe_peer(peer, policy.namespace)}, "
-                        f"port {describe_port(port)}")
+                        f"on {describe_port(port)}")
                 prov = Provenance(policy.key, direction, ri, pi, qi, text)
                 for peer_id, (proto, low, high) in _expand(
                         direction, peer, targets, port, endpoint, ctx):
