@@ -64,7 +64,7 @@ def pod_document(obj: Any, pod: PodState) -> Doc:
 
 
 class Lab:
-    def __init__(self, name: str, err: TextIO = sys.stderr) -> None:
+    def __init__(self, name: str, err: TextIO | None = None) -> None:
         self.names = LabNames(name)
         self.name = name
         self.err = err
@@ -211,7 +211,7 @@ class Lab:
         return out, ok
 
     def _error(self, error: BaseException) -> None:
-        print(f"{type(error).__name__}: {error}", file=self.err)
+        print(f"{type(error).__name__}: {error}", file=self.err or sys.stderr)
 
     def _apply(self, state: LabState, paths: list[str], namespace: str | None) -> bool:
         if not paths:
@@ -239,13 +239,14 @@ class Lab:
                 known_ns.add(ns)
                 docs.append(namespace_doc(ns))
             if isinstance(obj, Pod):
+                existed = f"{obj.namespace}/{obj.name}" in state.pods
                 try:
                     pod = self._pod_for(state, obj)
                 except LabError as error:
                     self._error(error)
                     ok = False
                     continue
-                if pod.key not in state.pods:
+                if not existed:
                     new_pods.append(pod)
                 docs.append(pod_document(obj, pod))
             else:
@@ -268,6 +269,7 @@ class Lab:
         pod = podlib.place(state, self.names, req)
         if not pod.netns:
             pod.ports = []  # hostNetwork: the node's own processes, the lab starts none
+        state.pods[key] = pod  # reserves its address for the next pod of this apply
         return pod
 
     def delete(self, paths: list[str], namespace: str | None = None) -> bool:

@@ -1,0 +1,198 @@
+"""The lab's network alone (--no-agent): wires, addresses, DNS, verbs, side-by-side labs,
+and a `down` that leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.lab.controller import Lab
+from agent.lab.names import EXTERNAL_IP
+from agent.lab.state import LabState, lab_root
+from tests.lab.conftest import MakeLab, run_cli
+
+pytestmark = pytest.mark.privileged
+
+APP = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web1, labels: {app: web}}
+spec: {nodeName: node1, containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, labels: {app: client}}
+spec: {nodeName: node1, containers: [{name: c, image: x}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      nodeName: node2
+      containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec:
+  selector: {app: api}
+  ports: [{port: 8080}]
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(make_lab: MakeLab, manifests) -> Lab:
+    return make_lab("topo", nodes=2, files=[manifests("app.yaml", APP)])
+
+
+def in_pod(lab: Lab, pod: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", lab.netns_of(pod), *cmd],
+                          capture_output=True, text=True, timeout=20)
+
+
+def pod_ip(lab: Lab, key: str) -> str:
+    state = LabState.load(lab.name)
+    assert state is not None
+    return state.pods[key].ip
+
+
+def api_pod(lab: Lab) -> str:
+    return next(p["pod"] for p in lab.status()["pods"] if p["pod"].startswith("default/api-"))
+
+
+def status_line(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout.splitlines()[0].strip() if result.stdout else result.stderr
+
+
+def test_pods_on_one_node_reach_each_other(lab: Lab) -> None:
+    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3", f"http://{pod_ip(lab, 'default/web1')}")
+    assert status_line(r) == "HTTP/1.1 200 OK"
+
+
+def test_pods_on_two_nodes_reach_each_other_on_declared_ports(lab: Lab) -> None:
+    api = api_pod(lab)
+    assert lab.status()["pods"] and any(p["node"] == "node2" for p in lab.status()["pods"]
+                                        if p["pod"] == api)
+    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3", f"http://{pod_ip(lab, api)}:8080")
+    assert status_line(r) == "HTTP/1.1 200 OK"
+
+
+def test_dns_resolves_service_pod_and_short_names(lab: Lab) -> None:
+    api_ip = pod_ip(lab, api_pod(lab))
+    r = in_pod(lab, "default/client", "getent", "hosts", "api")
+    assert r.stdout.split()[0] == api_ip
+    r = in_pod(lab, "kube-system/coredns", "getent", "hosts", "api.default")
+    assert r.stdout.split()[0] == api_ip
+    r = in_pod(lab, "default/client", "getent", "hosts", "web1.default.svc.cluster.local")
+    assert r.stdout.split()[0] == pod_ip(lab, "default/web1")
+    assert in_pod(lab, "default/client", "getent", "hosts", "nope").returncode != 0
+
+
+def test_service_name_reaches_its_pod_as_in_the_tutorial(lab: Lab) -> None:
+    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3", "api:8080")
+    assert status_line(r) == "HTTP/1.1 200 OK"
+
+
+def test_kubernetes_io_is_the_external_host_and_answers_301(lab: Lab) -> None:
+    r = in_pod(lab, "default/web1", "curl", "-sI", "-m", "3", "kubernetes.io")
+    assert status_line(r) == "HTTP/1.1 301 Moved Permanently"
+    assert lab.status()["external"]["ip"] == EXTERNAL_IP
+
+
+def test_node_links_lead_only_to_the_labs_own_namespaces(lab: Lab) -> None:
+    state = LabState.load(lab.name)
+    assert state is not None
+    for node in state.nodes.values():
+        lines = subprocess.run(["ip", "-n", node.netns, "-o", "link"],
+                               capture_output=True, text=True).stdout.splitlines()
+        for line in lines:
+            if ": lo:" in line:
+                continue
+            peer_ns = line.split(" link-netns ")[1].split()[0]
+            assert peer_ns in state.netns, line
+
+
+def test_exec_passes_the_exit_code(lab: Lab) -> None:
+    assert run_cli("lab", "exec", "--name", lab.name, "default/client", "--", "sh", "-c", "exit 7") == 7
+
+
+def test_apply_delete_and_label_change_the_store_and_the_netns(lab: Lab, manifests) -> None:
+    path = manifests("extra.yaml", """
+apiVersion: v1
+kind: Pod
+metadata: {name: mon, namespace: monitoring, labels: {app: monitoring}}
+spec: {containers: [{name: c, image: x, ports: [{containerPort: 9090, protocol: UDP}]}]}
+""")
+    assert run_cli("lab", "apply", "--name", lab.name, "-f", str(path)) == 0
+    netns = lab.netns_of("monitoring/mon")
+    assert Path("/run/netns", netns).exists()
+    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3",
+               f"http://{pod_ip(lab, 'monitoring/mon')}:9090")
+    assert status_line(r) == "HTTP/1.1 200 OK"
+    assert run_cli("lab", "label", "--name", lab.name, "namespace", "monitoring", "type=monitoring") == 0
+    assert run_cli("lab", "label", "--name", lab.name, "pod", "monitoring/mon", "tier=x", "app-") == 0
+    docs = json.loads((lab_root(lab.name) / "store" / "objects.json").read_text())["objects"]
+    ns = next(d for d in docs if d["kind"] == "Namespace" and d["metadata"]["name"] == "monitoring")
+    pod = next(d for d in docs if d["kind"] == "Pod" and d["metadata"]["name"] == "mon")
+    assert ns["metadata"]["labels"]["type"] == "monitoring"
+    assert pod["metadata"]["labels"] == {"tier": "x"}
+    assert run_cli("lab", "delete", "--name", lab.name, "-f", str(path)) == 0
+    assert not Path("/run/netns", netns).exists()
+    assert not Path("/etc/netns", netns).exists()
+
+
+def test_bad_documents_are_reported_and_the_others_applied(lab: Lab, manifests, capsys) -> None:
+    path = manifests("mixed.yaml", """
+kind: NetworkPolicy
+apiVersion: networking.k8s.io/v1
+metadata: {name: bad}
+spec: {podSelector: {}, policyTypes: [Sideways]}
+---
+kind: NetworkPolicy
+apiVersion: networking.k8s.io/v1
+metadata: {name: good}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+""")
+    assert run_cli("lab", "apply", "--name", lab.name, "-f", str(path)) == 1
+    assert "InvalidObject: " in capsys.readouterr().err
+    docs = json.loads((lab_root(lab.name) / "store" / "objects.json").read_text())["objects"]
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert names == {"good"}
+    run_cli("lab", "delete", "--name", lab.name, "-f", str(path))
+
+
+def test_two_labs_side_by_side_do_not_collide(lab: Lab, make_lab: MakeLab, manifests) -> None:
+    other = make_lab("side", nodes=1, files=[manifests("app.yaml", APP.replace("nodeName: node2", "nodeName: node1"))])
+    # Same pod names and addresses, different namespaces: both work, each on its own.
+    assert pod_ip(other, "default/web1") == pod_ip(lab, "default/web1")
+    assert other.netns_of("default/web1") != lab.netns_of("default/web1")
+    for each in (lab, other):
+        r = in_pod(each, "default/client", "curl", "-s", "-m", "3", f"http://{pod_ip(each, 'default/web1')}/")
+        assert r.stdout.strip() == "default/web1"
+    assert other.down()
+    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3", f"http://{pod_ip(lab, 'default/web1')}")
+    assert status_line(r) == "HTTP/1.1 200 OK"
+
+
+def test_down_removes_everything_and_is_idempotent(make_lab: MakeLab, manifests) -> None:
+    doomed = make_lab("down", nodes=2, files=[manifests("app.yaml", APP)])
+    state = LabState.load(doomed.name)
+    assert state is not None
+    pids = [p.server.pid for p in state.pods.values() if p.server] + [p.pid for p in state.processes]
+    assert state.netns and pids
+    assert run_cli("lab", "down", "--name", doomed.name) == 0
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [n for n in state.netns if n in netns]
+    assert not [p for p in state.paths if Path(p).exists()]
+    assert not lab_root(doomed.name).exists()
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert not doomed.down()
+    assert run_cli("lab", "down", "--name", doomed.name) == 0
