@@ -1,0 +1,13 @@
+"""drop_reason_desc: drop reasons by enum value (POLICY_DENIED, ...)."""
+
+from __future__ import annotations
+
+from observe.filters import FilterFunc
+from observe.gen import flow_pb2 as fpb
+
+
+def build(ff: fpb.FlowFilter) -> list[FilterFunc]:
+    if not ff.drop_reason_desc:
+        return []
+    wanted = set(ff.drop_reason_desc)
+    return [lambda flow: flow.drop_reason_desc in wanted]

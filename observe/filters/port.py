@@ -1,0 +1,41 @@
+"""source_port / destination_port: TCP, UDP and SCTP ports ("8080")."""
+
+from __future__ import annotations
+
+from observe.filters import FilterFunc
+from observe.gen import flow_pb2 as fpb
+
+
+def _ports(values: list[str]) -> set[int]:
+    out = set()
+    for v in values:
+        try:
+            port = int(v.strip())
+        except ValueError:
+            raise ValueError(f"port filter {v!r}: not a number") from None
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port filter {v!r}: out of range 0-65535")
+        out.add(port)
+    return out
+
+
+def l4_ports(flow: fpb.Flow) -> tuple[int, int] | None:
+    """(source port, destination port), or None for a flow without ports (ICMP)."""
+    kind = flow.l4.WhichOneof("protocol")
+    if kind in ("TCP", "UDP", "SCTP"):
+        l4 = getattr(flow.l4, kind)
+        return l4.source_port, l4.destination_port
+    return None
+
+
+def build(ff: fpb.FlowFilter) -> list[FilterFunc]:
+    out: list[FilterFunc] = []
+    for index, values in ((0, ff.source_port), (1, ff.destination_port)):
+        if values:
+            wanted = _ports(list(values))
+
+            def match(flow: fpb.Flow, wanted: set[int] = wanted, index: int = index) -> bool:
+                ports = l4_ports(flow)
+                return ports is not None and ports[index] in wanted
+            out.append(match)
+    return out

@@ -1,0 +1,13 @@
+"""verdict: FORWARDED, DROPPED, ERROR, AUDIT."""
+
+from __future__ import annotations
+
+from observe.filters import FilterFunc
+from observe.gen import flow_pb2 as fpb
+
+
+def build(ff: fpb.FlowFilter) -> list[FilterFunc]:
+    if not ff.verdict:
+        return []
+    wanted = set(ff.verdict)
+    return [lambda flow: flow.verdict in wanted]
