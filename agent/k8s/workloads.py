@@ -14,7 +14,7 @@ import json
 import uuid
 from typing import Any, Sequence
 
-from agent.k8s.objects import Deployment, Pod
+from agent.k8s.objects import Deployment, LabelSelector, Pod
 from agent.k8s.validation import (
     Field,
     label_selector,
@@ -107,8 +107,7 @@ def check_selector_matches_template(spec: Field, kind: str, pod_labels: dict[str
     if kind == "Job" or (kind == "ReplicationController" and selector_field.is_absent):
         return
     if kind == "ReplicationController":
-        selector = label_selector(Field(selector_field.ref, selector_field.path,
-                                        {"matchLabels": selector_field.value}), strict=False)
+        selector = LabelSelector.of(labels(selector_field))
     else:
         selector = label_selector(selector_field, strict=False)
         if selector.is_empty:
