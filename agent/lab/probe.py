@@ -25,11 +25,12 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import LabError
-from agent.lab.netns import child_env, python_in_netns, REPO_ROOT
-from agent.lab.state import LabState
+
+if TYPE_CHECKING:  # the helper runs in every pod: it imports nothing it does not use
+    from agent.lab.state import LabState
 
 # A DNS query for "probe.lab." type A, id 0x4d42: any UDP server of the lab answers it.
 UDP_PAYLOAD = bytes.fromhex("4d42010000010000000000000570726f6265036c61620000010001")
@@ -139,9 +140,10 @@ def helper_main(argv: list[str] | None = None) -> int:
 
 
 # -- the controller, in the CLI ---------------------------------------------------------
-def run_probe(state: LabState, ports: list[int], protocols: list[str],
+def run_probe(state: "LabState", ports: list[int], protocols: list[str],
               timeout: float = 1.0) -> list[Any]:
     """Verdicts (agent.policy.matrix.Verdict) for every ordered pair of distinct pods."""
+    from agent.lab.netns import REPO_ROOT, child_env, python_in_netns
     from agent.policy.matrix import Verdict
 
     pods = sorted((p for p in state.pods.values() if p.netns), key=lambda p: p.key)
