@@ -1,0 +1,135 @@
+"""Attaching the datapath's tc programs to a pod's host-side veth (pyroute2).
+
+The agent runs inside its node's network namespace (nsenter --net, like a hostNetwork
+DaemonSet pod), so interfaces are found by name in the *current* namespace; tests pass
+`netns` to work on a namespace by name from outside.
+
+We own: a clsact qdisc (created if missing) and one bpf filter per hook, at
+priority FILTER_PRIO, handle FILTER_HANDLE, named `membrane:<program>`:
+
+  clsact ingress (parent ffff:fff2)  from_container   packets leaving the pod
+  clsact egress  (parent ffff:fff3)  to_container     packets entering the pod
+
+Attaching uses "replace", so re-attaching a newly compiled program (agent restart)
+swaps it atomically: no packet sees the interface without a program. Detaching deletes
+only filters carrying our name, and the clsact qdisc only when no filter is left on it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from agent.errors import DatapathError
+
+log = logging.getLogger(__name__)
+
+PARENT_INGRESS = 0xFFFFFFF2   # clsact ingress: from the pod
+PARENT_EGRESS = 0xFFFFFFF3    # clsact egress: to the pod
+FILTER_PRIO = 1
+FILTER_HANDLE = 1
+NAME_PREFIX = "membrane:"
+
+HOOKS = (("from_container", PARENT_INGRESS), ("to_container", PARENT_EGRESS))
+
+
+@contextmanager
+def _netlink(netns: str | None) -> Iterator[Any]:
+    from pyroute2 import IPRoute, NetNS
+
+    ipr = NetNS(netns) if netns else IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def ifindex_of(ifname: str, netns: str | None = None) -> int:
+    with _netlink(netns) as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        where = f" in netns {netns}" if netns else ""
+        raise DatapathError(f"interface {ifname}{where} not found: is the pod's veth up?")
+    return int(found[0])
+
+
+def _filter_name(f: Any) -> str | None:
+    opts = f.get_attr("TCA_OPTIONS")
+    if opts is None:
+        return None
+    name = opts.get_attr("TCA_BPF_NAME")
+    return str(name) if name is not None else None
+
+
+def attach(ifname: str, prog_fds: dict[str, int], netns: str | None = None) -> int:
+    """Attaches from_container and to_container to `ifname`; returns its ifindex."""
+    with _netlink(netns) as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise DatapathError(f"attach to {ifname}: no such interface"
+                                + (f" in netns {netns}" if netns else ""))
+        idx = int(found[0])
+        try:
+            kinds = [q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(index=idx)]
+            if "clsact" not in kinds:
+                ipr.tc("add", "clsact", idx)
+            for prog, parent in HOOKS:
+                ipr.tc("replace-filter", "bpf", idx, handle=FILTER_HANDLE,
+                       fd=prog_fds[prog], name=NAME_PREFIX + prog, parent=parent,
+                       classid=1, direct_action=True, prio=FILTER_PRIO)
+        except Exception as e:
+            raise DatapathError(f"attach tc programs to {ifname} (ifindex {idx}): {e}") from e
+    log.debug("attached from_container/to_container to %s (ifindex %d)", ifname, idx)
+    return idx
+
+
+def attached(ifname: str, netns: str | None = None) -> dict[str, str]:
+    """hook ("ingress"/"egress") -> our filter name, for the filters present."""
+    out: dict[str, str] = {}
+    with _netlink(netns) as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return out
+        for hook, parent in (("ingress", PARENT_INGRESS), ("egress", PARENT_EGRESS)):
+            for f in ipr.get_filters(index=found[0], parent=parent):
+                name = _filter_name(f)
+                if name and name.startswith(NAME_PREFIX):
+                    out[hook] = name
+    return out
+
+
+def detach(ifname: str | None = None, netns: str | None = None,
+           ifindex: int | None = None) -> bool:
+    """Removes our filters (and clsact if it is then empty). A missing interface is
+    not an error (the pod's veth is gone, and its filters with it). Returns whether
+    anything was removed."""
+    removed = False
+    with _netlink(netns) as ipr:
+        if ifindex is None:
+            found = ipr.link_lookup(ifname=ifname) if ifname else []
+            if not found:
+                return False
+            ifindex = int(found[0])
+        try:
+            remaining = 0
+            for _, parent in HOOKS:
+                for f in ipr.get_filters(index=ifindex, parent=parent):
+                    if f.get_attr("TCA_KIND") != "bpf" or f["handle"] == 0:
+                        continue   # the per-priority chain head, not a filter
+                    name = _filter_name(f)
+                    if name and name.startswith(NAME_PREFIX):
+                        ipr.tc("del-filter", "bpf", ifindex, handle=f["handle"],
+                               parent=parent, prio=f["info"] >> 16)
+                        removed = True
+                    else:
+                        remaining += 1
+            if remaining == 0 and removed:
+                ipr.tc("del", "clsact", ifindex)
+        except Exception as e:  # pyroute2 raises NetlinkError
+            code = getattr(e, "code", None)
+            if code in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
+                return removed
+            raise DatapathError(f"detach tc programs from {ifname or ifindex}: {e}") from e
+    return removed

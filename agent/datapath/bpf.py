@@ -1,0 +1,360 @@
+"""BpfDatapath: the Datapath protocol (interface.py) on a real kernel, with bcc + pyroute2.
+
+Life of a node's datapath:
+
+  start()              compile bpf/bpf_lxc.c once (compiler.py); maps are created and
+                       pinned under pin_dir, or reused when already pinned (a restart
+                       keeps enforcing and keeps conntrack); load both programs.
+  pinned_endpoints()   what the pinned endpoints map holds, for the agent to reconcile
+                       (it removes stale endpoints and re-adds current ones: add_endpoint
+                       on an existing endpoint re-attaches the freshly loaded programs
+                       with tc "replace", atomically).
+  add_endpoint()       policy entries, then the endpoints entry, then tc attach: the
+                       first packet through the programs is already decided by policy.
+  update_endpoint()    diff + write (writer.py); enforcement flags after the entries.
+  remove_endpoint()    detach, then delete the endpoint's entries (endpoints, policy,
+                       conntrack).
+
+Failures are DatapathError (MapFullError for a full map) with the endpoint and map in
+the message. A full policy map during add_endpoint still attaches the programs with
+enforcement on (the pod denies more than desired, never allows more), then raises.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import shutil
+import threading
+import time
+from typing import Any, Callable
+
+from agent.datapath import attach as tc
+from agent.datapath import layout
+from agent.datapath.compiler import (CompileOptions, Features, compile_datapath,
+                                     load_programs, probe_features)
+from agent.datapath.interface import (ConntrackEntry, DatapathStats, EndpointSlot,
+                                      KernelPolicyEntry, MapUsage)
+from agent.datapath.reader import EventReader
+from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, read_prefix_map,
+                                   sync_prefix_map)
+from agent.errors import DatapathError, MapFullError
+from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy
+from observe.events import DatapathEvent
+
+log = logging.getLogger(__name__)
+
+PINNED_MAPS = ("ipcache", "cidr", "endpoints", "policy", "conntrack", "drop_metrics",
+               "lost_events")
+
+
+class BpfDatapath:
+    def __init__(self, node: str, pin_dir: str, *, max_conntrack: int = 65536,
+                 max_policy: int = 16384, max_ipcache: int = 16384, max_cidr: int = 4096,
+                 max_endpoints: int = 1024, ring_pages: int = 64,
+                 ct_timeouts: dict[str, int] | None = None, netns: str | None = None,
+                 features: Features | None = None) -> None:
+        """pin_dir: bpffs directory of this node's maps, e.g.
+        /sys/fs/bpf/membrane/<lab>/<node>. netns: name of the network namespace holding
+        the pods' host-side veths (None: the current one, as when the agent runs inside
+        the node's namespace)."""
+        self.node = node
+        self.pin_dir = pin_dir.rstrip("/")
+        self.netns = netns
+        self.options = CompileOptions(
+            pin_dir=self.pin_dir, max_ipcache=max_ipcache, max_cidr=max_cidr,
+            max_endpoints=max_endpoints, max_policy=max_policy,
+            max_conntrack=max_conntrack, ring_pages=ring_pages,
+            ct_timeouts=dict(ct_timeouts or {}))
+        self.features = features or probe_features()
+        self._bpf: Any = None
+        self._progs: dict[str, Any] = {}
+        self._maps: dict[str, KernelMap] = {}
+        self._writer: PolicyWriter | None = None
+        self._reader: EventReader | None = None
+        self._handler: Callable[[DatapathEvent], None] | None = None
+        self._slots: dict[int, EndpointSlot] = {}          # endpoint id -> slot
+        self._pinned: list[EndpointSlot] = []
+        self._lock = threading.RLock()
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._bpf is not None:
+                return
+            if not os.path.isdir("/sys/fs/bpf"):
+                raise DatapathError("/sys/fs/bpf is not mounted: mount bpffs "
+                                    "(mount -t bpf bpf /sys/fs/bpf)")
+            reused = [m for m in PINNED_MAPS
+                      if os.path.exists(os.path.join(self.pin_dir, m))]
+            t0 = time.monotonic()
+            self._bpf = compile_datapath(self.options, self.features)
+            self._progs = load_programs(self._bpf)
+            for name in PINNED_MAPS:
+                self._maps[name] = KernelMap(self._bpf[name], name)
+            self._writer = PolicyWriter(self._maps["policy"])
+            self._reader = EventReader(self._bpf, self.node, ringbuf=self.features.ringbuf)
+            self._reader.handler = self._handler
+            self._pinned = self._read_endpoints()
+            self._slots = {s.endpoint_id: s for s in self._pinned}
+            log.info("datapath for node %s loaded in %.2fs; pins in %s (%s); %d pinned "
+                     "endpoints", self.node, time.monotonic() - t0, self.pin_dir,
+                     f"reused {len(reused)} maps" if reused else "new maps",
+                     len(self._pinned))
+
+    def _require(self) -> None:
+        if self._bpf is None:
+            raise DatapathError(f"datapath of node {self.node} is not started: "
+                                "call start() first")
+
+    def _ifname(self, ifindex: int) -> str:
+        from pyroute2 import IPRoute, NetNS
+
+        ipr = NetNS(self.netns) if self.netns else IPRoute()
+        try:
+            links = ipr.get_links(ifindex)
+            return str(links[0].get_attr("IFLA_IFNAME")) if links else ""
+        except Exception:
+            return ""
+        finally:
+            ipr.close()
+
+    def _read_endpoints(self) -> list[EndpointSlot]:
+        out = []
+        for k, v in self._maps["endpoints"].items():
+            ifindex = int(k.value)
+            out.append(EndpointSlot(endpoint_id=v.endpoint_id, ifname=self._ifname(ifindex),
+                                    ifindex=ifindex, ipv4=layout.be32_to_ip(v.ipv4),
+                                    identity=v.identity))
+        return sorted(out, key=lambda s: s.endpoint_id)
+
+    def pinned_endpoints(self) -> list[EndpointSlot]:
+        self._require()
+        return list(self._pinned)
+
+    def close(self, unpin: bool = False) -> None:
+        with self._lock:
+            if unpin and self._bpf is not None:
+                for slot in list(self._slots.values()):
+                    try:
+                        tc.detach(slot.ifname or None, netns=self.netns,
+                                  ifindex=None if slot.ifname else slot.ifindex)
+                    except DatapathError as e:
+                        log.warning("close: %s", e)
+            self._reader = None
+            if self._bpf is not None:
+                try:
+                    self._bpf.cleanup()
+                except Exception:  # bcc cleanup is best effort
+                    pass
+            self._bpf = None
+            self._maps = {}
+            self._writer = None
+            if unpin:
+                shutil.rmtree(self.pin_dir, ignore_errors=True)
+                log.info("datapath of node %s: programs detached, pins removed", self.node)
+
+    # --- endpoints -----------------------------------------------------------
+
+    @staticmethod
+    def _endpoint_value(slot: EndpointSlot, policy: EndpointPolicy) -> layout.endpoint_info:
+        flags = 0
+        if policy.ingress_enforced:
+            flags |= layout.EP_F_INGRESS_ENFORCED
+        if policy.egress_enforced:
+            flags |= layout.EP_F_EGRESS_ENFORCED
+        return layout.endpoint_info(identity=slot.identity, ipv4=layout.ip_to_be32(slot.ipv4),
+                                    endpoint_id=slot.endpoint_id, flags=flags)
+
+    def _write_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> bool:
+        """Writes the endpoints entry; returns whether it changed."""
+        m = self._maps["endpoints"]
+        old = self._slots.get(slot.endpoint_id)
+        if old is not None and old.ifindex != slot.ifindex:
+            m.delete(ctypes.c_uint32(old.ifindex))   # the pod got a new veth
+        value = self._endpoint_value(slot, policy)
+        key = ctypes.c_uint32(slot.ifindex)
+        try:
+            cur = m.table[key]
+            if bytes(cur) == bytes(value):
+                self._slots[slot.endpoint_id] = slot
+                return False
+        except KeyError:
+            pass
+        try:
+            m.update(key, value)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.E2BIG):
+                raise MapFullError(f"endpoint {slot.endpoint_id} ({slot.ifname}): BPF map "
+                                   f"'endpoints' is full (max_entries {m.max_entries})") from e
+            raise DatapathError(f"endpoint {slot.endpoint_id}: writing map 'endpoints': "
+                                f"{e}") from e
+        self._slots[slot.endpoint_id] = slot
+        return True
+
+    def _check_ifindex(self, slot: EndpointSlot) -> None:
+        idx = tc.ifindex_of(slot.ifname, self.netns)
+        if idx != slot.ifindex:
+            raise DatapathError(f"endpoint {slot.endpoint_id}: {slot.ifname} has ifindex "
+                                f"{idx}, not {slot.ifindex} as registered")
+
+    def add_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> None:
+        with self._lock:
+            self._require()
+            assert self._writer is not None
+            self._check_ifindex(slot)
+            full: MapFullError | None = None
+            try:
+                self._writer.sync(slot.endpoint_id, policy, self._who(slot))
+            except MapFullError as e:
+                full = e
+            self._write_endpoint(slot, policy)
+            tc.attach(slot.ifname, {n: p.fd for n, p in self._progs.items()}, self.netns)
+            log.info("endpoint %d (%s, %s) attached; ingress %s, egress %s",
+                     slot.endpoint_id, slot.ifname, slot.ipv4,
+                     "enforced" if policy.ingress_enforced else "open",
+                     "enforced" if policy.egress_enforced else "open")
+            if full is not None:
+                raise full
+
+    def update_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> int:
+        with self._lock:
+            self._require()
+            assert self._writer is not None
+            try:
+                res = self._writer.sync(slot.endpoint_id, policy, self._who(slot))
+            except MapFullError:
+                self._write_endpoint(slot, policy)   # enforcement on: deny, not allow
+                raise
+            changed = self._write_endpoint(slot, policy)
+            return res.writes + int(changed)
+
+    def remove_endpoint(self, endpoint_id: int) -> None:
+        with self._lock:
+            self._require()
+            assert self._writer is not None
+            slot = self._slots.get(endpoint_id)
+            if slot is None:
+                slot = next((s for s in self._read_endpoints()
+                             if s.endpoint_id == endpoint_id), None)
+            if slot is not None:
+                tc.detach(slot.ifname or None, netns=self.netns,
+                          ifindex=None if slot.ifname else slot.ifindex)
+                self._maps["endpoints"].delete(ctypes.c_uint32(slot.ifindex))
+            self._writer.remove_endpoint(endpoint_id)
+            ct = self._maps["conntrack"]
+            for k, _ in ct.items():
+                if k.endpoint_id == endpoint_id:
+                    ct.delete(k)
+            self._slots.pop(endpoint_id, None)
+            log.info("endpoint %d removed", endpoint_id)
+
+    @staticmethod
+    def _who(slot: EndpointSlot) -> str:
+        return f"endpoint {slot.endpoint_id} ({slot.ifname}, {slot.ipv4})"
+
+    # --- cluster maps ----------------------------------------------------------
+
+    def sync_cluster_maps(self, maps: ClusterMaps) -> int:
+        with self._lock:
+            self._require()
+            a = sync_prefix_map(self._maps["ipcache"], maps.ipcache)
+            b = sync_prefix_map(self._maps["cidr"], maps.cidrs)
+            return a.writes + b.writes
+
+    def dump_ipcache(self) -> tuple[dict[str, int], dict[str, int]]:
+        self._require()
+        return read_prefix_map(self._maps["ipcache"]), read_prefix_map(self._maps["cidr"])
+
+    # --- events ------------------------------------------------------------------
+
+    def set_event_handler(self, handler: Callable[[DatapathEvent], None]) -> None:
+        self._handler = handler
+        if self._reader is not None:
+            self._reader.handler = handler
+
+    def poll_events(self, timeout_ms: int) -> int:
+        self._require()
+        assert self._reader is not None
+        return self._reader.poll(timeout_ms)
+
+    # --- conntrack -----------------------------------------------------------------
+
+    def collect_conntrack_garbage(self) -> int:
+        """Deletes entries whose expiry (CLOCK_MONOTONIC, as bpf_ktime_get_ns) passed."""
+        self._require()
+        ct = self._maps["conntrack"]
+        now = time.monotonic_ns()
+        n = 0
+        for k, v in ct.items():
+            if v.expires_ns <= now and ct.delete(k):
+                n += 1
+        if n:
+            log.debug("conntrack GC on %s: %d expired entries deleted", self.node, n)
+        return n
+
+    def dump_conntrack(self) -> list[ConntrackEntry]:
+        self._require()
+        now = time.monotonic_ns()
+        out = []
+        for k, v in self._maps["conntrack"].items():
+            out.append(ConntrackEntry(
+                endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
+                src_ip=layout.be32_to_ip(k.saddr), src_port=k.sport,
+                dst_ip=layout.be32_to_ip(k.daddr), dst_port=k.dport,
+                state=layout.CT_STATE_NAMES.get(v.state, f"state-{v.state}"),
+                expires_in_s=round((v.expires_ns - now) / 1e9, 3),
+                packets=v.packets, bytes=v.bytes))
+        return sorted(out, key=lambda e: (e.endpoint_id, e.direction, e.protocol,
+                                          e.src_ip, e.src_port, e.dst_ip, e.dst_port))
+
+    # --- policy ----------------------------------------------------------------------
+
+    def dump_policy(self, endpoint_id: int) -> list[KernelPolicyEntry]:
+        """The endpoint's kernel entries with their counters. A port range appears as
+        the power-of-two blocks it was written as."""
+        self._require()
+        out = []
+        for k, v in self._maps["policy"].items():
+            if k.endpoint_id != endpoint_id:
+                continue
+            mk = PolicyMapKey.from_c(k)
+            out.append(KernelPolicyEntry(key=mk.to_policy_key(), packets=v.packets,
+                                         bytes=v.bytes))
+        return sorted(out, key=lambda e: e.key)
+
+    # --- stats -----------------------------------------------------------------------
+
+    def stats(self) -> DatapathStats:
+        self._require()
+        st = DatapathStats()
+        for name in ("endpoints", "ipcache", "cidr", "policy", "conntrack"):
+            m = self._maps[name]
+            st.maps.append(MapUsage(name=name, entries=len(m), max_entries=m.max_entries))
+        drops = self._bpf["drop_metrics"]
+        for k, per_cpu in drops.items():
+            total = sum(int(c.packets) for c in per_cpu)
+            if total:
+                st.drops[int(k.value)] = total
+        lost = self._bpf["lost_events"]
+        st.lost_events = sum(int(sum(v)) for _, v in lost.items())
+        if self._reader is not None:
+            st.lost_events += self._reader.user_lost
+        return st
+
+    def drops_by_reason(self) -> dict[int, int]:
+        return self.stats().drops
+
+    def policy_direction_enforced(self, endpoint_id: int, direction: Direction) -> bool:
+        """From the kernel's endpoints map (for status/debug)."""
+        self._require()
+        slot = self._slots.get(endpoint_id)
+        if slot is None:
+            return False
+        v = self._maps["endpoints"].table[ctypes.c_uint32(slot.ifindex)]
+        bit = (layout.EP_F_INGRESS_ENFORCED if direction is Direction.INGRESS
+               else layout.EP_F_EGRESS_ENFORCED)
+        return bool(v.flags & bit)

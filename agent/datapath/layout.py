@@ -1,0 +1,141 @@
+"""ctypes mirrors of the C datapath's structs (bpf/lib/*.h): C is the source.
+
+One class per C struct, same name and field order. Byte order is as the C comment
+says: addresses in keys/values are network byte order (we store them as the raw u32
+that `socket.inet_aton` bytes give on this little-endian host: see `ip_to_be32`),
+identities and endpoint ids host byte order, the policy key's port big-endian.
+tests/unit/test_datapath_layout.py compares sizes and offsets with what bcc compiled
+(Cilium's alignchecker idea). Pure ctypes: importing this needs no bcc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import socket
+import struct
+
+# --- constants mirrored from bpf/lib/common.h, policy.h, conntrack.h, endpoints.h ---
+
+DIR_INGRESS = 0
+DIR_EGRESS = 1
+
+EP_F_INGRESS_ENFORCED = 0x01
+EP_F_EGRESS_ENFORCED = 0x02
+
+POLICY_PREFIX_ANY_PROTO = 56
+POLICY_PREFIX_ANY_PORT = 64
+POLICY_PREFIX_FULL = 80
+
+CT_STATE_NAMES = {1: "syn-sent", 2: "established", 3: "fin-wait", 4: "closing",
+                  5: "udp", 6: "icmp", 7: "sctp"}
+CT_F_SEEN_REPLY = 0x01
+
+EVENT_POLICY_VERDICT = 1
+EVENT_DROP = 2
+
+
+class ipcache_key(ctypes.Structure):
+    """LPM key of `ipcache` and `cidr`: prefixlen 0..32, IPv4 address big-endian."""
+    _fields_ = [("prefixlen", ctypes.c_uint32), ("addr", ctypes.c_uint32)]
+
+
+class remote_identity(ctypes.Structure):
+    _fields_ = [("identity", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+class endpoint_info(ctypes.Structure):
+    """`endpoints` value; the key is a u32 ifindex."""
+    _fields_ = [("identity", ctypes.c_uint32), ("ipv4", ctypes.c_uint32),
+                ("endpoint_id", ctypes.c_uint16), ("flags", ctypes.c_uint8),
+                ("pad", ctypes.c_uint8)]
+
+
+class policy_key(ctypes.Structure):
+    """`policy` LPM key: peer, endpoint, direction exact; protocol and port by prefix."""
+    _fields_ = [("prefixlen", ctypes.c_uint32), ("peer_identity", ctypes.c_uint32),
+                ("endpoint_id", ctypes.c_uint16), ("direction", ctypes.c_uint8),
+                ("protocol", ctypes.c_uint8), ("dport", ctypes.c_uint16),
+                ("pad", ctypes.c_uint16)]
+
+
+class policy_entry(ctypes.Structure):
+    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64),
+                ("match_type", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 7)]
+
+
+class ct_key(ctypes.Structure):
+    _fields_ = [("saddr", ctypes.c_uint32), ("daddr", ctypes.c_uint32),
+                ("sport", ctypes.c_uint16), ("dport", ctypes.c_uint16),
+                ("endpoint_id", ctypes.c_uint16), ("protocol", ctypes.c_uint8),
+                ("direction", ctypes.c_uint8)]
+
+
+class ct_entry(ctypes.Structure):
+    _fields_ = [("expires_ns", ctypes.c_uint64), ("packets", ctypes.c_uint64),
+                ("bytes", ctypes.c_uint64), ("state", ctypes.c_uint8),
+                ("tx_flags", ctypes.c_uint8), ("rx_flags", ctypes.c_uint8),
+                ("flags", ctypes.c_uint8), ("pad", ctypes.c_uint32)]
+
+
+class metrics_value(ctypes.Structure):
+    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64)]
+
+
+class event(ctypes.Structure):
+    """A ring buffer record (bpf/lib/events.h)."""
+    _fields_ = [("ktime_ns", ctypes.c_uint64),
+                ("type", ctypes.c_uint8), ("direction", ctypes.c_uint8),
+                ("allowed", ctypes.c_uint8), ("match_type", ctypes.c_uint8),
+                ("protocol", ctypes.c_uint8), ("tcp_flags", ctypes.c_uint8),
+                ("is_reply", ctypes.c_uint8), ("drop_reason", ctypes.c_uint8),
+                ("endpoint_id", ctypes.c_uint16), ("sport", ctypes.c_uint16),
+                ("dport", ctypes.c_uint16), ("pad", ctypes.c_uint16),
+                ("src_identity", ctypes.c_uint32), ("dst_identity", ctypes.c_uint32),
+                ("saddr", ctypes.c_uint32), ("daddr", ctypes.c_uint32),
+                ("packet_len", ctypes.c_uint32), ("pad2", ctypes.c_uint32)]
+
+
+# C struct name -> mirror, for the parity test and for callers that want them all.
+STRUCTS: dict[str, type[ctypes.Structure]] = {
+    cls.__name__: cls for cls in (ipcache_key, remote_identity, endpoint_info, policy_key,
+                                  policy_entry, ct_key, ct_entry, metrics_value, event)
+}
+
+# map name -> (key mirror or None for u32, value mirror)
+MAPS: dict[str, tuple[type[ctypes.Structure] | None, type[ctypes.Structure] | None]] = {
+    "ipcache": (ipcache_key, remote_identity),
+    "cidr": (ipcache_key, remote_identity),
+    "endpoints": (None, endpoint_info),
+    "policy": (policy_key, policy_entry),
+    "conntrack": (ct_key, ct_entry),
+    "drop_metrics": (None, metrics_value),
+}
+
+
+# --- byte order helpers -------------------------------------------------------
+
+def ip_to_be32(ip: str) -> int:
+    """IPv4 text -> the u32 whose in-memory bytes are the address in network order."""
+    return int(struct.unpack("=I", socket.inet_aton(ip))[0])
+
+
+def be32_to_ip(value: int) -> str:
+    return socket.inet_ntoa(struct.pack("=I", value & 0xFFFFFFFF))
+
+
+def htons(port: int) -> int:
+    return socket.htons(port)
+
+
+def ntohs(port: int) -> int:
+    return socket.ntohs(port)
+
+
+def prefix_key(prefix: str) -> ipcache_key:
+    net = ipaddress.IPv4Network(prefix, strict=False)
+    return ipcache_key(net.prefixlen, ip_to_be32(str(net.network_address)))
+
+
+def key_prefix(key: ipcache_key) -> str:
+    return f"{be32_to_ip(key.addr)}/{key.prefixlen}"
