@@ -251,7 +251,8 @@ def test_an_etcd_outage_keeps_known_identities_working_and_refs_are_recreated(
     etcd.stop()
     try:
         assert a.lookup(theirs.id) == theirs
-        assert a.lookup(1) is not None and a.lookup(1).labels == LabelSet.parse(["reserved:host"])
+        host = a.lookup(1)
+        assert host is not None and host.labels == LabelSet.parse(["reserved:host"])
         assert {i.id for i in a.identities()} >= {mine.id, theirs.id}
         assert a.allocate(labels("app=mine")) == mine
         assert a.allocate(labels("app=theirs")) == theirs   # known, but not yet used here
