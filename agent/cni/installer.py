@@ -63,8 +63,12 @@ def is_ours(doc: dict[str, Any]) -> bool:
     return OWNER_KEY in doc
 
 
-def find_source(conf_dir: Path) -> Path | None:
-    """The config the runtime would use were we not installed: the first one not ours."""
+def find_source(conf_dir: Path, name: str = "") -> Path | None:
+    """The config the runtime would use were we not installed: the first one not ours, or
+    the one named (kind's 10-kindnet.conflist, minikube's 1-k8s.conflist) when given."""
+    if name:
+        named = conf_dir / name
+        return named if named.is_file() and not is_ours(_load(named)) else None
     for path in config_files(conf_dir):
         if not is_ours(_load(path)):
             return path
@@ -123,19 +127,22 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def install(conf_dir: str | Path, bin_dir: str | Path, plugin_path: str | Path,
-            plugin_conf: dict[str, Any] | None = None) -> Installed:
+            plugin_conf: dict[str, Any] | None = None, source_name: str = "") -> Installed:
     conf_dir, bin_dir = Path(conf_dir), Path(bin_dir)
-    source = find_source(conf_dir)
+    source = find_source(conf_dir, source_name)
     if source is None:
-        raise InstallError(f"no CNI config in {conf_dir} to chain into: membrane chains with "
-                           "the cluster's CNI (kindnet, minikube's bridge), which must be "
+        wanted = f" named {source_name}" if source_name else ""
+        raise InstallError(f"no CNI config{wanted} in {conf_dir} to chain into: membrane "
+                           "chains with the cluster's CNI (kindnet, minikube's bridge), which must be "
                            "installed first")
     bin_dir.mkdir(parents=True, exist_ok=True)
     binary = bin_dir / PLUGIN_TYPE
     # Binary first: the moment the config names membrane-cni, the runtime may exec it.
     write_atomic(binary, Path(plugin_path).read_bytes(), 0o755)
     doc = chained(_load(source), source, plugin_conf or {})
-    target = conf_dir / conf_name_for(source)
+    # Ours must load before every config of the node, not only before the one we copied.
+    first = find_source(conf_dir) or source
+    target = conf_dir / conf_name_for(min(first, source))
     for stale in config_files(conf_dir):  # an older install under another name
         if stale != target and is_ours(_load(stale)):
             stale.unlink()
@@ -162,10 +169,10 @@ def uninstall(conf_dir: str | Path, bin_dir: str | Path) -> list[Path]:
     return removed
 
 
-def wait_for_source(conf_dir: Path, timeout: float) -> None:
+def wait_for_source(conf_dir: Path, timeout: float, name: str = "") -> None:
     """On a fresh node the cluster CNI (kindnet) may write its config after we start."""
     deadline = time.monotonic() + timeout
-    while find_source(conf_dir) is None and time.monotonic() < deadline:
+    while find_source(conf_dir, name) is None and time.monotonic() < deadline:
         time.sleep(1.0)
 
 
@@ -192,14 +199,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the membrane-cni executable to copy into --bin-dir")
     parser.add_argument("--socket", default=env("MEMBRANE_SOCKET", "/run/membrane/agent.sock"),
                         help="agent socket path as seen from the node (written into the config)")
+    parser.add_argument("--source", default=env("MEMBRANE_CNI_SOURCE", ""),
+                        help="file name of the node's config to chain into (default: the "
+                             "first the runtime would load)")
     parser.add_argument("--log-file", default=env("MEMBRANE_CNI_LOG_FILE", ""))
     parser.add_argument("--wait", type=float, default=float(env("MEMBRANE_CNI_WAIT", "300")),
                         help="seconds to wait for the cluster CNI's config to appear")
     args = parser.parse_args(argv)
     try:
         if args.action == "install":
-            wait_for_source(Path(args.conf_dir), args.wait)
-            done = install(args.conf_dir, args.bin_dir, args.plugin, _plugin_conf(args))
+            wait_for_source(Path(args.conf_dir), args.wait, args.source)
+            done = install(args.conf_dir, args.bin_dir, args.plugin, _plugin_conf(args),
+                           args.source)
             print(f"chained {PLUGIN_TYPE} into {done.source.name} as {done.conf}")
         else:
             for path in uninstall(args.conf_dir, args.bin_dir):

@@ -128,10 +128,15 @@ def netns() -> Iterator[Any]:
 
 @pytest.fixture
 def plugin_dir(tmp_path: Path) -> Path:
-    """membrane-cni as the runtime finds it: an executable named by its type on CNI_PATH."""
+    """membrane-cni as the runtime finds it: an executable named by its type on CNI_PATH.
+    MEMBRANE_CNI_BINARY=path runs the chain with a built one (the image's frozen binary)."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     launcher = bindir / "membrane-cni"
+    built = os.environ.get("MEMBRANE_CNI_BINARY")
+    if built:
+        launcher.symlink_to(Path(built).resolve())
+        return bindir
     launcher.write_text(f"#!{sys.executable}\n"
                         f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
                         "from agent.cni.plugin import main\nmain()\n")
@@ -490,3 +495,12 @@ def test_uninstall_leaves_configs_it_did_not_write(tmp_path: Path) -> None:
     assert installer.main(["uninstall", "--conf-dir", str(conf_dir),
                            "--bin-dir", str(bin_dir)]) == 0
     assert _snapshot(conf_dir) == before
+
+
+def test_install_chains_the_named_config_and_still_sorts_before_all(tmp_path: Path) -> None:
+    conf_dir, bin_dir, plugin = _node(tmp_path, {
+        "1-k8s.conflist": MINIKUBE_CONFLIST, "01-leftover.conflist": KINDNET_CONFLIST})
+    done = installer.install(conf_dir, bin_dir, plugin, source_name="1-k8s.conflist")
+    assert done.source.name == "1-k8s.conflist"
+    assert json.loads(done.conf.read_text())["name"] == "bridge"
+    assert installer.config_files(conf_dir)[0] == done.conf
