@@ -1,0 +1,194 @@
+"""`membrane observe` driven against an in-process Observer on a temporary unix socket."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from observe.cli import build_filters, main, parse_time
+from observe.events import EventType
+from observe.gen import flow_pb2 as fpb
+from tests.unit.test_observe_server import Served, make_flow, served  # noqa: F401 (fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+F = fpb.FlowFilter
+
+
+def flags(*items: tuple[bool, str, str]) -> tuple[list[fpb.FlowFilter], list[fpb.FlowFilter]]:
+    return build_filters(list(items))
+
+
+@pytest.mark.parametrize("items,allow,deny", [
+    ([(False, "from_label", "app=a"), (False, "to_label", "app=b")],
+     [F(source_label=["app=a"], destination_label=["app=b"])], []),
+    ([(False, "pod", "default/x")],
+     [F(source_pod=["default/x"]), F(destination_pod=["default/x"])], []),
+    ([(False, "verdict", "DROPPED"), (False, "label", "app=a")],
+     [F(verdict=[fpb.DROPPED], source_label=["app=a"]),
+      F(verdict=[fpb.DROPPED], destination_label=["app=a"])], []),
+    ([(False, "to_port", "8080"), (True, "from_label", "app=frontend")],
+     [F(destination_port=["8080"])], [F(source_label=["app=frontend"])]),
+    ([(False, "from_namespace", "kube-system")], [F(source_pod=["kube-system/"])], []),
+    ([(False, "from_namespace", "ns1"), (False, "from_pod", "web")],
+     [F(source_pod=["ns1/web"])], []),
+    ([(False, "namespace", "default")],
+     [F(source_pod=["default/"]), F(destination_pod=["default/"])], []),
+    ([(False, "from_identity", "world"), (False, "to_identity", "68421")],
+     [F(source_identity=[2], destination_identity=[68421])], []),
+    ([(False, "tcp_flags", "SYN,ACK"), (False, "traffic_direction", "ingress")],
+     [F(tcp_flags=[fpb.TCPFlags(SYN=True, ACK=True)], traffic_direction=[fpb.INGRESS])], []),
+    ([(False, "type", "policy-verdict"), (False, "is_reply", "false")],
+     [F(event_type=[fpb.EventTypeFilter(type=9)], reply=[False])], []),
+], ids=["from and to labels in one filter", "either-side pod splits into two filters",
+        "a shared flag lands in both halves", "--not sends the next flag to the deny list",
+        "a namespace alone is every pod in it", "a namespace qualifies a bare pod name",
+        "-n matches either side", "identities by number or reserved name",
+        "tcp flags and traffic direction", "event type and reply"])
+def test_flags_build_the_filters_hubble_would(items: list[tuple[bool, str, str]],
+                                               allow: list[fpb.FlowFilter],
+                                               deny: list[fpb.FlowFilter]) -> None:
+    assert flags(*items) == (allow, deny)
+
+
+def test_relative_and_rfc3339_times_parse() -> None:
+    now = dt.datetime(2024, 1, 26, 10, 0, tzinfo=dt.timezone.utc)
+    assert parse_time("5m", now).ToDatetime(dt.timezone.utc) == now - dt.timedelta(minutes=5)
+    assert parse_time("1h30m", now).ToDatetime(dt.timezone.utc) == now - dt.timedelta(hours=1.5)
+    assert parse_time("2024-01-26T09:07:03Z").ToDatetime(dt.timezone.utc) == \
+        dt.datetime(2024, 1, 26, 9, 7, 3, tzinfo=dt.timezone.utc)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_last_n_prints_compact_lines(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(5):
+        served.observer.add_flow(make_flow(i))
+    rc, out, err = run(capsys, "--server", served.socket, "--last", "2")
+    assert rc == 0 and err == ""
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith(
+        ": default/not-frontend-7db9747986-gktg6:1003 (ID:84671) <> "
+        "default/backend-6f884b6495-69bbh:8080 (ID:68421) Policy denied DROPPED "
+        "(TCP Flags: SYN)")
+
+
+def test_the_tutorials_label_filters_select_the_denied_flows(
+        served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    served.observer.add_flow(make_flow(0, type=EventType.POLICY_VERDICT))
+    served.observer.add_flow(make_flow(1))
+    served.observer.add_flow(make_flow(2, src_ip="10.9.9.9", src_identity=2))
+    rc, out, _ = run(capsys, "--server", served.socket, "--from-label", "app=not-frontend",
+                     "--to-label", "app=backend")
+    assert rc == 0
+    assert [line.split(") ", 2)[2] for line in out.splitlines()] == [
+        "policy-verdict:none INGRESS DENIED (TCP Flags: SYN)",
+        "Policy denied DROPPED (TCP Flags: SYN)"]
+
+
+def test_not_excludes_the_next_filter(served: Served,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    served.observer.add_flow(make_flow(0, type=EventType.POLICY_VERDICT))
+    served.observer.add_flow(make_flow(1))
+    rc, out, _ = run(capsys, "--server", served.socket, "--not", "--type", "policy-verdict")
+    assert rc == 0 and len(out.splitlines()) == 1 and "DROPPED" in out
+
+
+def test_json_output_is_one_object_per_line(served: Served,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    served.observer.add_flow(make_flow(0))
+    served.observer.add_flow(make_flow(1))
+    rc, out, _ = run(capsys, "--server", served.socket, "-o", "json", "--verdict", "DROPPED")
+    assert rc == 0
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert [o["flow"]["verdict"] for o in objs] == ["DROPPED", "DROPPED"]
+
+
+def test_status_shows_the_ring(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    served.observer.add_flow(make_flow(0))
+    served.observer.report_lost("kernel", 3)
+    rc, out, _ = run(capsys, "status", "--server", served.socket)
+    assert rc == 0
+    assert "Current/Max Flows: 2/64" in out
+    assert "PERF_EVENT_RING_BUFFER 3" in out
+    rc, out, _ = run(capsys, "status", "--server", served.socket, "-o", "json")
+    assert json.loads(out)["seen_flows"] == 1
+
+
+def test_a_missing_agent_is_a_one_line_error(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "--server", str(tmp_path / "nothing.sock"))
+    assert rc == 1 and out == ""
+    assert err.startswith("AgentUnreachable: ") and err.count("\n") == 1
+
+
+def test_a_socket_nobody_listens_on_is_a_one_line_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    path = tmp_path / "dead.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.close()
+    rc, _, err = run(capsys, "--server", str(path))
+    assert rc == 1 and err.startswith("AgentUnreachable: ") and err.count("\n") == 1
+
+
+def test_a_bad_filter_value_is_a_one_line_error(served: Served,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "--server", served.socket, "--ip", "nope")
+    assert rc == 1 and err.startswith("MembraneError: ") and "nope" in err
+
+
+def test_first_and_follow_together_are_refused(served: Served,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "--server", served.socket, "--first", "3", "-f")
+    assert rc == 1 and "--first" in err
+
+
+def test_lab_and_node_point_at_that_nodes_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("observe.cli.lab_socket",
+                        lambda lab, node: str(tmp_path / lab / node / "agent.sock"))
+    rc, _, err = run(capsys, "--lab", "demo", "--node", "node2")
+    assert rc == 1 and str(tmp_path / "demo" / "node2" / "agent.sock") in err
+
+
+def test_help_ends_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert out.rstrip().splitlines()[-1].strip().startswith("membrane observe")
+
+
+def test_follow_prints_a_new_flow_and_ends_cleanly_on_ctrl_c(served: Served) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "observe.cli", "--server", served.socket, "-f"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        time.sleep(1.5)   # interpreter start and the stream open
+        served.observer.add_flow(make_flow(7))
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "default/not-frontend-7db9747986-gktg6:1007" in line
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=5)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        assert rc == 0
+        assert "Traceback" not in stderr
+    finally:
+        if proc.poll() is None:
+            proc.kill()
