@@ -94,7 +94,7 @@ class BpfDatapath:
             self._bpf = compile_datapath(self.options, self.features)
             self._progs = load_programs(self._bpf)
             for name in PINNED_MAPS:
-                self._maps[name] = KernelMap(self._bpf[name], name)
+                self._maps[name] = KernelMap(self._bpf[name.encode()], name)
             self._writer = PolicyWriter(self._maps["policy"])
             self._reader = EventReader(self._bpf, self.node, ringbuf=self.features.ringbuf)
             self._reader.handler = self._handler
@@ -334,12 +334,12 @@ class BpfDatapath:
         for name in ("endpoints", "ipcache", "cidr", "policy", "conntrack"):
             m = self._maps[name]
             st.maps.append(MapUsage(name=name, entries=len(m), max_entries=m.max_entries))
-        drops = self._bpf["drop_metrics"]
+        drops = self._bpf[b"drop_metrics"]
         for k, per_cpu in drops.items():
             total = sum(int(c.packets) for c in per_cpu)
             if total:
                 st.drops[int(k.value)] = total
-        lost = self._bpf["lost_events"]
+        lost = self._bpf[b"lost_events"]
         st.lost_events = sum(int(sum(v)) for _, v in lost.items())
         if self._reader is not None:
             st.lost_events += self._reader.user_lost

@@ -181,7 +181,7 @@ def load_programs(bpf: Any) -> dict[str, Any]:
     progs = {}
     for name in ("from_container", "to_container"):
         try:
-            progs[name] = bpf.load_func(name, BPF.SCHED_CLS)
+            progs[name] = bpf.load_func(name.encode(), BPF.SCHED_CLS)
         except Exception as e:
             raise DatapathError(f"the verifier rejected {name}: {e}") from e
     return progs

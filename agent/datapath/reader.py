@@ -61,7 +61,7 @@ class EventReader:
         self.decode_errors = 0
         self._count = 0
         self._offset = monotonic_to_realtime_offset()
-        table = bpf["events"]
+        table = bpf[b"events"]
         if ringbuf:
             table.open_ring_buffer(self._on_ring)
         else:

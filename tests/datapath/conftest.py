@@ -1,0 +1,146 @@
+"""Fixtures for datapath tests: real packets through the compiled datapath.
+
+The datapath is compiled ONCE per session (`env`), attached to the pods of one
+session topology; every test starts from open endpoints, an empty conntrack and no
+pending events (`clean`). Tests that need their own compile (restart, tiny ring) build
+their own small topology and pin dir, and clean them up in finalizers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import pytest
+
+from agent.datapath.interface import EndpointSlot
+from agent.policy.mapstate import ClusterMaps, EndpointPolicy
+from observe.events import DatapathEvent
+from tests.datapath.topology import EXT2_IP, EXT_IP, NODE_IP, Topology
+
+PIN_ROOT = f"/sys/fs/bpf/mbrt-{os.getpid()}"
+
+IDS = {"p0": 1000, "p1": 1001, "p2": 1002}
+
+
+def _privileged_ok() -> str | None:
+    if os.geteuid() != 0:
+        return "datapath tests need root"
+    if not os.path.isdir("/sys/fs/bpf"):
+        return "bpffs is not mounted"
+    try:
+        import bcc  # noqa: F401
+    except ImportError:
+        return "bcc (python3-bpfcc) is not importable"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _privileged_ok()
+    for item in items:
+        if "tests/datapath" in str(item.fspath):
+            item.add_marker(pytest.mark.privileged)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@dataclass
+class Env:
+    topo: Topology
+    dp: "object"
+    slots: dict[str, EndpointSlot]
+    events: list[DatapathEvent] = field(default_factory=list)
+
+    def slot(self, pod: str) -> EndpointSlot:
+        return self.slots[pod]
+
+    def ns(self, pod: str) -> str:
+        return next(p.ns for p in self.topo.pods if p.name == pod)
+
+    def ip(self, pod: str) -> str:
+        return self.slots[pod].ipv4
+
+    def set_policy(self, pod: str, policy: EndpointPolicy) -> int:
+        return self.dp.update_endpoint(self.slots[pod], policy)  # type: ignore[attr-defined]
+
+    def drain(self, settle: float = 0.0) -> list[DatapathEvent]:
+        if settle:
+            time.sleep(settle)
+        while self.dp.poll_events(0):  # type: ignore[attr-defined]
+            pass
+        out = list(self.events)
+        self.events.clear()
+        return out
+
+    def flush_conntrack(self) -> None:
+        ct = self.dp._maps["conntrack"]  # type: ignore[attr-defined]
+        for k, _ in ct.items():
+            ct.delete(k)
+
+
+def cluster_maps(topo: Topology, extra_cidrs: dict[str, int] | None = None) -> ClusterMaps:
+    ipcache = {f"{p.ip}/32": IDS[p.name] for p in topo.pods}
+    ipcache[f"{NODE_IP}/32"] = 1
+    ipcache["0.0.0.0/0"] = 2
+    return ClusterMaps(ipcache=ipcache, cidrs=dict(extra_cidrs or {}))
+
+
+def make_datapath(topo: Topology, name: str, **kw: object) -> "object":
+    from agent.datapath.bpf import BpfDatapath
+
+    return BpfDatapath(node=topo.node, pin_dir=f"{PIN_ROOT}/{name}", netns=topo.node,
+                       **kw)  # type: ignore[arg-type]
+
+
+def attach_all(topo: Topology, dp: "object") -> dict[str, EndpointSlot]:
+    slots = {}
+    for i, p in enumerate(topo.pods):
+        slot = EndpointSlot(endpoint_id=100 + i, ifname=p.host_if, ifindex=p.ifindex,
+                            ipv4=p.ip, identity=IDS[p.name])
+        dp.add_endpoint(slot, EndpointPolicy())  # type: ignore[attr-defined]
+        slots[p.name] = slot
+    return slots
+
+
+@pytest.fixture(scope="session")
+def env() -> Iterator[Env]:
+    reason = _privileged_ok()
+    if reason:
+        pytest.skip(reason)
+    topo = Topology("s", npods=3)
+    dp = None
+    try:
+        topo.build()
+        dp = make_datapath(topo, "session")
+        dp.start()  # type: ignore[attr-defined]
+        dp.sync_cluster_maps(cluster_maps(topo))  # type: ignore[attr-defined]
+        e = Env(topo=topo, dp=dp, slots=attach_all(topo, dp))
+        dp.set_event_handler(e.events.append)  # type: ignore[attr-defined]
+        yield e
+    finally:
+        if dp is not None:
+            dp.close(unpin=True)  # type: ignore[attr-defined]
+        topo.destroy()
+        shutil.rmtree(PIN_ROOT, ignore_errors=True)
+
+
+@pytest.fixture
+def clean(env: Env) -> Iterator[Env]:
+    for pod in env.slots:
+        env.set_policy(pod, EndpointPolicy())
+    env.dp.sync_cluster_maps(cluster_maps(env.topo))  # type: ignore[attr-defined]
+    env.flush_conntrack()
+    env.drain()
+    yield env
+
+
+def own_topology(request: pytest.FixtureRequest, tag: str, **kw: object) -> Topology:
+    topo = Topology(tag, **kw)  # type: ignore[arg-type]
+    request.addfinalizer(topo.destroy)
+    return topo.build()
+
+
+Finalizer = Callable[[], None]

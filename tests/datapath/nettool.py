@@ -1,0 +1,198 @@
+"""Traffic helper run inside a pod/node namespace (`ip netns exec NS python nettool.py`).
+
+Stdlib only. Prints one result word per probe so tests can assert on it:
+  serve tcp|udp PORT...        echo servers (TCP and UDP), until killed
+  tcp IP PORT [TIMEOUT]        connect + echo one line: ok | timeout | refused
+  udp IP PORT [TIMEOUT]        send one datagram, wait for the echo: ok | timeout
+  ping IP [TIMEOUT]            one ICMP echo (raw socket): ok | timeout
+  stream IP PORT               connect, then every 50 ms send a line and print
+                               "ok <n>" for each echo received (until killed)
+  spoof SRC DST PORT           one UDP datagram with a forged source (IP_HDRINCL)
+  udpflood IP PORT N           N datagrams as fast as possible
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+
+
+def serve(kind: str, ports: list[int]) -> None:
+    threads = []
+    for port in ports:
+        if kind in ("tcp", "both"):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", port))
+            s.listen(64)
+            threads.append(threading.Thread(target=_tcp_accept, args=(s,), daemon=True))
+        if kind in ("udp", "both"):
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind(("0.0.0.0", port))
+            threads.append(threading.Thread(target=_udp_echo, args=(u,), daemon=True))
+    for t in threads:
+        t.start()
+    print("ready", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def _tcp_accept(s: socket.socket) -> None:
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=_tcp_echo, args=(c,), daemon=True).start()
+
+
+def _tcp_echo(c: socket.socket) -> None:
+    try:
+        while True:
+            data = c.recv(4096)
+            if not data:
+                break
+            c.sendall(data)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+def _udp_echo(u: socket.socket) -> None:
+    while True:
+        data, addr = u.recvfrom(65535)
+        u.sendto(data, addr)
+
+
+def tcp(ip: str, port: int, timeout: float) -> str:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((ip, port))
+        s.sendall(b"hello\n")
+        return "ok" if s.recv(64) else "closed"
+    except socket.timeout:
+        return "timeout"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError as e:
+        return f"error:{e.errno}"
+    finally:
+        s.close()
+
+
+def udp(ip: str, port: int, timeout: float) -> str:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(b"hello", (ip, port))
+        s.recvfrom(64)
+        return "ok"
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return f"error:{e.errno}"
+    finally:
+        s.close()
+
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def ping(ip: str, timeout: float) -> str:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    ident = os.getpid() & 0xFFFF
+    hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
+    payload = b"membrane"
+    pkt = struct.pack("!BBHHH", 8, 0, _csum(hdr + payload), ident, 1) + payload
+    s.sendto(pkt, (ip, 0))
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        r, _, _ = select.select([s], [], [], left)
+        if not r:
+            return "timeout"
+        data, addr = s.recvfrom(1500)
+        ihl = (data[0] & 0x0F) * 4
+        typ, _, _, rid, _ = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+        if typ == 0 and rid == ident and addr[0] == ip:
+            return "ok"
+
+
+def stream(ip: str, port: int) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    s.connect((ip, port))
+    print("connected", flush=True)
+    s.settimeout(0.05)
+    n = 0
+    while True:
+        n += 1
+        try:
+            s.sendall(b"x%d\n" % n)
+        except OSError:
+            pass
+        try:
+            if s.recv(4096):
+                print(f"ok {n}", flush=True)
+        except socket.timeout:
+            pass
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
+def spoof(src: str, dst: str, port: int) -> str:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    payload = b"spoofed"
+    udp_hdr = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0)
+    total = 20 + len(udp_hdr) + len(payload)
+    ip_hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, socket.IPPROTO_UDP, 0,
+                         socket.inet_aton(src), socket.inet_aton(dst))
+    s.sendto(ip_hdr + udp_hdr + payload, (dst, 0))
+    return "sent"
+
+
+def udpflood(ip: str, port: int, n: int) -> str:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(n):
+        try:
+            s.sendto(b"f", (ip, port))
+        except OSError:
+            pass
+    return "sent"
+
+
+def main(argv: list[str]) -> None:
+    cmd = argv[0]
+    if cmd == "serve":
+        serve(argv[1], [int(p) for p in argv[2:]])
+    elif cmd == "tcp":
+        print(tcp(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0))
+    elif cmd == "udp":
+        print(udp(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0))
+    elif cmd == "ping":
+        print(ping(argv[1], float(argv[2]) if len(argv) > 2 else 1.0))
+    elif cmd == "stream":
+        stream(argv[1], int(argv[2]))
+    elif cmd == "spoof":
+        print(spoof(argv[1], argv[2], int(argv[3])))
+    elif cmd == "udpflood":
+        print(udpflood(argv[1], int(argv[2]), int(argv[3])))
+    else:
+        raise SystemExit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
