@@ -267,8 +267,8 @@ def build_request(args: argparse.Namespace) -> opb.GetFlowsRequest:
 
 
 def _rpc_error(err: grpc.RpcError, address: str) -> MembraneError:
-    code = err.code()  # type: ignore[attr-defined]
-    detail = err.details()  # type: ignore[attr-defined]
+    code = err.code()
+    detail = err.details()
     if code == grpc.StatusCode.UNAVAILABLE:
         return AgentUnreachable(f"agent at {address} is unreachable: {detail}")
     if code == grpc.StatusCode.UNIMPLEMENTED:
@@ -286,7 +286,7 @@ def run_observe(args: argparse.Namespace) -> int:
     channel = open_channel(address)
     stream: Iterator[opb.GetFlowsResponse] | None = None
     try:
-        stub = opb_grpc.ObserverStub(channel)
+        stub = opb_grpc.ObserverStub(channel)  # type: ignore[no-untyped-call]
         stream = stub.GetFlows(request, timeout=None if args.follow else args.timeout)
         for resp in stream:
             printer.write(resp)
@@ -297,7 +297,7 @@ def run_observe(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return 0   # piped into `head`
     except grpc.RpcError as err:
-        if err.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+        if err.code() == grpc.StatusCode.CANCELLED:
             return 0
         raise _rpc_error(err, address) from None
     finally:
@@ -314,8 +314,8 @@ def run_status(args: argparse.Namespace) -> int:
     address = _address(args)
     channel = open_channel(address)
     try:
-        st = opb_grpc.ObserverStub(channel).ServerStatus(opb.ServerStatusRequest(),
-                                                         timeout=args.timeout)
+        stub = opb_grpc.ObserverStub(channel)  # type: ignore[no-untyped-call]
+        st = stub.ServerStatus(opb.ServerStatusRequest(), timeout=args.timeout)
     except grpc.RpcError as err:
         raise _rpc_error(err, address) from None
     finally:

@@ -127,7 +127,7 @@ def _endpoint(ip: str, event_identity: int, meta: EndpointMetadata,
     )
 
 
-def _verdict(event: DatapathEvent) -> int:
+def _verdict(event: DatapathEvent) -> fpb.Verdict:
     if event.type is EventType.DROP or not event.allowed:
         return fpb.DROPPED
     return fpb.FORWARDED
@@ -143,7 +143,7 @@ def _event_type(event: DatapathEvent) -> fpb.CiliumEventType:
     return fpb.CiliumEventType(type=MSG_TRACE, sub_type=point)
 
 
-def _traffic_direction(event: DatapathEvent) -> int:
+def _traffic_direction(event: DatapathEvent) -> fpb.TrafficDirection:
     # The event's direction is the hook (into or out of the pod). Hubble's
     # traffic_direction is the connection's: a reply leaving a pod belongs to an
     # ingress connection, so replies flip.

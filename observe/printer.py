@@ -100,7 +100,7 @@ def type_text(flow: fpb.Flow) -> str:
 
 
 def verdict_text(flow: fpb.Flow) -> str:
-    name = fpb.Verdict.Name(flow.verdict)
+    name = str(fpb.Verdict.Name(flow.verdict))
     if flow.event_type.type == MSG_POLICY_VERDICT:
         # Hubble words a policy decision as an action, not as a packet's fate.
         return {"FORWARDED": "ALLOWED", "DROPPED": "DENIED", "AUDIT": "AUDITED"}.get(name, name)

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -37,16 +37,24 @@ DEFAULT_QUEUE_SIZE = 8192
 KERNEL = "PERF_EVENT_RING_BUFFER"
 QUEUE = "OBSERVER_EVENTS_QUEUE"
 RING = "HUBBLE_RING_BUFFER"
-_ALIASES = {"kernel": KERNEL, "perf": KERNEL, "ringbuf": KERNEL, "queue": QUEUE, "ring": RING}
+UNKNOWN = "UNKNOWN_LOST_EVENT_SOURCE"
+# Free-form names callers use, by the word that identifies them (checked in this order:
+# "kernel ring buffer" is the kernel's, "flow ring" the observer's).
+_ALIASES = (("kernel", KERNEL), ("perf", KERNEL), ("ringbuf", KERNEL), ("queue", QUEUE),
+            ("ring", RING), ("hubble", RING))
 
 
 def lost_source(name: str) -> str:
-    """Canonical LostEventSource name for a source name or alias ("kernel", "queue")."""
-    canonical = _ALIASES.get(name.lower(), name.upper())
-    if canonical not in fpb.LostEventSource.keys() or canonical == "UNKNOWN_LOST_EVENT_SOURCE":
-        raise ValueError(f"unknown lost-event source {name!r}: use one of {KERNEL}, {QUEUE}, "
-                         f"{RING} (or kernel, queue, ring)")
-    return canonical
+    """Canonical LostEventSource name for a source name or a free-form one ("kernel",
+    "kernel ring buffer", "queue", "flow ring")."""
+    if name.upper() in fpb.LostEventSource.keys() and name.upper() != UNKNOWN:
+        return name.upper()
+    lowered = name.lower()
+    for word, canonical in _ALIASES:
+        if word in lowered:
+            return canonical
+    raise ValueError(f"unknown lost-event source {name!r}: use one of {KERNEL}, {QUEUE}, "
+                     f"{RING} (or kernel, queue, ring)")
 
 
 def _now_ts() -> Timestamp:
@@ -152,6 +160,16 @@ class ObserverStatus:
     uptime_ns: int
     lost: dict[str, int] = field(default_factory=dict)   # by LostEventSource name
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready; "seen" is an alias of seen_flows for the agent's status."""
+        return {"node": self.node, "version": self.version, "num_flows": self.num_flows,
+                "max_flows": self.max_flows, "seen_flows": self.seen_flows,
+                "seen": self.seen_flows, "uptime_ns": self.uptime_ns, "lost": dict(self.lost)}
+
+    def get(self, key: str, default: object = None) -> object:
+        """Dict-style access, so status code written against a dict keeps working."""
+        return self.to_dict().get(key, default)
+
 
 def _version() -> str:
     try:
@@ -202,9 +220,14 @@ class FlowObserver:
         written into the ring at once, so they are not lost in the queue themselves."""
         if n <= 0:
             return
-        canonical = lost_source(source)
+        try:
+            canonical = lost_source(source)
+        except ValueError:
+            # Called from the reader thread: never raise there. Count it anyway.
+            log.warning("lost events from unknown source %r counted as %s", source, UNKNOWN)
+            canonical = UNKNOWN
         with self._lock:
-            self._lost[canonical] += n
+            self._lost[canonical] = self._lost.get(canonical, 0) + n
         if canonical != RING:
             self.ring.append(lost_response(canonical, n, self.node))
         self._notify_lost(canonical, n)

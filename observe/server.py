@@ -147,5 +147,5 @@ def _now_ns() -> int:
 
 def add_observer_to_server(server: grpc.Server, observer: FlowObserver) -> ObserverServicer:
     servicer = ObserverServicer(observer)
-    opb_grpc.add_ObserverServicer_to_server(servicer, server)
+    opb_grpc.add_ObserverServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     return servicer

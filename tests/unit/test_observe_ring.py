@@ -164,3 +164,23 @@ def test_a_broken_event_is_skipped_and_the_worker_goes_on() -> None:
     obs.on_event(event())
     obs.process_pending()
     assert obs.status().seen_flows == 1
+
+
+def test_free_form_source_names_map_to_where_the_loss_happened() -> None:
+    assert lost_source("kernel ring buffer") == KERNEL
+    assert lost_source("flow ring") == RING
+    assert lost_source("OBSERVER_EVENTS_QUEUE") == QUEUE
+
+
+def test_a_loss_from_an_unknown_source_is_counted_not_raised() -> None:
+    obs = FlowObserver("node1", capacity=4, meta=META)
+    obs.report_lost("somewhere else", 2)
+    assert obs.status().lost["UNKNOWN_LOST_EVENT_SOURCE"] == 2
+
+
+def test_status_reads_as_a_dict_too() -> None:
+    obs = FlowObserver("node1", capacity=4, meta=META)
+    obs.add_flow(fpb.Flow())
+    st = obs.status()
+    assert st.get("seen") == 1 and st.to_dict()["max_flows"] == 4
+    assert st.get("lost") == {KERNEL: 0, QUEUE: 0, RING: 0}
