@@ -152,6 +152,7 @@ def _resource_files() -> list[Path]:
         for res in yaml.safe_load(kfile.read_text()).get("resources", []):
             if (kfile.parent / res).is_file():
                 files.append((kfile.parent / res).resolve())
+    files += DEPLOY.glob("tutorial/*.yaml")  # the tutorial's app for real clusters
     return sorted(set(files))
 
 
