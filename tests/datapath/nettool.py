@@ -3,10 +3,11 @@
 Stdlib only. Prints one result word per probe so tests can assert on it:
   serve tcp|udp PORT...        echo servers (TCP and UDP), until killed
   tcp IP PORT [TIMEOUT]        connect + echo one line: ok | timeout | refused
-  udp IP PORT [TIMEOUT]        send one datagram, wait for the echo: ok | timeout
+  udp IP PORT [TIMEOUT]        send one datagram, wait for the echo: ok | timeout | refused
   ping IP [TIMEOUT]            one ICMP echo (raw socket): ok | timeout
   stream IP PORT               connect, then every 50 ms send a line and print
                                "ok <n>" for each echo received (until killed)
+  udp6 IP PORT                 one IPv6 datagram (fire and forget)
   spoof SRC DST PORT           one UDP datagram with a forged source (IP_HDRINCL)
   udpflood IP PORT N           N datagrams as fast as possible
 """
@@ -88,11 +89,14 @@ def udp(ip: str, port: int, timeout: float) -> str:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(timeout)
     try:
-        s.sendto(b"hello", (ip, port))
-        s.recvfrom(64)
+        s.connect((ip, port))   # connected: an ICMP port unreachable surfaces as refused
+        s.send(b"hello")
+        s.recv(64)
         return "ok"
     except socket.timeout:
         return "timeout"
+    except ConnectionRefusedError:
+        return "refused"
     except OSError as e:
         return f"error:{e.errno}"
     finally:
@@ -153,6 +157,18 @@ def stream(ip: str, port: int) -> None:
         time.sleep(0.05)
 
 
+def udp6(ip: str, port: int, timeout: float) -> str:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(b"hello", (ip, port))
+        return "sent"
+    except OSError as e:
+        return f"error:{e.errno}"
+    finally:
+        s.close()
+
+
 def spoof(src: str, dst: str, port: int) -> str:
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     payload = b"spoofed"
@@ -182,6 +198,8 @@ def main(argv: list[str]) -> None:
         print(tcp(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0))
     elif cmd == "udp":
         print(udp(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0))
+    elif cmd == "udp6":
+        print(udp6(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0))
     elif cmd == "ping":
         print(ping(argv[1], float(argv[2]) if len(argv) > 2 else 1.0))
     elif cmd == "stream":
