@@ -31,6 +31,7 @@ from agent.policy.mapstate import (ANY_PROTOCOL, ClusterMaps, Direction, Endpoin
 from agent.sources.base import Source
 from agent.store import Snapshot, Store
 from identity.reserved import ReservedIdentity
+from observe.metrics import observe_regeneration
 
 log = logging.getLogger("membrane.agent")
 
@@ -164,10 +165,11 @@ class Agent:
             self.observer.stop()
         # Programs and pinned maps stay: a restarting agent neither opens nor cuts anything.
         self.datapath.close(unpin=False)
-        try:
-            os.unlink(self.config.socket)
-        except FileNotFoundError:
-            pass
+        for leftover in (self.config.socket, self.config.socket + ".pid"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
         self.allocator.close()
         log.info("agent %s stopped", self.config.node)
 
@@ -298,6 +300,7 @@ class Agent:
         if ep.state is EndpointState.REGENERATING:
             ep.state, ep.error = EndpointState.READY, ""
             ep.last_regeneration_ms = (time.monotonic() - t0) * 1000
+            observe_regeneration(ep.last_regeneration_ms / 1000)
             log.info("endpoint %d (%s) identity %d: %d entries written in %.1f ms", ep.id, ep.key,
                      ident.id, len(policy.entries), ep.last_regeneration_ms)
 
@@ -326,13 +329,15 @@ class Agent:
 
     # -- observability ---------------------------------------------------------------
     def _start_observer(self) -> None:
+        from observe.metrics import FlowMetrics
         from observe.ring import FlowObserver
 
         from agent.flowmeta import AgentMetadata
 
         self.observer = FlowObserver(node=self.config.node, capacity=self.config.flow_capacity,
                                      meta=AgentMetadata(self),
-                                     queue_size=self.config.event_queue_size)
+                                     queue_size=self.config.event_queue_size,
+                                     listeners=[FlowMetrics()])
         self.observer.start()
         if self.config.metrics_port:
             from observe.metrics import start_metrics_server
@@ -347,7 +352,7 @@ class Agent:
             self.datapath.poll_events(100)
             lost = self.datapath.stats().lost_events if hasattr(self.datapath, "stats") else 0
             if lost > self._lost_seen:
-                self.observer.report_lost("kernel ring buffer", lost - self._lost_seen)
+                self.observer.report_lost("kernel", lost - self._lost_seen)
                 self._lost_seen = lost
 
     def _refresh_peers(self, snapshot: Snapshot) -> None:
@@ -383,7 +388,8 @@ class Agent:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if os.path.exists(path):
             os.unlink(path)  # a stale socket of a previous run
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        # Each `observe --follow` stream holds a worker thread: leave room for Agent RPCs.
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
         agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(self), server)
         add_observer_to_server(server, self.observer)
         old_umask = os.umask(0o177)  # the socket is root's only: 0600
@@ -393,6 +399,7 @@ class Agent:
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)
+        Path(path + ".pid").write_text(f"{os.getpid()}\n")  # lets tools find this agent
         self._server = server
 
     def status(self) -> dict[str, Any]:
@@ -400,7 +407,7 @@ class Agent:
         for ep in self.registry.all():
             by_state[ep.state.value] = by_state.get(ep.state.value, 0) + 1
         stats = self.datapath.stats()
-        obs = self.observer.status() if self.observer else {}
+        obs = self.observer.status().to_dict() if self.observer else {}
         healthy = not any(e.startswith("thread") for e in self.errors) and self.snapshot.synced
         return {
             "node": self.config.node, "version": VERSION, "healthy": healthy,

@@ -173,11 +173,7 @@ class AgentServicer(pb_grpc.AgentServicer):
 
 
 def _selecting_policies(agent: "Agent", pod_key: str) -> set[str]:
-    try:
-        prov = agent.engine.provenance(pod_key)
-    except Exception:  # an endpoint the engine does not know yet selects nothing
-        return set()
-    return {p.policy for provs in prov.values() for p in provs if getattr(p, "policy", "")}
+    return set(agent.engine.selecting_policies(pod_key))
 
 
 def status_message(agent: "Agent") -> pb.StatusReply:
@@ -192,10 +188,9 @@ def status_message(agent: "Agent") -> pb.StatusReply:
         except ValueError:
             name = f"reason {code}"
         drops.append(pb.Counter(name=name, value=count))
-    lost = [pb.Counter(name="kernel ring buffer", value=st["lost_kernel"])]
-    for source, n in (obs.get("lost") or {}).items():
-        if source != "kernel ring buffer":
-            lost.append(pb.Counter(name=source, value=n))
+    # The observer counts every loss where it happened (kernel ring buffer, agent queue,
+    # flow ring); the kernel's count reaches it through report_lost.
+    lost = [pb.Counter(name=source, value=int(n)) for source, n in (obs.get("lost") or {}).items()]
     return pb.StatusReply(
         node=st["node"], version=st["version"], healthy=st["healthy"],
         message="ok" if st["healthy"] else "; ".join(st["errors"][-3:]) or "not synced",
@@ -204,6 +199,6 @@ def status_message(agent: "Agent") -> pb.StatusReply:
         identities=st["identities"],
         maps=[pb.MapUsage(name=m.name, entries=m.entries, max_entries=m.max_entries)
               for m in st["maps"]],
-        drops=drops, flows_seen=int(obs.get("seen", 0)), lost=lost,
+        drops=drops, flows_seen=int(obs.get("seen_flows", 0)), lost=lost,
         last_regeneration_ms=st["last_regeneration_ms"], errors=st["errors"],
         source=st["source"])
