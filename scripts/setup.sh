@@ -63,7 +63,9 @@ fi
 stamp=.venv/.membrane-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "pip install -e '.[test]' into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  # (this machine's pip config names local mirror folders that may not exist: quiet those)
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
+    | { grep -v "^WARNING: Location 'file:" || true; }
   touch "$stamp"
 else
   say "project already installed in .venv"
