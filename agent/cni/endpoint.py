@@ -10,6 +10,7 @@ has the last word when the pod's netns is there to ask.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -71,8 +72,12 @@ def netlink_peer(netns: str, ifname: str) -> str | None:
     """Follow the container interface's IFLA_LINK to the host side, in our own netns."""
     from pyroute2 import IPRoute, NetNS  # lazy: DEL and VERSION never need netlink
 
+    # Never create it: pyroute2 makes a missing netns unless told otherwise (flags=0), and a
+    # plugin that conjures namespaces for pods that are gone would leak them on every node.
+    if not os.path.exists(netns):
+        return None
     try:
-        with NetNS(netns) as ns:
+        with NetNS(netns, flags=0) as ns:
             idx = ns.link_lookup(ifname=ifname)
             if not idx:
                 return None

@@ -504,3 +504,14 @@ def test_install_chains_the_named_config_and_still_sorts_before_all(tmp_path: Pa
     assert done.source.name == "1-k8s.conflist"
     assert json.loads(done.conf.read_text())["name"] == "bridge"
     assert installer.config_files(conf_dir)[0] == done.conf
+
+
+@pytest.mark.privileged
+def test_the_peer_lookup_never_creates_a_missing_netns(tmp_path: Path) -> None:
+    from agent.cni.endpoint import netlink_peer
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    missing = f"/run/netns/mbcni-{os.getpid()}-missing"
+    assert netlink_peer(missing, "eth0") is None
+    assert not os.path.exists(missing)
