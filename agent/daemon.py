@@ -171,6 +171,7 @@ class Agent:
             except FileNotFoundError:
                 pass
         self.allocator.close()
+        self.cidr_allocator.close()
         log.info("agent %s stopped", self.config.node)
 
     def wait(self) -> None:
@@ -329,7 +330,7 @@ class Agent:
 
     # -- observability ---------------------------------------------------------------
     def _start_observer(self) -> None:
-        from observe.metrics import FlowMetrics
+        from observe.metrics import default_metrics
         from observe.ring import FlowObserver
 
         from agent.flowmeta import AgentMetadata
@@ -337,7 +338,7 @@ class Agent:
         self.observer = FlowObserver(node=self.config.node, capacity=self.config.flow_capacity,
                                      meta=AgentMetadata(self),
                                      queue_size=self.config.event_queue_size,
-                                     listeners=[FlowMetrics()])
+                                     listeners=[default_metrics()])
         self.observer.start()
         if self.config.metrics_port:
             from observe.metrics import start_metrics_server

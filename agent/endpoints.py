@@ -1,4 +1,4 @@
-"""Local endpoints: the pods whose veth this node's agent enforces.
+r"""Local endpoints: the pods whose veth this node's agent enforces.
 
 An endpoint comes into being when the CNI plugin (or the lab, playing the runtime)
 registers a pod's host-side veth. Its lifecycle follows Cilium's states:

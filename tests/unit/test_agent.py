@@ -1,0 +1,193 @@
+"""The agent above the datapath: endpoints, regeneration, reconciliation, its gRPC API.
+
+Runs the real Agent (store, engine, allocators, observer, gRPC server on a temporary
+unix socket) over FakeDatapath, which decides packets with the same semantics as the C.
+Endpoints use the loopback interface: the fake datapath attaches nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from agent.api.client import AgentClient
+from agent.config import AgentConfig
+from agent.daemon import INIT_POLICY, Agent
+from agent.datapath.fake import FakeDatapath
+from agent.datapath.interface import EndpointSlot
+from agent.errors import MembraneError
+from agent.k8s.objects import (ClusterObjects, LabelSelector, Namespace, NetworkPolicy, Pod,
+                               PolicyPeer, PolicyRule, PolicyType)
+from agent.policy.mapstate import Direction
+from agent.store import Store
+
+
+class StaticSource:
+    """A source that lists once (optionally never, to test the unsynced state)."""
+
+    name = "static"
+
+    def __init__(self, objects: ClusterObjects, synced: bool = True) -> None:
+        self.objects = objects
+        self.synced = synced
+        self.store: Store | None = None
+
+    def run(self, store: Store, stop: threading.Event) -> None:
+        self.store = store
+        if self.synced:
+            store.replace_all(self.objects, synced=True, source_revision=1)
+        stop.wait()
+
+
+def cluster() -> ClusterObjects:
+    objs = ClusterObjects()
+    objs.namespaces["default"] = Namespace("default", {"kubernetes.io/metadata.name": "default"})
+    for name, app, ip in (("frontend", "frontend", "10.244.1.2"), ("backend", "backend", "10.244.1.3")):
+        objs.pods[f"default/{name}"] = Pod("default", name, {"app": app}, ip=ip, node_name="n1")
+    return objs
+
+
+DENY_BACKEND = NetworkPolicy("default", "deny", LabelSelector.of({"app": "backend"}),
+                             frozenset({PolicyType.INGRESS}))
+ALLOW_FRONTEND = NetworkPolicy(
+    "default", "allow", LabelSelector.of({"app": "backend"}), frozenset({PolicyType.INGRESS}),
+    ingress=(PolicyRule(peers=(PolicyPeer(pod_selector=LabelSelector.of({"app": "frontend"})),)),))
+
+
+def make_agent(tmp_path: Path, source: StaticSource, datapath: FakeDatapath | None = None) -> Agent:
+    config = AgentConfig(node="n1", source="static", state_dir=tmp_path / "state",
+                         socket=str(tmp_path / "agent.sock"), bpffs=str(tmp_path / "bpf"),
+                         datapath="fake", conntrack_gc_interval=0.2)
+    return Agent(config, datapath=datapath or FakeDatapath(node="n1"), source=source)
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Agent, StaticSource, FakeDatapath]]:
+    source = StaticSource(cluster())
+    datapath = FakeDatapath(node="n1")
+    agent = make_agent(tmp_path, source, datapath)
+    agent.start()
+    yield agent, source, datapath
+    agent.stop()
+
+
+def push(source: StaticSource, objects: ClusterObjects, revision: int) -> None:
+    assert source.store is not None
+    source.store.replace_all(objects, synced=True, source_revision=revision)
+
+
+def test_a_registered_pod_becomes_ready_with_its_identity_and_no_enforcement(running) -> None:
+    agent, _, datapath = running
+    ep = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
+    assert ep.state.value == "ready"
+    assert ep.identity >= 256
+    assert not ep.ingress_enforced and not ep.egress_enforced
+    assert datapath.policies[ep.id].ingress_enforced is False
+
+
+def test_enforcement_switches_on_when_the_first_policy_selects_the_pod(running) -> None:
+    agent, source, datapath = running
+    front = agent.register_endpoint("default", "frontend", "lo", "10.244.1.2", timeout=5)
+    back = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
+    objs = cluster()
+    objs.policies["default/deny"] = DENY_BACKEND
+    push(source, objs, 2)
+    assert agent.wait_for_revision(2, 5)
+    assert back.ingress_enforced and not front.ingress_enforced
+    allowed, _ = datapath.decide(back.id, Direction.INGRESS, "10.244.1.2", 6, 8080)
+    assert not allowed
+    objs.policies["default/allow"] = ALLOW_FRONTEND
+    push(source, objs, 3)
+    assert agent.wait_for_revision(3, 5)
+    allowed, _ = datapath.decide(back.id, Direction.INGRESS, "10.244.1.2", 6, 8080)
+    assert allowed
+
+
+def test_changing_a_label_changes_the_identity(running) -> None:
+    agent, source, _ = running
+    ep = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
+    before = ep.identity
+    objs = cluster()
+    pod = objs.pods["default/backend"]
+    objs.pods["default/backend"] = replace(pod, labels={**pod.labels, "this": "that"})
+    push(source, objs, 2)
+    assert agent.wait_for_revision(2, 5)
+    assert ep.identity not in (before, 0)
+
+
+def test_a_pod_the_source_does_not_know_waits_for_identity_behind_the_fail_closed_policy(running) -> None:
+    agent, _, datapath = running
+    with pytest.raises(MembraneError, match="waiting-for-identity"):
+        agent.register_endpoint("default", "ghost", "lo", "10.244.1.9", timeout=0.5)
+    ghost = agent.registry.by_pod("default/ghost")
+    assert ghost is not None and datapath.policies[ghost.id] == INIT_POLICY
+
+
+def test_nothing_is_enforced_from_a_half_known_state(tmp_path: Path) -> None:
+    source = StaticSource(cluster(), synced=False)
+    datapath = FakeDatapath(node="n1")
+    agent = make_agent(tmp_path, source, datapath)
+    agent.start()
+    try:
+        with pytest.raises(MembraneError):
+            agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=0.5)
+        ep = agent.registry.by_pod("default/backend")
+        assert ep is not None and datapath.policies[ep.id] == INIT_POLICY
+    finally:
+        agent.stop()
+
+
+def test_a_full_policy_map_makes_the_endpoint_not_ready_and_shows_in_status(running) -> None:
+    agent, source, datapath = running
+    ep = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
+    datapath.fail_next("update_endpoint")
+    objs = cluster()
+    objs.policies["default/deny"] = DENY_BACKEND
+    push(source, objs, 2)
+    assert agent.wait_for_revision(2, 5)
+    assert ep.state.value == "not-ready" and "map full" in ep.error
+    assert any("map full" in e for e in agent.status()["errors"])
+
+
+def test_restart_removes_pinned_endpoints_nobody_registered(tmp_path: Path) -> None:
+    stale = EndpointSlot(endpoint_id=77, ifname="lo", ifindex=1, ipv4="10.244.1.77", identity=300)
+    datapath = FakeDatapath(node="n1", pinned=[stale])
+    agent = make_agent(tmp_path, StaticSource(cluster()), datapath)
+    agent.start()
+    try:
+        assert ("remove_endpoint", (77,)) in datapath.calls
+    finally:
+        agent.stop()
+
+
+def test_registrations_survive_a_restart_with_the_same_endpoint_id(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path, StaticSource(cluster()))
+    agent.start()
+    first = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5).id
+    agent.stop()
+    again = make_agent(tmp_path, StaticSource(cluster()))
+    again.start()
+    try:
+        ep = again.registry.by_pod("default/backend")
+        assert ep is not None and ep.id == first
+        assert again.registry.wait(lambda: ep.state.value == "ready", 5)
+    finally:
+        again.stop()
+
+
+def test_the_grpc_api_lists_endpoints_and_reports_status(running, tmp_path: Path) -> None:
+    agent, _, _ = running
+    agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
+    with AgentClient(str(tmp_path / "agent.sock")) as client:
+        endpoints = client.list_endpoints()
+        assert [(e.namespace, e.pod, e.state) for e in endpoints] == [("default", "backend", "ready")]
+        assert "k8s:app=backend" in endpoints[0].labels
+        status = client.wait_for_revision(1, timeout=5)
+        assert status.healthy and status.applied_revision >= 1
+        assert status.endpoints_by_state["ready"] == 1
+        client.deregister_endpoint("default", "backend")
+        assert client.list_endpoints() == []
