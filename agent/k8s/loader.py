@@ -141,7 +141,7 @@ def read_file(file: Path) -> tuple[list[tuple[Any, str]], LoadError | None]:
     return yaml_documents(text, name)
 
 
-class _ManifestLoader(yaml.SafeLoader):
+class _ManifestLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
     """SafeLoader that rejects duplicate keys (the API server's strict decoding does; a
     second `ingress:` silently replacing the first would change a policy's meaning)."""
 
@@ -160,12 +160,12 @@ class _ManifestLoader(yaml.SafeLoader):
                     "while constructing a mapping", node.start_mark,
                     f"found duplicate field {key!r}", key_node.start_mark)
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return,unused-ignore]
 
 
 def _timestamp_as_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
     # Kubernetes keeps timestamps as RFC 3339 strings; datetimes would not survive JSON.
-    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    return str(loader.construct_scalar(node))
 
 
 _ManifestLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_string)
@@ -173,8 +173,12 @@ _ManifestLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_str
 
 def yaml_documents(text: str, name: str) -> tuple[list[tuple[Any, str]], LoadError | None]:
     documents: list[tuple[Any, str]] = []
-    loader = _ManifestLoader(text)
     index = 0
+    try:
+        # The reader rejects control characters already when it is created.
+        loader = _ManifestLoader(text)
+    except yaml.YAMLError as error:
+        return documents, LoadError(f"{name}: invalid YAML: {error}")
     try:
         while loader.check_node():
             node = loader.get_node()

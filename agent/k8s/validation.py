@@ -277,7 +277,9 @@ DEFAULT_NAMESPACE = "default"
 def display_name(value: object) -> str:
     """A name from an unvalidated document, for messages only."""
     if isinstance(value, str) and value:
-        return value if len(value) <= 80 else value[:77] + "..."
+        # Escaped when unprintable: a name with a newline must not forge a log line.
+        text = value if value.isprintable() else repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
     return "<unnamed>" if value in (None, "") else "<invalid name>"
 
 

@@ -164,7 +164,7 @@ def test_accepted_policy(spec_or_doc: dict[str, Any], check: Any) -> None:
 
 # --- rejected policies: field path and problem ------------------------------------------------
 
-REJECTED: list[tuple[str, dict[str, Any], str, str]] = [
+REJECTED: list[tuple[str, dict[Any, Any], str, str]] = [
     # metadata
     ("a missing name is required", policy_doc(name=None), "metadata.name", "Required value"),
     ("an uppercase name is not a dns subdomain", policy_doc(name="Web"), "metadata.name",
