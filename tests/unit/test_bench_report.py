@@ -1,0 +1,61 @@
+"""The arithmetic behind the benchmark's PASS/MISS lines (bench/report.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.report import (MISS, NA, PASS, Table, at_least, at_most, fmt_ratio, percentile,
+                          ratio, summarize, verdicts, write_results)
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    assert percentile([1, 2], 50) == 1.5
+    assert percentile([5], 99) == 5
+    assert percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+    assert percentile([3, 1, 2], 0) == 1 and percentile([3, 1, 2], 100) == 3
+
+
+def test_percentile_rejects_nothing_and_bad_q() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1], 101)
+
+
+def test_summarize() -> None:
+    s = summarize([10.0, 20.0, 30.0, 40.0])
+    assert s["n"] == 4 and s["p50"] == 25.0 and s["max"] == 40.0 and s["mean"] == 25.0
+    assert summarize([]) == {"n": 0}
+
+
+def test_ratio_and_verdicts_never_invent_numbers() -> None:
+    assert ratio(95, 100) == 0.95
+    assert ratio(None, 100) is None and ratio(1, 0) is None
+    assert at_least(0.95, 0.95) == PASS and at_least(0.9499, 0.95) == MISS
+    assert at_most(1.1, 1.1) == PASS and at_most(1.2, 1.1) == MISS
+    assert at_least(None, 1) == NA and at_most(None, 1) == NA
+    assert fmt_ratio(0.9512) == "95.1%" and fmt_ratio(None) == "-"
+
+
+def test_table_renders_aligned_and_checks_width() -> None:
+    t = Table("T", ["rules", "Gbit/s"])
+    t.add(10, "17.2")
+    t.add(10000, None)
+    lines = t.render().splitlines()
+    assert lines[0] == "T"
+    assert lines[2].startswith("rules") and lines[2].endswith("Gbit/s")
+    assert lines[4].endswith("17.2") and lines[5].endswith("-")
+    assert len({len(lines[1]), len(lines[3])}) == 1
+    with pytest.raises(ValueError):
+        t.add(1)
+
+
+def test_verdict_table_and_results_json(tmp_path: Path) -> None:
+    t = verdicts([("events/s >= 200k", "250,000", PASS)])
+    assert t.rows == [["events/s >= 200k", "250,000", PASS]]
+    out = tmp_path / "r.json"
+    write_results(out, {"targets": t.to_dict()})
+    assert json.loads(out.read_text())["targets"]["rows"][0][2] == PASS
