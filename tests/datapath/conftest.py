@@ -41,7 +41,8 @@ def _privileged_ok() -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = _privileged_ok()
     for item in items:
-        if "tests/datapath" in str(item.fspath):
+        path = str(item.fspath)
+        if "tests/datapath" in path and not path.endswith("_unit.py"):
             item.add_marker(pytest.mark.privileged)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
