@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from agent.api.client import AgentClient, lab_socket
-from agent.errors import LabError, MembraneError
+from agent.errors import AgentUnreachable, LabError, MembraneError
 from agent.lab.names import UNDERLAY_ETCD_IP
 from agent.lab.netns import spawn, tail
 from agent.lab.state import LabState, NodeState, Process
@@ -74,8 +74,13 @@ def wait_agent(state: LabState, node: NodeState, proc: subprocess.Popen[bytes],
                 with AgentClient(node.socket, timeout=2.0) as client:
                     client.status()
                 return
-            except MembraneError as err:
+            except AgentUnreachable as err:
                 last = str(err)
+            except MembraneError as err:
+                # It answered, with an error of its own: up, if unwell. Say so and go on.
+                print(f"warning: the agent of {node.name} answers Status with an error: "
+                      f"{err}", file=sys.stderr)
+                return
         time.sleep(0.2)
     raise LabError(f"the agent of {node.name} did not answer on {node.socket} within "
                    f"{timeout:.0f}s ({last or 'no socket'}); {log}:\n{tail(log)}")

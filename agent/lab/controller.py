@@ -89,7 +89,11 @@ class Lab:
                              identity_backend=identity_backend, etcd_url=etcd_url)
             try:
                 self._build(state, nodes)
-                return self._apply(state, paths, namespace)
+                ok = self._apply(state, paths, namespace)
+                if not podlib.has_dns_address(state):
+                    # After the files, so that a CoreDNS of theirs takes the DNS address.
+                    self._add_dns_pod(state, LabStoreDir(state.store_dir))
+                return ok
             except BaseException:
                 # Half a lab helps nobody: take down what was recorded, then report.
                 self._teardown(state)
@@ -118,7 +122,6 @@ class Lab:
             procs = [(n, agent_procs.start_agent(state, n)) for n in state.nodes.values()]
             for node, proc in procs:
                 agent_procs.wait_agent(state, node, proc)
-        self._add_dns_pod(state, store)
 
     def _start_external_server(self, state: LabState) -> None:
         cmd = python_in_netns(state.external_netns, "agent.lab.servers",
@@ -133,11 +136,10 @@ class Lab:
         wait_ready(proc, "the external host's server", log)
 
     def _add_dns_pod(self, state: LabState, store: LabStoreDir) -> None:
-        req = podlib.PodRequest(DNS_NAMESPACE, DNS_POD, node=self.names.node_name(1),
-                                ip=LabNames.dns_ip(), ports=[53])
+        req = podlib.PodRequest(DNS_NAMESPACE, DNS_POD, ports=[53], dns=True)
         pod = podlib.place(state, self.names, req)
         revision = store.apply([dns_pod_doc(pod)])
-        self._create_pods(state, [(pod, podlib.dns_command(state, pod))])
+        self._create_pods(state, [(pod, podlib.server_command(state, pod))])
         agent_procs.wait_revision(state, revision)
 
     # -- pods ----------------------------------------------------------------------
@@ -265,7 +267,8 @@ class Lab:
             return state.pods[key]  # re-applied: same node and address, new labels
         req = podlib.PodRequest(obj.namespace, obj.name, node=obj.node_name, ip=obj.ip,
                                 ports=[p.port for p in obj.ports if p.protocol.value != "SCTP"],
-                                host_network=obj.host_network, obj=obj)
+                                host_network=obj.host_network,
+                                dns=podlib.is_dns_pod(obj.namespace, dict(obj.labels)), obj=obj)
         pod = podlib.place(state, self.names, req)
         if not pod.netns:
             pod.ports = []  # hostNetwork: the node's own processes, the lab starts none

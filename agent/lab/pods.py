@@ -32,6 +32,7 @@ class PodRequest:
     ip: str | None = None
     ports: list[int] = field(default_factory=list)
     host_network: bool = False
+    dns: bool = False
     obj: Any = None  # the agent.k8s.objects.Pod it came from, if any
 
     @property
@@ -39,12 +40,29 @@ class PodRequest:
         return f"{self.namespace}/{self.name}"
 
 
+DNS_NAMESPACE = "kube-system"
+DNS_LABEL = ("k8s-app", "kube-dns")
+
+
+def is_dns_pod(namespace: str, labels: dict[str, str]) -> bool:
+    """CoreDNS as clusters label it: such pods run the lab's DNS server."""
+    return namespace == DNS_NAMESPACE and labels.get(DNS_LABEL[0]) == DNS_LABEL[1]
+
+
+def has_dns_address(state: LabState) -> bool:
+    return any(p.ip == LabNames.dns_ip() and p.netns for p in state.pods.values())
+
+
 def place(state: LabState, names: LabNames, req: PodRequest) -> PodState:
+    if req.dns and not has_dns_address(state) and not req.host_network:
+        # The first DNS pod takes the address every pod's resolv.conf names.
+        req.node, req.ip = names.node_name(1), LabNames.dns_ip()
     node = _choose_node(state, req)
     ip = _choose_ip(state, node, req)
     ports = sorted(set(req.ports)) or [DEFAULT_PORT]
     pod = PodState(namespace=req.namespace, name=req.name, node=node, ip=ip,
-                   ports=[(p, proto) for p in ports for proto in ("TCP", "UDP")])
+                   ports=[(p, proto) for p in ports for proto in ("TCP", "UDP")],
+                   dns=req.dns)
     if not req.host_network:
         pod.netns = names.pod_netns(req.namespace, req.name)
         pod.host_ifname = names.pod_host_ifname(req.namespace, req.name)
@@ -90,7 +108,10 @@ def resolv_dir(pod: PodState) -> Path:
 
 
 def write_resolv_conf(state: LabState, pod: PodState) -> None:
-    """`ip netns exec` bind-mounts /etc/netns/<netns>/resolv.conf over /etc/resolv.conf."""
+    """`ip netns exec` bind-mounts /etc/netns/<netns>/resolv.conf over /etc/resolv.conf.
+
+    timeout:2 makes a blocked lookup outlast `curl --connect-timeout 5`, so curl says
+    "Resolving timed out" as in the tutorial, while a denied name still fails in seconds."""
     d = resolv_dir(pod)
     state.record_path(str(d))
     d.mkdir(parents=True, exist_ok=True)
@@ -98,7 +119,7 @@ def write_resolv_conf(state: LabState, pod: PodState) -> None:
     (d / "resolv.conf").write_text(
         f"nameserver {LabNames.dns_ip()}\n"
         f"search {ns}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}\n"
-        "options ndots:5 timeout:1 attempts:2\n")
+        "options ndots:5 timeout:2 attempts:2\n")
 
 
 def remove_resolv_conf(state: LabState, pod: PodState) -> None:
@@ -110,7 +131,9 @@ def remove_resolv_conf(state: LabState, pod: PodState) -> None:
 
 # -- workloads -----------------------------------------------------------------------
 def server_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
-    """(command, marker): the generic TCP+UDP servers on the pod's ports."""
+    """(command, marker): the generic TCP+UDP servers on the pod's ports, or DNS."""
+    if pod.dns:
+        return dns_command(state, pod)
     args = ["--lab", state.name, "--name", pod.key]
     for port, proto in pod.ports:
         args += ["--tcp" if proto == "TCP" else "--udp", str(port)]

@@ -54,6 +54,7 @@ class PodState:
     ports: list[tuple[int, str]] = field(default_factory=list)  # (port, "TCP"|"UDP")
     server: Process | None = None
     registered: bool = False
+    dns: bool = False        # runs the lab's DNS server instead of the generic servers
 
     @property
     def key(self) -> str:
