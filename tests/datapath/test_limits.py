@@ -1,5 +1,6 @@
 """Limits are loud: a full policy map is MapFullError (and the endpoint denies more,
-never allows more); a flooded ring buffer counts its lost events."""
+never allows more); a flooded ring buffer counts its lost events; conntrack entries
+expire and are collected (this module's datapath has 1-second UDP timeouts)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ IN = Direction.INGRESS
 @pytest.fixture(scope="module")
 def small(request: pytest.FixtureRequest) -> Iterator[tuple[Topology, Any, dict[str, Any]]]:
     topo = own_topology(request, "l", npods=2, subnet=2, external=False)
-    dp = make_datapath(topo, "limits", max_policy=8, ring_pages=1)
+    dp = make_datapath(topo, "limits", max_policy=8, ring_pages=1,
+                       ct_timeouts={"UDP": 1})
     request.addfinalizer(lambda: dp.close(unpin=True))  # type: ignore[attr-defined]
     dp.start()  # type: ignore[attr-defined]
     dp.sync_cluster_maps(cluster_maps(topo))  # type: ignore[attr-defined]
@@ -78,3 +80,16 @@ def test_a_flooded_tiny_ring_counts_lost_events(small: Any) -> None:
             break
         read += n
     assert 0 < read < 3000
+
+
+def test_expired_conntrack_entries_stop_replies_and_are_collected(small: Any) -> None:
+    topo, dp, slots = small
+    p0, p1 = topo.pods
+    dp.update_endpoint(slots["p0"], EndpointPolicy(ingress_enforced=True))
+    dp.update_endpoint(slots["p1"], EndpointPolicy())
+    assert topo.udp(p0.ns, p1.ip, 5353) == "ok"
+    udp = [e for e in dp.dump_conntrack() if e.protocol == 17]
+    assert udp and all(e.state == "udp" and 0 < e.expires_in_s <= 1 for e in udp)
+    time.sleep(1.2)
+    assert dp.collect_conntrack_garbage() >= len(udp)
+    assert not [e for e in dp.dump_conntrack() if e.protocol == 17]
