@@ -13,6 +13,7 @@ faults an agent must survive:
     server.expire_watches()        ERROR event, Status code 410 "Expired", then close
     server.compact(rv)             history up to rv forgotten: older watches get 410
     server.stop() / start()        the server goes away and comes back (state kept)
+    server.fail(path, code)        requests on a path answer a Status error until heal(path)
     server.requests                every request, for asserting what the client asked
 
 One global, increasing resourceVersion orders every change, as etcd's revision does.
@@ -200,6 +201,7 @@ class FakeApiServer:
         self._watches: set[_Watch] = set()
         self._requests: list[Request] = []
         self._connections: set[socket.socket] = set()
+        self._failing: dict[str, int] = {}
         self._http: _HTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -307,6 +309,15 @@ class FakeApiServer:
             for w in self._watches:
                 w.queue.put(("DROP", None))
 
+    def fail(self, path: str, code: int = 503) -> None:
+        """Lists and watches on `path` (e.g. "/api/v1/pods") answer `code` until healed."""
+        with self._lock:
+            self._failing[path] = code
+
+    def heal(self, path: str) -> None:
+        with self._lock:
+            self._failing.pop(path, None)
+
     @property
     def open_watches(self) -> int:
         with self._lock:
@@ -352,6 +363,12 @@ class FakeApiServer:
         with self._lock:
             self._requests.append(request)
         path = url.path.rstrip("/")
+        with self._lock:
+            failing = self._failing.get(path)
+        if failing is not None:
+            h.send_json(failing, status(failing, "ServiceUnavailable" if failing == 503
+                                        else "InternalError", f"injected failure on {path}"))
+            return
         discovery = self._discovery(path)
         if discovery is not None:
             h.send_json(200, discovery)
