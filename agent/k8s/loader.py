@@ -118,8 +118,12 @@ def manifest_files(path: Path, errors: list[MembraneError]) -> list[Path]:
     if str(path) == STDIN_PATH:
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.rglob("*")
-                      if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file())
+        try:
+            return sorted(p for p in path.rglob("*")
+                          if p.suffix.lower() in MANIFEST_SUFFIXES and p.is_file())
+        except OSError as error:
+            errors.append(LoadError(f"{path}: cannot list directory: {error.strerror or error}"))
+            return []
     if not path.exists():
         errors.append(LoadError(f"{path}: no such file or directory"))
         return []
