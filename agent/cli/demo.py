@@ -89,6 +89,21 @@ STEPS = (
 )
 
 
+def classify(first_line: str) -> str:
+    """curl's first line, reduced to what the tutorial distinguishes. curl words its
+    timeouts differently across versions ("Connection timed out after", "Failed to
+    connect ... Timeout was reached", "Resolving timed out after"); exit 28 is a timeout,
+    and a name that could not be resolved in time is the DNS case."""
+    low = first_line.lower()
+    if low.startswith("http/"):
+        return f"HTTP {first_line.split()[1]}"
+    if "resolv" in low:
+        return DNS_TIMEOUT
+    if "(28)" in low or "timed out" in low or "timeout" in low:
+        return TIMEOUT
+    return first_line
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="replay the NetworkPolicy tutorial on a lab",
                        epilog="examples:\n  membrane demo\n  membrane demo --keep --name tut\n",
@@ -135,14 +150,7 @@ class Demo:
                              target, check=False, show=False)
         text = (proc.stdout + proc.stderr).strip()
         first = text.splitlines()[0] if text else f"exit {proc.returncode}"
-        low = first.lower()
-        if low.startswith("http/"):
-            return f"HTTP {first.split()[1]}"
-        if "resolving timed out" in low or "could not resolve" in low:
-            return DNS_TIMEOUT
-        if "timed out" in low:
-            return TIMEOUT
-        return first
+        return classify(first)
 
     def step(self, n: int, step: Step) -> None:
         print(f"\n== Step {n}: {step.title}")
