@@ -148,6 +148,7 @@ class KindWatcher:
             self._watch = watch.Watch(return_type="object")  # type: ignore[no-untyped-call]
             timeout = random.randint(self.settings.watch_timeout, 2 * self.settings.watch_timeout)
             began, events = time.monotonic(), 0
+            stream: Any = None
             try:
                 stream = self._watch.stream(  # type: ignore[no-untyped-call]
                     self.spec.list_call, resource_version=self.resource_version,
@@ -176,6 +177,8 @@ class KindWatcher:
                 error = RuntimeError("watch ended at once with no event")
             finally:
                 self._watch = None
+                if stream is not None:
+                    stream.close()  # releases the connection now, not at garbage collection
             if self.stop.is_set():
                 return False
             if events:
