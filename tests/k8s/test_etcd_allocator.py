@@ -19,15 +19,12 @@ from typing import Callable, Iterator
 import etcd3gw
 import pytest
 
-# tests/ is not a package; make `tests.etcd_server` importable however pytest is started.
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from agent.errors import AllocationError
+from identity.etcd import EtcdAllocator
+from identity.labels import LabelSet
+from tests.etcd_server import EtcdServer, etcd_fixture
 
-from agent.errors import AllocationError  # noqa: E402
-from identity.etcd import EtcdAllocator  # noqa: E402
-from identity.labels import LabelSet  # noqa: E402
-from tests.etcd_server import EtcdServer, etcd_fixture  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]   # the children import the tree from here
 
 LEASE_TTL = 2     # seconds; etcd's minimum is about one election timeout
 GRACE = 0.5
