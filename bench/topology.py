@@ -1,0 +1,199 @@
+"""Throwaway network namespaces for benchmarks: one node namespace, pods routed through it.
+
+    pod netns   eth0 <ip>/32, default via 169.254.1.1 (static neighbour = host veth MAC)
+       |  veth
+    node netns  <host_if>, /32 route + static neighbour per pod, ip_forward=1
+
+This is the lab's shape (agent/lab) without its controller, so that a benchmark can build
+three identical nodes side by side and compare them. Every namespace is named
+`mbrb-<pid>-<tag>-...`; veths are created inside the node namespace so their names never
+touch the machine's. `destroy()` kills the processes it started (by pid) and deletes the
+namespaces it created (by name), which takes their veths, routes, iptables rules and
+ipsets with them. Nothing here touches the root namespace.
+
+Extra endpoints for scale tests are `dummy` interfaces in the node namespace: they get
+an ifindex, a clsact qdisc and the programs like a veth, but carry no traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+PREFIX = f"mbrb-{os.getpid()}"
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+if not os.path.exists(PYTHON):
+    PYTHON = sys.executable
+GATEWAY = "169.254.1.1"
+PIN_ROOT = f"/sys/fs/bpf/{PREFIX}"
+
+
+def sh(*args: str, check: bool = True, input: str | None = None,
+       timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(list(args), text=True, capture_output=True, input=input,
+                       timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:8])}: exit {r.returncode}: {r.stderr.strip()}")
+    return r
+
+
+def own(ns: str) -> str:
+    """Guard for every command run inside a namespace: it must be one of ours, so an
+    iptables/ipset/tc command can never land in the root or someone else's namespace."""
+    if not ns.startswith(PREFIX + "-"):
+        raise ValueError(f"refusing to touch namespace {ns!r}: not created by this run")
+    return ns
+
+
+def in_ns(ns: str, *args: str, check: bool = True, input: str | None = None,
+          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """A command inside one of our namespaces. `ip netns exec` remounts /sys, which is
+    fine for pods and iptables; code that needs /sys/fs/bpf uses `nsenter_cmd`."""
+    return sh("ip", "netns", "exec", own(ns), *args, check=check, input=input,
+              timeout=timeout)
+
+
+def nsenter_cmd(ns: str, *args: str) -> list[str]:
+    """Enter only the network namespace (as the agent does): bpffs pins stay visible."""
+    return ["nsenter", f"--net=/run/netns/{own(ns)}", *args]
+
+
+def link(ns: str, ifname: str) -> dict[str, object]:
+    out = sh("ip", "-n", own(ns), "-j", "link", "show", ifname).stdout
+    return json.loads(out)[0]  # type: ignore[no-any-return]
+
+
+@dataclass
+class Pod:
+    name: str
+    ns: str
+    ip: str
+    host_if: str
+    ifindex: int = 0
+
+
+@dataclass
+class Node:
+    """One node namespace with its pods. `subnet` keeps the addresses of nodes built
+    side by side apart (10.<subnet>.0.<10+i>), which keeps any mix-up visible."""
+
+    tag: str
+    pod_names: Sequence[str] = ("client", "server")
+    subnet: int = 210
+    name: str = field(init=False)
+    pods: dict[str, Pod] = field(default_factory=dict)
+    dummies: list[tuple[str, int]] = field(default_factory=list)   # (ifname, ifindex)
+    _namespaces: list[str] = field(default_factory=list)
+    _procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = f"{PREFIX}-{self.tag}-node"
+
+    # -- build / destroy ------------------------------------------------------------
+    def build(self) -> "Node":
+        try:
+            self._add_ns(self.name)
+            in_ns(self.name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            for i, pod in enumerate(self.pod_names):
+                self._add_pod(pod, f"10.{self.subnet}.0.{10 + i}", f"lxc{i}")
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def _add_ns(self, name: str) -> None:
+        sh("ip", "netns", "add", own(name))
+        self._namespaces.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+
+    def _add_pod(self, pod: str, ip: str, host_if: str) -> None:
+        ns = f"{PREFIX}-{self.tag}-{pod}"
+        self._add_ns(ns)
+        sh("ip", "-n", self.name, "link", "add", host_if, "type", "veth", "peer", "name",
+           "eth0", "netns", ns)
+        host_mac = str(link(self.name, host_if)["address"])
+        pod_mac = str(link(ns, "eth0")["address"])
+        batch_pod = [f"addr add {ip}/32 dev eth0", "link set eth0 up",
+                     f"route add {GATEWAY} dev eth0 scope link",
+                     f"route add default via {GATEWAY} dev eth0",
+                     f"neigh add {GATEWAY} lladdr {host_mac} dev eth0 nud permanent"]
+        sh("ip", "-n", ns, "-batch", "-", input="\n".join(batch_pod) + "\n")
+        batch_node = [f"link set {host_if} up", f"route add {ip}/32 dev {host_if}",
+                      f"neigh add {ip} lladdr {pod_mac} dev {host_if} nud permanent"]
+        sh("ip", "-n", self.name, "-batch", "-", input="\n".join(batch_node) + "\n")
+        ifindex = int(link(self.name, host_if)["ifindex"])  # type: ignore[call-overload]
+        self.pods[pod] = Pod(pod, ns, ip, host_if, ifindex)
+
+    def add_dummies(self, n: int) -> list[tuple[str, int]]:
+        """n dummy interfaces `dm<i>` in the node namespace, created in one batch."""
+        start = len(self.dummies)
+        names = [f"dm{start + i}" for i in range(n)]
+        cmds = [f"link add {d} type dummy" for d in names] + [f"link set {d} up" for d in names]
+        sh("ip", "-n", self.name, "-batch", "-", input="\n".join(cmds) + "\n")
+        out = json.loads(sh("ip", "-n", self.name, "-j", "link", "show", "type",
+                            "dummy").stdout)
+        index = {str(x["ifname"]): int(x["ifindex"]) for x in out}
+        added = [(d, index[d]) for d in names]
+        self.dummies += added
+        return added
+
+    def spawn(self, pod: str, *args: str) -> subprocess.Popen[str]:
+        """A long-running process in a pod's namespace; destroy() kills it by pid."""
+        p = subprocess.Popen(["ip", "netns", "exec", own(self.pods[pod].ns), *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._procs.append(p)
+        return p
+
+    def track(self, p: subprocess.Popen[str]) -> subprocess.Popen[str]:
+        self._procs.append(p)
+        return p
+
+    def destroy(self) -> None:
+        for p in self._procs:
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._procs.clear()
+        for ns in reversed(self._namespaces):
+            sh("ip", "netns", "del", ns, check=False)
+        self._namespaces.clear()
+
+
+def cleanup_pins() -> None:
+    shutil.rmtree(PIN_ROOT, ignore_errors=True)
+
+
+def pin_dir(name: str) -> str:
+    return f"{PIN_ROOT}/{name}"
+
+
+def python_in_pod(*args: str) -> list[str]:
+    """The pod-side traffic tool (stdlib only, so it starts fast in any namespace)."""
+    return [PYTHON, "-u", str(ROOT / "bench" / "traffic.py"), *args]
+
+
+def worker_in_node(node: str, module: str, *args: str) -> list[str]:
+    """A bench worker that runs the agent's code inside a node namespace, as the agent
+    does (nsenter --net keeps /sys/fs/bpf), from the repository root."""
+    return nsenter_cmd(node, PYTHON, "-m", module, *args)
+
+
+def run_worker(node: str, module: str, *args: str, timeout: float = 600) -> dict[str, object]:
+    """Runs a worker to completion; its last stdout line is its JSON result."""
+    r = subprocess.run(worker_in_node(node, module, *args), text=True, capture_output=True,
+                       cwd=ROOT, timeout=timeout)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(f"worker {module} {' '.join(args)} failed (exit {r.returncode}):"
+                           f"\n{r.stderr[-3000:]}")
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
