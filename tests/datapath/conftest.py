@@ -106,6 +106,14 @@ def attach_all(topo: Topology, dp: "object") -> dict[str, EndpointSlot]:
     return slots
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pin_root() -> Iterator[str]:
+    """This session's bpffs directory (every test datapath pins below it), removed
+    last whichever modules ran."""
+    yield PIN_ROOT
+    shutil.rmtree(PIN_ROOT, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def env() -> Iterator[Env]:
     reason = _privileged_ok()
