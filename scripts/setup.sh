@@ -13,7 +13,7 @@ fi
 
 # Debian packages. bcc is Debian's python3-bpfcc (PyPI's 'bcc' is an unrelated project).
 debs=(python3-bpfcc python3-venv linux-headers-amd64 iproute2 etcd-server iperf3 curl
-      containernetworking-plugins ipset iptables util-linux procps)
+      containernetworking-plugins ipset iptables util-linux procps iputils-ping)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
