@@ -28,7 +28,7 @@ from agent.k8s.objects import ClusterObjects, IPBlock, Namespace, NetworkPolicy,
 from agent.policy.mapstate import ANY_PROTOCOL, ClusterMaps, Direction, EndpointPolicy, PolicyKey
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
 from agent.policy.selectorcache import Selector, SelectorCache
-from identity.allocator import Allocator, Identity
+from identity.allocator import Identity
 from identity.filter import LabelFilter
 from identity.labels import LabelSet
 from identity.reserved import ReservedIdentity
@@ -38,7 +38,10 @@ WORLD_PREFIX = "0.0.0.0/0"
 HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
 
 
-class CidrAllocatorLike(Protocol):
+class Allocates(Protocol):
+    """The part of `identity.allocator.Allocator` the engine uses: one reference per pod
+    (or per ipBlock prefix), taken with allocate and dropped with release."""
+
     def allocate(self, labels: LabelSet) -> Identity: ...
 
     def release(self, identity: Identity) -> None: ...
@@ -117,7 +120,7 @@ class _Prefixes:
 
 
 class PolicyEngine:
-    def __init__(self, allocator: Allocator, cidr_allocator: CidrAllocatorLike,
+    def __init__(self, allocator: Allocates, cidr_allocator: Allocates,
                  cluster: str = "default", label_filter: LabelFilter | None = None) -> None:
         self._alloc = allocator
         self._cidr_alloc = cidr_allocator
