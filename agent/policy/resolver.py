@@ -122,7 +122,6 @@ def describe_peer(peer: PolicyPeer | None, policy_namespace: str) -> str:
 def _resolve(policy: NetworkPolicy, direction: Direction, endpoint: Pod,
              ctx: ResolveContext) -> Contribution:
     out: Contribution = []
-    word = "from" if direction is Direction.INGRESS else "to"
     for ri, rule in enumerate(_rules(policy, direction)):
         # An empty list means "every": one wildcard stands for the whole list.
         peers: list[tuple[int | None, PolicyPeer | None]] = (
@@ -132,14 +131,23 @@ def _resolve(policy: NetworkPolicy, direction: Direction, endpoint: Pod,
         for pi, peer in peers:
             targets = _peer_identities(peer, policy.namespace, ctx)
             for qi, port in ports:
-                text = (f"{policy.key}: {direction.name.lower()} rule {ri}, "
-                        f"{word} {describe_peer(peer, policy.namespace)}, "
-                        f"on {describe_port(port)}")
-                prov = Provenance(policy.key, direction, ri, pi, qi, text)
+                prov = Provenance(policy.key, direction, ri, pi, qi,
+                                  _text(policy, direction, ri, pi, peer, qi, port))
                 for peer_id, (proto, low, high) in _expand(
                         direction, peer, targets, port, endpoint, ctx):
                     out.append((PolicyKey(direction, peer_id, proto, low, high), prov))
     return out
+
+
+def _text(policy: NetworkPolicy, direction: Direction, ri: int, pi: int | None,
+          peer: PolicyPeer | None, qi: int | None, port: PolicyPort | None) -> str:
+    """Names the rule by its field path, as validation errors do: spec.ingress[0].from[1]."""
+    word = "from" if direction is Direction.INGRESS else "to"
+    peer_part = (f".{word}[{pi}] {describe_peer(peer, policy.namespace)}" if pi is not None
+                 else f" any peer (no {word})")
+    port_part = (f"ports[{qi}] {describe_port(port)}" if qi is not None
+                 else "any protocol and port (no ports)")
+    return f"{policy.key}: spec.{direction.name.lower()}[{ri}]{peer_part}, {port_part}"
 
 
 def _peer_identities(peer: PolicyPeer | None, namespace: str,

@@ -77,7 +77,7 @@ TRACES = [
     pytest.param("shop/web", "shop/db", 5432, True,
                  ["Egress from shop/web:", "no policy selects shop/web for egress",
                   "Ingress to shop/db:", "selected for ingress by: shop/db-in",
-                  "shop/db-in: ingress rule 0, from pods app=web in namespace shop, on TCP/5432",
+                  "shop/db-in: spec.ingress[0].from[0] pods app=web in namespace shop, ports[0] TCP/5432",
                   "Verdict: ALLOWED"],
                  id="an allowed connection names the rule, peer and port that allowed it"),
     pytest.param("shop/web", "shop/db", 80, False,
