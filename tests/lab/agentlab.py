@@ -111,8 +111,10 @@ def differences(probed: dict, expected: dict) -> list[str]:
             if want.get(k) != got.get(k)]
 
 
-def restart_agent(lab: Lab, node: str, while_down=None) -> None:  # type: ignore[no-untyped-def]
-    """SIGTERM the node's agent, run while_down() with no agent at all, start it again."""
+def restart_agent(lab: Lab, node: str, while_down=None,  # type: ignore[no-untyped-def]
+                  extra_args: tuple[str, ...] = ()) -> None:
+    """SIGTERM the node's agent, run while_down() with no agent at all, start it again
+    (with extra_args appended to the lab's own agent command line, if any)."""
     state = state_of(lab)
     n = state.nodes[node]
     assert n.agent is not None
@@ -125,7 +127,16 @@ def restart_agent(lab: Lab, node: str, while_down=None) -> None:  # type: ignore
     assert not Path(n.socket).exists(), "the agent left its socket behind"
     if while_down is not None:
         while_down()
-    proc = agent_procs.start_agent(state, n)
+    if extra_args:
+        from agent.lab.netns import spawn
+        from agent.lab.state import Process
+
+        cmd = [*agent_procs.agent_command(state, n), *extra_args]
+        proc = spawn(cmd, agent_procs.node_dir(state, n) / "agent.log")
+        n.agent = Process(pid=proc.pid, marker=f"--socket {n.socket} ")
+        state.save()
+    else:
+        proc = agent_procs.start_agent(state, n)
     agent_procs.wait_agent(state, n, proc)
 
 

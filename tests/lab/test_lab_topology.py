@@ -73,7 +73,7 @@ def status_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_pods_on_one_node_reach_each_other(lab: Lab) -> None:
-    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3", f"http://{pod_ip(lab, 'default/web1')}")
+    r = in_pod(lab, "default/client", "curl", "-sSI", "-m", "3", f"http://{pod_ip(lab, 'default/web1')}")
     assert status_line(r) == "HTTP/1.1 200 OK"
 
 
@@ -81,7 +81,7 @@ def test_pods_on_two_nodes_reach_each_other_on_declared_ports(lab: Lab) -> None:
     api = api_pod(lab)
     assert lab.status()["pods"] and any(p["node"] == "node2" for p in lab.status()["pods"]
                                         if p["pod"] == api)
-    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3", f"http://{pod_ip(lab, api)}:8080")
+    r = in_pod(lab, "default/client", "curl", "-sSI", "-m", "3", f"http://{pod_ip(lab, api)}:8080")
     assert status_line(r) == "HTTP/1.1 200 OK"
 
 
@@ -97,12 +97,12 @@ def test_dns_resolves_service_pod_and_short_names(lab: Lab) -> None:
 
 
 def test_service_name_reaches_its_pod_as_in_the_tutorial(lab: Lab) -> None:
-    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3", "api:8080")
+    r = in_pod(lab, "default/client", "curl", "-sSI", "-m", "3", "api:8080")
     assert status_line(r) == "HTTP/1.1 200 OK"
 
 
 def test_kubernetes_io_is_the_external_host_and_answers_301(lab: Lab) -> None:
-    r = in_pod(lab, "default/web1", "curl", "-sI", "-m", "3", "kubernetes.io")
+    r = in_pod(lab, "default/web1", "curl", "-sSI", "-m", "3", "kubernetes.io")
     assert status_line(r) == "HTTP/1.1 301 Moved Permanently"
     assert lab.status()["external"]["ip"] == EXTERNAL_IP
 
@@ -134,7 +134,7 @@ spec: {containers: [{name: c, image: x, ports: [{containerPort: 9090, protocol: 
     assert run_cli("lab", "apply", "--name", lab.name, "-f", str(path)) == 0
     netns = lab.netns_of("monitoring/mon")
     assert Path("/run/netns", netns).exists()
-    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3",
+    r = in_pod(lab, "default/client", "curl", "-sSI", "-m", "3",
                f"http://{pod_ip(lab, 'monitoring/mon')}:9090")
     assert status_line(r) == "HTTP/1.1 200 OK"
     assert run_cli("lab", "label", "--name", lab.name, "namespace", "monitoring", "type=monitoring") == 0
@@ -175,10 +175,10 @@ def test_two_labs_side_by_side_do_not_collide(lab: Lab, make_lab: MakeLab, manif
     assert pod_ip(other, "default/web1") == pod_ip(lab, "default/web1")
     assert other.netns_of("default/web1") != lab.netns_of("default/web1")
     for each in (lab, other):
-        r = in_pod(each, "default/client", "curl", "-s", "-m", "3", f"http://{pod_ip(each, 'default/web1')}/")
+        r = in_pod(each, "default/client", "curl", "-sS", "-m", "3", f"http://{pod_ip(each, 'default/web1')}/")
         assert r.stdout.strip() == "default/web1"
     assert other.down()
-    r = in_pod(lab, "default/client", "curl", "-sI", "-m", "3", f"http://{pod_ip(lab, 'default/web1')}")
+    r = in_pod(lab, "default/client", "curl", "-sSI", "-m", "3", f"http://{pod_ip(lab, 'default/web1')}")
     assert status_line(r) == "HTTP/1.1 200 OK"
 
 
@@ -196,3 +196,30 @@ def test_down_removes_everything_and_is_idempotent(make_lab: MakeLab, manifests)
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
     assert not doomed.down()
     assert run_cli("lab", "down", "--name", doomed.name) == 0
+
+
+def test_pod_ip_and_host_network_are_honoured(lab: Lab, manifests) -> None:
+    path = manifests("special.yaml", """
+apiVersion: v1
+kind: Pod
+metadata: {name: pinned}
+spec: {nodeName: node2, containers: [{name: c, image: x}]}
+status: {podIP: 10.250.0.7}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hostpod}
+spec: {nodeName: node1, hostNetwork: true, containers: [{name: c, image: x}]}
+""")
+    assert run_cli("lab", "apply", "--name", lab.name, "-f", str(path)) == 0
+    try:
+        pods = {p["pod"]: p for p in lab.status()["pods"]}
+        assert pods["default/pinned"]["ip"] == "10.250.0.7"
+        assert pods["default/hostpod"]["hostNetwork"] and pods["default/hostpod"]["ip"] == "172.18.0.11"
+        # An address outside every pod CIDR is still routed from the other node.
+        r = in_pod(lab, "default/client", "curl", "-sS", "-m", "3", "http://10.250.0.7/")
+        assert r.stdout.strip() == "default/pinned"
+        r = in_pod(lab, "default/hostpod", "ip", "-o", "addr", "show", "dev", "eth0")
+        assert "172.18.0.11/" in r.stdout
+    finally:
+        assert run_cli("lab", "delete", "--name", lab.name, "-f", str(path)) == 0
