@@ -57,7 +57,7 @@ class Store:
             if source_revision is not None:
                 self._source_revision = source_revision
             self._objects = _copy(objects)
-            self._rejected = {("?", str(i)): str(e) for i, e in enumerate(rejected or [])}
+            self._rejected = {_error_key(e, i): str(e) for i, e in enumerate(rejected or [])}
             self._synced = self._synced or synced
             self._bump()
 
@@ -120,6 +120,15 @@ class Store:
         self._lock.notify_all()
         for listener in self._listeners:
             listener(self._revision)
+
+
+def _error_key(error: MembraneError, index: int) -> tuple[str, str]:
+    """Rejections are keyed like objects, so a fixed object's upsert clears its error."""
+    from agent.errors import InvalidObject
+
+    if isinstance(error, InvalidObject):
+        return error.kind, error.name
+    return "?", str(index)
 
 
 def _copy(objects: ClusterObjects) -> ClusterObjects:

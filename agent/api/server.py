@@ -109,11 +109,13 @@ class AgentServicer(pb_grpc.AgentServicer):
                              rejected=list(snap.rejected))
 
     def Trace(self, request: pb.TraceRequest, context: grpc.ServicerContext) -> pb.TraceReply:
-        from agent.policy.trace import trace
+        from agent.policy.trace import trace_engine
 
         try:
-            result = trace(self.agent.snapshot.objects, getattr(request, "from"), request.to,
-                           request.port or 80, request.protocol or "TCP")
+            # The live engine: identity numbers in the explanation are the agent's own.
+            with self.agent._lock:
+                result = trace_engine(self.agent.engine, getattr(request, "from"), request.to,
+                                      request.port or 80, request.protocol or "TCP")
         except MembraneError as err:
             return _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(err))
         return pb.TraceReply(allowed=result.allowed, explanation=result.explanation)
