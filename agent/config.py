@@ -27,4 +27,8 @@ class AgentConfig:
     max_policy_entries: int = 65536
     max_conntrack_entries: int = 262144
     conntrack_gc_interval: float = 5.0
+    observer_listen: str | None = None       # "0.0.0.0:4245": Observer on TCP, mutual TLS only
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
     extra: dict[str, str] = field(default_factory=dict)

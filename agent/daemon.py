@@ -82,6 +82,7 @@ class Agent:
         self.observer: Any = None
         self._threads: list[threading.Thread] = []
         self._server: Any = None
+        self._tls_server: Any = None
         self._lost_seen = 0
 
     # -- construction ----------------------------------------------------------------
@@ -157,8 +158,9 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
         self._kick.set()
-        if self._server is not None:
-            self._server.stop(grace=0.5).wait()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.stop(grace=0.5).wait()
         for thread in self._threads:
             thread.join(timeout=3)
         if self.observer is not None:
@@ -340,6 +342,14 @@ class Agent:
                                      queue_size=self.config.event_queue_size,
                                      listeners=[default_metrics()])
         self.observer.start()
+        if self.config.observer_listen:
+            from observe.tls import serve_tcp_with_tls
+
+            # Refuses to start without cert, key and client CA: flows are never served
+            # in plaintext or to anonymous clients.
+            self._tls_server = serve_tcp_with_tls(self.observer, self.config.observer_listen,
+                                                  self.config.tls_cert, self.config.tls_key,
+                                                  self.config.tls_client_ca)
         if self.config.metrics_port:
             from observe.metrics import start_metrics_server
 

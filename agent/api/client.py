@@ -40,8 +40,25 @@ def open_channel(address: str) -> grpc.Channel:
             raise AgentUnreachable(f"no agent socket at {path}: is `membrane agent` running "
                                    "(or the lab up)? Use --server or --lab to point elsewhere.")
         return grpc.insecure_channel(target)
-    raise AgentUnreachable(f"{address}: only unix sockets are supported by this client; "
-                           "TCP listeners need TLS (see docs)")
+    return _tls_channel(target)
+
+
+def _tls_channel(target: str) -> grpc.Channel:
+    """host:port: the agent's TCP listener, which speaks only mutual TLS. The client's
+    files come from MEMBRANE_TLS_CA, MEMBRANE_TLS_CERT and MEMBRANE_TLS_KEY."""
+    names = ("MEMBRANE_TLS_CA", "MEMBRANE_TLS_CERT", "MEMBRANE_TLS_KEY")
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        raise AgentUnreachable(f"{target}: a TCP agent address needs mutual TLS; set "
+                               f"{', '.join(missing)} to the CA, client certificate and key")
+    try:
+        ca, cert, key = (Path(os.environ[n]).read_bytes() for n in names)
+    except OSError as err:
+        raise AgentUnreachable(f"{target}: cannot read TLS file {err.filename}: "
+                               f"{err.strerror}") from None
+    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                         certificate_chain=cert)
+    return grpc.secure_channel(target, creds)
 
 
 class AgentClient:

@@ -39,6 +39,11 @@ def register(sub: Any) -> None:
     p.add_argument("--event-queue", type=int, default=65536)
     p.add_argument("--metrics-port", type=int, default=None)
     p.add_argument("--health-port", type=int, default=None)
+    p.add_argument("--observer-listen", default=None, metavar="HOST:PORT",
+                   help="also serve the Observer on TCP (needs the three --tls-* files)")
+    p.add_argument("--tls-cert", default=None)
+    p.add_argument("--tls-key", default=None)
+    p.add_argument("--tls-client-ca", default=None)
     p.add_argument("--datapath", choices=("bpf", "fake"), default="bpf")
     p.add_argument("--max-policy-entries", type=int, default=65536)
     p.add_argument("--max-conntrack-entries", type=int, default=262144)
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         event_queue_size=args.event_queue, metrics_port=args.metrics_port,
         health_port=args.health_port, kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
-        max_conntrack_entries=args.max_conntrack_entries)
+        max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
     agent = Agent(config)
     stopping = threading.Event()
 

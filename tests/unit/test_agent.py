@@ -191,3 +191,13 @@ def test_the_grpc_api_lists_endpoints_and_reports_status(running, tmp_path: Path
         assert status.endpoints_by_state["ready"] == 1
         client.deregister_endpoint("default", "backend")
         assert client.list_endpoints() == []
+
+
+def test_an_observer_tcp_listener_without_tls_files_refuses_to_start(tmp_path: Path) -> None:
+    config = AgentConfig(node="n1", source="static", state_dir=tmp_path / "state",
+                         socket=str(tmp_path / "agent.sock"), bpffs=str(tmp_path / "bpf"),
+                         datapath="fake", observer_listen="127.0.0.1:0")
+    agent = Agent(config, datapath=FakeDatapath(node="n1"), source=StaticSource(cluster()))
+    with pytest.raises(MembraneError, match="--tls-cert"):
+        agent.start()
+    agent.stop()
