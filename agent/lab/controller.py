@@ -335,11 +335,7 @@ class Lab:
     # -- exec ------------------------------------------------------------------------
     def netns_of(self, target: str) -> str:
         state = self._state()
-        key = target if "/" in target else f"default/{target}"
-        pod = state.pods.get(key)
-        if pod is None:
-            raise LabError(f"pod {key} not found in lab {self.name} "
-                           f"(pods: {', '.join(sorted(state.pods)) or 'none'})")
+        pod = find_pod(state, target)
         return pod.netns or state.nodes[pod.node].netns
 
     # -- status ----------------------------------------------------------------------
@@ -348,7 +344,9 @@ class Lab:
         nodes = []
         for node in sorted(state.nodes.values(), key=lambda n: n.index):
             nodes.append({"name": node.name, "ip": node.ip, "podCIDR": node.pod_cidr,
-                          "netns": node.netns, "agent": agent_health(state, node)})
+                          "netns": node.netns, "agent": agent_health(state, node),
+                          "agentPid": node.agent.pid if node.agent else None,
+                          "socket": node.socket, "bpffs": node.bpffs})
         pods = [{"pod": p.key, "ip": p.ip, "node": p.node, "netns": p.netns,
                  "ports": [f"{port}/{proto}" for port, proto in p.ports],
                  "hostNetwork": not p.netns}
@@ -388,6 +386,20 @@ class Lab:
             raise LabError(f"lab {state.name}: could not remove {', '.join(left)}; "
                            "run `membrane lab down` again")
         shutil.rmtree(state.root, ignore_errors=True)
+
+
+def find_pod(state: LabState, target: str) -> PodState:
+    """NS/NAME (NAME alone: default/NAME). A workload's name also works when it has exactly
+    one pod, as `kubectl exec deploy/NAME` picks one: default/frontend -> frontend-xxx-yyy."""
+    key = target if "/" in target else f"default/{target}"
+    if key in state.pods:
+        return state.pods[key]
+    matches = [p for k, p in state.pods.items() if k.startswith(key + "-")]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(sorted(state.pods)) or "none"
+    what = "is ambiguous" if matches else "not found"
+    raise LabError(f"pod {key} {what} in lab {state.name} (pods: {known})")
 
 
 def agent_health(state: LabState, node: NodeState) -> str:

@@ -229,3 +229,8 @@ spec: {nodeName: node1, hostNetwork: true, containers: [{name: c, image: x}]}
         assert "172.18.0.11/" in r.stdout
     finally:
         assert run_cli("lab", "delete", "--name", lab.name, "-f", str(path)) == 0
+
+
+def test_exec_finds_a_workloads_only_pod_by_the_workload_name(lab: Lab) -> None:
+    assert lab.netns_of("default/api") == lab.netns_of(api_pod(lab))
+    assert lab.netns_of("web1") == lab.netns_of("default/web1")
