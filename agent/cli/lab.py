@@ -14,7 +14,7 @@ from agent.errors import LabError
 EXAMPLES = """\
 examples:
   membrane lab up --nodes 2 -f demo/tutorial/demo-app.yaml
-  membrane lab exec default/frontend-xxx -- curl -sI backend:8080
+  membrane lab exec default/frontend -- curl -sI backend:8080
   membrane lab apply -f demo/tutorial/01-backend-ingress-deny.yaml
   membrane lab label namespace kube-system contains=coredns
   membrane lab probe --port 8080 -o table
@@ -58,7 +58,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_label)
 
     p = verb("exec", "run a command in a pod's network namespace")
-    p.add_argument("pod", help="NS/NAME")
+    p.add_argument("pod", help="NS/NAME, or NS/WORKLOAD when the workload has one pod")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...")
     p.set_defaults(func=cmd_exec)
 

@@ -308,9 +308,8 @@ class Lab:
         with lab_lock(self.name):
             state = self._state()
             if kind == "Pod":
-                ns, _, name = target.partition("/")
-                if not name:
-                    ns, name = "default", target
+                pod = find_pod(state, target)
+                ns, name = pod.namespace, pod.name
             else:
                 ns, name = "", target
             def change(docs: list[Doc]) -> list[Doc]:
