@@ -22,7 +22,7 @@ from agent.lab import agents as agent_procs
 from agent.lab import pods as podlib
 from agent.lab import topology
 from agent.lab.names import EXTERNAL_NAMES, LabNames
-from agent.lab.netns import delete_netns, netns_exists, spawn, stop, wait_ready, python_in_netns
+from agent.lab.netns import delete_netns, netns_exists, python_in_netns, spawn, stop, wait_ready
 from agent.lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
 from agent.sources.labdir import Doc, LabStoreDir, doc_key
 
@@ -96,7 +96,10 @@ class Lab:
                 return ok
             except BaseException:
                 # Half a lab helps nobody: take down what was recorded, then report.
-                self._teardown(state)
+                try:
+                    self._teardown(state)
+                except MembraneError as error:
+                    self._error(error)  # the first failure is the one to raise
                 raise
 
     def _build(self, state: LabState, count: int) -> None:
