@@ -11,8 +11,9 @@ touch the machine's. `destroy()` kills the processes it started (by pid) and del
 namespaces it created (by name), which takes their veths, routes, iptables rules and
 ipsets with them. Nothing here touches the root namespace.
 
-Extra endpoints for scale tests are `dummy` interfaces in the node namespace: they get
-an ifindex, a clsact qdisc and the programs like a veth, but carry no traffic.
+Extra endpoints for scale tests are veth pairs with both ends in the node namespace
+(`dm<i>` / `dp<i>`; this kernel has no `dummy` driver): `dm<i>` gets an ifindex, a clsact
+qdisc and the programs like a pod's veth, but carries no traffic.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-PREFIX = f"mbrb-{os.getpid()}"
+# Workers started by a benchmark inherit its prefix, so they may touch its namespaces.
+PREFIX = os.environ.get("MBRB_PREFIX") or f"mbrb-{os.getpid()}"
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 if not os.path.exists(PYTHON):
@@ -132,13 +134,13 @@ class Node:
         self.pods[pod] = Pod(pod, ns, ip, host_if, ifindex)
 
     def add_dummies(self, n: int) -> list[tuple[str, int]]:
-        """n dummy interfaces `dm<i>` in the node namespace, created in one batch."""
+        """n idle endpoints `dm<i>` in the node namespace, created in one batch."""
         start = len(self.dummies)
         names = [f"dm{start + i}" for i in range(n)]
-        cmds = [f"link add {d} type dummy" for d in names] + [f"link set {d} up" for d in names]
+        cmds = [f"link add {d} type veth peer name dp{d[2:]}" for d in names]
+        cmds += [f"link set {d} up" for d in names]
         sh("ip", "-n", self.name, "-batch", "-", input="\n".join(cmds) + "\n")
-        out = json.loads(sh("ip", "-n", self.name, "-j", "link", "show", "type",
-                            "dummy").stdout)
+        out = json.loads(sh("ip", "-n", self.name, "-j", "link", "show").stdout)
         index = {str(x["ifname"]): int(x["ifindex"]) for x in out}
         added = [(d, index[d]) for d in names]
         self.dummies += added
@@ -190,8 +192,9 @@ def worker_in_node(node: str, module: str, *args: str) -> list[str]:
 
 def run_worker(node: str, module: str, *args: str, timeout: float = 600) -> dict[str, object]:
     """Runs a worker to completion; its last stdout line is its JSON result."""
+    env = {**os.environ, "MBRB_PREFIX": PREFIX}
     r = subprocess.run(worker_in_node(node, module, *args), text=True, capture_output=True,
-                       cwd=ROOT, timeout=timeout)
+                       cwd=ROOT, timeout=timeout, env=env)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     if r.returncode != 0 or not lines:
         raise RuntimeError(f"worker {module} {' '.join(args)} failed (exit {r.returncode}):"

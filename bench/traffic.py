@@ -135,11 +135,14 @@ def crr(ip: str, port: int, n: int) -> list[float]:
     return out
 
 
-def probe(ip: str, port: int, timeout_s: float = 0.001) -> None:
+def probe(ip: str, port: int, timeout_s: float = 0.002) -> None:
+    """A "0" needs two probes in a row unanswered (reported with the first one's send
+    time): one late echo on a busy machine must not pass for a policy change."""
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.connect((ip, port))
     u.setblocking(False)
     state = -1
+    first_fail: int | None = None
     seq = 0
     while True:
         seq += 1
@@ -161,12 +164,18 @@ def probe(ip: str, port: int, timeout_s: float = 0.001) -> None:
             if len(data) == 8 and struct.unpack("!Q", data)[0] == seq:
                 ok = 1
                 break
-        if ok != state:
-            state = ok
-            # The send time: when the packet was decided, give or take a microsecond.
-            print(f"{sent} {ok}", flush=True)
         if ok:
+            first_fail = None
+            if state != 1:
+                state = 1
+                # The send time: when the packet was decided, give or take a microsecond.
+                print(f"{sent} 1", flush=True)
             time.sleep(0.0002)
+        elif first_fail is None:
+            first_fail = sent
+        elif state != 0:
+            state = 0
+            print(f"{first_fail} 0", flush=True)
 
 
 def check(ip: str, port: int, timeout_s: float = 0.5) -> str:
