@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -21,6 +20,7 @@ from agent.errors import LabError, MembraneError
 from agent.lab import agents as agent_procs
 from agent.lab import pods as podlib
 from agent.lab import topology
+from agent.lab.documents import dns_pod_doc, namespace_doc, node_doc, pod_document
 from agent.lab.names import EXTERNAL_NAMES, LabNames
 from agent.lab.netns import delete_netns, netns_exists, python_in_netns, spawn, stop, wait_ready
 from agent.lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
@@ -28,39 +28,7 @@ from agent.sources.labdir import Doc, LabStoreDir, doc_key
 
 MAX_NODES = 50
 CLUSTER_SCOPED = ("Namespace", "Node")
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DNS_NAMESPACE, DNS_POD = "kube-system", "coredns"
-
-
-def namespace_doc(name: str, labels: dict[str, str] | None = None) -> Doc:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {**(labels or {}), NAMESPACE_NAME_LABEL: name}}}
-
-
-def node_doc(node: NodeState) -> Doc:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
-            "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
-            "status": {"addresses": [{"type": "InternalIP", "address": node.ip},
-                                     {"type": "Hostname", "address": node.name}]}}
-
-
-def dns_pod_doc(pod: PodState) -> Doc:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": pod.name, "namespace": pod.namespace,
-                         "labels": {"k8s-app": "kube-dns"}},
-            "spec": {"nodeName": pod.node, "containers": [{
-                "name": "coredns", "image": "membrane-lab/dns",
-                "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
-                          {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}]}]},
-            "status": {"podIP": pod.ip, "podIPs": [{"ip": pod.ip}], "phase": "Running"}}
-
-
-def pod_document(obj: Any, pod: PodState) -> Doc:
-    """The pod as the agent will read it: the loader's object with IP and node filled."""
-    from agent.k8s.serialize import to_document
-
-    return to_document(replace(obj, ip=pod.ip, node_name=pod.node))
 
 
 class Lab:

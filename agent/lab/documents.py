@@ -1,0 +1,44 @@
+"""The documents the lab writes into its store for objects it makes itself: its nodes,
+the namespaces every cluster has, its DNS pod, and pods placed by the lab (IP and node
+filled in, as the scheduler and the kubelet would)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from agent.lab.state import NodeState, PodState
+from agent.sources.labdir import Doc
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def namespace_doc(name: str, labels: dict[str, str] | None = None) -> Doc:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {**(labels or {}), NAMESPACE_NAME_LABEL: name}}}
+
+
+def node_doc(node: NodeState) -> Doc:
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
+            "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
+            "status": {"addresses": [{"type": "InternalIP", "address": node.ip},
+                                     {"type": "Hostname", "address": node.name}]}}
+
+
+def dns_pod_doc(pod: PodState) -> Doc:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod.name, "namespace": pod.namespace,
+                         "labels": {"k8s-app": "kube-dns"}},
+            "spec": {"nodeName": pod.node, "containers": [{
+                "name": "coredns", "image": "membrane-lab/dns",
+                "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                          {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}]}]},
+            "status": {"podIP": pod.ip, "podIPs": [{"ip": pod.ip}], "phase": "Running"}}
+
+
+def pod_document(obj: Any, pod: PodState) -> Doc:
+    """The pod as the agent will read it: the loader's object with IP and node filled."""
+    from agent.k8s.serialize import to_document
+
+    return to_document(replace(obj, ip=pod.ip, node_name=pod.node))
