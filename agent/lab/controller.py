@@ -197,6 +197,7 @@ class Lab:
         known_ns = {doc_key(d)[2] for d in existing if d.get("kind") == "Namespace"}
         docs: list[Doc] = []
         new_pods: list[PodState] = []
+        changed_pods: list[PodState] = []
         for doc, obj in pairs:
             if isinstance(obj, Node):
                 self._error(LabError(f"node {obj.name}: a lab's nodes are its own; skipped"))
@@ -221,6 +222,8 @@ class Lab:
                     continue
                 if not existed:
                     new_pods.append(pod)
+                elif pod.netns and not pod.dns and pod.ports != podlib.served_ports(obj):
+                    changed_pods.append(pod)
                 docs.append(pod_document(obj, pod))
             else:
                 if ns:
@@ -229,15 +232,27 @@ class Lab:
                 docs.append(doc)
         revision = store.apply(docs)
         self._create_pods(state, [(p, podlib.server_command(state, p)) for p in new_pods])
+        self._restart_workloads(state, changed_pods, pairs)
         agent_procs.wait_revision(state, revision)
         return ok
+
+    def _restart_workloads(self, state: LabState, pods: list[PodState],
+                           pairs: list[tuple[Doc, Any]]) -> None:
+        """Re-applied pods whose container ports changed serve the new ports."""
+        if not pods:
+            return
+        objs = {f"{o.namespace}/{o.name}": o for _, o in pairs if hasattr(o, "ports")}
+        stop([p.server for p in pods if p.server])
+        for pod in pods:
+            pod.ports = podlib.served_ports(objs[pod.key])
+        podlib.start_workloads(state, [(p, podlib.server_command(state, p)) for p in pods])
 
     def _pod_for(self, state: LabState, obj: Any) -> PodState:
         key = f"{obj.namespace}/{obj.name}"
         if key in state.pods:
             return state.pods[key]  # re-applied: same node and address, new labels
         req = podlib.PodRequest(obj.namespace, obj.name, node=obj.node_name, ip=obj.ip,
-                                ports=[p.port for p in obj.ports if p.protocol.value != "SCTP"],
+                                ports=[port for port, _ in podlib.served_ports(obj)],
                                 host_network=obj.host_network,
                                 dns=podlib.is_dns_pod(obj.namespace, dict(obj.labels)), obj=obj)
         pod = podlib.place(state, self.names, req)

@@ -53,6 +53,13 @@ def has_dns_address(state: LabState) -> bool:
     return any(p.ip == LabNames.dns_ip() and p.netns for p in state.pods.values())
 
 
+def served_ports(obj: Any) -> list[tuple[int, str]]:
+    """What the lab serves for a Pod object: every declared container port (80 when none),
+    on TCP and UDP both. SCTP ports are left out: the lab's servers do not speak it."""
+    ports = sorted({p.port for p in obj.ports if p.protocol.value != "SCTP"}) or [DEFAULT_PORT]
+    return [(p, proto) for p in ports for proto in ("TCP", "UDP")]
+
+
 def place(state: LabState, names: LabNames, req: PodRequest) -> PodState:
     if req.dns and not has_dns_address(state) and not req.host_network:
         # The first DNS pod takes the address every pod's resolv.conf names.

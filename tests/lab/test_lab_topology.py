@@ -234,3 +234,22 @@ spec: {nodeName: node1, hostNetwork: true, containers: [{name: c, image: x}]}
 def test_exec_finds_a_workloads_only_pod_by_the_workload_name(lab: Lab) -> None:
     assert lab.netns_of("default/api") == lab.netns_of(api_pod(lab))
     assert lab.netns_of("web1") == lab.netns_of("default/web1")
+
+
+def test_reapplying_a_pod_with_new_ports_serves_them(lab: Lab, manifests) -> None:
+    before = manifests("port1.yaml", """
+apiVersion: v1
+kind: Pod
+metadata: {name: moving}
+spec: {containers: [{name: c, image: x, ports: [{containerPort: 81}]}]}
+""")
+    after = manifests("port2.yaml", before.read_text().replace("81", "82"))
+    try:
+        assert run_cli("lab", "apply", "--name", lab.name, "-f", str(before)) == 0
+        assert run_cli("lab", "apply", "--name", lab.name, "-f", str(after)) == 0
+        ip = pod_ip(lab, "default/moving")
+        r = in_pod(lab, "default/client", "curl", "-sS", "-m", "10", f"http://{ip}:82/")
+        assert r.stdout.strip() == "default/moving"
+        assert in_pod(lab, "default/client", "curl", "-sS", "-m", "10", f"http://{ip}:81/").returncode == 7
+    finally:
+        run_cli("lab", "delete", "--name", lab.name, "-f", str(after))
