@@ -290,6 +290,8 @@ class Lab:
 
     # -- label -----------------------------------------------------------------------
     def label(self, kind: str, target: str, changes: list[str]) -> None:
+        if kind not in ("Pod", "Namespace"):
+            raise LabError(f"label: kind {kind!r}: expected Pod or Namespace")
         sets, removes = parse_label_changes(changes)
         with lab_lock(self.name):
             state = self._state()
