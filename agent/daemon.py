@@ -77,6 +77,7 @@ class Agent:
         self._written: dict[int, _Written] = {}
         self._cluster_maps: ClusterMaps | None = None
         self.last_regeneration_ms = 0.0
+        self.last_change_to_maps_ms = 0.0
         self.errors: list[str] = []
         self.peers_by_ip: dict[str, Any] = {}     # ip -> observe.metadata.PeerInfo
         self.observer: Any = None
@@ -272,10 +273,14 @@ class Agent:
             for ep in self.registry.all():
                 self._regenerate_endpoint(ep, snapshot)
             self.registry.notify()
-        elapsed = (time.monotonic() - t0) * 1000
+        done = time.monotonic()
+        elapsed = (done - t0) * 1000
         self.last_regeneration_ms = elapsed
-        log.info("revision %d applied to %d endpoints in %.1f ms", snapshot.source_revision,
-                 len(self.registry.all()), elapsed)
+        # From the change reaching the store to every endpoint's maps being written.
+        self.last_change_to_maps_ms = (done - snapshot.changed_at) * 1000
+        log.info("revision %d applied to %d endpoints in %.1f ms (%.1f ms after the change)",
+                 snapshot.source_revision, len(self.registry.all()), elapsed,
+                 self.last_change_to_maps_ms)
         with self._applied:
             self.applied_revision = max(self.applied_revision, snapshot.source_revision)
             self._applied.notify_all()
@@ -420,6 +425,9 @@ class Agent:
         stats = self.datapath.stats()
         obs = self.observer.status().to_dict() if self.observer else {}
         healthy = not any(e.startswith("thread") for e in self.errors) and self.snapshot.synced
+        warnings = [f"{m.name} map {100 * m.entries // m.max_entries}% full"
+                    + (": the oldest connections are being evicted" if m.name == "conntrack" else "")
+                    for m in stats.maps if m.max_entries and m.entries * 10 >= m.max_entries * 9]
         return {
             "node": self.config.node, "version": VERSION, "healthy": healthy,
             "uptime_seconds": time.time() - self.started_at,
@@ -429,7 +437,7 @@ class Agent:
             "identities": len(self.allocator.identities()),
             "maps": stats.maps, "drops": stats.drops, "lost_kernel": stats.lost_events,
             "observer": obs, "last_regeneration_ms": self.last_regeneration_ms,
-            "errors": list(self.errors) + list(self.snapshot.rejected),
+            "errors": list(self.errors) + list(self.snapshot.rejected) + warnings,
             "source": self.source.name, "synced": self.snapshot.synced,
         }
 

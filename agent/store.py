@@ -10,6 +10,7 @@ stops the others.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Union
 
@@ -35,6 +36,7 @@ class Snapshot:
     revision: int
     objects: ClusterObjects
     source_revision: int = 0         # the source's own counter (lab store revision), if any
+    changed_at: float = 0.0          # time.monotonic() of the newest change
     rejected: tuple[str, ...] = ()   # messages of objects validation refused
     synced: bool = False
 
@@ -45,6 +47,7 @@ class Store:
     _rejected: dict[tuple[str, str], str] = field(default_factory=dict)
     _revision: int = 0
     _source_revision: int = 0
+    _changed_at: float = 0.0
     _synced: bool = False
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _listeners: list[Callable[[int], None]] = field(default_factory=list)
@@ -97,6 +100,7 @@ class Store:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(self._revision, _copy(self._objects), self._source_revision,
+                            self._changed_at,
                             tuple(sorted(self._rejected.values())), self._synced)
 
     def wait_for_change(self, after_revision: int, timeout: float) -> int:
@@ -117,6 +121,7 @@ class Store:
 
     def _bump(self) -> None:
         self._revision += 1
+        self._changed_at = time.monotonic()
         self._lock.notify_all()
         for listener in self._listeners:
             listener(self._revision)
