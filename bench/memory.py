@@ -1,5 +1,33 @@
-"""placeholder: filled in below"""
+"""Benchmark 5: agent memory at 1,000 endpoints and 100,000 cluster pods in the ipcache.
+
+The worker runs inside a bare node namespace and builds what the agent process holds:
+LocalAllocator + CidrAllocator + PolicyEngine over the synthetic cluster (bench.cluster:
+1,000 local endpoints, 100,000 pods, ~10,000 identities, ~200 policies) and BpfDatapath
+with the whole ipcache synced and every endpoint's policy written (endpoints beyond the
+first are map entries with synthetic ifindexes, as in bench.programming). RSS (VmRSS and
+the peak VmHWM) is read from /proc/self/status after each step; the BPF maps live in the
+kernel, so their memory is reported apart, from the map fds' `memlock` in /proc/self/fdinfo.
+
+The allocator runs without a state directory here: with one, each new identity rewrites
+the whole table (JSON + fsync), which makes 10,000 identities take many minutes (see
+docs/PERFORMANCE.md); persistence does not change the process's memory.
+"""
+
 from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from bench.report import Table, fmt_num
+
+ENDPOINTS = 1000
+CLUSTER_PODS = 100_000
+IDLE_IFINDEX = 1 << 20
 
 
 def rss_kb() -> dict[str, int]:
@@ -11,3 +39,128 @@ def rss_kb() -> dict[str, int]:
                 key, value = line.split(":", 1)
                 out[key] = int(value.split()[0])
     return out
+
+
+def bpf_map_memlock_kb() -> int:
+    """Kernel memory charged to the BPF maps this process holds open."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if "bpf-map" not in os.readlink(f"/proc/self/fd/{fd}"):
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("memlock:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total // 1024
+
+
+def _worker(a: argparse.Namespace) -> dict[str, Any]:
+    from agent.datapath.bpf import BpfDatapath
+    from agent.datapath.interface import EndpointSlot
+    from agent.policy.engine import PolicyEngine
+    from bench import cluster
+    from bench.topology import pin_dir
+    from identity.cidr import CidrAllocator
+    from identity.local import LocalAllocator
+
+    steps: list[dict[str, Any]] = [{"step": "interpreter + engine imports", **rss_kb()}]
+    objs = cluster.build(a.endpoints, a.cluster_pods)
+    steps.append({"step": "cluster objects built", **rss_kb()})
+    alloc = LocalAllocator(None, grace_seconds=300)
+    engine = PolicyEngine(alloc, CidrAllocator(None), cluster="bench")
+    t0 = time.monotonic()
+    engine.update(objs)
+    maps = engine.cluster_maps(cluster.NODE)
+    steps.append({"step": "engine.update + cluster_maps", "seconds": time.monotonic() - t0,
+                  **rss_kb()})
+    dp = BpfDatapath("memory", pin_dir("memory"), max_endpoints=a.endpoints + 64,
+                     max_ipcache=1 << (a.cluster_pods * 5 // 4).bit_length(),
+                     max_policy=65536)
+    try:
+        t0 = time.monotonic()
+        dp.start()
+        steps.append({"step": "datapath start (bcc import, compile)", "seconds": time.monotonic() - t0,
+                      **rss_kb()})
+        t0 = time.monotonic()
+        dp.sync_cluster_maps(maps)
+        steps.append({"step": f"ipcache sync ({len(maps.ipcache):,} entries)",
+                      "seconds": time.monotonic() - t0, **rss_kb()})
+        t0 = time.monotonic()
+        entries = 0
+        local = sorted(k for k, p in objs.pods.items() if p.node_name == cluster.NODE)
+        for eid, key in enumerate(local, start=1):
+            ident = engine.identity_of(key)
+            assert ident is not None
+            policy = engine.endpoint_policy(key)
+            entries += len(policy.entries)
+            dp.update_endpoint(EndpointSlot(eid, f"idle{eid}", IDLE_IFINDEX + eid,
+                                            objs.pods[key].ip or "", ident.id), policy)
+        steps.append({"step": f"{len(local):,} endpoints written", "seconds":
+                      time.monotonic() - t0, **rss_kb()})
+        t0 = time.monotonic()
+        dp.sync_cluster_maps(maps)
+        resync = time.monotonic() - t0
+        return {"steps": steps, "identities": len(alloc.identities()),
+                "pods": len(objs.pods), "policies": len(objs.policies),
+                "policy_entries": entries, "ipcache_entries": len(maps.ipcache),
+                "bpf_memlock_kb": bpf_map_memlock_kb(), "resync_unchanged_s": resync}
+    finally:
+        dp.close(unpin=True)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    from bench.topology import Node, run_worker
+
+    node = Node("memory", pod_names=())
+    try:
+        node.build()
+        return run_worker(node.name, "bench.memory", "worker", "--endpoints", str(ENDPOINTS),
+                          "--cluster-pods", str(CLUSTER_PODS), timeout=900)
+    finally:
+        node.destroy()
+
+
+def tables(res: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, str]]]:
+    t = Table(f"5. Memory: {ENDPOINTS:,} endpoints, {res['pods']:,} cluster pods "
+              f"({res['identities']:,} identities, {res['ipcache_entries']:,} ipcache "
+              f"entries, {res['policy_entries']:,} policy entries)",
+              ["step", "seconds", "RSS MiB", "peak MiB"])
+    for st in res["steps"]:
+        t.add(st["step"], fmt_num(st.get("seconds"), digits=2),
+              fmt_num(st["VmRSS"] / 1024, digits=0), fmt_num(st["VmHWM"] / 1024, digits=0))
+    t.notes += [f"BPF maps (kernel, not in RSS): {res['bpf_memlock_kb'] / 1024:.0f} MiB "
+                "memlock.",
+                f"re-sync of an unchanged ipcache: {res['resync_unchanged_s']:.2f} s (it "
+                "reads the whole kernel map back: paid on every regeneration that "
+                "changes any pod IP or identity)."]
+    rss = res["steps"][-1]["VmRSS"] / 1024
+    return [t], [("agent RSS at 1,000 endpoints / 100,000 pods (no target; reported)",
+                  f"{rss:.0f} MiB", "n/a")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    sub = ap.add_subparsers(dest="cmd")
+    w = sub.add_parser("worker")
+    w.add_argument("--endpoints", type=int, required=True)
+    w.add_argument("--cluster-pods", type=int, required=True)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if a.cmd == "worker":
+        from bench.profiling import profiled
+
+        print(json.dumps(profiled("memory", _worker, a)))
+        return
+    tabs, targets = tables(run(a.quick))
+    for tab in tabs:
+        print(tab.render())
+    for target in targets:
+        print(*target, sep="  |  ")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,8 @@
     probe IP PORT                     UDP ping every ~1 ms; prints "<monotonic ns> <0|1>"
                                       whenever the answer flips (1 = echoed, 0 = not)
     check IP PORT                     one TCP connect: open | refused | timeout
+    flood IP PORT PPS SECONDS SIZE    UDP datagrams at PPS (0: as fast as it can) for
+                                      SECONDS; prints {"sent": n, "seconds": s}
 
 rr and crr print one JSON line: {"samples_us": [...]} (percentiles are computed by the
 caller with bench.report, one definition for every number). Times are
@@ -188,6 +190,31 @@ def check(ip: str, port: int, timeout_s: float = 0.5) -> str:
         return "timeout"
 
 
+def flood(ip: str, port: int, pps: int, seconds: float, size: int) -> dict[str, float]:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.connect((ip, port))
+    payload = b"f" * size
+    send = u.send
+    sent = 0
+    batch = 64
+    start = time.monotonic()
+    end = start + seconds
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        if pps and sent >= (now - start) * pps:
+            time.sleep(min(0.0005, end - now))   # ahead of schedule
+            continue
+        for _ in range(batch):
+            try:
+                send(payload)
+            except OSError:   # ENOBUFS under pressure: not sent, not counted
+                sent -= 1
+            sent += 1
+    return {"sent": sent, "seconds": time.monotonic() - start}
+
+
 def main(argv: list[str]) -> int:
     cmd = argv[0]
     if cmd == "serve":
@@ -197,6 +224,9 @@ def main(argv: list[str]) -> int:
                                            int(argv[4]))}))
     elif cmd == "crr":
         print(json.dumps({"samples_us": crr(argv[1], int(argv[2]), int(argv[3]))}))
+    elif cmd == "flood":
+        print(json.dumps(flood(argv[1], int(argv[2]), int(argv[3]), float(argv[4]),
+                               int(argv[5]))))
     elif cmd == "check":
         print(check(argv[1], int(argv[2])))
     elif cmd == "probe":
