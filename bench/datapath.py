@@ -34,6 +34,8 @@ log = logging.getLogger("bench.datapath")
 
 MODES = ("base", "mem", "ipt")
 MODE_NAMES = {"base": "no program", "mem": "Membrane", "ipt": "iptables+ipset"}
+CLIENT_CPU = ("taskset", "-c", "0")
+SERVER_CPU = ("taskset", "-c", str(max(0, (os.cpu_count() or 1) - 1)))
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,11 @@ class Bed:
     def build(self) -> None:
         for node in self.nodes.values():
             node.build()
-            iperf = node.spawn("server", "iperf3", "-s", "-p", str(IPERF_PORT))
-            del iperf   # killed with the node
-            srv = node.spawn("server", *python_in_pod("serve", str(RR_PORT), str(CRR_PORT),
-                                                      str(UDP_PORT)))
+            # Servers on the last CPU, clients on the first (SERVER_CPU/CLIENT_CPU): the
+            # same placement for all three nodes, so no mode wins by where it ran.
+            node.spawn("server", *SERVER_CPU, "iperf3", "-s", "-p", str(IPERF_PORT))
+            srv = node.spawn("server", *SERVER_CPU, *python_in_pod(
+                "serve", str(RR_PORT), str(CRR_PORT), str(UDP_PORT)))
             assert srv.stdout is not None
             if srv.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"traffic server on {node.name} did not start")
@@ -135,13 +138,13 @@ class Bed:
 def _iperf(node: Node, seconds: int) -> float:
     args = ["iperf3", "-c", node.pods["server"].ip, "-p", str(IPERF_PORT), "-t", str(seconds),
             "-J"]
-    r = in_ns(node.pods["client"].ns, *args, timeout=seconds + 30)
+    r = in_ns(node.pods["client"].ns, *CLIENT_CPU, *args, timeout=seconds + 30)
     data = json.loads(r.stdout)
     return float(data["end"]["sum_received"]["bits_per_second"]) / 1e9
 
 
 def _samples(node: Node, *args: str) -> list[float]:
-    r = in_ns(node.pods["client"].ns, *python_in_pod(*args), timeout=300)
+    r = in_ns(node.pods["client"].ns, *CLIENT_CPU, *python_in_pod(*args), timeout=300)
     return list(json.loads(r.stdout)["samples_us"])
 
 

@@ -18,6 +18,7 @@ qdisc and the programs like a pod's veth, but carries no traffic.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -173,6 +174,12 @@ class Node:
 
 def cleanup_pins() -> None:
     shutil.rmtree(PIN_ROOT, ignore_errors=True)
+
+
+if "MBRB_PREFIX" not in os.environ:
+    # The benchmark's own process (not a worker, which shares its pin root) removes the
+    # pin root it used when it exits, however it exits.
+    atexit.register(cleanup_pins)
 
 
 def pin_dir(name: str) -> str:
