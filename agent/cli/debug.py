@@ -122,27 +122,30 @@ def bpf_policy_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_rows(args: argparse.Namespace, entries: list[Any], headers: list[str],
+                row: Any) -> int:
+    """`-o json`: the messages as dicts; otherwise a table of row(entry) per entry."""
+    if args.output == "json":
+        print_json([MessageToDict(e, preserving_proto_field_name=True) for e in entries])
+    else:
+        print_table(headers, [row(e) for e in entries])
+    return 0
+
+
 def bpf_ct_list(args: argparse.Namespace) -> int:
     with client_from(args) as client:
         entries = client.bpf_conntrack()
-    if args.output == "json":
-        print_json([MessageToDict(e, preserving_proto_field_name=True) for e in entries])
-        return 0
-    rows = [[e.protocol, e.src, e.dst, str(e.endpoint), e.direction, e.state,
-             f"{e.expires_in_seconds:.0f}s", str(e.packets)] for e in entries]
-    print_table(["PROTO", "SOURCE", "DESTINATION", "EP", "DIR", "STATE", "EXPIRES", "PACKETS"], rows)
-    return 0
+    return _print_rows(args, entries,
+                       ["PROTO", "SOURCE", "DESTINATION", "EP", "DIR", "STATE", "EXPIRES", "PACKETS"],
+                       lambda e: [e.protocol, e.src, e.dst, str(e.endpoint), e.direction, e.state,
+                                  f"{e.expires_in_seconds:.0f}s", str(e.packets)])
 
 
 def bpf_ipcache_list(args: argparse.Namespace) -> int:
     with client_from(args) as client:
         entries = client.bpf_ipcache()
-    if args.output == "json":
-        print_json([MessageToDict(e, preserving_proto_field_name=True) for e in entries])
-        return 0
-    rows = [[e.prefix, str(e.identity), "\n".join(e.labels), e.table] for e in entries]
-    print_table(["PREFIX", "IDENTITY", "LABELS", "TABLE"], rows)
-    return 0
+    return _print_rows(args, entries, ["PREFIX", "IDENTITY", "LABELS", "TABLE"],
+                       lambda e: [e.prefix, str(e.identity), "\n".join(e.labels), e.table])
 
 
 def status(args: argparse.Namespace) -> int:

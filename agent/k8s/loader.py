@@ -49,8 +49,8 @@ from agent.k8s.validation import (
     parse_cidr,
     parse_protocol,
     pod_spec,
-    port_number_problem,
     quoted,
+    required_port_number,
 )
 from agent.k8s.workloads import expand, workload_from_document
 from agent.k8s.workloads import API_VERSIONS as WORKLOAD_API_VERSIONS
@@ -391,13 +391,7 @@ def service_from_document(doc: Document, source: str) -> Service:
 def service_port(field: Field) -> ServicePort:
     if field.is_absent:
         field.fail("must be a port object with port, not null")
-    port_field = field.get("port")
-    if port_field.is_absent:
-        port_field.fail("Required value")
-    port = port_field.integer()
-    problem = port_number_problem(port)
-    if problem:
-        port_field.fail(f"invalid value {port}: {problem}")
+    port = required_port_number(field, "port")
     target_field = field.get("targetPort")
     # targetPort 0 is Go's zero value, which the API server defaults like a missing one.
     target = None if target_field.value == 0 else int_or_port_name(target_field)

@@ -613,16 +613,22 @@ def container_ports(spec: Field) -> tuple[ContainerPort, ...]:
     return tuple(ports)
 
 
-def container_port(field: Field) -> ContainerPort:
-    if field.is_absent:
-        field.fail("must be a port object with containerPort, not null")
-    number_field = field.get("containerPort")
+def required_port_number(field: Field, key: str) -> int:
+    """field[key]: present, an integer, and a valid port number."""
+    number_field = field.get(key)
     if number_field.is_absent:
         number_field.fail("Required value")
     number = number_field.integer()
     problem = port_number_problem(number)
     if problem:
         number_field.fail(f"invalid value {number}: {problem}")
+    return number
+
+
+def container_port(field: Field) -> ContainerPort:
+    if field.is_absent:
+        field.fail("must be a port object with containerPort, not null")
+    number = required_port_number(field, "containerPort")
     name_field = field.get("name")
     name = name_field.optional_string() or None
     if name is not None:
