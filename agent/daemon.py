@@ -366,7 +366,7 @@ class Agent:
     def _events_loop(self) -> None:
         while not self._stop.is_set():
             self.datapath.poll_events(100)
-            lost = self.datapath.stats().lost_events if hasattr(self.datapath, "stats") else 0
+            lost = self.datapath.lost_events()
             if lost > self._lost_seen:
                 self.observer.report_lost("kernel", lost - self._lost_seen)
                 self._lost_seen = lost

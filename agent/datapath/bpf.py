@@ -339,11 +339,16 @@ class BpfDatapath:
             total = sum(int(c.packets) for c in per_cpu)
             if total:
                 st.drops[int(k.value)] = total
-        lost = self._bpf[b"lost_events"]
-        st.lost_events = sum(int(sum(v)) for _, v in lost.items())
-        if self._reader is not None:
-            st.lost_events += self._reader.user_lost
+        st.lost_events = self.lost_events()
         return st
+
+    def lost_events(self) -> int:
+        self._require()
+        lost = self._bpf[b"lost_events"]
+        total = sum(int(sum(v)) for _, v in lost.items())
+        if self._reader is not None:
+            total += self._reader.user_lost
+        return total
 
     def drops_by_reason(self) -> dict[int, int]:
         return self.stats().drops

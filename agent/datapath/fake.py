@@ -34,7 +34,7 @@ class FakeDatapath:
     cluster: ClusterMaps = field(default_factory=ClusterMaps)
     conntrack: list[ConntrackEntry] = field(default_factory=list)
     drops: dict[int, int] = field(default_factory=dict)
-    lost_events: int = 0
+    lost_events_count: int = 0   # what lost_events() and stats() report
     _handler: Callable[[DatapathEvent], None] | None = None
     _pending: list[DatapathEvent] = field(default_factory=list)
     _fail: dict[str, Exception] = field(default_factory=dict)
@@ -171,7 +171,10 @@ class FakeDatapath:
                   MapUsage("cidr", len(self.cluster.cidrs), 4096),
                   MapUsage("policy", used, self.max_policy),
                   MapUsage("conntrack", len(self.conntrack), self.max_conntrack)],
-            drops=dict(self.drops), lost_events=self.lost_events)
+            drops=dict(self.drops), lost_events=self.lost_events_count)
+
+    def lost_events(self) -> int:
+        return self.lost_events_count
 
     def close(self, unpin: bool = False) -> None:
         self._record("close", unpin)

@@ -98,7 +98,12 @@ class Datapath(Protocol):
     def dump_ipcache(self) -> tuple[dict[str, int], dict[str, int]]:
         """(ipcache, cidrs) as in the kernel: prefix -> identity."""
 
-    def stats(self) -> DatapathStats: ...
+    def stats(self) -> DatapathStats:
+        """Map fill levels, drops by reason, lost events: walks maps, so not per packet."""
+
+    def lost_events(self) -> int:
+        """Events lost so far (kernel ring buffer full, or the reader's own loss): cheap,
+        polled by the agent's event loop."""
 
     def close(self, unpin: bool = False) -> None:
         """Stops reading events. Programs and pinned maps stay (a restart keeps enforcing)
