@@ -84,7 +84,8 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
         reader.start()
         stages = []
         for rate in rates:
-            before = {"drops": _drops(dp), "read": read[0], "klost": lost_seen[0],
+            before: dict[str, Any] = {"drops": _drops(dp), "read": read[0],
+                                      "klost": lost_seen[0],
                       "seen": observer.status().seen_flows,
                       "qlost": observer.status().lost.get("OBSERVER_EVENTS_QUEUE", 0)}
             cmd = ["ip", "netns", "exec", a.client_ns,

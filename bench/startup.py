@@ -58,7 +58,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="mbrb-start-"))
     cfg = AgentConfig(node=cluster.NODE, source="bench", state_dir=state,
                       socket=str(state / "agent.sock"), bpffs=pin_dir("startup"))
-    agent = Agent(cfg, source=StaticSource(objs))  # type: ignore[arg-type]
+    agent = Agent(cfg, source=StaticSource(objs))
     t_constructed = time.monotonic_ns()
     agent.start()
     t_started = time.monotonic_ns()

@@ -25,6 +25,7 @@ import struct
 import sys
 import threading
 import time
+from typing import Callable
 
 REQUEST = 64
 
@@ -73,7 +74,7 @@ def _listen(port: int) -> socket.socket:
     return s
 
 
-def _accept_loop(s: socket.socket, handler: object) -> None:
+def _accept_loop(s: socket.socket, handler: Callable[[socket.socket], None]) -> None:
     while True:
         c, _ = s.accept()
         threading.Thread(target=handler, args=(c,), daemon=True).start()
