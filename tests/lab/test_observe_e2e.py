@@ -81,6 +81,7 @@ def test_endpoint_list_shows_enforcement_switching_on_and_the_identity_changing(
 
 
 def test_denied_and_allowed_traffic_appear_with_pods_identities_verdict_and_reason(lab: Lab) -> None:
+    assert lab.apply([str(TUTORIAL / "01-backend-ingress-deny.yaml")])   # (idempotent)
     eps = endpoints(lab)
     frontend, backend = pod_key(lab, "frontend"), pod_key(lab, "backend")
     assert curl(lab, "frontend", "http://backend:8080/") != 0          # denied (policy 01)
@@ -128,8 +129,17 @@ FILTERS: list[tuple[str, list[str], Predicate]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def traffic(lab: Lab) -> None:
+    """Some of everything: a denied connection, DNS over UDP, an allowed one to world."""
+    assert lab.apply([str(TUTORIAL / "01-backend-ingress-deny.yaml")])
+    curl(lab, "frontend", "http://backend:8080/")
+    curl(lab, "backend", "http://kubernetes.io/")
+
+
 @pytest.mark.parametrize("name,args,predicate", FILTERS, ids=[f[0] for f in FILTERS])
-def test_each_filter_narrows_the_stream_to_matching_flows(lab: Lab, name: str, args: list[str],
+def test_each_filter_narrows_the_stream_to_matching_flows(lab: Lab, traffic: None, name: str,
+                                                          args: list[str],
                                                           predicate: Predicate) -> None:
     everything = flows(lab)
     matching = flows(lab, *args)
@@ -139,7 +149,7 @@ def test_each_filter_narrows_the_stream_to_matching_flows(lab: Lab, name: str, a
     assert len(matching) < len(everything)
 
 
-def test_pod_and_identity_filters_match_one_side_or_either(lab: Lab) -> None:
+def test_pod_and_identity_filters_match_one_side_or_either(lab: Lab, traffic: None) -> None:
     frontend = pod_key(lab, "frontend")
     ident = endpoints(lab)[frontend]["identity"]
     for f in flows(lab, "--from-pod", frontend):
@@ -183,6 +193,7 @@ for i in range(int(sys.argv[2])):
 
 
 def test_a_tiny_ring_flooded_reports_lost_events_never_hides_them(lab: Lab) -> None:
+    assert lab.apply([str(TUTORIAL / "01-backend-ingress-deny.yaml")])   # every packet a drop
     node = state_of(lab).pods[pod_key(lab, "backend")].node
     restart_agent(lab, node, extra_args=("--flow-capacity", "16", "--event-queue", "4"))
     try:
