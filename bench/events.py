@@ -10,7 +10,7 @@ Python sender can. (iperf3 -u cannot be the sender: its UDP handshake is denied 
 
 The worker runs inside the node namespace and does what the agent does with events
 (agent.daemon._events_loop): a thread calls datapath.poll_events(100) and then
-datapath.stats() for the kernel's lost counter, which it reports to the FlowObserver;
+datapath.lost_events() for the kernel's lost counter, which it reports to the FlowObserver;
 the handler is FlowObserver.on_event (queue 65,536, the agent's default), whose worker
 builds Flows into the ring (4,095). Per stage, after the sender stops and the pipeline
 drains, the books must balance exactly:
@@ -64,7 +64,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
         # As agent.daemon._events_loop: poll, then check the kernel's lost counter.
         while not stop.is_set():
             read[0] += dp.poll_events(100)
-            lost = dp.stats().lost_events
+            lost = dp.lost_events()
             if lost > lost_seen[0]:
                 observer.report_lost("kernel", lost - lost_seen[0])
                 lost_seen[0] = lost
@@ -170,7 +170,7 @@ def tables(res: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, str]]
                 "read + kernel lost must equal it, and read = flows + queue lost "
                 "(unaccounted = the difference, 0 when the books balance).",
                 "reader as agent.daemon._events_loop: poll_events(100) then "
-                "datapath.stats() per poll; FlowObserver queue 65,536, ring 4,095."]
+                "datapath.lost_events() per poll; FlowObserver queue 65,536, ring 4,095."]
     best = lossless(res)
     return [t], [("events ingested without loss >= 200,000/s", f"{best:,.0f}/s",
                   "PASS" if best >= 200_000 else "MISS")]
