@@ -16,8 +16,9 @@ test: setup
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
 
+# `make bench` runs every benchmark; `make bench BENCH_ARGS=--quick` a short version.
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean-labs:
 	-$(VENV)/bin/membrane lab down --all-mine
