@@ -7,6 +7,10 @@ allocated; CIDR identities are node-local and handed out by `CidrAllocator`.
 References: `allocate` takes one reference for the caller, `release` drops one. An
 identity nobody references is kept for a grace period (a pod being replaced keeps its
 number), then `collect_garbage` frees it.
+
+Durability: `flush()` makes every number handed out so far survive a restart; a caller
+must call it before writing new numbers into the pinned BPF maps (a restarted agent must
+give every label set the number those maps hold).
 """
 
 from __future__ import annotations
@@ -39,5 +43,12 @@ class Allocator(Protocol):
 
     def collect_garbage(self) -> list[Identity]:
         """Frees identities unreferenced for longer than the grace period; returns them."""
+
+    def flush(self) -> None:
+        """Makes every allocation and free so far durable. Backends that persist as they
+        go (etcd, a local allocator with persist="immediate") do nothing here; a local
+        allocator with persist="on_flush" writes its state file. Call it after a batch of
+        allocations and before any new number is written where it outlives the process
+        (the pinned BPF maps). Raises AllocationError when the state cannot be saved."""
 
     def close(self) -> None: ...

@@ -27,10 +27,12 @@ class CidrAllocator:
 
     def __init__(self, state_dir: Path | None = None, grace_seconds: float = 300.0,
                  clock: Clock = time.monotonic, *,
-                 max_identity: int = MAX_CIDR_IDENTITY) -> None:
+                 max_identity: int = MAX_CIDR_IDENTITY, persist: str = "immediate") -> None:
+        """persist: "immediate" (default) or "on_flush", as for LocalAllocator: with
+        "on_flush" the state file is written only by flush() (and close())."""
         state_file = Path(state_dir) / STATE_FILE if state_dir is not None else None
         self._table = NumberTable(state_file, MIN_CIDR_IDENTITY, max_identity,
-                                  "CIDR identity", grace_seconds, clock)
+                                  "CIDR identity", grace_seconds, clock, persist)
 
     def allocate_prefix(self, prefix: str) -> Identity:
         try:
@@ -69,6 +71,14 @@ class CidrAllocator:
 
     def collect_garbage(self) -> list[Identity]:
         return self._table.collect_garbage()
+
+    def flush(self) -> None:
+        """Writes the state file if anything changed since the last write."""
+        self._table.flush()
+
+    @property
+    def dirty(self) -> bool:
+        return self._table.dirty
 
     def close(self) -> None:
         self._table.close()

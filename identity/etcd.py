@@ -574,6 +574,11 @@ class EtcdAllocator:
                 self._dirty = True
                 log.error("etcd identities: background sync failed: %s", err)
 
+    def flush(self) -> None:
+        """Nothing to do: a new number is in etcd before allocate returns it (refs taken
+        while etcd is unreachable are re-written by the background sync, which flush
+        cannot hasten)."""
+
     def _run(self) -> None:
         tick = max(0.1, min(self.lease_ttl / 3, self.refresh_interval))
         while not self._stop.wait(tick):

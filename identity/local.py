@@ -9,6 +9,15 @@ those numbers.
 
 After a restart every loaded identity is unreferenced until the agent allocates it again,
 so the grace period protects it while the agent catches up.
+
+When the table is written: `persist="immediate"` (the default) writes it inside every
+allocate that adds a number and every collect_garbage that frees some, so a number is
+on disk before allocate returns it. That is one whole-file write + fsync per new
+identity, O(I^2) for an initial list of I identities (1,103 identities: 8.8 s).
+`persist="on_flush"` only marks the table dirty; `flush()` writes it once. The caller
+must then call flush() after a batch of allocations and *before* any of the new numbers
+is used where it outlives the process (the pinned BPF maps): the agent flushes after
+each engine.update and before it writes the datapath.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from identity.reserved import MAX_LABEL_IDENTITY, MIN_LABEL_IDENTITY, ReservedId
 
 STATE_FILE = "identities.json"
 FORMAT_VERSION = 1
+PERSIST_MODES = ("immediate", "on_flush")
 
 
 # -- helpers shared with the other backends ---------------------------------------------
@@ -101,11 +111,18 @@ class NumberTable:
 
     Thread-safe: one lock covers the table, the reference counts and the file, so the file
     always matches a state the table really had.
+
+    persist: "immediate" writes the file on every change of the table; "on_flush" marks
+    it dirty and `flush()` writes it (see the module docstring for when to call it).
     """
 
     def __init__(self, state_file: Path | None, first: int, last: int, what: str,
-                 grace_seconds: float, clock: Clock) -> None:
+                 grace_seconds: float, clock: Clock, persist: str = "immediate") -> None:
+        if persist not in PERSIST_MODES:
+            raise ValueError(f"persist must be one of {PERSIST_MODES}, not {persist!r}")
         self._file = state_file
+        self._persist_mode = persist
+        self._dirty = False                 # the table changed since the file was written
         self._first = first
         self._last = last
         self._what = what                   # "label identity", "CIDR identity": for messages
@@ -182,6 +199,32 @@ class NumberTable:
         self._next += 1
         return number
 
+    def _changed(self) -> bool:
+        """Marks the table changed; True when the caller must write the file now."""
+        self._dirty = self._file is not None
+        return self._dirty and self._persist_mode == "immediate"
+
+    def flush(self) -> None:
+        """Writes the table if it changed since the last write (atomically, fsync): after
+        it returns, every number handed out so far survives a crash or restart."""
+        with self._lock:
+            if not self._dirty:
+                return
+            try:
+                self._persist()
+            except OSError as err:
+                # Still dirty: the next flush tries again. The caller must not use the
+                # new numbers anywhere that outlives this process until one succeeds.
+                raise AllocationError(f"{self._file}: cannot save {self._what} table: "
+                                      f"{err}") from None
+            self._dirty = False
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the table holds changes the file does not (flush() writes them)."""
+        with self._lock:
+            return self._dirty
+
     def allocate(self, labels: LabelSet) -> Identity:
         with self._lock:
             number = self._by_key.get(labels.key())
@@ -189,13 +232,17 @@ class NumberTable:
                 number = self._free_number()
                 self._by_id[number] = labels
                 self._by_key[labels.key()] = number
-                try:
-                    self._persist()
-                except OSError as err:
-                    del self._by_id[number], self._by_key[labels.key()]
-                    heapq.heappush(self._freed, number)
-                    raise AllocationError(f"{self._file}: cannot save {self._what} {number} for "
-                                          f"{labels.key()!r}: {err}") from None
+                was_dirty = self._dirty
+                if self._changed():   # immediate: on disk before the caller sees it
+                    try:
+                        self._persist()
+                        self._dirty = False
+                    except OSError as err:
+                        del self._by_id[number], self._by_key[labels.key()]
+                        heapq.heappush(self._freed, number)
+                        self._dirty = was_dirty
+                        raise AllocationError(f"{self._file}: cannot save {self._what} "
+                                              f"{number} for {labels.key()!r}: {err}") from None
             self._refs.take(number)
             return Identity(number, self._by_id[number])
 
@@ -236,34 +283,44 @@ class NumberTable:
                 self._refs.forget(number)
                 heapq.heappush(self._freed, number)
                 freed.append(Identity(number, labels))
-            if freed:
+            if freed and self._changed():
                 try:
                     self._persist()
+                    self._dirty = False
                 except OSError as err:
-                    # The numbers stay free in memory; the next write catches the file up.
+                    # The numbers stay free in memory and the table dirty: the next write
+                    # (or flush) catches the file up.
                     raise AllocationError(f"{self._file}: cannot save freed identities: "
                                           f"{err}") from None
             return freed
 
     def close(self) -> None:
+        """Writes pending changes (on_flush), then lets go of the state file's lock."""
         with self._lock:
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
+            try:
+                if self._lock_file is not None:
+                    self.flush()
+            finally:
+                if self._lock_file is not None:
+                    self._lock_file.close()
+                    self._lock_file = None
 
 
 class LocalAllocator:
     """The Allocator for one node: label identities from 256, kept in `state_dir`.
 
     `state_dir=None` keeps everything in memory (for `membrane identity list -f`).
+    `persist`: "immediate" (default) writes the state file inside allocate and
+    collect_garbage; "on_flush" writes it only in flush() (and close()), which the
+    caller must call before using new numbers in the pinned maps.
     """
 
     def __init__(self, state_dir: Path | None, grace_seconds: float = 300.0,
                  clock: Clock = time.monotonic, *,
-                 max_identity: int = MAX_LABEL_IDENTITY) -> None:
+                 max_identity: int = MAX_LABEL_IDENTITY, persist: str = "immediate") -> None:
         state_file = Path(state_dir) / STATE_FILE if state_dir is not None else None
         self._table = NumberTable(state_file, MIN_LABEL_IDENTITY, max_identity,
-                                  "label identity", grace_seconds, clock)
+                                  "label identity", grace_seconds, clock, persist)
 
     def allocate(self, labels: LabelSet) -> Identity:
         reserved = reserved_identity_of(labels)
@@ -302,6 +359,15 @@ class LocalAllocator:
 
     def collect_garbage(self) -> list[Identity]:
         return self._table.collect_garbage()
+
+    def flush(self) -> None:
+        """Writes the state file if anything changed since the last write (on_flush mode;
+        in immediate mode it only retries a write that failed in collect_garbage)."""
+        self._table.flush()
+
+    @property
+    def dirty(self) -> bool:
+        return self._table.dirty
 
     def close(self) -> None:
         self._table.close()

@@ -88,3 +88,32 @@ def test_label_and_cidr_state_share_a_directory(tmp_path: Path) -> None:
     with LocalAllocator(tmp_path) as labels, CidrAllocator(tmp_path) as cidrs:
         assert labels.allocate(LabelSet.parse(["k8s:app=web"])).id == 256
         assert cidrs.allocate_prefix("10.0.0.0/8").id == 1 << 24
+
+
+def test_on_flush_cidr_numbers_are_written_at_flush_and_survive_a_restart(
+        tmp_path: Path) -> None:
+    from identity.cidr import STATE_FILE
+
+    a = CidrAllocator(tmp_path, persist="on_flush")
+    numbers = [a.allocate_prefix(p).id for p in ("10.0.0.0/24", "0.0.0.0/0")]
+    assert not (tmp_path / STATE_FILE).exists() and a.dirty
+    a.flush()
+    assert (tmp_path / STATE_FILE).exists() and not a.dirty
+    a.allocate_prefix("192.0.2.0/24")    # never flushed: lost in the crash below
+    lock = a._table._lock_file
+    assert lock is not None
+    lock.close()                          # a crash: no flush, the lock let go
+    a._table._lock_file = None
+    b = CidrAllocator(tmp_path, persist="on_flush")
+    assert [b.lookup_prefix(p).id for p in ("10.0.0.0/24", "0.0.0.0/0")] == numbers
+    assert b.lookup_prefix("192.0.2.0/24") is None
+    b.close()
+
+
+def test_cidr_allocator_default_persists_immediately(tmp_path: Path) -> None:
+    from identity.cidr import STATE_FILE
+
+    a = CidrAllocator(tmp_path)
+    a.allocate_prefix("10.0.0.0/24")
+    assert (tmp_path / STATE_FILE).exists() and not a.dirty
+    a.close()

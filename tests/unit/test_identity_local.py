@@ -12,7 +12,7 @@ import pytest
 from agent.errors import AllocationError
 from identity.allocator import Allocator, Identity
 from identity.labels import LabelSet
-from identity.local import STATE_FILE, LocalAllocator
+from identity.local import STATE_FILE, LocalAllocator, decode_labels
 from identity.reserved import MIN_LABEL_IDENTITY, ReservedIdentity
 
 
@@ -255,3 +255,144 @@ def test_concurrent_threads_get_one_number_per_label_set(
     assert all(len(n) == 1 for n in by_text.values())
     assert sorted(n.pop() for n in by_text.values()) == list(range(256, 276))
     assert sum(a.references(i.id) for i in a.identities()) == 400
+
+
+# -- persist="on_flush": one write per batch, durable at flush() ------------------------
+
+def crash(a: LocalAllocator) -> None:
+    """What a killed agent leaves: the file as last written, the lock let go, no flush."""
+    lock = a._table._lock_file
+    assert lock is not None
+    lock.close()
+    a._table._lock_file = None
+
+
+def on_disk(tmp_path: Path) -> dict[int, str]:
+    path = tmp_path / STATE_FILE
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
+    return {e["id"]: decode_labels(e["labels"]).key() for e in doc["identities"]}
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    import identity.local as local
+
+    seen: list[Path] = []
+    real = local.write_atomically
+
+    def counting(path: Path, data: bytes) -> None:
+        seen.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(local, "write_atomically", counting)
+    return seen
+
+
+def test_an_unknown_persist_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="persist must be one of"):
+        LocalAllocator(tmp_path, persist="sometimes")
+
+
+def test_immediate_is_the_default_and_writes_inside_allocate(
+        make: Callable[..., LocalAllocator], tmp_path: Path, writes: list[Path]) -> None:
+    a = make()
+    a.allocate(labels("app=a"))
+    a.allocate(labels("app=b"))
+    assert len(writes) == 2 and not a.dirty
+    a.flush()
+    assert len(writes) == 2, "flush has nothing to write in immediate mode"
+    assert set(on_disk(tmp_path)) == {256, 257}
+
+
+def test_on_flush_writes_a_batch_of_allocations_once_at_flush(
+        make: Callable[..., LocalAllocator], tmp_path: Path, writes: list[Path]) -> None:
+    a = make(persist="on_flush")
+    numbers = {t: a.allocate(labels(t)).id for t in (f"app=w{i}" for i in range(50))}
+    a.allocate(labels("app=w0"))   # a known label set changes nothing
+    assert writes == [] and on_disk(tmp_path) == {} and a.dirty
+    a.flush()
+    assert len(writes) == 1 and not a.dirty
+    assert set(on_disk(tmp_path)) == set(numbers.values())
+    a.flush()
+    assert len(writes) == 1, "a clean table is not written again"
+    for i in range(3):
+        a.release(a.allocate(labels(f"app=w{i}")))   # references are not persisted
+    a.flush()
+    assert len(writes) == 1
+
+
+def test_on_flush_numbers_survive_a_crash_after_flush_and_only_those(
+        make: Callable[..., LocalAllocator], clock: FakeClock) -> None:
+    a = make(persist="on_flush")
+    flushed = {t: a.allocate(labels(t)).id for t in ("app=a", "app=b")}
+    a.flush()
+    a.allocate(labels("app=late"))     # handed out but never flushed: not used by any map
+    crash(a)
+    b = make(persist="on_flush")
+    assert {t: b.lookup_labels(labels(t)).id for t in flushed} == flushed  # type: ignore[union-attr]
+    assert b.lookup_labels(labels("app=late")) is None
+    assert {t: b.allocate(labels(t)).id for t in reversed(list(flushed))} == flushed
+    assert b.allocate(labels("app=new")).id == 258
+    b.close()
+
+
+def test_on_flush_garbage_collection_is_persisted_at_flush(
+        make: Callable[..., LocalAllocator], clock: FakeClock, tmp_path: Path) -> None:
+    a = make(persist="on_flush")
+    kept, dropped = a.allocate(labels("app=kept")), a.allocate(labels("app=dropped"))
+    a.flush()
+    a.release(dropped)
+    clock.advance(61)
+    assert a.collect_garbage() == [dropped]
+    assert set(on_disk(tmp_path)) == {kept.id, dropped.id} and a.dirty
+    a.flush()
+    assert set(on_disk(tmp_path)) == {kept.id}
+    crash(a)
+    assert make(persist="on_flush").lookup(dropped.id) is None
+
+
+def test_on_flush_close_writes_what_is_pending(make: Callable[..., LocalAllocator]) -> None:
+    a = make(persist="on_flush")
+    ident = a.allocate(labels("app=web"))
+    a.close()
+    assert make().lookup(ident.id) == ident
+
+
+def test_a_failed_flush_raises_keeps_the_table_dirty_and_the_next_flush_writes_it(
+        make: Callable[..., LocalAllocator], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import identity.local as local
+
+    a = make(persist="on_flush")
+    ident = a.allocate(labels("app=web"))
+    real = local.write_atomically
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(local, "write_atomically", full_disk)
+    with pytest.raises(AllocationError, match=f"{STATE_FILE}: cannot save label identity "
+                                              "table.*No space"):
+        a.flush()
+    assert a.dirty and a.lookup(ident.id) == ident, "the number stays handed out"
+    monkeypatch.setattr(local, "write_atomically", real)
+    a.flush()
+    assert not a.dirty and on_disk(tmp_path) == {ident.id: ident.labels.key()}
+
+
+def test_on_flush_through_the_allocator_protocol(tmp_path: Path) -> None:
+    allocator: Allocator = LocalAllocator(tmp_path, persist="on_flush")
+    ident = allocator.allocate(labels("app=web"))
+    allocator.flush()
+    assert on_disk(tmp_path) == {ident.id: ident.labels.key()}
+    allocator.close()
+
+
+def test_an_in_memory_on_flush_allocator_is_never_dirty(tmp_path: Path) -> None:
+    a = LocalAllocator(None, persist="on_flush")
+    a.allocate(labels("app=web"))
+    assert not a.dirty
+    a.flush()
+    assert list(tmp_path.iterdir()) == []
