@@ -38,8 +38,8 @@ from agent.datapath.compiler import (CompileOptions, Features, compile_datapath,
 from agent.datapath.interface import (ConntrackEntry, DatapathStats, EndpointSlot,
                                       KernelPolicyEntry, MapUsage)
 from agent.datapath.reader import EventReader
-from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, read_prefix_map,
-                                   sync_prefix_map)
+from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, PrefixWriter,
+                                   read_prefix_map)
 from agent.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy
 from observe.events import DatapathEvent
@@ -73,6 +73,8 @@ class BpfDatapath:
         self._progs: dict[str, Any] = {}
         self._maps: dict[str, KernelMap] = {}
         self._writer: PolicyWriter | None = None
+        # ipcache/cidr shadows: map name -> PrefixWriter (made at the first sync after start)
+        self._prefix_writers: dict[str, PrefixWriter] = {}
         self._reader: EventReader | None = None
         self._handler: Callable[[DatapathEvent], None] | None = None
         self._slots: dict[int, EndpointSlot] = {}          # endpoint id -> slot
@@ -261,9 +263,16 @@ class BpfDatapath:
     def sync_cluster_maps(self, maps: ClusterMaps) -> int:
         with self._lock:
             self._require()
-            a = sync_prefix_map(self._maps["ipcache"], maps.ipcache)
-            b = sync_prefix_map(self._maps["cidr"], maps.cidrs)
-            return a.writes + b.writes
+            # Each map is read from the kernel once (the first sync after start(): a
+            # restarted agent diffs against the pinned maps), then diffed against the
+            # shadow of what was written; a failed write makes the next sync re-read.
+            writes = 0
+            for name, desired in (("ipcache", maps.ipcache), ("cidr", maps.cidrs)):
+                w = self._prefix_writers.get(name)
+                if w is None or w.map is not self._maps[name]:
+                    w = self._prefix_writers[name] = PrefixWriter(self._maps[name])
+                writes += w.sync(desired).writes
+            return writes
 
     def dump_ipcache(self) -> tuple[dict[str, int], dict[str, int]]:
         self._require()
