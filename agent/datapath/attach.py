@@ -4,7 +4,8 @@ The agent runs inside its node's network namespace (nsenter --net, like a hostNe
 DaemonSet pod), so interfaces are found by name in the *current* namespace; tests pass
 `netns` to work on a namespace by name from outside.
 
-We own: a clsact qdisc (created if missing) and one bpf filter per hook, at
+We own: a clsact qdisc (added unless one exists: "add", EEXIST is fine; never a dump of
+the namespace's qdiscs) and one bpf filter per hook, at
 priority FILTER_PRIO, handle FILTER_HANDLE, named `membrane:<program>`:
 
   clsact ingress (parent ffff:fff2)  from_container   packets leaving the pod
@@ -63,6 +64,19 @@ def _filter_name(f: Any) -> str | None:
     return str(name) if name is not None else None
 
 
+def _ensure_clsact(ipr: Any, idx: int) -> None:
+    """Adds the clsact qdisc to interface idx; one that is already there is fine.
+
+    One netlink request, no dump: listing qdiscs (get_qdiscs) dumps every qdisc of the
+    namespace and filters in Python, which made attaching N interfaces O(N^2)
+    (docs/PERFORMANCE.md, "tc attach")."""
+    try:
+        ipr.tc("add", "clsact", idx)
+    except Exception as e:  # pyroute2's NetlinkError
+        if getattr(e, "code", None) != errno.EEXIST:
+            raise
+
+
 def attach(ifname: str, prog_fds: dict[str, int], netns: str | None = None) -> int:
     """Attaches from_container and to_container to `ifname`; returns its ifindex."""
     with _netlink(netns) as ipr:
@@ -72,9 +86,7 @@ def attach(ifname: str, prog_fds: dict[str, int], netns: str | None = None) -> i
                                 + (f" in netns {netns}" if netns else ""))
         idx = int(found[0])
         try:
-            kinds = [q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(index=idx)]
-            if "clsact" not in kinds:
-                ipr.tc("add", "clsact", idx)
+            _ensure_clsact(ipr, idx)
             for prog, parent in HOOKS:
                 ipr.tc("replace-filter", "bpf", idx, handle=FILTER_HANDLE,
                        fd=prog_fds[prog], name=NAME_PREFIX + prog, parent=parent,
