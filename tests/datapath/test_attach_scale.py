@@ -52,16 +52,12 @@ def prog_fds() -> Iterator[dict[str, int]]:
     b.cleanup()
 
 
-_made: list[str] = []
-
-
 def veths(netns: str, prefix: str, n: int) -> list[str]:
     """n veth pairs inside netns (both ends there), up; returns the first ends' names."""
     names = [f"{prefix}{i}" for i in range(n)]
     batch = "".join(f"link add {v} type veth peer name {v}p\nlink set {v} up\n"
                     for v in names)
     ip("-n", netns, "-batch", "-", stdin=batch)
-    _made.extend(names)
     return names
 
 
