@@ -13,9 +13,14 @@
  *   1. the endpoint (endpoints map, by skb->ifindex); none -> drop (fail closed);
  *   2. from_container only: the source must be the pod's own IPv4 -> else drop
  *      "Invalid source ip", enforced or not;
- *   3. peer identity (ipcache LPM, unknown = world) and CIDR identity (cidr LPM);
- *   4. conntrack: replies and related ICMP errors pass; forward packets, new or
- *      established, are checked against policy when the direction is enforced;
+ *   3. conntrack: replies and related ICMP errors pass; an established forward packet
+ *      whose entry carries the current policy revision (revision.h) passes on its
+ *      cached verdict (the fast path: no identity or policy lookup, and no map write
+ *      unless its entry's state or expiry must change, conntrack.h);
+ *   4. every other forward packet (new, established with a stale stamp, untracked):
+ *      peer identity (ipcache LPM, unknown = world) and CIDR identity (cidr LPM), then
+ *      policy when the direction is enforced; allowed established entries are
+ *      re-stamped;
  *   5. a new allowed tracked flow gets a conntrack entry (enforced or not) and one
  *      POLICY_VERDICT event; a denied packet a DROP event (plus a POLICY_VERDICT for a
  *      new flow). A failed conntrack insert drops the packet: never a silent allow.
@@ -29,6 +34,7 @@
 #include "lib/endpoints.h"
 #include "lib/ipcache.h"
 #include "lib/policy.h"
+#include "lib/revision.h"
 #include "lib/conntrack.h"
 
 #define PARSE_OK 0
@@ -157,14 +163,31 @@ static __always_inline int drop_packet(struct __sk_buff *skb, struct event *ev, 
 	return TC_ACT_SHOT;
 }
 
+/* Peer identities of a forward packet into the event (slow path only). */
+static __always_inline void lookup_peer(const struct flow4 *f, __u8 dir, struct event *ev,
+					__u32 *peer_id, __u32 *cidr_id)
+{
+	__be32 peer_addr = dir == DIR_EGRESS ? f->daddr : f->saddr;
+	__u32 shown_id;
+
+	*peer_id = lookup_peer_identity(peer_addr);
+	*cidr_id = lookup_cidr_identity(peer_addr);
+	/* Events name the peer by its CIDR identity when nothing more specific than
+	 * world knows the address (an off-cluster host inside an ipBlock). */
+	shown_id = (*peer_id == IDENTITY_WORLD && *cidr_id) ? *cidr_id : *peer_id;
+	if (dir == DIR_EGRESS)
+		ev->dst_identity = shown_id;
+	else
+		ev->src_identity = shown_id;
+}
+
 static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpoint_info *ep,
 				       __u8 dir, struct event *ev)
 {
 	struct flow4 f = {};
 	struct ct_entry *entry = NULL;
 	struct policy_entry *allow;
-	__u32 l4off = 0, peer_id, cidr_id, shown_id;
-	__be32 peer_addr;
+	__u32 l4off = 0, peer_id, cidr_id, rev;
 	__u8 match = MATCH_NONE;
 	__u64 now;
 	int ret, ct;
@@ -179,17 +202,9 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 		return drop_packet(skb, ev, DROP_INVALID_SIP);
 	}
 
-	peer_addr = dir == DIR_EGRESS ? f.daddr : f.saddr;
-	peer_id = lookup_peer_identity(peer_addr);
-	cidr_id = lookup_cidr_identity(peer_addr);
-	/* Events name the peer by its CIDR identity when nothing more specific than
-	 * world knows the address (an off-cluster host inside an ipBlock). */
-	shown_id = (peer_id == IDENTITY_WORLD && cidr_id) ? cidr_id : peer_id;
-	if (dir == DIR_EGRESS)
-		ev->dst_identity = shown_id;
-	else
-		ev->src_identity = shown_id;
-
+	/* Read the revision BEFORE any lookup that decides the verdict: a stamp must
+	 * never be newer than the maps it was decided from (revision.h). */
+	rev = current_policy_revision();
 	now = bpf_ktime_get_ns();
 	if (ct_tracked(&f))
 		ct = ct_lookup(ep->endpoint_id, dir, &f, now, &entry);
@@ -198,14 +213,22 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	else
 		ct = CT_UNTRACKED;
 
+	/* entry is tested again (not only ct) because the verifier tracks the pointer's
+	 * NULL-ness, not the ct_lookup() result that implies it. */
 	if (ct == CT_REPLY) {
-		ct_refresh(entry, &f, 1, skb->len, now);
+		ct_refresh(entry, &f, 1, skb->len, now, 0);
 		return TC_ACT_OK;
 	}
 	if (ct == CT_RELATED)
 		return TC_ACT_OK;
+	if (ct == CT_ESTABLISHED && rev && entry->policy_rev == rev) {
+		/* The fast path: allowed under the current revision already. */
+		ct_refresh(entry, &f, 0, skb->len, now, 0);
+		return TC_ACT_OK;
+	}
 
-	/* A forward packet: new, established or untracked. */
+	/* A forward packet to decide: new, established with a stale stamp, untracked. */
+	lookup_peer(&f, dir, ev, &peer_id, &cidr_id);
 	if (endpoint_enforced(ep, dir)) {
 		allow = policy_match(ep->endpoint_id, dir, peer_id, cidr_id, f.protocol,
 				     f.policy_port, skb->len, &match);
@@ -217,16 +240,19 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 				ev->drop_reason = DROP_POLICY;
 				emit_event(skb, ev);
 			}
+			/* An established entry keeps its old stamp: every further forward
+			 * packet is evaluated (and dropped, and reported) until an allow
+			 * returns. */
 			return drop_packet(skb, ev, DROP_POLICY);
 		}
 	}
 
 	if (ct == CT_ESTABLISHED) {
-		ct_refresh(entry, &f, 0, skb->len, now);
+		ct_refresh(entry, &f, 0, skb->len, now, rev);
 		return TC_ACT_OK;
 	}
 	if (ct == CT_NEW) {
-		if (ct_create(ep->endpoint_id, dir, &f, skb->len, now) < 0)
+		if (ct_create(ep->endpoint_id, dir, &f, skb->len, now, rev) < 0)
 			return drop_packet(skb, ev, DROP_CT_MAP_INSERTION);
 		ev->type = EVENT_POLICY_VERDICT;
 		ev->allowed = 1;

@@ -15,6 +15,15 @@ Life of a node's datapath:
   remove_endpoint()    detach, then delete the endpoint's entries (endpoints, policy,
                        conntrack).
 
+The policy revision (bpf/lib/revision.h): conntrack entries cache the forward verdict
+stamped with the revision it was decided under, and established packets skip the
+identity and policy lookups while the stamp is current. So every write that can change
+a verdict (policy, endpoints, ipcache, cidr) is followed by `_bump_revision()`: in
+add/update/remove_endpoint (in a `finally`, so a failed or partial write is covered),
+at the end of sync_cluster_maps, and on start() (a new agent over existing pins never
+trusts a stamp of the previous one). `_VerdictMap` also bumps when a write to one of
+those maps fails, for callers whose own bump a raised error would skip.
+
 Failures are DatapathError (MapFullError for a full map) with the endpoint and map in
 the message. A full policy map during add_endpoint still attaches the programs with
 enforcement on (the pod denies more than desired, never allows more), then raises.
@@ -47,7 +56,26 @@ from observe.events import DatapathEvent
 log = logging.getLogger(__name__)
 
 PINNED_MAPS = ("ipcache", "cidr", "endpoints", "policy", "conntrack", "drop_metrics",
-               "lost_events")
+               "lost_events", "policy_revision")
+# Maps whose contents decide verdicts: a write to any of them needs a revision bump.
+VERDICT_MAPS = ("ipcache", "cidr", "endpoints", "policy")
+
+
+class _VerdictMap(KernelMap):
+    """A verdict map: a failed update bumps the policy revision before the error
+    propagates, so writes that succeeded before it never stay behind a cached verdict
+    (whichever caller's own bump the error skips)."""
+
+    def __init__(self, table: Any, name: str, bump: Callable[[], None]) -> None:
+        super().__init__(table, name)
+        self._bump = bump
+
+    def update(self, key: Any, value: Any) -> None:
+        try:
+            super().update(key, value)
+        except BaseException:
+            self._bump()
+            raise
 
 
 class BpfDatapath:
@@ -55,11 +83,12 @@ class BpfDatapath:
                  max_policy: int = 16384, max_ipcache: int = 16384, max_cidr: int = 4096,
                  max_endpoints: int = 1024, ring_pages: int = 64,
                  ct_timeouts: dict[str, int] | None = None, netns: str | None = None,
-                 features: Features | None = None) -> None:
+                 features: Features | None = None, ct_accounting: bool = False) -> None:
         """pin_dir: bpffs directory of this node's maps, e.g.
         /sys/fs/bpf/membrane/<lab>/<node>. netns: name of the network namespace holding
         the pods' host-side veths (None: the current one, as when the agent runs inside
-        the node's namespace)."""
+        the node's namespace). ct_accounting: per-packet conntrack packet/byte counters
+        (off: `bpf ct list` shows 0; see bpf/lib/conntrack.h)."""
         self.node = node
         self.pin_dir = pin_dir.rstrip("/")
         self.netns = netns
@@ -67,7 +96,7 @@ class BpfDatapath:
             pin_dir=self.pin_dir, max_ipcache=max_ipcache, max_cidr=max_cidr,
             max_endpoints=max_endpoints, max_policy=max_policy,
             max_conntrack=max_conntrack, ring_pages=ring_pages,
-            ct_timeouts=dict(ct_timeouts or {}))
+            ct_timeouts=dict(ct_timeouts or {}), ct_accounting=ct_accounting)
         self.features = features or probe_features()
         self._bpf: Any = None
         self._progs: dict[str, Any] = {}
@@ -96,16 +125,21 @@ class BpfDatapath:
             self._bpf = compile_datapath(self.options, self.features)
             self._progs = load_programs(self._bpf)
             for name in PINNED_MAPS:
-                self._maps[name] = KernelMap(self._bpf[name.encode()], name)
+                table = self._bpf[name.encode()]
+                self._maps[name] = (_VerdictMap(table, name, self._bump_revision)
+                                    if name in VERDICT_MAPS else KernelMap(table, name))
+            # Pinned conntrack entries may carry stamps of the previous agent: make
+            # them all stale before this one writes (or reconciles) anything.
+            self._bump_revision()
             self._writer = PolicyWriter(self._maps["policy"])
             self._reader = EventReader(self._bpf, self.node, ringbuf=self.features.ringbuf)
             self._reader.handler = self._handler
             self._pinned = self._read_endpoints()
             self._slots = {s.endpoint_id: s for s in self._pinned}
             log.info("datapath for node %s loaded in %.2fs; pins in %s (%s); %d pinned "
-                     "endpoints", self.node, time.monotonic() - t0, self.pin_dir,
-                     f"reused {len(reused)} maps" if reused else "new maps",
-                     len(self._pinned))
+                     "endpoints; policy revision %d", self.node, time.monotonic() - t0,
+                     self.pin_dir, f"reused {len(reused)} maps" if reused else "new maps",
+                     len(self._pinned), self.policy_revision())
 
     def _require(self) -> None:
         if self._bpf is None:
@@ -210,10 +244,13 @@ class BpfDatapath:
             self._check_ifindex(slot)
             full: MapFullError | None = None
             try:
-                self._writer.sync(slot.endpoint_id, policy, self._who(slot))
-            except MapFullError as e:
-                full = e
-            self._write_endpoint(slot, policy)
+                try:
+                    self._writer.sync(slot.endpoint_id, policy, self._who(slot))
+                except MapFullError as e:
+                    full = e
+                self._write_endpoint(slot, policy)
+            finally:
+                self._bump_revision()
             tc.attach(slot.ifname, {n: p.fd for n, p in self._progs.items()}, self.netns)
             log.info("endpoint %d (%s, %s) attached; ingress %s, egress %s",
                      slot.endpoint_id, slot.ifname, slot.ipv4,
@@ -226,13 +263,20 @@ class BpfDatapath:
         with self._lock:
             self._require()
             assert self._writer is not None
+            bump = True      # unless we know nothing was written
             try:
-                res = self._writer.sync(slot.endpoint_id, policy, self._who(slot))
-            except MapFullError:
-                self._write_endpoint(slot, policy)   # enforcement on: deny, not allow
-                raise
-            changed = self._write_endpoint(slot, policy)
-            return res.writes + int(changed)
+                try:
+                    res = self._writer.sync(slot.endpoint_id, policy, self._who(slot))
+                except MapFullError:
+                    self._write_endpoint(slot, policy)   # enforcement on: deny, not allow
+                    raise
+                changed = self._write_endpoint(slot, policy)
+                writes = res.writes + int(changed)
+                bump = writes > 0
+                return writes
+            finally:
+                if bump:
+                    self._bump_revision()
 
     def remove_endpoint(self, endpoint_id: int) -> None:
         with self._lock:
@@ -242,11 +286,14 @@ class BpfDatapath:
             if slot is None:
                 slot = next((s for s in self._read_endpoints()
                              if s.endpoint_id == endpoint_id), None)
-            if slot is not None:
-                tc.detach(slot.ifname or None, netns=self.netns,
-                          ifindex=None if slot.ifname else slot.ifindex)
-                self._maps["endpoints"].delete(ctypes.c_uint32(slot.ifindex))
-            self._writer.remove_endpoint(endpoint_id)
+            try:
+                if slot is not None:
+                    tc.detach(slot.ifname or None, netns=self.netns,
+                              ifindex=None if slot.ifname else slot.ifindex)
+                    self._maps["endpoints"].delete(ctypes.c_uint32(slot.ifindex))
+                self._writer.remove_endpoint(endpoint_id)
+            finally:
+                self._bump_revision()
             ct = self._maps["conntrack"]
             for k, _ in ct.items():
                 if k.endpoint_id == endpoint_id:
@@ -272,7 +319,36 @@ class BpfDatapath:
                 if w is None or w.map is not self._maps[name]:
                     w = self._prefix_writers[name] = PrefixWriter(self._maps[name])
                 writes += w.sync(desired).writes
+            self._bump_revision()
             return writes
+
+    # --- policy revision ---------------------------------------------------------
+
+    def policy_revision(self) -> int:
+        """The current policy revision (bpf/lib/revision.h); 0 before start."""
+        if self._bpf is None:
+            return 0
+        v = self._maps["policy_revision"].table[ctypes.c_uint32(0)]
+        return int(v.revision)
+
+    def _bump_revision(self) -> None:
+        """Makes every cached conntrack verdict stale: the next forward packet of each
+        established connection is decided by policy again (and re-stamped if allowed).
+        Call after every write that can change a verdict (policy, endpoints, ipcache,
+        cidr), never before it: a packet that read the old revision may still stamp
+        it, which is what makes a stamp safe (revision.h)."""
+        with self._lock:
+            if self._bpf is None:
+                return
+            m = self._maps["policy_revision"]
+            value = layout.policy_revision(
+                revision=layout.next_revision(self.policy_revision()))
+            try:
+                KernelMap.update(m, ctypes.c_uint32(0), value)
+            except OSError as e:
+                # Not writing it would leave stale allows cached: refuse loudly.
+                raise DatapathError(f"node {self.node}: writing map 'policy_revision': "
+                                    f"{e}") from e
 
     def dump_ipcache(self) -> tuple[dict[str, int], dict[str, int]]:
         self._require()

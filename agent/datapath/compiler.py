@@ -84,6 +84,9 @@ class CompileOptions:
     max_conntrack: int = 65536
     ring_pages: int = 64                  # power of two
     ct_timeouts: dict[str, int] = field(default_factory=dict)   # e.g. {"TCP_SYN": 5}
+    # Per-packet conntrack packet/byte counters (bpf/lib/conntrack.h): two atomic adds
+    # on a shared line per packet, so off by default; off, `bpf ct list` shows 0.
+    ct_accounting: bool = False
 
     def cflags(self, features: Features) -> list[str]:
         if self.ring_pages <= 0 or self.ring_pages & (self.ring_pages - 1):
@@ -111,6 +114,8 @@ class CompileOptions:
             flags.append(f"-DCT_TIMEOUT_{names[key]}={int(seconds)}")
         if not features.ringbuf:
             flags.append("-DMEMBRANE_USE_PERF_EVENTS")
+        if self.ct_accounting:
+            flags.append("-DMEMBRANE_CT_ACCOUNTING")
         return flags
 
 

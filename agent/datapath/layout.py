@@ -16,6 +16,7 @@ import socket
 import struct
 
 # --- constants mirrored from bpf/lib/common.h, policy.h, conntrack.h, endpoints.h ---
+# (revision.h: 0 is "no revision"; the agent never writes it, see next_revision)
 
 DIR_INGRESS = 0
 DIR_EGRESS = 1
@@ -75,7 +76,12 @@ class ct_entry(ctypes.Structure):
     _fields_ = [("expires_ns", ctypes.c_uint64), ("packets", ctypes.c_uint64),
                 ("bytes", ctypes.c_uint64), ("state", ctypes.c_uint8),
                 ("tx_flags", ctypes.c_uint8), ("rx_flags", ctypes.c_uint8),
-                ("flags", ctypes.c_uint8), ("pad", ctypes.c_uint32)]
+                ("flags", ctypes.c_uint8), ("policy_rev", ctypes.c_uint32)]
+
+
+class policy_revision(ctypes.Structure):
+    """`policy_revision` value (bpf/lib/revision.h); the key is u32 0."""
+    _fields_ = [("revision", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
 
 
 class metrics_value(ctypes.Structure):
@@ -99,7 +105,8 @@ class event(ctypes.Structure):
 # C struct name -> mirror, for the parity test and for callers that want them all.
 STRUCTS: dict[str, type[ctypes.Structure]] = {
     cls.__name__: cls for cls in (ipcache_key, remote_identity, endpoint_info, policy_key,
-                                  policy_entry, ct_key, ct_entry, metrics_value, event)
+                                  policy_entry, ct_key, ct_entry, policy_revision,
+                                  metrics_value, event)
 }
 
 # map name -> (key mirror or None for u32, value mirror)
@@ -109,8 +116,15 @@ MAPS: dict[str, tuple[type[ctypes.Structure] | None, type[ctypes.Structure] | No
     "endpoints": (None, endpoint_info),
     "policy": (policy_key, policy_entry),
     "conntrack": (ct_key, ct_entry),
+    "policy_revision": (None, policy_revision),
     "drop_metrics": (None, metrics_value),
 }
+
+
+def next_revision(revision: int) -> int:
+    """The policy revision after `revision` (u32, wrapping past 0: 0 means none)."""
+    nxt = (revision + 1) & 0xFFFFFFFF
+    return nxt or 1
 
 
 # --- byte order helpers -------------------------------------------------------

@@ -11,11 +11,28 @@
  *
  * One entry per (endpoint, direction of the first packet, 5-tuple of the first
  * packet). A later packet is:
- *   - forward  (same tuple, same direction): checked against policy on every packet,
- *     so a revoked allow cuts an established connection at once;
+ *   - forward  (same tuple, same direction): allowed without a policy lookup only while
+ *     the entry's policy_rev equals the current policy revision (revision.h); otherwise
+ *     it is checked against policy again (identities, policy) and, if allowed,
+ *     re-stamped. Every agent write that can change a verdict bumps the revision, so
+ *     a revoked allow still cuts an established connection at its next packet;
  *   - reply    (swapped tuple, opposite direction): passes without a policy check;
  *   - related  (an ICMP error whose embedded packet belongs to a tracked flow): passes.
  * An entry whose expiry has passed counts as absent even before GC deletes it.
+ *
+ * Per-packet writes: none in the steady state. An established packet writes its entry
+ * only when something changed: a TCP flag not seen before on that side (SYN, FIN, RST:
+ * state transitions are recorded at once), the first reply, a new policy stamp, or an
+ * expiry that lags now + timeout by CT_REFRESH_INTERVAL_NS (1 s) or more, or by an
+ * eighth of the timeout when that is shorter (so expiry is refreshed about once a
+ * second per busy entry, and an idle flow expires up to that much early).
+ * Both CPUs of a flow (data one way, ACKs the other) then share the entry's cache line
+ * read-only instead of bouncing it on every packet.
+ *
+ * packets/bytes are counted only when compiled with MEMBRANE_CT_ACCOUNTING
+ * (CompileOptions.ct_accounting): two atomic adds per packet on a shared line, the
+ * cost this file otherwise avoids (as Cilium's bpf-conntrack-accounting, off by
+ * default). Without it both stay 0.
  *
  * Tracked: TCP (state machine below), UDP and SCTP (by ports, idle timeout; SCTP's
  * association state is not followed), ICMP echo (by echo id). Everything else (other
@@ -27,7 +44,7 @@
  * the request's, which is how every reply is found.
  *
  * Timeouts (seconds; override with -D): like a stateful firewall's idle timeouts,
- * refreshed by every packet of the flow.
+ * refreshed by the flow's packets (at most once per CT_REFRESH_INTERVAL_NS, above).
  */
 #ifndef MEMBRANE_CONNTRACK_H
 #define MEMBRANE_CONNTRACK_H
@@ -57,6 +74,12 @@
 #endif
 
 #define CT_NSEC_PER_SEC 1000000000ULL
+
+/* An established packet rewrites the expiry only when it lags now + timeout by this
+ * much (see the top of this file). */
+#ifndef CT_REFRESH_INTERVAL_NS
+#define CT_REFRESH_INTERVAL_NS CT_NSEC_PER_SEC
+#endif
 
 /* ct_entry.state; bpf.py maps them to ConntrackEntry.state names. */
 #define CT_STATE_SYN_SENT 1
@@ -88,16 +111,20 @@ struct ct_key {
 	__u8 direction;    /* DIR_* of the first packet at this endpoint */
 };
 
-/* 32 bytes: u64 fields first, then the byte-sized state. */
+/* 32 bytes: u64 fields first, then the byte-sized state, then the policy stamp. The
+ * stamp took the place of a zero pad, and nothing before it moved: entries a previous
+ * build left in the pinned map read as "stamp 0" (never current: revalidated at their
+ * next forward packet) with their state intact. */
 struct ct_entry {
 	__u64 expires_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) deadline */
-	__u64 packets;     /* both directions */
-	__u64 bytes;       /* both directions, skb->len */
+	__u64 packets;     /* both directions; only with MEMBRANE_CT_ACCOUNTING, else 0 */
+	__u64 bytes;       /* both directions, skb->len; idem */
 	__u8 state;        /* CT_STATE_* */
 	__u8 tx_flags;     /* OR of TCP flags seen on forward packets */
 	__u8 rx_flags;     /* OR of TCP flags seen on replies */
 	__u8 flags;        /* CT_F_* */
-	__u32 pad;
+	__u32 policy_rev;  /* policy revision (revision.h) under which the forward
+			    * direction was last allowed; 0 = never (no cached verdict) */
 };
 
 BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_entry, conntrack, MEMBRANE_CT_MAX,
@@ -203,52 +230,83 @@ static __always_inline int ct_related(__u16 endpoint_id, __u8 dir, const struct 
 	return ct_get(&key, now) != NULL;
 }
 
-/* TCP state after this packet. */
-static __always_inline void ct_tcp_update(struct ct_entry *e, __u8 tcp_flags, int is_reply)
+/* TCP state after this packet, computed on copies: the caller writes the entry only if
+ * something changed. */
+static __always_inline void ct_tcp_next(__u8 *state, __u8 *tx_flags, __u8 *rx_flags,
+					__u8 *flags, __u8 tcp_flags, int is_reply)
 {
-	if (!is_reply && e->state == CT_STATE_CLOSING && (tcp_flags & TCP_FLAG_SYN) &&
+	if (!is_reply && *state == CT_STATE_CLOSING && (tcp_flags & TCP_FLAG_SYN) &&
 	    !(tcp_flags & TCP_FLAG_ACK)) {
 		/* The tuple is reused by a new connection after the old one closed. */
-		e->state = CT_STATE_SYN_SENT;
-		e->tx_flags = 0;
-		e->rx_flags = 0;
-		e->flags = 0;
+		*state = CT_STATE_SYN_SENT;
+		*tx_flags = 0;
+		*rx_flags = 0;
+		*flags = 0;
 	}
 	if (is_reply)
-		e->rx_flags |= tcp_flags;
+		*rx_flags |= tcp_flags;
 	else
-		e->tx_flags |= tcp_flags;
+		*tx_flags |= tcp_flags;
 
 	if (tcp_flags & TCP_FLAG_RST)
-		e->state = CT_STATE_CLOSING;
-	else if ((e->tx_flags & TCP_FLAG_FIN) && (e->rx_flags & TCP_FLAG_FIN))
-		e->state = CT_STATE_CLOSING;
+		*state = CT_STATE_CLOSING;
+	else if ((*tx_flags & TCP_FLAG_FIN) && (*rx_flags & TCP_FLAG_FIN))
+		*state = CT_STATE_CLOSING;
 	else if (tcp_flags & TCP_FLAG_FIN) {
-		if (e->state != CT_STATE_CLOSING)
-			e->state = CT_STATE_FIN_WAIT;
-	} else if (is_reply && e->state == CT_STATE_SYN_SENT)
-		e->state = CT_STATE_ESTABLISHED;
+		if (*state != CT_STATE_CLOSING)
+			*state = CT_STATE_FIN_WAIT;
+	} else if (is_reply && *state == CT_STATE_SYN_SENT)
+		*state = CT_STATE_ESTABLISHED;
 }
 
-/* Account a forward or reply packet on its entry and push its expiry out. Races
- * between CPUs on the state bytes are benign: the last writer wins and the next
- * packet corrects it; counters use atomic adds. */
+/* Account a forward or reply packet on its entry and push its expiry out, writing the
+ * entry only when a field changes (see the top of this file). stamp: for a forward
+ * packet just allowed by a policy evaluation, the revision it was evaluated under
+ * (written into policy_rev); 0 leaves the stamp alone. Races between CPUs on the state
+ * bytes are benign: the last writer wins and the next packet corrects it; a lost stamp
+ * only costs one more evaluation. */
 static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f, int is_reply,
-				       __u32 len, __u64 now)
+				       __u32 len, __u64 now, __u32 stamp)
 {
+	__u8 state = e->state, tx = e->tx_flags, rx = e->rx_flags, flags = e->flags;
+	__u64 expires, timeout, slack;
+
+#ifdef MEMBRANE_CT_ACCOUNTING
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, len);
+#endif
 	if (f->protocol == IPPROTO_TCP)
-		ct_tcp_update(e, f->tcp_flags, is_reply);
+		ct_tcp_next(&state, &tx, &rx, &flags, f->tcp_flags, is_reply);
 	if (is_reply)
-		e->flags |= CT_F_SEEN_REPLY;
-	e->expires_ns = now + ct_timeout_ns(e->state);
+		flags |= CT_F_SEEN_REPLY;
+	timeout = ct_timeout_ns(state);
+	expires = now + timeout;
+	/* Short timeouts (tests use 1 s) refresh at an eighth of the timeout instead, so
+	 * a live flow never expires between refreshes. */
+	slack = timeout >> 3;
+	if (slack > CT_REFRESH_INTERVAL_NS)
+		slack = CT_REFRESH_INTERVAL_NS;
+	if (state != e->state || tx != e->tx_flags || rx != e->rx_flags ||
+	    flags != e->flags) {
+		/* A transition (or a flag seen for the first time): record it now, with
+		 * the new state's expiry even when that is shorter (FIN, RST). */
+		e->state = state;
+		e->tx_flags = tx;
+		e->rx_flags = rx;
+		e->flags = flags;
+		e->expires_ns = expires;
+	} else if (expires >= e->expires_ns + slack) {
+		e->expires_ns = expires;
+	}
+	if (stamp && e->policy_rev != stamp)
+		e->policy_rev = stamp;
 }
 
-/* Creates the entry for a new allowed flow. Returns 0 or a negative errno; the caller
- * drops the packet on error (DROP_CT_MAP_INSERTION), never forwards it untracked. */
+/* Creates the entry for a new allowed flow, stamped with the policy revision its
+ * verdict was evaluated under. Returns 0 or a negative errno; the caller drops the
+ * packet on error (DROP_CT_MAP_INSERTION), never forwards it untracked. */
 static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
-				     __u32 len, __u64 now)
+				     __u32 len, __u64 now, __u32 stamp)
 {
 	struct ct_key key = {
 		.saddr = f->saddr,
@@ -259,7 +317,12 @@ static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct f
 		.protocol = f->protocol,
 		.direction = dir,
 	};
-	struct ct_entry e = { .packets = 1, .bytes = len };
+	struct ct_entry e = { .policy_rev = stamp };
+
+#ifdef MEMBRANE_CT_ACCOUNTING
+	e.packets = 1;
+	e.bytes = len;
+#endif
 
 	switch (f->protocol) {
 	case IPPROTO_TCP:

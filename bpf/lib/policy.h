@@ -22,7 +22,8 @@
  * covered by the prefix, so their bit order does not matter, only that the agent
  * writes them as the C reads them (layout.py).
  *
- * A packet is looked up up to three times with the full 80-bit key: with the peer's
+ * A packet (one without a current cached verdict in conntrack, see revision.h) is
+ * looked up up to three times with the full 80-bit key: with the peer's
  * ipcache identity, with its CIDR identity (when an ipBlock prefix holds the peer), and
  * with ANY (0). The kernel returns the longest matching prefix in each; the most
  * specific of the three wins (L3-L4 > L3-only > L4-only > all), as
@@ -49,11 +50,18 @@ struct policy_key {
 	__u16 pad;
 };
 
-/* Counters first (u64, naturally aligned). LPM tries have no per-CPU flavour, so the
- * counters are shared and updated with atomic adds. */
+/* Counters first (u64, naturally aligned). They count DECISIONS, not traffic: a policy
+ * evaluation this entry won (it allowed the packet), i.e. the first packet of each new
+ * connection, the first forward packet of an established connection after each policy
+ * revision change (revision.h: its cached verdict was stale), and every packet of a
+ * flow conntrack does not track (other IP protocols, ICMP other than echo, non-first
+ * fragments). Forward packets that pass on a connection's cached verdict are not
+ * counted: that keeps these shared lines (LPM tries have no per-CPU flavour; the adds
+ * are atomic) off the per-packet path. `membrane bpf policy get` shows them as
+ * PACKETS/BYTES. */
 struct policy_entry {
-	__u64 packets;   /* forward packets this entry allowed */
-	__u64 bytes;     /* their skb->len sum */
+	__u64 packets;   /* allow decisions this entry won */
+	__u64 bytes;     /* skb->len sum of the packets so decided */
 	__u8 match_type; /* MATCH_*, written by the agent (PolicyKey.match_type) */
 	__u8 pad[7];
 };
@@ -92,7 +100,8 @@ policy_lookup_one(__u16 endpoint_id, __u8 dir, __u32 peer, __u8 protocol, __u16 
 }
 
 /* The best allow entry for a forward packet, or NULL (denied). *match_type is set to
- * the entry's match type (MATCH_NONE on deny). On allow, the entry's counters grow. */
+ * the entry's match type (MATCH_NONE on deny). On allow, the entry's decision counters
+ * grow (see struct policy_entry). Called only when no current cached verdict exists. */
 static __always_inline struct policy_entry *
 policy_match(__u16 endpoint_id, __u8 dir, __u32 peer_id, __u32 cidr_id, __u8 protocol,
 	     __u16 port, __u32 len, __u8 *match_type)

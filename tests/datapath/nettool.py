@@ -7,6 +7,9 @@ Stdlib only. Prints one result word per probe so tests can assert on it:
   ping IP [TIMEOUT]            one ICMP echo (raw socket): ok | timeout
   stream IP PORT               connect, then every 50 ms send a line and print
                                "ok <n>" for each echo received (until killed)
+  conn IP PORT [TIMEOUT]       connect, print "connected"; then per line read on stdin
+                               send it and print "ok" when its echo arrives within
+                               TIMEOUT, else "timeout" (one packet per line, on demand)
   udp6 IP PORT                 one IPv6 datagram (fire and forget)
   spoof SRC DST PORT           one UDP datagram with a forged source (IP_HDRINCL)
   udpflood IP PORT N           N datagrams as fast as possible
@@ -157,6 +160,38 @@ def stream(ip: str, port: int) -> None:
         time.sleep(0.05)
 
 
+def conn(ip: str, port: int, timeout: float) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.settimeout(3)
+    s.connect((ip, port))
+    print("connected", flush=True)
+    pending = b""
+    for line in sys.stdin:
+        msg = line.strip().encode() + b"\n"
+        s.setblocking(False)
+        try:
+            while s.recv(4096):   # late echoes of earlier lines
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        pending = msg
+        s.settimeout(timeout)
+        try:
+            s.sendall(msg)
+            got = b""
+            while not got.endswith(pending):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            print("ok" if got.endswith(pending) else "closed", flush=True)
+        except socket.timeout:
+            print("timeout", flush=True)
+        except OSError as e:
+            print(f"error:{e.errno}", flush=True)
+
+
 def udp6(ip: str, port: int, timeout: float) -> str:
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     s.settimeout(timeout)
@@ -204,6 +239,8 @@ def main(argv: list[str]) -> None:
         print(ping(argv[1], float(argv[2]) if len(argv) > 2 else 1.0))
     elif cmd == "stream":
         stream(argv[1], int(argv[2]))
+    elif cmd == "conn":
+        conn(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0)
     elif cmd == "spoof":
         print(spoof(argv[1], argv[2], int(argv[3])))
     elif cmd == "udpflood":

@@ -15,7 +15,8 @@ def test_local_headers_are_inlined_once_with_line_markers() -> None:
     text = source()
     assert not re.search(r'^\s*#\s*include\s+"', text, re.M)
     assert text.count("#ifndef MEMBRANE_COMMON_H") == 1
-    for header in ("common.h", "drop.h", "policy.h", "conntrack.h", "events.h"):
+    for header in ("common.h", "drop.h", "policy.h", "conntrack.h", "events.h",
+                   "revision.h"):
         assert re.search(rf'#line 1 ".*/bpf/lib/{header}"', text)
     assert "int from_container(struct __sk_buff *skb)" in text
 
@@ -42,3 +43,18 @@ def test_bad_options_are_refused_with_a_message(bad: dict[str, object]) -> None:
     opts = CompileOptions(**{"pin_dir": "/sys/fs/bpf/x", **bad})  # type: ignore[arg-type]
     with pytest.raises(DatapathError):
         opts.cflags(probe_features("6.1.0"))
+
+
+def test_conntrack_accounting_is_off_unless_asked_for() -> None:
+    f = probe_features("6.1.0")
+    assert "-DMEMBRANE_CT_ACCOUNTING" not in CompileOptions(pin_dir="/x").cflags(f)
+    assert "-DMEMBRANE_CT_ACCOUNTING" in CompileOptions(pin_dir="/x",
+                                                        ct_accounting=True).cflags(f)
+
+
+@pytest.mark.parametrize("rev, nxt", [(0, 1), (1, 2), (0xFFFFFFFE, 0xFFFFFFFF),
+                                      (0xFFFFFFFF, 1)])
+def test_the_policy_revision_wraps_past_zero(rev: int, nxt: int) -> None:
+    from agent.datapath.layout import next_revision
+
+    assert next_revision(rev) == nxt   # 0 means "no revision": never written

@@ -1,5 +1,7 @@
 """Pinned maps: a new BpfDatapath on the same pin dir (an agent restart) finds the
-endpoints, keeps enforcing, and an open TCP connection survives the program swap."""
+endpoints, keeps enforcing, bumps the pinned policy revision (so no verdict cached in
+conntrack by the old agent is trusted), and an open TCP connection survives the program
+swap."""
 
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ def test_restart_keeps_endpoints_enforcement_and_open_connections(topo: Topology
         assert stream.stdout.readline().strip() == "connected"
         assert stream.stdout.readline().startswith("ok")
 
+        rev1 = dp1.policy_revision()  # type: ignore[attr-defined]
+        assert rev1 > 0
         dp1.close()  # type: ignore[attr-defined]   # the agent goes away; pins stay
         del dp1
         os.set_blocking(stream.stdout.fileno(), False)
@@ -58,6 +62,9 @@ def test_restart_keeps_endpoints_enforcement_and_open_connections(topo: Topology
 
         dp2 = make_datapath(topo, "restart")
         dp2.start()  # type: ignore[attr-defined]
+        # the pinned revision survived and was bumped: no verdict cached by the old
+        # agent is current for the new one, before it writes anything
+        assert dp2.policy_revision() == rev1 + 1  # type: ignore[attr-defined]
         found = {s.endpoint_id: s for s in dp2.pinned_endpoints()}  # type: ignore[attr-defined]
         assert found == {s.endpoint_id: s for s in slots.values()}
         # the agent reconciles: re-adding swaps in the new programs (tc replace)

@@ -120,10 +120,12 @@ class Topology:
         for ns in [p.ns for p in self.pods] + ([self.ext] if self.external else []):
             self.spawn(ns, "serve", "both", *map(str, SERVER_PORTS), wait_ready=True)
 
-    def spawn(self, ns: str, *args: str, wait_ready: bool = False) -> subprocess.Popen[str]:
+    def spawn(self, ns: str, *args: str, wait_ready: bool = False,
+              interactive: bool = False) -> subprocess.Popen[str]:
+        """interactive: the process reads commands from a stdin pipe (nettool conn)."""
         p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-u", NETTOOL,
                               *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             stdin=subprocess.PIPE if interactive else None, text=True)
         self._procs.append(p)
         if wait_ready:
             assert p.stdout is not None
