@@ -213,8 +213,9 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	else
 		ct = CT_UNTRACKED;
 
-	/* entry is tested again (not only ct) because the verifier tracks the pointer's
-	 * NULL-ness, not the ct_lookup() result that implies it. */
+	/* entry is non-NULL for CT_REPLY and CT_ESTABLISHED. The verifier follows that
+	 * only because ct_lookup() is inlined (each result comes from a branch that tested
+	 * the pointer); an out-of-line ct_lookup would need explicit NULL tests here. */
 	if (ct == CT_REPLY) {
 		ct_refresh(entry, &f, 1, skb->len, now, 0);
 		return TC_ACT_OK;
