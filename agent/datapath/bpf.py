@@ -361,9 +361,18 @@ class BpfDatapath:
         if self._reader is not None:
             self._reader.handler = handler
 
+    def set_batch_handler(self, handler: Callable[[Any], None] | None) -> None:
+        """Events in batches, one observe.events.EventBatch per poll (records decoded
+        only when needed): observe.ring.FlowObserver.on_events. Takes precedence over
+        the per-event handler; None goes back to it."""
+        self._batch_handler = handler
+        if self._reader is not None:
+            self._reader.batch_handler = handler
+
     def poll_events(self, timeout_ms: int) -> int:
         self._require()
         assert self._reader is not None
+        self._reader.batch_handler = getattr(self, "_batch_handler", None)
         return self._reader.poll(timeout_ms)
 
     # --- conntrack -----------------------------------------------------------------
