@@ -40,6 +40,7 @@ ICMPV4_TYPE_NAMES = {
 }
 
 WORLD_LABELS = ["reserved:world"]
+_DROP_REASON_NAMES = frozenset(fpb.DropReason.keys())
 
 
 def drop_reason_name(code: int) -> str:
@@ -186,7 +187,7 @@ def flow_from_event(event: DatapathEvent, meta: EndpointMetadata) -> fpb.Flow:
     if flow.verdict == fpb.DROPPED and event.drop_reason:
         flow.drop_reason = event.drop_reason
         name = drop_reason_name(event.drop_reason)
-        if name in fpb.DropReason.keys():
+        if name in _DROP_REASON_NAMES:
             flow.drop_reason_desc = fpb.DropReason.Value(name)
     # A denied packet never reached conntrack, so whether it was a reply is not known
     # (Cilium's drop notifications carry no CT state): leave is_reply unset and let

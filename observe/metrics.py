@@ -57,25 +57,30 @@ class FlowMetrics:
 
     # -- FlowObserver listener -----------------------------------------------------
     def flow(self, flow: fpb.Flow) -> None:
+        self.flow_count(flow, 1)
+
+    def flow_count(self, flow: fpb.Flow, n: int) -> None:
+        """n flows like this one (the observer counts a batch per kind of flow: same
+        type, verdict, direction, match, reason, protocol and source)."""
         et = flow.event_type
         kind = _TYPES.get(et.type, "Unknown")
         subtype = ""
         if et.type == MSG_TRACE:
             subtype = "to-endpoint" if et.sub_type == 0 else "from-endpoint"
         verdict = fpb.Verdict.Name(flow.verdict)
-        self.flows.labels(kind, subtype, verdict).inc()
+        self.flows.labels(kind, subtype, verdict).inc(n)
         direction = _DIRECTIONS.get(flow.traffic_direction, "UNKNOWN")
         if et.type == MSG_POLICY_VERDICT:
             action = "forwarded" if flow.verdict == fpb.FORWARDED else "dropped"
             self.verdicts.labels(direction, match_type_text(flow.policy_match_type),
-                                 action).inc()
+                                 action).inc(n)
         elif flow.verdict == fpb.DROPPED:
             reason = drop_reason_name(flow.drop_reason) or str(flow.drop_reason)
             protocol = _PROTOCOLS.get(flow.l4.WhichOneof("protocol") or "", "other")
             src = flow.source
             pod = (f"{src.namespace}/{src.pod_name}"
                    if self.source_pod_label and src.pod_name else "")
-            self.drops.labels(reason, direction, protocol, pod).inc()
+            self.drops.labels(reason, direction, protocol, pod).inc(n)
 
     def lost(self, source: str, n: int) -> None:
         self.lost_events.labels(source).inc(n)

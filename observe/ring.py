@@ -1,9 +1,10 @@
 """The flow ring and the observer that fills it.
 
     datapath reader thread          worker thread              gRPC handlers
-    on_event(ev) ──> bounded queue ──> flow_from_event ──> FlowRing ──> GetFlows
-                     (overflow:                              (overwrite: a follower
-                      OBSERVER_EVENTS_QUEUE)                  behind gets HUBBLE_RING_BUFFER)
+    on_events(batch) ─> bounded queue ─> FlowRing (compact) ─> flow_from_event ─> GetFlows
+    on_event(ev)        (overflow:       metrics: counts per   (lazily, kept once built;
+                         OBSERVER_EVENTS  kind of flow          overwrite: a follower
+                         _QUEUE)                                behind gets HUBBLE_RING_BUFFER)
     report_lost("PERF_EVENT_RING_BUFFER", n): the kernel ring buffer was full.
 
 Every loss is counted by where it happened and, for the kernel and the queue, written
@@ -14,15 +15,16 @@ around it: lost events are shown, never hidden.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from observe.events import DatapathEvent
+from observe.events import DatapathEvent, EventBatch
 from observe.flow import flow_from_event
 from observe.gen import flow_pb2 as fpb
 from observe.gen import observer_pb2 as opb
@@ -71,13 +73,23 @@ def lost_response(source: str, n: int, node: str) -> opb.GetFlowsResponse:
 
 class FlowRing:
     """Fixed capacity, oldest overwritten. Entries carry absolute sequence numbers, so a
-    reader that fell behind knows exactly how many it missed."""
+    reader that fell behind knows exactly how many it missed.
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    An entry is either a built GetFlowsResponse (lost notices; flows added one by one) or
+    a datapath record still in its compact form with the EventBatch it came in: its
+    response is built by `build(record, batch)` the first time a reader needs it, and
+    kept. Writing a batch costs two slice assignments, not a flow per record.
+    """
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY,
+                 build: Callable[[Any, EventBatch], opb.GetFlowsResponse] | None = None
+                 ) -> None:
         if capacity < 1:
             raise ValueError(f"flow ring capacity must be at least 1, got {capacity}")
         self.capacity = capacity
-        self._slots: list[opb.GetFlowsResponse | None] = [None] * capacity
+        self.build = build
+        self._slots: list[Any] = [None] * capacity
+        self._src: list[EventBatch | None] = [None] * capacity   # None: slot is built
         self._next = 0                       # sequence number of the next entry written
         self._cond = threading.Condition()
         self._closed = False
@@ -85,8 +97,32 @@ class FlowRing:
     # -- writing -------------------------------------------------------------------
     def append(self, entry: opb.GetFlowsResponse) -> None:
         with self._cond:
-            self._slots[self._next % self.capacity] = entry
+            i = self._next % self.capacity
+            self._slots[i] = entry
+            self._src[i] = None
             self._next += 1
+            self._cond.notify_all()
+
+    def append_batch(self, batch: EventBatch, records: list[Any] | None = None) -> None:
+        """The batch's records (or `records`, a part of them), unbuilt, in order."""
+        recs = batch.records if records is None else records
+        n = len(recs)
+        if not n:
+            return
+        cap = self.capacity
+        skip = max(0, n - cap)            # only the newest `cap` can be held
+        if skip:
+            recs = recs[skip:]
+        k = len(recs)
+        with self._cond:
+            start = (self._next + skip) % cap
+            first = min(k, cap - start)
+            self._slots[start:start + first] = recs[:first] if first < k else recs
+            self._src[start:start + first] = [batch] * first
+            if k > first:
+                self._slots[0:k - first] = recs[first:]
+                self._src[0:k - first] = [batch] * (k - first)
+            self._next += n
             self._cond.notify_all()
 
     def close(self) -> None:
@@ -98,6 +134,44 @@ class FlowRing:
         """Wakes every waiting reader (a cancelled stream re-checks its context)."""
         with self._cond:
             self._cond.notify_all()
+
+    # -- building ------------------------------------------------------------------
+    def _built(self, seqs: range, slots: list[Any], srcs: list[EventBatch | None]
+               ) -> list[opb.GetFlowsResponse | None]:
+        """The responses of copied slots (None where a record cannot become a flow);
+        what was built is kept in the ring if still held."""
+        out: list[opb.GetFlowsResponse | None] = list(slots)
+        made = []
+        for i, src in enumerate(srcs):
+            if src is None:
+                continue
+            try:
+                out[i] = self.build(slots[i], src) if self.build else None
+            except Exception:
+                # A malformed record or a metadata bug: this one is skipped.
+                log.exception("cannot build a flow from %r", slots[i])
+                out[i] = None
+            made.append(i)
+        if made:
+            cap = self.capacity
+            with self._cond:
+                oldest = self._oldest()
+                for i in made:
+                    seq = seqs[i]
+                    j = seq % cap
+                    if seq >= oldest and self._slots[j] is slots[i] and out[i] is not None:
+                        self._slots[j] = out[i]
+                        self._src[j] = None
+        return out
+
+    def _copy(self, start: int, end: int) -> tuple[list[Any], list[EventBatch | None]]:
+        cap = self.capacity
+        a, b = start % cap, end % cap
+        if end - start == 0:
+            return [], []
+        if a < b:
+            return self._slots[a:b], self._src[a:b]
+        return self._slots[a:] + self._slots[:b], self._src[a:] + self._src[:b]
 
     # -- reading -------------------------------------------------------------------
     @property
@@ -115,11 +189,18 @@ class FlowRing:
     def _oldest(self) -> int:
         return max(0, self._next - self.capacity)
 
-    def snapshot(self) -> list[opb.GetFlowsResponse]:
-        """Everything held, oldest first."""
+    def held(self) -> "HeldEntries":
+        """Everything held now, oldest first, built only as it is looked at (None for an
+        entry that cannot become a flow)."""
         with self._cond:
-            return [self._slots[s % self.capacity]  # type: ignore[misc]
-                    for s in range(self._oldest(), self._next)]
+            start = self._oldest()
+            slots, srcs = self._copy(start, self._next)
+        return HeldEntries(self, start, slots, srcs)
+
+    def snapshot(self) -> list[opb.GetFlowsResponse]:
+        """Everything held, oldest first, built."""
+        held = self.held()
+        return [e for e in held.build_all() if e is not None]
 
     def read_from(self, seq: int, limit: int = 256
                   ) -> tuple[list[opb.GetFlowsResponse], int, int]:
@@ -130,8 +211,9 @@ class FlowRing:
             lost = max(0, oldest - seq)
             start = max(seq, oldest)
             end = min(self._next, start + limit)
-            entries = [self._slots[s % self.capacity] for s in range(start, end)]
-            return entries, lost, end  # type: ignore[return-value]
+            slots, srcs = self._copy(start, end)
+        entries = self._built(range(start, end), slots, srcs)
+        return [e for e in entries if e is not None], lost, end
 
     def wait(self, seq: int, timeout: float) -> bool:
         """Blocks until an entry at or after `seq` exists, the ring closes, a wake(), or
@@ -142,8 +224,41 @@ class FlowRing:
             return self._next > seq
 
 
+class HeldEntries(Sequence[Optional[opb.GetFlowsResponse]]):
+    """A copy of the ring's slots at one moment; entries are built on first access."""
+
+    def __init__(self, ring: FlowRing, start: int, slots: list[Any],
+                 srcs: list[EventBatch | None]) -> None:
+        self._ring, self._start, self._slots, self._srcs = ring, start, slots, srcs
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __getitem__(self, i: int) -> opb.GetFlowsResponse | None:  # type: ignore[override]
+        if i < 0:
+            i += len(self._slots)
+        if not 0 <= i < len(self._slots):
+            raise IndexError(i)
+        if self._srcs[i] is None:
+            return self._slots[i]  # type: ignore[no-any-return]
+        (built,) = self._ring._built(range(self._start + i, self._start + i + 1),
+                                     [self._slots[i]], [self._srcs[i]])
+        if built is not None:
+            self._slots[i], self._srcs[i] = built, None
+        return built
+
+    def build_all(self) -> list[opb.GetFlowsResponse | None]:
+        out = self._ring._built(range(self._start, self._start + len(self._slots)),
+                                self._slots, self._srcs)
+        self._slots, self._srcs = list(out), [None] * len(out)
+        return out
+
+
 class FlowListener(Protocol):
-    """Told about every flow and every loss (observe.metrics.FlowMetrics is one)."""
+    """Told about every flow and every loss (observe.metrics.FlowMetrics is one). A
+    listener that also has `flow_count(flow, n)` ("n flows like this one, as far as type,
+    verdict, direction, match, reason, protocol and source go") is told about a batch
+    that way, without a flow built per record."""
 
     def flow(self, flow: fpb.Flow) -> None: ...
 
@@ -181,7 +296,15 @@ def _version() -> str:
 
 class FlowObserver:
     """Owns the queue, the worker thread and the ring. The agent constructs one, hands
-    `on_event` to the datapath event reader, and the Observer service reads `ring`."""
+    `on_events` (one EventBatch per poll) or `on_event` (one DatapathEvent) to the
+    datapath event reader, and the Observer service reads `ring`.
+
+    The queue holds up to `queue_size` events (a batch counts as its records). A batch
+    goes into the ring as it is: flows are built when a reader wants them, and the
+    listeners (metrics) hear each distinct kind of flow of a batch once, with its count
+    (`flow_count(flow, n)`; a listener with only `flow(flow)` hears every flow, built).
+    A single DatapathEvent is built into a flow at once, as before.
+    """
 
     def __init__(self, node: str, capacity: int = DEFAULT_CAPACITY,
                  meta: EndpointMetadata | None = None,
@@ -192,11 +315,14 @@ class FlowObserver:
             meta = StaticMetadata()
         self.node = node
         self.meta = meta
-        self.ring = FlowRing(capacity)
+        self.ring = FlowRing(capacity, build=self._build_response)
         self.version = _version()
         self.listeners: list[FlowListener] = list(listeners or [])
-        self._queue: queue.Queue[DatapathEvent] = queue.Queue(maxsize=max(1, queue_size))
+        self.queue_size = max(1, queue_size)
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._pending: deque[DatapathEvent | EventBatch] = deque()
+        self._queued = 0                    # events in _pending and being processed
         self._lost = {KERNEL: 0, QUEUE: 0, RING: 0}
         self._queue_lost_unreported = 0     # queue overflow not yet written into the ring
         self._seen = 0
@@ -207,13 +333,42 @@ class FlowObserver:
     # -- inputs (reader thread) ----------------------------------------------------
     def on_event(self, event: DatapathEvent) -> None:
         """Hands one event over; never blocks. A full queue counts the event as lost."""
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            with self._lock:
-                self._lost[QUEUE] += 1
-                self._queue_lost_unreported += 1
-            self._notify_lost(QUEUE, 1)
+        with self._lock:
+            if self._queued < self.queue_size:
+                self._pending.append(event)
+                self._queued += 1
+                self._ready.notify()
+                return
+            self._lost[QUEUE] += 1
+            self._queue_lost_unreported += 1
+        self._notify_lost(QUEUE, 1)
+
+    def on_events(self, batch: EventBatch) -> None:
+        """Hands a batch over (one lock acquisition); never blocks. What does not fit in
+        the queue (the newest records of the batch) is counted as lost, exactly."""
+        n = len(batch.records)
+        if not n:
+            return
+        with self._lock:
+            room = self.queue_size - self._queued
+            if room >= n:
+                lost = 0
+            else:
+                lost = n - max(0, room)
+                if room <= 0:
+                    self._lost[QUEUE] += lost
+                    self._queue_lost_unreported += lost
+                    batch = None  # type: ignore[assignment]
+                else:
+                    batch = EventBatch(batch.records[:room], batch.decode, batch.key)
+                    self._lost[QUEUE] += lost
+                    self._queue_lost_unreported += lost
+            if batch is not None:
+                self._pending.append(batch)
+                self._queued += len(batch.records)
+                self._ready.notify()
+        if lost:
+            self._notify_lost(QUEUE, lost)
 
     def report_lost(self, source: str, n: int) -> None:
         """Losses found elsewhere (the datapath's ring-buffer drop counter): counted and
@@ -268,31 +423,52 @@ class FlowObserver:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        with self._lock:
+            self._ready.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
         self.ring.close()
 
+    def _take(self, timeout: float | None) -> list[DatapathEvent | EventBatch]:
+        with self._lock:
+            if not self._pending and timeout is not None:
+                self._ready.wait(timeout)
+            items = list(self._pending)
+            self._pending.clear()
+        return items
+
     def process_pending(self) -> int:
-        """Turns every queued event into a flow now, on the caller's thread (tests, and
-        a worker-less replay). Returns how many were processed."""
+        """Processes every queued event now, on the caller's thread (tests, and a
+        worker-less replay). Returns how many events were processed."""
         done = 0
         while True:
-            try:
-                event = self._queue.get_nowait()
-            except queue.Empty:
+            items = self._take(None)
+            if not items:
                 return done
-            self._process(event)
-            done += 1
+            done += self._process_items(items)
+
+    def _process_items(self, items: list[DatapathEvent | EventBatch]) -> int:
+        done = 0
+        for item in items:
+            if isinstance(item, EventBatch):
+                n = len(item.records)
+                self._process_batch(item)
+            else:
+                n = 1
+                self._process(item)
+            done += n
+            with self._lock:
+                self._queued -= n
+        return done
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                event = self._queue.get(timeout=0.2)
-            except queue.Empty:
+            items = self._take(0.2)
+            if not items:
                 self._flush_queue_lost()
                 continue
-            self._process(event)
+            self._process_items(items)
 
     def _flush_queue_lost(self) -> None:
         with self._lock:
@@ -310,6 +486,52 @@ class FlowObserver:
             log.exception("cannot build a flow from %r", event)
             return
         self.add_flow(flow)
+
+    def _process_batch(self, batch: EventBatch) -> None:
+        self._flush_queue_lost()
+        records = batch.records
+        if not records:
+            return
+        self.ring.append_batch(batch)
+        with self._lock:
+            self._seen += len(records)
+        if self.listeners:
+            self._count_for_listeners(batch)
+
+    def _build_response(self, record: Any, batch: EventBatch) -> opb.GetFlowsResponse:
+        flow = flow_from_event(batch.decode(record), self.meta)
+        return opb.GetFlowsResponse(flow=flow, node_name=self.node, time=flow.time)
+
+    def _count_for_listeners(self, batch: EventBatch) -> None:
+        records = batch.records
+        counting = [lst for lst in self.listeners if hasattr(lst, "flow_count")]
+        if counting:
+            keys = list(map(batch.key, records))
+            counts = Counter(keys)
+            sample = dict(zip(keys, records))
+            for key, n in counts.items():
+                try:
+                    flow = flow_from_event(batch.decode(sample[key]), self.meta)
+                except Exception:
+                    log.exception("cannot build a flow from %r", sample[key])
+                    continue
+                for listener in counting:
+                    try:
+                        listener.flow_count(flow, n)
+                    except Exception:  # a metrics bug must not stop flows
+                        log.exception("flow listener %r failed", listener)
+        plain = [lst for lst in self.listeners if not hasattr(lst, "flow_count")]
+        if plain:
+            for record in records:
+                try:
+                    flow = flow_from_event(batch.decode(record), self.meta)
+                except Exception:
+                    continue
+                for listener in plain:
+                    try:
+                        listener.flow(flow)
+                    except Exception:
+                        log.exception("flow listener %r failed", listener)
 
     # -- status --------------------------------------------------------------------
     def status(self) -> ObserverStatus:

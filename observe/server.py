@@ -8,7 +8,7 @@ exists only with mutual TLS: observe.tls.serve_tcp_with_tls.
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import grpc
 
@@ -68,11 +68,11 @@ class ObserverServicer(opb_grpc.ObserverServicer):
             return entry.WhichOneof("response_types") != "flow" or keep(entry.flow)
 
         start = ring.next_seq()
-        held = ring.snapshot()
         if request.follow and request.number == 0 and not request.HasField("since"):
             history: list[opb.GetFlowsResponse] = []
         else:
-            history = _select(held, wanted, request.number, request.first)
+            # Held entries are built into flows only as _select looks at them.
+            history = _select(ring.held(), wanted, request.number, request.first)
         yield from history
         if not request.follow:
             return
@@ -122,15 +122,16 @@ def status_message(observer: FlowObserver) -> opb.ServerStatusResponse:
                      for src, n in sorted(st.lost.items())])
 
 
-def _select(held: list[opb.GetFlowsResponse], wanted: object, number: int,
+def _select(held: Sequence[opb.GetFlowsResponse | None], wanted: object, number: int,
             first: bool) -> list[opb.GetFlowsResponse]:
     """The first or last `number` wanted flows held (0 = all), with the lost-event
-    notices that lie between them; lost notices do not count toward `number`."""
-    order = held if first else list(reversed(held))
+    notices that lie between them; lost notices do not count toward `number`. Entries
+    are looked at one by one (a lazily built ring builds only those)."""
+    order = iter(held) if first else reversed(held)
     out: list[opb.GetFlowsResponse] = []
     flows = 0
     for entry in order:
-        if not wanted(entry):  # type: ignore[operator]
+        if entry is None or not wanted(entry):  # type: ignore[operator]
             continue
         is_flow = entry.WhichOneof("response_types") == "flow"
         if is_flow and number and flows >= number:

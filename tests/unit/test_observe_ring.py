@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from observe.events import EventBatch, EventType
 from observe.gen import flow_pb2 as fpb
 from observe.gen import observer_pb2 as opb
 from observe.ring import KERNEL, QUEUE, RING, FlowObserver, FlowRing, lost_source
@@ -184,3 +185,124 @@ def test_status_reads_as_a_dict_too() -> None:
     st = obs.status()
     assert st.get("seen") == 1 and st.to_dict()["max_flows"] == 4
     assert st.get("lost") == {KERNEL: 0, QUEUE: 0, RING: 0}
+
+
+# -- batches (FlowObserver.on_events): compact records, flows built when read -----------
+
+def batch(n: int, start: int = 0, **kw: object) -> EventBatch:
+    return EventBatch.of_events([event(src_port=start + i, **kw) for i in range(n)])
+
+
+def ports_of(entries: list[opb.GetFlowsResponse]) -> list[int]:
+    return [e.flow.l4.TCP.source_port for e in entries if e.HasField("flow")]
+
+
+def test_a_batch_goes_into_the_ring_unbuilt_and_is_built_when_read() -> None:
+    obs = FlowObserver("node1", capacity=16, meta=META)
+    obs.on_events(batch(3))
+    assert obs.process_pending() == 3
+    assert obs.status().seen_flows == 3 and len(obs.ring) == 3
+    assert all(src is not None for src in obs.ring._src[:3])    # nothing built yet
+    held = obs.ring.snapshot()
+    assert ports_of(held) == [0, 1, 2]
+    assert held[0].node_name == "node1" and held[0].flow.verdict == fpb.DROPPED
+    assert held[0].time == held[0].flow.time
+    assert all(src is None for src in obs.ring._src[:3])        # built once, kept
+
+
+def test_the_worker_takes_batches_within_a_second() -> None:
+    obs = FlowObserver("node1", capacity=16, meta=META)
+    obs.start()
+    try:
+        obs.on_events(batch(2))
+        deadline = time.monotonic() + 1.0
+        while obs.status().seen_flows < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ports_of(obs.ring.snapshot()) == [0, 1]
+    finally:
+        obs.stop()
+
+
+def test_a_batch_larger_than_the_room_left_is_cut_and_the_rest_counted_lost() -> None:
+    obs = FlowObserver("node1", capacity=64, meta=META, queue_size=5)
+    obs.on_events(batch(3))
+    obs.on_events(batch(4, start=10))      # 2 fit, 2 lost
+    obs.on_events(batch(2, start=20))      # none fit
+    assert obs.status().lost[QUEUE] == 4
+    assert obs.process_pending() == 5
+    obs._flush_queue_lost()
+    # As with single events: the overflow is announced before the next flows processed.
+    kinds = [e.WhichOneof("response_types") for e in obs.ring.snapshot()]
+    assert kinds == ["lost_events"] + ["flow"] * 5
+    assert ports_of(obs.ring.snapshot()) == [0, 1, 2, 10, 11]
+    assert obs.status().seen_flows == 5
+    obs.on_events(batch(5, start=30))      # room again once processed
+    assert obs.status().lost[QUEUE] == 4
+
+
+def test_a_batch_wraps_the_ring_and_a_reader_behind_learns_how_many_it_missed() -> None:
+    obs = FlowObserver("node1", capacity=8, meta=META)
+    obs.on_events(batch(5))
+    obs.process_pending()
+    got, lost, nxt = obs.ring.read_from(0)
+    assert ports_of(got) == [0, 1, 2, 3, 4] and lost == 0 and nxt == 5
+    obs.on_events(batch(6, start=5))        # wraps: 3 at the end, 3 at the start
+    obs.process_pending()
+    assert ports_of(obs.ring.snapshot()) == list(range(3, 11))
+    obs.on_events(batch(20, start=11))      # more than the ring holds at once
+    obs.process_pending()
+    got, lost, nxt = obs.ring.read_from(nxt)
+    assert lost == 31 - 8 - 5 and ports_of(got) == list(range(23, 31)) and nxt == 31
+    assert obs.status().seen_flows == 31
+
+
+def test_lost_notices_and_flows_stay_in_order_with_batches() -> None:
+    obs = FlowObserver("node1", capacity=16, meta=META)
+    obs.on_events(batch(2))
+    obs.process_pending()
+    obs.report_lost("kernel", 7)
+    obs.on_events(batch(1, start=5))
+    obs.process_pending()
+    kinds = [e.WhichOneof("response_types") for e in obs.ring.snapshot()]
+    assert kinds == ["flow", "flow", "lost_events", "flow"]
+
+
+def test_listeners_count_every_flow_of_a_batch() -> None:
+    counted: list[tuple[int, int]] = []
+    heard: list[int] = []
+
+    class Counting:
+        def flow(self, flow: fpb.Flow) -> None:
+            raise AssertionError("a counting listener is told counts")
+
+        def flow_count(self, flow: fpb.Flow, n: int) -> None:
+            counted.append((flow.event_type.type, n))
+
+        def lost(self, source: str, n: int) -> None:
+            pass
+
+    class Plain:
+        def flow(self, flow: fpb.Flow) -> None:
+            heard.append(flow.l4.TCP.source_port)
+
+        def lost(self, source: str, n: int) -> None:
+            pass
+
+    obs = FlowObserver("node1", capacity=4, meta=META, listeners=[Counting(), Plain()])
+    mixed = EventBatch.of_events(
+        [event(src_port=i) for i in range(5)]
+        + [event(type=EventType.POLICY_VERDICT, src_port=9) for _ in range(3)])
+    obs.on_events(mixed)
+    obs.process_pending()
+    assert sorted(counted) == [(1, 5), (9, 3)]
+    assert heard == [0, 1, 2, 3, 4, 9, 9, 9]
+
+
+def test_a_record_that_cannot_become_a_flow_is_skipped_by_readers() -> None:
+    obs = FlowObserver("node1", capacity=8, meta=META)
+    obs.on_events(EventBatch.of_events([event(src_port=1), event(src_ip="not an ip"),
+                                        event(src_port=3)]))
+    obs.process_pending()
+    assert ports_of(obs.ring.snapshot()) == [1, 3]
+    got, lost, _ = obs.ring.read_from(0)
+    assert ports_of(got) == [1, 3] and lost == 0
