@@ -90,7 +90,9 @@ class Agent:
     def _make_allocators(self) -> tuple[Any, Any]:
         from identity.cidr import CidrAllocator
 
-        cidr = CidrAllocator(self.config.state_dir / "cidr-identities")
+        # "on_flush": numbers are written once per regeneration (flush), always before any
+        # map uses them, instead of an fsync'd rewrite per new identity.
+        cidr = CidrAllocator(self.config.state_dir / "cidr-identities", persist="on_flush")
         if self.config.identity_backend == "etcd":
             from identity.etcd import EtcdAllocator
 
@@ -101,7 +103,8 @@ class Agent:
         from identity.local import LocalAllocator
 
         return LocalAllocator(self.config.state_dir / "identities",
-                              grace_seconds=self.config.identity_grace_seconds), cidr
+                              grace_seconds=self.config.identity_grace_seconds,
+                              persist="on_flush"), cidr
 
     def _make_datapath(self) -> Datapath:
         if self.config.datapath == "fake":
@@ -265,6 +268,9 @@ class Agent:
         with self._lock:
             self.snapshot = snapshot
             self.engine.update(snapshot.objects)
+            # Durable before the datapath uses them: a restart must give the same numbers.
+            self.allocator.flush()
+            self.cidr_allocator.flush()
             maps = self.engine.cluster_maps(self.config.node)
             if maps != self._cluster_maps:
                 self.datapath.sync_cluster_maps(maps)
@@ -387,6 +393,7 @@ class Agent:
                 last_identity_gc = time.monotonic()
                 with self._lock:
                     freed = self.allocator.collect_garbage()
+                    self.allocator.flush()
                 for ident in freed:
                     log.info("identity %d released after its grace period", ident.id)
 
