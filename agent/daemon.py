@@ -392,8 +392,11 @@ class Agent:
             if time.monotonic() - last_identity_gc > 30:
                 last_identity_gc = time.monotonic()
                 with self._lock:
-                    freed = self.allocator.collect_garbage()
+                    # Unreferenced numbers left every map at their last regeneration; after
+                    # the grace period they may be handed out again.
+                    freed = self.allocator.collect_garbage() + self.cidr_allocator.collect_garbage()
                     self.allocator.flush()
+                    self.cidr_allocator.flush()
                 for ident in freed:
                     log.info("identity %d released after its grace period", ident.id)
 
