@@ -54,16 +54,28 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     from observe.ring import FlowObserver
 
     rates = [int(r) for r in a.rates.split(",")]
-    dp = BpfDatapath("events", pin_dir("events"), max_endpoints=64)
+    dp = BpfDatapath("events", pin_dir("events"), max_endpoints=64,
+                     ring_pages=a.ring_pages)
     observer = FlowObserver("events", capacity=4095, queue_size=65536)
     stop = threading.Event()
     read = [0]
     lost_seen = [0]
 
+    every = a.lost_every_ms / 1000
+
     def events_loop() -> None:
-        # As agent.daemon._events_loop: poll, then check the kernel's lost counter.
+        # As agent.daemon._events_loop: poll, then check the kernel's lost counter (at
+        # most every `every` seconds: lost_events() walks a per-CPU map through bcc,
+        # which costs more than reading a poll's records; the counter is cumulative, so
+        # reading it less often delays the report, never loses a count).
+        next_check = 0.0
         while not stop.is_set():
             read[0] += dp.poll_events(100)
+            if every:
+                now = time.monotonic()
+                if now < next_check:
+                    continue
+                next_check = now + every
             lost = dp.lost_events()
             if lost > lost_seen[0]:
                 observer.report_lost("kernel", lost - lost_seen[0])
@@ -128,7 +140,8 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
                            "events_per_s": emitted / a.seconds,
                            "served_per_s": seen / a.seconds})
         mapped = getattr(dp._reader, "_mapped", None)
-        return {"stages": stages, "reader": mode,
+        return {"stages": stages, "reader": mode, "ring_pages": a.ring_pages,
+                "lost_every_ms": a.lost_every_ms,
                 "ring_peak_bytes": getattr(mapped, "peak_bytes", None),
                 "handover": "on_event" if a.per_event else "on_events"}
     finally:
@@ -137,7 +150,8 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
         dp.close(unpin=True)
 
 
-def run(quick: bool = False, per_event: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, per_event: bool = False, ring_pages: int = 64,
+        lost_every_ms: int = 100) -> dict[str, Any]:
     from bench.topology import Node, run_worker
 
     node = Node("events", subnet=240)
@@ -151,6 +165,8 @@ def run(quick: bool = False, per_event: bool = False) -> dict[str, Any]:
                           "--client-ns", c.ns, "--client-ip", c.ip, "--client-if", c.host_if,
                           "--client-ifindex", str(c.ifindex), "--server-ip", s.ip,
                           "--server-if", s.host_if, "--server-ifindex", str(s.ifindex),
+                          "--ring-pages", str(ring_pages),
+                          "--lost-every-ms", str(lost_every_ms),
                           *(["--per-event"] if per_event else []))
     finally:
         node.destroy()
@@ -177,8 +193,11 @@ def tables(res: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, str]]
                 "the kernel's drop counters) / stage seconds; "
                 "read + kernel lost must equal it, and read = flows + queue lost "
                 "(unaccounted = the difference, 0 when the books balance).",
-                "reader as agent.daemon._events_loop: poll_events(100) then "
-                "datapath.lost_events() per poll; FlowObserver queue 65,536, ring 4,095; "
+                "reader as agent.daemon._events_loop: poll_events(100), then "
+                "datapath.lost_events() at most every "
+                f"{res.get('lost_every_ms', 0)} ms (0: every poll); "
+                f"kernel ring {res.get('ring_pages', 64)} pages; "
+                "FlowObserver queue 65,536, ring 4,095; "
                 f"reader {res.get('reader') or '?'}, hand-over "
                 f"{res.get('handover', 'on_event')} (flows built lazily for batches: "
                 "'flows served' = entries in the ring, built when a reader asks)."]
@@ -198,9 +217,16 @@ def main() -> None:
         w.add_argument(flag, type=int, required=True)
     w.add_argument("--per-event", action="store_true",
                    help="the old hand-over: set_event_handler(FlowObserver.on_event)")
+    w.add_argument("--ring-pages", type=int, default=64)
+    w.add_argument("--lost-every-ms", type=int, default=100,
+                   help="read the kernel lost counter at most this often (0: every poll)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--per-event", action="store_true",
                     help="hand events over one by one (FlowObserver.on_event), as before")
+    ap.add_argument("--ring-pages", type=int, default=64,
+                    help="kernel ring buffer pages (the agent's default is 64)")
+    ap.add_argument("--lost-every-ms", type=int, default=100,
+                    help="read the kernel lost counter at most this often (0: every poll)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if a.cmd == "worker":
@@ -208,7 +234,7 @@ def main() -> None:
 
         print(json.dumps(profiled("events", _worker, a)))
         return
-    tabs, targets = tables(run(a.quick, a.per_event))
+    tabs, targets = tables(run(a.quick, a.per_event, a.ring_pages, a.lost_every_ms))
     for tab in tabs:
         print(tab.render())
     for target in targets:
