@@ -1,0 +1,138 @@
+"""What one packet costs inside the datapath programs, without a network: BPF_PROG_TEST_RUN.
+
+    .venv/bin/python -m tests.datapath.prog_cost [--rules 10000] [--repeat 1000000]
+
+The pod-to-pod benchmark (bench/datapath.py) measures the whole path on a shared VM,
+where one-second iperf rounds swing by 2x; this measures only the programs, on one CPU,
+as the kernel's own average over `repeat` runs of the same packet. It compiles the
+datapath into a throwaway pin dir, writes the benchmark's rule set and ipcache
+(bench/ruleset.py: 10,000 identities) and one endpoint, the "server", on ifindex 1 (the
+test run's packets come from loopback; nothing is attached to any interface and no
+traffic leaves the process), then times:
+
+    ingress fwd  to_container, client -> server ACK of an established connection
+                 (the enforced direction: policy applies)
+    egress reply from_container, server -> client ACK (a reply of that connection)
+
+What it cannot show: cache lines shared between CPUs (the conntrack and policy counter
+writes of the old datapath bounced between the data and the ACK CPU), and the tc hook
+itself. Run it with PYTHONPATH pointing at another checkout to compare builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import shutil
+import socket
+import struct
+import sys
+
+BPF_PROG_TEST_RUN = 10
+NR_BPF = 321   # x86_64
+
+CLIENT, SERVER = "10.77.0.1", "10.77.0.2"
+SPORT = 40000
+
+
+class TestRunAttr(ctypes.Structure):
+    """union bpf_attr, the BPF_PROG_TEST_RUN member (uapi/linux/bpf.h)."""
+    _fields_ = [("prog_fd", ctypes.c_uint32), ("retval", ctypes.c_uint32),
+                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+                ("data_in", ctypes.c_uint64), ("data_out", ctypes.c_uint64),
+                ("repeat", ctypes.c_uint32), ("duration", ctypes.c_uint32),
+                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
+                ("ctx_in", ctypes.c_uint64), ("ctx_out", ctypes.c_uint64),
+                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32),
+                ("batch_size", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def tcp_frame(src: str, dst: str, sport: int, dport: int, flags: int,
+              payload: bytes = b"") -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 1, 5 << 4, flags, 65535, 0, 0) + payload
+    total = 20 + len(tcp)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, socket.IPPROTO_TCP, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    eth = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
+    return eth + ip + tcp
+
+
+def test_run(prog_fd: int, frame: bytes, repeat: int) -> tuple[int, int]:
+    """(program return value, average ns per run)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    data_in = ctypes.create_string_buffer(frame, len(frame))
+    data_out = ctypes.create_string_buffer(len(frame) + 256)
+    attr = TestRunAttr(prog_fd=prog_fd, data_size_in=len(frame),
+                       data_size_out=len(data_out),
+                       data_in=ctypes.addressof(data_in), data_out=ctypes.addressof(data_out),
+                       repeat=repeat)
+    if libc.syscall(NR_BPF, BPF_PROG_TEST_RUN, ctypes.byref(attr), ctypes.sizeof(attr)) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"BPF_PROG_TEST_RUN: {os.strerror(err)}")
+    return attr.retval, attr.duration
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rules", type=int, default=10000)
+    ap.add_argument("--identities", type=int, default=10000)
+    ap.add_argument("--repeat", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per packet (median)")
+    a = ap.parse_args()
+
+    from agent.datapath.bpf import BpfDatapath
+    from agent.datapath.interface import EndpointSlot
+    from bench.ruleset import SERVER_IDENTITY, IPERF_PORT, RuleSet
+
+    pin = f"/sys/fs/bpf/mbrt-{os.getpid()}-cost"
+    dp = BpfDatapath("cost", pin, max_ipcache=max(16384, a.identities * 2), max_policy=65536,
+                     max_endpoints=64)
+    try:
+        dp.start()
+        rs = RuleSet.make(a.rules, a.identities, CLIENT, SERVER)
+        dp.sync_cluster_maps(rs.cluster_maps())
+        slot = EndpointSlot(endpoint_id=10, ifname="lo", ifindex=1, ipv4=SERVER,
+                            identity=SERVER_IDENTITY)
+        dp.update_endpoint(slot, rs.server_policy())   # map entries only: no tc attach
+        to_c = dp._progs["to_container"].fd
+        from_c = dp._progs["from_container"].fd
+        syn = tcp_frame(CLIENT, SERVER, SPORT, IPERF_PORT, 0x02)
+        synack = tcp_frame(SERVER, CLIENT, IPERF_PORT, SPORT, 0x12)
+        ack = tcp_frame(CLIENT, SERVER, SPORT, IPERF_PORT, 0x10, b"x" * 64)
+        ack_back = tcp_frame(SERVER, CLIENT, IPERF_PORT, SPORT, 0x10)
+        for prog, frame, what in ((to_c, syn, "SYN"), (from_c, synack, "SYN-ACK"),
+                                  (to_c, ack, "ACK")):
+            rc, _ = test_run(prog, frame, 1)
+            if rc != 0:
+                raise SystemExit(f"{what} was not passed (tc verdict {rc}): setup broken")
+        print(f"rules {a.rules}, identities {a.identities}, {a.repeat:,} runs x {a.runs}")
+        for name, prog, frame in (("ingress fwd (established, enforced)", to_c, ack),
+                                  ("egress reply", from_c, ack_back)):
+            times = []
+            for _ in range(a.runs):
+                rc, ns = test_run(prog, frame, a.repeat)
+                assert rc == 0, rc
+                times.append(ns)
+            times.sort()
+            print(f"  {name:38s} median {times[len(times) // 2]:4d} ns/packet  "
+                  f"(runs: {', '.join(map(str, times))})")
+    finally:
+        dp.close(unpin=True)
+        shutil.rmtree(pin, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
