@@ -20,6 +20,9 @@ class AgentConfig:
     exclude_labels: tuple[str, ...] = ()
     flow_capacity: int = 4095
     event_queue_size: int = 65536
+    # 2 MiB of kernel ring holds ~180 ms of events at 200k/s (64 pages: ~23 ms), enough
+    # to ride out reader stalls on a busy 2-CPU node (docs/PERFORMANCE.md, events).
+    event_ring_pages: int = 512
     metrics_port: int | None = None
     health_port: int | None = None
     kubeconfig: str | None = None

@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,8 @@ class Agent:
 
         return BpfDatapath(node=self.config.node, pin_dir=self.config.bpffs,  # type: ignore[return-value]
                            max_policy=self.config.max_policy_entries,
-                           max_conntrack=self.config.max_conntrack_entries)
+                           max_conntrack=self.config.max_conntrack_entries,
+                           ring_pages=self.config.event_ring_pages)
 
     def _make_source(self) -> Source:
         if self.config.source.startswith("lab:"):
@@ -135,7 +136,11 @@ class Agent:
         self.datapath.start()
         self._reconcile_pinned()
         self._start_observer()
-        self.datapath.set_event_handler(self._on_event)
+        set_batch = getattr(self.datapath, "set_batch_handler", None)
+        if set_batch is not None:
+            set_batch(self.observer.on_events)   # one EventBatch per poll, one lock each
+        else:
+            self.datapath.set_event_handler(self._on_event)
         self._serve()
         self._spawn("source", lambda: self.source.run(self.store, self._stop))
         self.store.subscribe(lambda _rev: self._kick.set())
@@ -196,6 +201,8 @@ class Agent:
                     self.datapath.remove_endpoint(ep.id)
                     del pinned[ep.id]
             elif ep.id in pinned:
+                # Our programs (and so our ring buffer) on the pinned state, maps untouched.
+                self.datapath.reattach(replace(pinned[ep.id], ifname=ep.ifname))
                 ep.attached = True
                 ep.identity = pinned[ep.id].identity
                 ep.ifindex = pinned[ep.id].ifindex
@@ -249,14 +256,21 @@ class Agent:
 
     # -- regeneration ----------------------------------------------------------------
     def _regenerate_loop(self) -> None:
+        regenerated = -1
         while not self._stop.is_set():
-            self._kick.wait(timeout=1.0)
+            kicked = self._kick.wait(timeout=1.0)
             self._kick.clear()
             if self._stop.is_set():
                 return
             snapshot = self.store.snapshot()
             if not snapshot.synced:
                 continue  # never enforce a half-known state
+            # The 1 s tick only retries endpoints that are not ready (a veth that was
+            # missing, a map that was full); an unchanged, healthy node does nothing.
+            if (not kicked and snapshot.revision == regenerated
+                    and all(ep.state is EndpointState.READY for ep in self.registry.all())):
+                continue
+            regenerated = snapshot.revision
             try:
                 self.regenerate(snapshot)
             except Exception as err:
@@ -370,8 +384,14 @@ class Agent:
         self.observer.on_event(event)
 
     def _events_loop(self) -> None:
+        next_lost_check = 0.0
         while not self._stop.is_set():
             self.datapath.poll_events(100)
+            now = time.monotonic()
+            if now < next_lost_check:
+                continue
+            # The kernel's counter is cumulative: reading it every 100 ms loses no count.
+            next_lost_check = now + 0.1
             lost = self.datapath.lost_events()
             if lost > self._lost_seen:
                 self.observer.report_lost("kernel", lost - self._lost_seen)

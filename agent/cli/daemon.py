@@ -37,6 +37,8 @@ def register(sub: Any) -> None:
                    help="a pod label key left out of identities (repeatable)")
     p.add_argument("--flow-capacity", type=int, default=4095)
     p.add_argument("--event-queue", type=int, default=65536)
+    p.add_argument("--event-ring-pages", type=int, default=512,
+                   help="kernel ring buffer size in pages (a power of two)")
     p.add_argument("--metrics-port", type=int, default=None)
     p.add_argument("--health-port", type=int, default=None)
     p.add_argument("--observer-listen", default=None, metavar="HOST:PORT",
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         bpffs=args.bpffs, cluster=args.cluster, identity_backend=args.identity_backend,
         etcd_endpoints=tuple(args.etcd), identity_grace_seconds=args.identity_grace,
         exclude_labels=tuple(args.exclude_label), flow_capacity=args.flow_capacity,
-        event_queue_size=args.event_queue, metrics_port=args.metrics_port,
+        event_queue_size=args.event_queue, event_ring_pages=args.event_ring_pages,
+        metrics_port=args.metrics_port,
         health_port=args.health_port, kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,

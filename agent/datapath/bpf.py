@@ -259,6 +259,14 @@ class BpfDatapath:
             if full is not None:
                 raise full
 
+    def reattach(self, slot: EndpointSlot) -> None:
+        with self._lock:
+            self._require()
+            # tc "replace": the new programs take over atomically, no packet unjudged.
+            tc.attach(slot.ifname, {n: p.fd for n, p in self._progs.items()}, self.netns)
+            log.info("endpoint %d (%s): programs of this agent attached to its pinned state",
+                     slot.endpoint_id, slot.ifname)
+
     def update_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> int:
         with self._lock:
             self._require()

@@ -105,6 +105,11 @@ class FakeDatapath:
         if full:
             raise full
 
+    def reattach(self, slot: EndpointSlot) -> None:
+        self._record("reattach", slot)
+        self.endpoints[slot.endpoint_id] = slot
+        self.attached.add(slot.endpoint_id)
+
     def update_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> int:
         self._record("update_endpoint", slot, policy)
         self._check_room(slot, policy)

@@ -72,6 +72,12 @@ class Datapath(Protocol):
         """Writes policy and the endpoints entry, then attaches the programs (in that order,
         so the first packet is already decided by the endpoint's policy)."""
 
+    def reattach(self, slot: EndpointSlot) -> None:
+        """Swaps this datapath's programs onto an endpoint found pinned at start, without
+        touching its maps: the pinned state keeps deciding until the agent regenerates,
+        and events now reach this process's ring buffer (the old programs wrote to the
+        previous agent's)."""
+
     def update_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> int:
         """Diffs the policy against the kernel map and writes the difference; returns writes.
         Raises MapFullError when the policy map has no room (the endpoint stays as it was

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -322,6 +323,11 @@ spec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Ingress]}
     restart_agent(lab, node, while_down)
     assert ping(client) == "ok"
     assert_probe_matches_matrix(lab)
+    # The restarted agent sees new verdicts: its programs, writing to its ring buffer.
+    observed = subprocess.run([sys.executable, "-m", "agent.cli.main", "observe", "--lab",
+                               lab.name, "--node", node, "--last", "50", "--verdict", "DROPPED",
+                               "--to-port", "5432"], capture_output=True, text=True, timeout=30)
+    assert "ops/prom" in observed.stdout, observed.stdout + observed.stderr
 
 
 def test_a_pod_cannot_send_with_a_source_address_not_its_own(lab: Lab) -> None:

@@ -205,6 +205,6 @@ def test_a_tiny_ring_flooded_reports_lost_events_never_hides_them(lab: Lab) -> N
         assert sum(lost.values()) > 0, f"nothing counted as lost: {status}"
         stream = membrane("observe", "--lab", lab.name, "--last", "16").stdout
         assert "EVENTS LOST" in stream
-        assert int(status["flows_seen"]) + sum(lost.values()) >= 30000   # each drop: seen or lost
+        assert int(status["flows_seen"]) + sum(lost.values()) >= 30000, status   # each drop: seen or lost
     finally:
         restart_agent(lab, node)

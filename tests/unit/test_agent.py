@@ -201,3 +201,20 @@ def test_an_observer_tcp_listener_without_tls_files_refuses_to_start(tmp_path: P
     with pytest.raises(MembraneError, match="--tls-cert"):
         agent.start()
     agent.stop()
+
+
+def test_restart_puts_its_own_programs_on_registered_pinned_endpoints(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path, StaticSource(cluster()))
+    agent.start()
+    first = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
+    agent.stop()
+    pinned = EndpointSlot(endpoint_id=first.id, ifname="lo", ifindex=1, ipv4="10.244.1.3",
+                          identity=first.identity)
+    datapath = FakeDatapath(node="n1", pinned=[pinned])
+    again = make_agent(tmp_path, StaticSource(cluster()), datapath)
+    again.start()
+    try:
+        # Before any map write: the old programs wrote to the old agent's ring buffer.
+        assert datapath.call_names()[:3] == ["start", "pinned_endpoints", "reattach"]
+    finally:
+        again.stop()
