@@ -31,7 +31,11 @@ import threading
 import time
 from typing import Any
 
+from agent.config import AgentConfig
 from bench.report import Table, fmt_num
+
+# Measure what the agent runs with (`membrane agent --event-ring-pages`).
+AGENT_RING_PAGES = AgentConfig.event_ring_pages
 
 DROP_POLICY = 133
 RATES_FULL = (5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 0)   # packets/s; 0 = unlimited
@@ -150,7 +154,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
         dp.close(unpin=True)
 
 
-def run(quick: bool = False, per_event: bool = False, ring_pages: int = 64,
+def run(quick: bool = False, per_event: bool = False, ring_pages: int = AGENT_RING_PAGES,
         lost_every_ms: int = 100) -> dict[str, Any]:
     from bench.topology import Node, run_worker
 
@@ -196,7 +200,7 @@ def tables(res: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, str]]
                 "reader as agent.daemon._events_loop: poll_events(100), then "
                 "datapath.lost_events() at most every "
                 f"{res.get('lost_every_ms', 0)} ms (0: every poll); "
-                f"kernel ring {res.get('ring_pages', 64)} pages; "
+                f"kernel ring {res.get('ring_pages', AGENT_RING_PAGES)} pages; "
                 "FlowObserver queue 65,536, ring 4,095; "
                 f"reader {res.get('reader') or '?'}, hand-over "
                 f"{res.get('handover', 'on_event')} (flows built lazily for batches: "
@@ -217,13 +221,13 @@ def main() -> None:
         w.add_argument(flag, type=int, required=True)
     w.add_argument("--per-event", action="store_true",
                    help="the old hand-over: set_event_handler(FlowObserver.on_event)")
-    w.add_argument("--ring-pages", type=int, default=64)
+    w.add_argument("--ring-pages", type=int, default=AGENT_RING_PAGES)
     w.add_argument("--lost-every-ms", type=int, default=100,
                    help="read the kernel lost counter at most this often (0: every poll)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--per-event", action="store_true",
                     help="hand events over one by one (FlowObserver.on_event), as before")
-    ap.add_argument("--ring-pages", type=int, default=64,
+    ap.add_argument("--ring-pages", type=int, default=AGENT_RING_PAGES,
                     help="kernel ring buffer pages (the agent's default is 64)")
     ap.add_argument("--lost-every-ms", type=int, default=100,
                     help="read the kernel lost counter at most this often (0: every poll)")
