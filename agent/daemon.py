@@ -207,6 +207,12 @@ class Agent:
                 ep.identity = pinned[ep.id].identity
                 ep.ifindex = pinned[ep.id].ifindex
                 ep.state = EndpointState.REGENERATING
+            else:
+                # Registered but never written (the last agent died in between): fail
+                # closed now rather than leave the veth without programs until sync.
+                self._write(ep, EndpointSlot(ep.id, ep.ifname, _ifindex(ep.ifname), ep.ipv4,
+                                             int(ReservedIdentity.INIT)), INIT_POLICY, 0)
+                ep.state = EndpointState.WAITING_FOR_IDENTITY
         for endpoint_id in pinned:
             if self.registry.get(endpoint_id) is None:
                 log.info("endpoint %d: pinned but not registered, removing", endpoint_id)

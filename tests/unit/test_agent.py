@@ -218,3 +218,18 @@ def test_restart_puts_its_own_programs_on_registered_pinned_endpoints(tmp_path: 
         assert datapath.call_names()[:3] == ["start", "pinned_endpoints", "reattach"]
     finally:
         again.stop()
+
+
+def test_a_registration_never_written_is_closed_at_start_before_any_sync(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path, StaticSource(cluster()))
+    agent.start()
+    ep_id = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5).id
+    agent.stop()
+    # As if the pins were lost: nothing pinned, the registration on disk.
+    datapath = FakeDatapath(node="n1")
+    again = make_agent(tmp_path, StaticSource(cluster(), synced=False), datapath)
+    again.start()
+    try:
+        assert datapath.policies[ep_id] == INIT_POLICY and ep_id in datapath.attached
+    finally:
+        again.stop()
