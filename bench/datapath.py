@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import iptables_peer
-from bench.report import (Table, at_least, at_most, fmt_num, fmt_ratio, median, ratio,
-                          summarize)
+from bench.report import (Table, at_least, at_most, fmt_num, fmt_ratio, median, print_report,
+                          ratio, summarize)
 from bench.ruleset import (CLIENT_IDENTITY, CRR_PORT, DENIED_PORT, IPERF_PORT, RR_PORT,
                            SERVER_IDENTITY, UDP_PORT, RuleSet)
 from bench.topology import Node, in_ns, pin_dir, python_in_pod
@@ -273,10 +273,7 @@ def main() -> None:
         p = Params(**{**p.__dict__, "sizes": tuple(int(s) for s in args.sizes.split(","))})
     res = run(p)
     tabs, targets = tables(res)
-    for tab in tabs:
-        print(tab.render())
-    for target in targets:
-        print(*target, sep="  |  ")
+    print_report(tabs, targets)
 
 
 if __name__ == "__main__":

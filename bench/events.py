@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from agent.config import AgentConfig
-from bench.report import Table, fmt_num
+from bench.report import Table, fmt_num, print_report
 
 # Measure what the agent runs with (`membrane agent --event-ring-pages`).
 AGENT_RING_PAGES = AgentConfig.event_ring_pages
@@ -228,7 +228,7 @@ def main() -> None:
     ap.add_argument("--per-event", action="store_true",
                     help="hand events over one by one (FlowObserver.on_event), as before")
     ap.add_argument("--ring-pages", type=int, default=AGENT_RING_PAGES,
-                    help="kernel ring buffer pages (the agent's default is 64)")
+                    help="kernel ring buffer pages (default: the agent's)")
     ap.add_argument("--lost-every-ms", type=int, default=100,
                     help="read the kernel lost counter at most this often (0: every poll)")
     a = ap.parse_args()
@@ -239,10 +239,7 @@ def main() -> None:
         print(json.dumps(profiled("events", _worker, a)))
         return
     tabs, targets = tables(run(a.quick, a.per_event, a.ring_pages, a.lost_every_ms))
-    for tab in tabs:
-        print(tab.render())
-    for target in targets:
-        print(*target, sep="  |  ")
+    print_report(tabs, targets)
 
 
 if __name__ == "__main__":

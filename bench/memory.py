@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import Table, fmt_num
+from bench.report import Table, fmt_num, print_report
 
 ENDPOINTS = 1000
 CLUSTER_PODS = 100_000
@@ -180,10 +180,7 @@ def main() -> None:
         print(json.dumps(profiled("memory", _worker, a)))
         return
     tabs, targets = tables(run(a.quick))
-    for tab in tabs:
-        print(tab.render())
-    for target in targets:
-        print(*target, sep="  |  ")
+    print_report(tabs, targets)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.report import Table, at_most, fmt_num, summarize
+from bench.report import Table, at_most, fmt_num, print_report, summarize
 
 log = logging.getLogger("bench.programming")
 
@@ -293,10 +293,7 @@ def main() -> None:
     logging.getLogger("bench").setLevel(logging.INFO)
     res = run(QUICK if a.quick else Params())
     tabs, targets = tables(res)
-    for tab in tabs:
-        print(tab.render())
-    for target in targets:
-        print(*target, sep="  |  ")
+    print_report(tabs, targets)
 
 
 if __name__ == "__main__":

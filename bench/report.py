@@ -122,3 +122,11 @@ def verdicts(targets: Iterable[tuple[str, str, str]]) -> Table:
 
 def write_results(path: Path, results: dict[str, Any]) -> None:
     path.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def print_report(tables: Iterable[Table], targets: Iterable[tuple[str, str, str]]) -> None:
+    """What every benchmark module prints when run alone: its tables, then its targets."""
+    for table in tables:
+        print(table.render())
+    for target in targets:
+        print(*target, sep="  |  ")

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.report import Table, fmt_num
+from bench.report import Table, fmt_num, print_report
 
 ENDPOINTS = 100
 CLUSTER_PODS = 1000
@@ -145,10 +145,7 @@ def main() -> None:
         print(json.dumps(profiled("startup", _worker, a)))
         return
     tabs, targets = tables(run(a.quick))
-    for tab in tabs:
-        print(tab.render())
-    for target in targets:
-        print(*target, sep="  |  ")
+    print_report(tabs, targets)
 
 
 if __name__ == "__main__":
