@@ -175,8 +175,9 @@ static __always_inline struct ct_entry *ct_get(struct ct_key *key, __u64 now)
 }
 
 /* Forward, reply or new. *entry is set on forward and reply. */
-static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
-				     __u64 now, struct ct_entry **entry)
+/* The key of a flow as its first packet at this endpoint made it (the forward tuple). */
+static __always_inline struct ct_key ct_key_of(__u16 endpoint_id, __u8 dir,
+					       const struct flow4 *f)
 {
 	struct ct_key key = {
 		.saddr = f->saddr,
@@ -187,6 +188,13 @@ static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct f
 		.protocol = f->protocol,
 		.direction = dir,
 	};
+	return key;
+}
+
+static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
+				     __u64 now, struct ct_entry **entry)
+{
+	struct ct_key key = ct_key_of(endpoint_id, dir, f);
 
 	*entry = ct_get(&key, now);
 	if (*entry)
@@ -210,15 +218,7 @@ static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct f
 static __always_inline int ct_related(__u16 endpoint_id, __u8 dir, const struct flow4 *inner,
 				      __u64 now)
 {
-	struct ct_key key = {
-		.saddr = inner->saddr,
-		.daddr = inner->daddr,
-		.sport = inner->sport,
-		.dport = inner->dport,
-		.endpoint_id = endpoint_id,
-		.protocol = inner->protocol,
-		.direction = !dir,
-	};
+	struct ct_key key = ct_key_of(endpoint_id, !dir, inner);
 
 	if (ct_get(&key, now))
 		return 1;
@@ -308,15 +308,7 @@ static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f
 static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
 				     __u32 len, __u64 now, __u32 stamp)
 {
-	struct ct_key key = {
-		.saddr = f->saddr,
-		.daddr = f->daddr,
-		.sport = f->sport,
-		.dport = f->dport,
-		.endpoint_id = endpoint_id,
-		.protocol = f->protocol,
-		.direction = dir,
-	};
+	struct ct_key key = ct_key_of(endpoint_id, dir, f);
 	struct ct_entry e = { .policy_rev = stamp };
 
 #ifdef MEMBRANE_CT_ACCOUNTING
