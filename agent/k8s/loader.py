@@ -353,6 +353,9 @@ def namespace_from_document(doc: Document, source: str) -> Namespace:
     return Namespace(name=name, labels=namespace_labels)
 
 
+FINISHED_PHASES = ("Succeeded", "Failed")
+
+
 def pod_from_document(doc: Document, source: str) -> Pod:
     root = Field(object_ref(doc, "Pod", namespaced=True, source=source), "", doc)
     meta = root.get("metadata")
@@ -360,11 +363,17 @@ def pod_from_document(doc: Document, source: str) -> Pod:
     namespace = object_namespace(meta)
     pod_labels = labels(meta.get("labels"))
     spec = pod_spec(root.get("spec"))
+    status = root.get("status")
+    ip = ipv4_address(status.get("podIP"))
+    if status.get("phase").optional_string() in FINISHED_PHASES:
+        # A finished pod's IP goes back to the pool and may already be another pod's:
+        # keeping it would give that pod this one's identity in the ipcache.
+        ip = None
     return Pod(
         namespace=namespace,
         name=name,
         labels=pod_labels,
-        ip=ipv4_address(root.get("status").get("podIP")),
+        ip=ip,
         node_name=spec.node_name,
         service_account=spec.service_account,
         ports=spec.ports,

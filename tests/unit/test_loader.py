@@ -536,3 +536,15 @@ def test_the_backend_pod_declares_the_named_http_port() -> None:
     objects, _ = load_paths([TUTORIAL / "demo-app.yaml"])
     [backend] = [p for p in objects.pods.values() if p.labels.get("app") == "backend"]
     assert backend.named_port("http", Protocol.TCP) == 8080
+
+
+@pytest.mark.parametrize("phase,has_ip", [("Running", True), ("Pending", True),
+                                          ("Succeeded", False), ("Failed", False)])
+def test_a_finished_pod_keeps_no_ip_because_another_pod_may_have_it(phase: str, has_ip: bool) -> None:
+    from agent.k8s.loader import parse_document
+
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "job-x", "namespace": "ns"},
+           "spec": {"containers": [{"name": "c", "image": "x"}]},
+           "status": {"phase": phase, "podIP": "10.0.0.7"}}
+    [pod] = parse_document(doc)
+    assert (pod.ip == "10.0.0.7") is has_ip
