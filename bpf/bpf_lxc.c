@@ -38,9 +38,47 @@
 #include "lib/conntrack.h"
 
 #define PARSE_OK 0
+/* parse_ipv4_direct(): the headers are not all in the linear area; parse with
+ * parse_ipv4_at() instead. Never a drop reason (those are > 0). */
+#define PARSE_SLOW -1
 
-/* Reads the L4 ports (or ICMP id) at off into f, following conntrack.h's conventions.
- * Returns PARSE_OK or a drop reason. */
+/* The L4 fields of f from a TCP, UDP/SCTP or ICMP header, following conntrack.h's
+ * conventions. The header is either a stack copy (parse_l4) or, inlined, a packet
+ * pointer whose bounds the caller has checked (parse_ipv4_direct): one definition of
+ * what is read, two ways of reading it. */
+static __always_inline void l4_tcp(struct flow4 *f, const struct tcphdr *th)
+{
+	f->sport = bpf_ntohs(th->source);
+	f->dport = bpf_ntohs(th->dest);
+	/* The flags byte follows doff/res1 at offset 13. */
+	f->tcp_flags = ((const __u8 *)th)[13];
+	f->policy_port = f->dport;
+}
+
+/* UDP and SCTP both start with source port, destination port. */
+static __always_inline void l4_ports(struct flow4 *f, const __be16 *ports)
+{
+	f->sport = bpf_ntohs(ports[0]);
+	f->dport = bpf_ntohs(ports[1]);
+	f->policy_port = f->dport;
+}
+
+static __always_inline void l4_icmp(struct flow4 *f, const struct icmphdr *ih)
+{
+	f->icmp_type = ih->type;
+	f->icmp_code = ih->code;
+	if (ih->type == ICMP_ECHO)
+		f->sport = bpf_ntohs(ih->un.echo.id);
+	else if (ih->type == ICMP_ECHOREPLY)
+		f->dport = bpf_ntohs(ih->un.echo.id);
+	/* Kubernetes policy names no ICMP ports: only any-protocol entries (and
+	 * explicit ICMP every-port entries) match, with port 0. */
+	f->policy_port = 0;
+}
+
+/* Reads the L4 ports (or ICMP id) at off into f with bpf_skb_load_bytes (any skb, and
+ * any offset: the ICMP error's embedded header too). Returns PARSE_OK or a drop
+ * reason. */
 static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct flow4 *f)
 {
 	switch (f->protocol) {
@@ -49,23 +87,16 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct flo
 
 		if (bpf_skb_load_bytes(skb, off, &th, sizeof(th)) < 0)
 			return DROP_CT_INVALID_HDR;
-		f->sport = bpf_ntohs(th.source);
-		f->dport = bpf_ntohs(th.dest);
-		/* The flags byte follows doff/res1 at offset 13. */
-		f->tcp_flags = ((__u8 *)&th)[13];
-		f->policy_port = f->dport;
+		l4_tcp(f, &th);
 		break;
 	}
 	case IPPROTO_UDP:
 	case MEMBRANE_IPPROTO_SCTP: {
-		/* UDP and SCTP both start with source port, destination port. */
 		__be16 ports[2];
 
 		if (bpf_skb_load_bytes(skb, off, ports, sizeof(ports)) < 0)
 			return DROP_CT_INVALID_HDR;
-		f->sport = bpf_ntohs(ports[0]);
-		f->dport = bpf_ntohs(ports[1]);
-		f->policy_port = f->dport;
+		l4_ports(f, ports);
 		break;
 	}
 	case IPPROTO_ICMP: {
@@ -73,15 +104,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, __u32 off, struct flo
 
 		if (bpf_skb_load_bytes(skb, off, &ih, sizeof(ih)) < 0)
 			return DROP_CT_INVALID_HDR;
-		f->icmp_type = ih.type;
-		f->icmp_code = ih.code;
-		if (ih.type == ICMP_ECHO)
-			f->sport = bpf_ntohs(ih.un.echo.id);
-		else if (ih.type == ICMP_ECHOREPLY)
-			f->dport = bpf_ntohs(ih.un.echo.id);
-		/* Kubernetes policy names no ICMP ports: only any-protocol entries (and
-		 * explicit ICMP every-port entries) match, with port 0. */
-		f->policy_port = 0;
+		l4_icmp(f, &ih);
 		break;
 	}
 	default:
@@ -114,6 +137,76 @@ static __always_inline int parse_ipv4_at(struct __sk_buff *skb, __u32 off, struc
 		return PARSE_OK;
 	}
 	return parse_l4(skb, *l4off, f);
+}
+
+/* The outer headers of the packet (IPv4 at ETH_HLEN, then L4) by direct packet access:
+ * no helper call and no copy. Same result as parse_ipv4_at(skb, ETH_HLEN, ...,
+ * DROP_INVALID) whenever it returns PARSE_OK or a drop reason; PARSE_SLOW when a header
+ * it needs is not entirely within skb->data..data_end (a non-linear skb, or a packet
+ * too short, which the slow path then judges exactly as before). f and *l4off are
+ * written only when the result is final, so the slow path starts from a clean flow.
+ *
+ * Verifier notes:
+ *   - No bpf_skb_pull_data: it invalidates every packet pointer (data/data_end must be
+ *     re-read after it) and may reallocate the skb for a packet this program only
+ *     reads; the load_bytes fallback handles the rare non-linear header instead.
+ *   - The L4 header is at a variable offset (IHL). ihl is a 4-bit field times 4, so
+ *     the verifier knows it is at most 60; ip + ihl is then a packet pointer with a
+ *     bounded variable offset, and its own "+ size > data_end" test is what proves the
+ *     L4 reads (the IPv4 header's test does not carry over to them).
+ *   - Each protocol tests exactly the size the load_bytes path copies (tcphdr 20,
+ *     ports 4, icmphdr 8), so a short header falls to the slow path and gets the same
+ *     DROP_CT_INVALID_HDR as before. */
+static __always_inline int parse_ipv4_direct(struct __sk_buff *skb, struct flow4 *f,
+					     __u32 *l4off)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+	void *l4;
+	__u32 ihl;
+
+	if ((void *)(ip + 1) > data_end)
+		return PARSE_SLOW;
+	if (ip->version != 4 || ip->ihl < 5)
+		return DROP_INVALID;
+	ihl = ip->ihl * 4;
+	l4 = (void *)ip + ihl;
+
+	if (bpf_ntohs(ip->frag_off) & 0x1fff) {
+		/* A non-first fragment: no L4 header (see parse_ipv4_at). */
+		f->saddr = ip->saddr;
+		f->daddr = ip->daddr;
+		f->protocol = ip->protocol;
+		f->fragment = 1;
+		*l4off = ETH_HLEN + ihl;
+		return PARSE_OK;
+	}
+	switch (ip->protocol) {
+	case IPPROTO_TCP:
+		if (l4 + sizeof(struct tcphdr) > data_end)
+			return PARSE_SLOW;
+		l4_tcp(f, l4);
+		break;
+	case IPPROTO_UDP:
+	case MEMBRANE_IPPROTO_SCTP:
+		if (l4 + 2 * sizeof(__be16) > data_end)
+			return PARSE_SLOW;
+		l4_ports(f, l4);
+		break;
+	case IPPROTO_ICMP:
+		if (l4 + sizeof(struct icmphdr) > data_end)
+			return PARSE_SLOW;
+		l4_icmp(f, l4);
+		break;
+	default:
+		f->policy_port = 0;
+	}
+	f->saddr = ip->saddr;
+	f->daddr = ip->daddr;
+	f->protocol = ip->protocol;
+	*l4off = ETH_HLEN + ihl;
+	return PARSE_OK;
 }
 
 /* For ICMP errors: does the embedded packet belong to a flow this endpoint tracks? */
@@ -192,7 +285,10 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	__u64 now;
 	int ret, ct;
 
-	ret = parse_ipv4_at(skb, ETH_HLEN, &f, &l4off, DROP_INVALID);
+	/* Linear headers (nearly every packet): direct access; otherwise copies. */
+	ret = parse_ipv4_direct(skb, &f, &l4off);
+	if (ret == PARSE_SLOW)
+		ret = parse_ipv4_at(skb, ETH_HLEN, &f, &l4off, DROP_INVALID);
 	fill_event_flow(ev, &f);
 	if (ret != PARSE_OK)
 		return drop_packet(skb, ev, ret);

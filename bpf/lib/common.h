@@ -4,12 +4,11 @@
  * Configuration comes in as -D cflags from agent/datapath/compiler.py (never by string
  * surgery on the source); every macro here has a default so the file compiles alone.
  *
- * Packet parsing uses bpf_skb_load_bytes() into stack copies rather than direct packet
- * access: the IPv4 header length is variable (IHL) and ICMP errors carry a second,
- * nested IPv4 header at a variable offset. Copying keeps every access a fixed-size
- * stack read the verifier accepts without per-offset bounds proofs, and works on
- * non-linear skbs too. The cost (a helper call per header) is small next to the map
- * lookups.
+ * Packet parsing: the outer IPv4 and L4 headers are read by direct packet access
+ * (skb->data..data_end, bounds-checked per header) when they are in the linear area,
+ * which is nearly always; otherwise, and for the nested IPv4 header of ICMP errors (at
+ * a variable offset, rarely on the fast path), with bpf_skb_load_bytes() into stack
+ * copies, which works on non-linear skbs too (bpf_lxc.c: parse_ipv4_direct).
  */
 #ifndef MEMBRANE_COMMON_H
 #define MEMBRANE_COMMON_H
