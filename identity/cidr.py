@@ -15,14 +15,14 @@ from agent.errors import AllocationError
 from identity.allocator import Identity
 from identity.gc import Clock
 from identity.labels import SOURCE_CIDR, LabelSet
-from identity.local import NumberTable
+from identity.local import NumberTable, TableAllocator
 from identity.reserved import MAX_CIDR_IDENTITY, MIN_CIDR_IDENTITY
 from identity.security import cidr_labels
 
 STATE_FILE = "cidr-identities.json"
 
 
-class CidrAllocator:
+class CidrAllocator(TableAllocator):
     """The Allocator protocol for CIDR label sets, plus `allocate_prefix("10.0.0.0/24")`."""
 
     def __init__(self, state_dir: Path | None = None, grace_seconds: float = 300.0,
@@ -53,38 +53,3 @@ class CidrAllocator:
             raise AllocationError(f"labels {labels.key()!r}: a CIDR identity has exactly one "
                                   "cidr: label; pod labels go to the label allocator")
         return self.allocate_prefix(next(iter(labels)).key)
-
-    def release(self, identity: Identity) -> None:
-        self._table.release(identity)
-
-    def lookup(self, identity_id: int) -> Identity | None:
-        return self._table.lookup(identity_id)
-
-    def lookup_labels(self, labels: LabelSet) -> Identity | None:
-        return self._table.lookup_labels(labels)
-
-    def identities(self) -> list[Identity]:
-        return self._table.identities()
-
-    def references(self, identity_id: int) -> int:
-        return self._table.references(identity_id)
-
-    def collect_garbage(self) -> list[Identity]:
-        return self._table.collect_garbage()
-
-    def flush(self) -> None:
-        """Writes the state file if anything changed since the last write."""
-        self._table.flush()
-
-    @property
-    def dirty(self) -> bool:
-        return self._table.dirty
-
-    def close(self) -> None:
-        self._table.close()
-
-    def __enter__(self) -> "CidrAllocator":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

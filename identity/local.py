@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, IO, Self
 
 from agent.errors import AllocationError
 from identity.allocator import Identity
@@ -306,7 +306,53 @@ class NumberTable:
                     self._lock_file = None
 
 
-class LocalAllocator:
+class TableAllocator:
+    """What the local and CIDR allocators share: a NumberTable behind the Allocator
+    protocol's bookkeeping (references, grace, flush, close). Subclasses decide which
+    label sets they accept and how reserved numbers are answered."""
+
+    _table: NumberTable
+
+    def release(self, identity: Identity) -> None:
+        self._table.release(identity)
+
+    def lookup(self, identity_id: int) -> Identity | None:
+        return self._table.lookup(identity_id)
+
+    def lookup_labels(self, labels: LabelSet) -> Identity | None:
+        return self._table.lookup_labels(labels)
+
+    def identities(self) -> list[Identity]:
+        """Allocated identities (referenced or in grace); reserved ones are in reserved.py."""
+        return self._table.identities()
+
+    def references(self, identity_id: int) -> int:
+        """References this process holds (0 while in grace)."""
+        return self._table.references(identity_id)
+
+    def collect_garbage(self) -> list[Identity]:
+        return self._table.collect_garbage()
+
+    def flush(self) -> None:
+        """Writes the state file if anything changed since the last write (on_flush mode;
+        in immediate mode it only retries a write that failed in collect_garbage)."""
+        self._table.flush()
+
+    @property
+    def dirty(self) -> bool:
+        return self._table.dirty
+
+    def close(self) -> None:
+        self._table.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalAllocator(TableAllocator):
     """The Allocator for one node: label identities from 256, kept in `state_dir`.
 
     `state_dir=None` keeps everything in memory (for `membrane identity list -f`).
@@ -348,32 +394,3 @@ class LocalAllocator:
             except AllocationError:
                 return None
         return self._table.lookup_labels(labels)
-
-    def identities(self) -> list[Identity]:
-        """Allocated identities (referenced or in grace); reserved ones are in reserved.py."""
-        return self._table.identities()
-
-    def references(self, identity_id: int) -> int:
-        """References this process holds (0 while in grace)."""
-        return self._table.references(identity_id)
-
-    def collect_garbage(self) -> list[Identity]:
-        return self._table.collect_garbage()
-
-    def flush(self) -> None:
-        """Writes the state file if anything changed since the last write (on_flush mode;
-        in immediate mode it only retries a write that failed in collect_garbage)."""
-        self._table.flush()
-
-    @property
-    def dirty(self) -> bool:
-        return self._table.dirty
-
-    def close(self) -> None:
-        self._table.close()
-
-    def __enter__(self) -> "LocalAllocator":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
