@@ -1,0 +1,644 @@
+"""The upstream Kubernetes NetworkPolicy e2e suite, as truth tables over the policy engine.
+
+A port of kubernetes/kubernetes test/e2e/network/netpol (network_policy.go, with the
+model of model.go, the policy shapes of policies.go / test_helper.go and the truth
+tables of reachability.go / truthtable.go). Each case carries the title of its upstream
+`It(...)` and replays that test's steps against one engine:
+
+  the model   namespaces x, y, z (labels ns=<name> and kubernetes.io/metadata.name), pods
+              a, b, c in each (label pod=<name>), every pod declaring ports 80 and 81 on
+              TCP, UDP and SCTP named serve-<port>-<protocol>, e.g. serve-81-udp
+  steps       create / update / delete policies, add pod or namespace labels; every step
+              goes through `PolicyEngine.update` of the same engine (the agent's path)
+  Validate    the full 9x9 table for one port and protocol, decided by `matrix.allowed`
+
+Beyond upstream's expectations every step also checks that the incrementally updated
+engine agrees with an engine built from scratch on every port and protocol of the
+model, so a stale endpoint after an update fails even where upstream's table would not
+notice.
+
+Loopback: upstream ignores pod -> itself (`ignoreLoopback`, kubernetes#95879: CNIs
+differ). Membrane always allows it (the traffic never leaves the pod), so the diagonal
+is not compared with upstream's expectation but checked to be allowed.
+
+Policies are built the way upstream builds them: `SetSpecIngressRules` declares
+policyTypes [Ingress] and `SetSpecEgressRules` [Egress], so an upstream egress-only
+policy does not isolate ingress.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Union
+
+import pytest
+
+from agent.k8s.objects import (NAMESPACE_NAME_LABEL, ClusterObjects, LabelSelector,
+                               NetworkPolicy, PolicyRule, Protocol)
+from agent.policy.engine import PolicyEngine
+from agent.policy.matrix import allowed
+from policy_helpers import (MemoryAllocator, block, cluster, memory_engine, ns, peer, pod,
+                            policy, port, rule, sel)
+
+NAMESPACES = ("x", "y", "z")
+POD_NAMES = ("a", "b", "c")
+PORTS = (80, 81)
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+PODS = tuple(f"{n}/{p}" for n in NAMESPACES for p in POD_NAMES)
+
+
+def pod_ip(key: str) -> str:
+    """x/a -> 10.244.1.10, y/b -> 10.244.2.11: one /24 per namespace."""
+    namespace, name = key.split("/")
+    return f"10.244.{NAMESPACES.index(namespace) + 1}.{POD_NAMES.index(name) + 10}"
+
+
+def host_cidr(key: str) -> str:
+    return f"{pod_ip(key)}/32"
+
+
+def wide_cidr(key: str, plen: int) -> str:
+    """Upstream's fmt.Sprintf("%s/4", podIP), normalised as the loader normalises it."""
+    return str(ipaddress.IPv4Network(f"{pod_ip(key)}/{plen}", strict=False))
+
+
+# -- the model --------------------------------------------------------------------------
+
+@dataclass
+class Model:
+    """The x/y/z cluster as mutable state; `objects()` snapshots it as the store would."""
+
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=lambda: {
+        n: {"ns": n, NAMESPACE_NAME_LABEL: n} for n in NAMESPACES})
+    pod_labels: dict[str, dict[str, str]] = field(default_factory=lambda: {
+        k: {"pod": k.split("/")[1]} for k in PODS})
+    policies: dict[str, NetworkPolicy] = field(default_factory=dict)
+
+    def objects(self) -> ClusterObjects:
+        serves = [(f"serve-{n}-{p.lower()}", n, p) for n in PORTS for p in PROTOCOLS]
+        return cluster(
+            *(ns(n, **labels) for n, labels in self.namespace_labels.items()),
+            *(pod(k, labels, pod_ip(k), serves) for k, labels in self.pod_labels.items()),
+            *self.policies.values())
+
+
+# -- the truth table (reachability.go) --------------------------------------------------
+
+@dataclass(frozen=True)
+class Match:
+    """upstream's Peer: an empty field matches every namespace / pod."""
+
+    ns: str = ""
+    pod: str = ""
+
+    def matches(self, key: str) -> bool:
+        namespace, name = key.split("/")
+        return self.ns in ("", namespace) and self.pod in ("", name)
+
+
+ANY = Match()
+
+
+class Reach:
+    """Expected connectivity, every pair allowed until told otherwise (NewReachability)."""
+
+    def __init__(self) -> None:
+        self.cells = {(src, dst): True for src in PODS for dst in PODS}
+
+    def expect(self, src: str, dst: str, connected: bool) -> "Reach":
+        self.cells[(src, dst)] = connected
+        return self
+
+    def expect_peer(self, src: Match, dst: Match, connected: bool) -> "Reach":
+        for s in PODS:
+            for d in PODS:
+                if src.matches(s) and dst.matches(d):
+                    self.cells[(s, d)] = connected
+        return self
+
+    def expect_all_ingress(self, dst: str, connected: bool) -> "Reach":
+        return self.expect_peer(ANY, Match(*dst.split("/")), connected)
+
+    def expect_all_egress(self, src: str, connected: bool) -> "Reach":
+        return self.expect_peer(Match(*src.split("/")), ANY, connected)
+
+
+def reach() -> Reach:
+    return Reach()
+
+
+def observe(engine: PolicyEngine, number: int, protocol: str) -> dict[tuple[str, str], bool]:
+    proto = Protocol(protocol)
+    return {(s, d): allowed(engine, s, d, proto, number) for s in PODS for d in PODS}
+
+
+def pretty(cells: Mapping[tuple[str, str], bool], mark: Mapping[bool, str]) -> str:
+    """truthtable.go's PrettyPrint, in fixed-width columns."""
+    lines = ["-     " + "".join(d.ljust(6) for d in PODS)]
+    for s in PODS:
+        lines.append(s.ljust(6) + "".join(mark[cells[(s, d)]].ljust(6) for d in PODS))
+    return "\n".join(lines)
+
+
+def describe_mismatch(title: str, expected: Mapping[tuple[str, str], bool],
+                      observed: Mapping[tuple[str, str], bool]) -> str:
+    comparison = {k: expected[k] == observed[k] for k in expected}
+    wrong = [f"{s} -> {d}: expected {'allowed' if expected[(s, d)] else 'denied'}"
+             for (s, d), same in comparison.items() if not same]
+    return (f"{title}\n\nexpected:\n{pretty(expected, {True: '.', False: 'X'})}\n\n"
+            f"observed:\n{pretty(observed, {True: '.', False: 'X'})}\n\n"
+            f"comparison (X: differs):\n{pretty(comparison, {True: '.', False: 'X'})}\n\n"
+            + "\n".join(wrong))
+
+
+# -- steps ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Create:
+    """CreatePolicy; a policy with the key of an existing one replaces it."""
+
+    policy: NetworkPolicy
+
+
+@dataclass(frozen=True)
+class Update:
+    """UpdatePolicy: the policy must exist."""
+
+    policy: NetworkPolicy
+
+
+@dataclass(frozen=True)
+class DeleteAllPolicies:
+    """kubeManager.cleanNetworkPolicies."""
+
+
+@dataclass(frozen=True)
+class AddPodLabels:
+    key: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class AddNamespaceLabel:
+    namespace: str
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Validate:
+    """ValidateOrFail: the whole table for one port and protocol."""
+
+    port: int
+    protocol: str
+    reachability: Reach
+
+
+Step = Union[Create, Update, DeleteAllPolicies, AddPodLabels, AddNamespaceLabel, Validate]
+
+
+def apply(model: Model, step: Step) -> None:
+    if isinstance(step, (Create, Update)):
+        key = step.policy.key
+        if isinstance(step, Update):
+            assert key in model.policies, f"UpdatePolicy of {key}, which does not exist"
+        model.policies[key] = step.policy
+    elif isinstance(step, DeleteAllPolicies):
+        model.policies.clear()
+    elif isinstance(step, AddPodLabels):
+        model.pod_labels[step.key] = {**model.pod_labels[step.key], **step.labels}
+    elif isinstance(step, AddNamespaceLabel):
+        model.namespace_labels[step.namespace] = {
+            **model.namespace_labels[step.namespace], step.key: step.value}
+    else:
+        raise TypeError(f"not a cluster change: {step!r}")
+
+
+def fresh_engine(objects: ClusterObjects, labels: MemoryAllocator,
+                 cidrs: MemoryAllocator) -> PolicyEngine:
+    """An engine built from scratch whose allocators number identities as the running
+    engine's did, so the two engines' map states are comparable entry by entry."""
+    engine = PolicyEngine(MemoryAllocator(labels.first, dict(labels.by_labels)),
+                          MemoryAllocator(cidrs.first, dict(cidrs.by_labels)))
+    engine.update(objects)
+    return engine
+
+
+def consistency_problems(engine: PolicyEngine, fresh: PolicyEngine, after: str) -> list[str]:
+    """The incrementally updated engine must decide as one built from scratch."""
+    problems = []
+    for number in PORTS:
+        for protocol in PROTOCOLS:
+            mine, theirs = observe(engine, number, protocol), observe(fresh, number, protocol)
+            if mine != theirs:
+                problems.append(describe_mismatch(
+                    f"after {after}: {protocol}/{number} of the updated engine (observed) "
+                    "differs from a fresh engine (expected)", theirs, mine))
+    for key in PODS:
+        if engine.endpoint_policy(key) != fresh.endpoint_policy(key):
+            problems.append(f"after {after}: the map state of {key} differs from a fresh "
+                            "engine's")
+    if engine.cluster_maps() != fresh.cluster_maps():
+        problems.append(f"after {after}: the cluster maps differ from a fresh engine's")
+    return problems
+
+
+def leaked_identities(engine: PolicyEngine, labels: MemoryAllocator) -> set[int]:
+    in_use = {identity.id for k in PODS if (identity := engine.identity_of(k)) is not None}
+    return labels.live() ^ in_use
+
+
+def run(steps: Iterable[Step]) -> None:
+    model = Model()
+    engine, labels, cidrs = memory_engine()
+    engine.update(model.objects())
+    problems: list[str] = []
+    for i, step in enumerate(steps, 1):
+        if isinstance(step, Validate):
+            observed = observe(engine, step.port, step.protocol)
+            expected = dict(step.reachability.cells)
+            for key in PODS:  # loopback: ignored upstream, always allowed here
+                if not observed[(key, key)]:
+                    problems.append(f"step {i}: {key} -> itself on {step.protocol}/"
+                                    f"{step.port} is denied; a pod always reaches itself")
+                expected[(key, key)] = observed[(key, key)]
+            if observed != expected:
+                problems.append(describe_mismatch(
+                    f"step {i}: {step.protocol}/{step.port}", expected, observed))
+            continue
+        apply(model, step)
+        objects = model.objects()
+        engine.update(objects)
+        fresh = fresh_engine(objects, labels, cidrs)
+        problems += consistency_problems(engine, fresh, f"step {i} ({type(step).__name__})")
+        if leaked := leaked_identities(engine, labels):
+            problems.append(f"after step {i}: identity references out of step with the "
+                            f"pods: {sorted(leaked)}")
+    assert not problems, "\n\n".join(problems)
+
+
+# -- policies as upstream builds them ---------------------------------------------------
+
+def labels(**kv: str) -> LabelSelector:
+    return sel(kv)
+
+
+def ingress_policy(name: str, selector: LabelSelector, *rules: PolicyRule,
+                   namespace: str = "x") -> NetworkPolicy:
+    """GenNetworkPolicyWithNameAndPodSelector(name, selector, SetSpecIngressRules(rules...))."""
+    return policy(f"{namespace}/{name}", selector, ingress=rules, types=["Ingress"])
+
+
+def egress_policy(name: str, selector: LabelSelector, *rules: PolicyRule,
+                  namespace: str = "x") -> NetworkPolicy:
+    """... SetSpecEgressRules(rules...): policyTypes [Egress] only."""
+    return policy(f"{namespace}/{name}", selector, egress=rules, types=["Egress"])
+
+
+def deny_all(name: str) -> NetworkPolicy:
+    """SetSpecIngressRules(), SetSpecEgressRules(): isolated both ways, nothing allowed."""
+    return policy(f"x/{name}", sel(), types=["Ingress", "Egress"])
+
+
+ALL = sel()
+POD_A = labels(pod="a")
+NS_Y = labels(**{NAMESPACE_NAME_LABEL: "y"})
+NS_NOT_X = sel(None, (NAMESPACE_NAME_LABEL, "NotIn", ("x",)))
+
+
+def from_ns_y_on(number: int, protocol: str) -> NetworkPolicy:
+    """'should enforce policy based on Ports': namespace y may reach x/a on one port."""
+    return ingress_policy("allow-client-a-via-ns-selector", POD_A,
+                          rule([peer(namespaces=NS_Y)], [port(number, protocol)]))
+
+
+def only_ns_y_reaches_xa() -> Reach:
+    return (reach().expect_peer(Match("x"), Match("x", "a"), False)
+            .expect_peer(Match("z"), Match("x", "a"), False))
+
+
+def only_pod_reaches_xa(src: str) -> Reach:
+    return reach().expect_all_ingress("x/a", False).expect(src, "x/a", True)
+
+
+# -- the cases --------------------------------------------------------------------------
+
+CASES = [
+    pytest.param([
+        Create(ingress_policy("deny-ingress", ALL)),
+        Validate(80, "TCP", reach().expect_peer(ANY, Match("x"), False)),
+    ], id="should support a 'default-deny-ingress' policy"),
+
+    pytest.param([
+        Create(deny_all("deny-all")),
+        Validate(80, "TCP", reach().expect_peer(ANY, Match("x"), False)
+                 .expect_peer(Match("x"), ANY, False)),
+    ], id="should support a 'default-deny-all' policy"),
+
+    pytest.param([
+        Create(ingress_policy("x-a-allows-x-b", POD_A, rule([peer(labels(pod="b"))]))),
+        Validate(80, "TCP", only_pod_reaches_xa("x/b")),
+    ], id="should enforce policy to allow traffic from pods within server namespace based on "
+          "PodSelector"),
+
+    pytest.param([
+        Create(ingress_policy("deny-all", ALL)),
+        Create(ingress_policy("allow-all-to-a", POD_A, rule([peer(ALL, ALL)]))),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", True)
+                 .expect_all_ingress("x/b", False).expect_all_ingress("x/c", False)),
+    ], id="should enforce policy to allow ingress traffic for a target"),
+
+    pytest.param([
+        Create(ingress_policy("allow-from-another-ns", POD_A, rule([peer(namespaces=ALL)]))),
+        Validate(80, "TCP", reach()),
+    ], id="should enforce policy to allow ingress traffic from pods in all namespaces"),
+
+    pytest.param([
+        Create(ingress_policy("allow-client-a-via-ns-selector", POD_A,
+                              rule([peer(namespaces=NS_Y)]))),
+        Validate(80, "TCP", only_ns_y_reaches_xa()),
+    ], id="should enforce policy to allow traffic only from a different namespace, based on "
+          "NamespaceSelector"),
+
+    pytest.param([
+        Create(ingress_policy("x-a-allows-x-b", POD_A,
+                              rule([peer(sel(None, ("pod", "In", ("b",))))]))),
+        Validate(80, "TCP", only_pod_reaches_xa("x/b")),
+    ], id="should enforce policy based on PodSelector with MatchExpressions"),
+
+    pytest.param([
+        Create(ingress_policy("allow-ns-y-match-selector", POD_A, rule([peer(
+            namespaces=sel(None, (NAMESPACE_NAME_LABEL, "In", ("y",))))]))),
+        Validate(80, "TCP", only_ns_y_reaches_xa()),
+    ], id="should enforce policy based on NamespaceSelector with MatchExpressions"),
+
+    pytest.param([
+        Create(ingress_policy("allow-ns-y-match-selector", POD_A,
+                              rule([peer(namespaces=NS_NOT_X), peer(labels(pod="b"))]))),
+        Validate(80, "TCP", reach().expect("x/a", "x/a", False).expect("x/c", "x/a", False)),
+    ], id="should enforce policy based on PodSelector or NamespaceSelector"),
+
+    pytest.param([
+        Create(ingress_policy("allow-ns-y-podselector-and-nsselector", POD_A,
+                              rule([peer(labels(pod="b"), NS_NOT_X)]))),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)
+                 .expect("y/b", "x/a", True).expect("z/b", "x/a", True)),
+    ], id="should enforce policy based on PodSelector and NamespaceSelector"),
+
+    pytest.param([
+        Create(ingress_policy("allow-ns-y-z-pod-b-c", POD_A, rule([peer(
+            sel(None, ("pod", "In", ("b", "c"))), NS_NOT_X)]))),
+        Validate(80, "TCP", reach().expect_peer(Match("x"), Match("x", "a"), False)
+                 .expect("y/a", "x/a", False).expect("z/a", "x/a", False)),
+    ], id="should enforce policy based on Multiple PodSelectors and NamespaceSelectors"),
+
+    pytest.param([
+        Create(ingress_policy("allow-ns-x-pod-b-c", POD_A,
+                              rule([peer(labels(pod="b")), peer(labels(pod="c"))]))),
+        Validate(80, "TCP", only_pod_reaches_xa("x/b").expect("x/c", "x/a", True)),
+    ], id="should enforce policy based on any PodSelectors"),
+
+    pytest.param([
+        Create(ingress_policy("allow-ns-y-pod-a-via-namespace-pod-selector", POD_A,
+                              rule([peer(POD_A, NS_Y)]))),
+        Validate(80, "TCP", only_pod_reaches_xa("y/a")),
+    ], id="should enforce policy to allow traffic only from a pod in a different namespace "
+          "based on PodSelector and NamespaceSelector"),
+
+    pytest.param([
+        Create(from_ns_y_on(81, "TCP")),
+        Validate(81, "TCP", only_ns_y_reaches_xa()),
+    ], id="should enforce policy based on Ports"),
+
+    pytest.param([
+        Create(from_ns_y_on(81, "TCP")),
+        Validate(81, "TCP", only_ns_y_reaches_xa()),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)),
+        Create(ingress_policy("allow-client-a-via-ns-selector-80", POD_A,
+                              rule([peer(namespaces=NS_Y)], [port(80)]))),
+        Validate(80, "TCP", only_ns_y_reaches_xa()),
+    ], id="should enforce multiple, stacked policies with overlapping podSelectors"),
+
+    pytest.param([
+        Create(ingress_policy("allow-all", ALL, rule())),
+        Validate(80, "TCP", reach()),
+        Validate(81, "TCP", reach()),
+    ], id="should support allow-all policy"),
+
+    pytest.param([
+        Create(ingress_policy("allow-all", ALL, rule(ports=[port("serve-81-tcp")]))),
+        Validate(81, "TCP", reach()),
+        Validate(80, "TCP", reach().expect_peer(ANY, Match("x"), False)),
+    ], id="should allow ingress access on one named port"),
+
+    pytest.param([
+        Create(ingress_policy("allow-client-a-via-ns-selector-80", POD_A,
+                              rule([peer(namespaces=NS_Y)], [port("serve-80-tcp")]))),
+        Validate(80, "TCP", only_ns_y_reaches_xa()),
+        Validate(81, "TCP", reach().expect_all_ingress("x/a", False)),
+    ], id="should allow ingress access from namespace on one named port"),
+
+    pytest.param([
+        Create(egress_policy("allow-egress", ALL, rule(ports=[port("serve-80-tcp")]))),
+        Validate(80, "TCP", reach()),
+        Validate(81, "TCP", reach().expect_peer(Match("x"), ANY, False)),
+    ], id="should allow egress access on one named port"),
+
+    pytest.param([
+        Create(ingress_policy("allow-all-mutate-to-deny-all", ALL, rule())),
+        Validate(81, "TCP", reach()),
+        Update(ingress_policy("allow-all-mutate-to-deny-all", ALL)),
+        Validate(81, "TCP", reach().expect_peer(ANY, Match("x"), False)),
+    ], id="should enforce updated policy"),
+
+    pytest.param([
+        Create(ingress_policy("allow-client-a-via-ns-selector", POD_A,
+                              rule([peer(namespaces=labels(ns2="updated"))]))),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)),
+        AddNamespaceLabel("y", "ns2", "updated"),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)
+                 .expect_peer(Match("y"), ANY, True)),
+    ], id="should allow ingress access from updated namespace"),
+
+    pytest.param([
+        Create(ingress_policy("allow-client-a-via-pod-selector", POD_A,
+                              rule([peer(labels(pod="b", pod2="updated"))]))),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)),
+        AddPodLabels("x/b", {"pod": "b", "pod2": "updated"}),
+        Validate(80, "TCP", only_pod_reaches_xa("x/b")),
+    ], id="should allow ingress access from updated pod"),
+
+    pytest.param([
+        Create(ingress_policy("deny-empty-policy", ALL, rule([peer(ALL)]))),
+        Validate(80, "TCP", reach().expect_peer(Match("y"), Match("x"), False)
+                 .expect_peer(Match("z"), Match("x"), False)),
+    ], id="should deny ingress from pods on other namespaces"),
+
+    pytest.param([
+        Create(ingress_policy("deny-ingress-via-label-selector", labels(target="isolated"))),
+        Validate(80, "TCP", reach()),
+        AddPodLabels("x/a", {"target": "isolated"}),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)),
+    ], id="should deny ingress access to updated pod"),
+
+    pytest.param([
+        Create(egress_policy("deny-egress-pod-a", POD_A)),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False)),
+    ], id="should deny egress from pods based on PodSelector"),
+
+    pytest.param([
+        Create(egress_policy("deny-egress-ns-x", ALL)),
+        Validate(80, "TCP", reach().expect_peer(Match("x"), ANY, False)),
+    ], id="should deny egress from all pods in a namespace"),
+
+    pytest.param([
+        Create(policy("x/allow-client-a-via-pod-selector", POD_A,
+                      ingress=[rule([peer(labels(pod="b"))])],
+                      egress=[rule(ports=[port(80)])], types=["Egress", "Ingress"])),
+        Validate(80, "TCP", only_pod_reaches_xa("x/b")),
+        Validate(81, "TCP", only_pod_reaches_xa("x/b").expect_all_egress("x/a", False)),
+    ], id="should work with Ingress, Egress specified together"),
+
+    pytest.param([
+        Create(egress_policy("allow-to-ns-y-pod-a", POD_A, rule([peer(POD_A, NS_Y)]))),
+        Create(ingress_policy("allow-from-xa-on-ya-match-selector", POD_A,
+                              rule([peer(POD_A, labels(**{NAMESPACE_NAME_LABEL: "x"}))]),
+                              namespace="y")),
+        Create(ingress_policy("allow-from-xa-on-yb-match-selector", labels(pod="b"),
+                              rule([peer(POD_A, labels(**{NAMESPACE_NAME_LABEL: "x"}))]),
+                              namespace="y")),
+        Validate(80, "TCP", reach().expect_peer(Match("x", "a"), ANY, False)
+                 .expect_peer(ANY, Match("y", "a"), False)
+                 .expect_peer(Match("x", "a"), Match("y", "a"), True)
+                 .expect_peer(ANY, Match("y", "b"), False)),
+    ], id="should support denying of egress traffic on the client side (even if the server "
+          "explicitly allows this traffic)"),
+
+    pytest.param([
+        Create(egress_policy("allow-to-ns-y-pod-a", POD_A, rule([peer(POD_A, NS_Y)]))),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False).expect("x/a", "y/a", True)),
+    ], id="should enforce egress policy allowing traffic to a server in a different namespace "
+          "based on PodSelector and NamespaceSelector"),
+
+    pytest.param([
+        Create(ingress_policy("allow-ingress-by-proto", POD_A, rule(ports=[port(None, "TCP")]))),
+        Validate(80, "TCP", reach()),
+        Validate(80, "UDP", reach().expect_peer(ANY, Match("x", "a"), False)),
+    ], id="should enforce ingress policy allowing any port traffic to a server on a specific "
+          "protocol"),
+
+    pytest.param([
+        Create(ingress_policy("allow-ingress-port-80", ALL, rule(ports=[port(80)]))),
+        Validate(81, "TCP", reach().expect_peer(ANY, Match("x"), False)),
+        Create(ingress_policy("allow-ingress", ALL, rule())),
+        Validate(81, "TCP", reach()),
+    ], id="should enforce multiple ingress policies with ingress allow-all policy taking "
+          "precedence"),
+
+    pytest.param([
+        Create(egress_policy("allow-egress-port-80", ALL, rule(ports=[port(80)]))),
+        Validate(81, "TCP", reach().expect_peer(Match("x"), ANY, False)),
+        Create(egress_policy("allow-egress", ALL, rule())),
+        Validate(81, "TCP", reach()),
+    ], id="should enforce multiple egress policies with egress allow-all policy taking "
+          "precedence"),
+
+    pytest.param([
+        Create(deny_all("deny-all")),
+        Validate(80, "TCP", reach().expect_peer(Match("x"), ANY, False)
+                 .expect_peer(ANY, Match("x"), False)),
+        DeleteAllPolicies(),
+        Validate(80, "TCP", reach()),
+    ], id="should stop enforcing policies after they are deleted"),
+
+    pytest.param([
+        Create(egress_policy("allow-client-a-via-cidr-egress-rule", POD_A,
+                             rule([block(host_cidr("y/b"))]))),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False).expect("x/a", "y/b", True)),
+    ], id="should allow egress access to server in CIDR block"),
+
+    pytest.param([
+        Create(egress_policy("allow-client-a-via-cidr-egress-rule", POD_A,
+                             rule([block(wide_cidr("x/a", 4), host_cidr("x/b"))]))),
+        Validate(80, "TCP", reach().expect("x/a", "x/b", False)),
+    ], id="should enforce except clause while egress access to server in CIDR block"),
+
+    pytest.param([
+        Create(egress_policy("allow-client-a-via-cidr-egress-rule", POD_A,
+                             rule([block(wide_cidr("x/a", 4), host_cidr("x/b"))]))),
+        Validate(80, "TCP", reach().expect("x/a", "x/b", False)),
+        Update(egress_policy("allow-client-a-via-cidr-egress-rule", POD_A,
+                             rule([block(host_cidr("x/b"))]))),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False).expect("x/a", "x/b", True)),
+    ], id="should ensure an IP overlapping both IPBlock.CIDR and IPBlock.Except is allowed"),
+
+    pytest.param([
+        Create(egress_policy("allow-egress-for-target", POD_A, rule())),
+        Validate(80, "TCP", reach()),
+        Create(ingress_policy("deny-ingress-via-label-selector", POD_A)),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)),
+    ], id="should enforce policies to check ingress and egress policies can be controlled "
+          "independently based on PodSelector"),
+
+    pytest.param([
+        Create(ingress_policy("deny-ingress", ALL)),
+        Create(ingress_policy("allow-only-sctp-ingress-on-port-81", POD_A,
+                              rule(ports=[port(81, "SCTP")]))),
+        Validate(81, "TCP", reach().expect_peer(ANY, Match("x"), False)),
+    ], id="should not mistakenly treat 'protocol: SCTP' as 'protocol: TCP', even if the plugin "
+          "doesn't support SCTP"),
+
+    pytest.param([
+        Create(ingress_policy("allow-only-sctp-ingress-on-port-80", POD_A,
+                              rule(ports=[port(80, "SCTP")]))),
+        Validate(81, "TCP", reach().expect_all_ingress("x/a", False)),
+    ], id="should properly isolate pods that are selected by a policy allowing SCTP, even if "
+          "the plugin doesn't support SCTP"),
+
+    pytest.param([
+        Create(ingress_policy("allow-only-udp-ingress-on-port-81", POD_A,
+                              rule(ports=[port(81, "UDP")]))),
+        Validate(81, "TCP", reach().expect_all_ingress("x/a", False)),
+    ], id="should not allow access by TCP when a policy specifies only UDP"),
+
+    pytest.param([
+        Create(ingress_policy("allow-client-a-via-ns-selector-for-immutable-ns-label", POD_A,
+                              rule([peer(namespaces=NS_Y)]))),
+        Validate(80, "TCP", only_ns_y_reaches_xa()),
+    ], id="should enforce policy to allow traffic based on NamespaceSelector with MatchLabels "
+          "using default ns label"),
+
+    pytest.param([
+        Create(egress_policy("allow-ns-y-match-selector-for-immutable-ns-label", POD_A, rule([
+            peer(namespaces=sel(None, (NAMESPACE_NAME_LABEL, "NotIn", ("y",))))]))),
+        Validate(80, "TCP", reach().expect_peer(Match("x", "a"), Match("y"), False)),
+    ], id="should enforce policy based on NamespaceSelector with MatchExpressions using default "
+          "ns label"),
+]
+
+# "Netpol [LinuxOnly] NetworkPolicy between server and client using UDP" and
+# "Netpol [Feature:SCTPConnectivity] ... using SCTP": the same three cases per protocol.
+for _proto in ("UDP", "SCTP"):
+    CASES += [
+        pytest.param([
+            Create(ingress_policy("deny-all", ALL)),
+            Validate(80, _proto, reach().expect_peer(ANY, Match("x"), False)),
+        ], id=f"using {_proto} should support a 'default-deny-ingress' policy"),
+        pytest.param([
+            Create(ingress_policy("allow-ingress-on-port-81-ns-x", POD_A,
+                                  rule([peer(namespaces=NS_Y)], [port(81, _proto)]))),
+            Validate(81, _proto, only_ns_y_reaches_xa()),
+        ], id=f"using {_proto} should enforce policy based on Ports"),
+        pytest.param([
+            Create(ingress_policy("allow-ns-y-pod-a-via-namespace-pod-selector", POD_A,
+                                  rule([peer(POD_A, NS_Y)]))),
+            Validate(80, _proto, only_pod_reaches_xa("y/a")),
+        ], id=f"using {_proto} should enforce policy to allow traffic only from a pod in a "
+              "different namespace based on PodSelector and NamespaceSelector"),
+    ]
+
+
+@pytest.mark.parametrize("steps", CASES)
+def test_upstream_netpol_e2e(steps: list[Step]) -> None:
+    run(steps)
