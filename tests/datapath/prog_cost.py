@@ -22,65 +22,14 @@ itself. Run it with PYTHONPATH pointing at another checkout to compare builds.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import shutil
-import socket
-import struct
 import sys
 
-BPF_PROG_TEST_RUN = 10
-NR_BPF = 321   # x86_64
+from tests.datapath.progrun import TCP_ACK, TCP_SYN, prog_test_run, tcp_frame
 
 CLIENT, SERVER = "10.77.0.1", "10.77.0.2"
 SPORT = 40000
-
-
-class TestRunAttr(ctypes.Structure):
-    """union bpf_attr, the BPF_PROG_TEST_RUN member (uapi/linux/bpf.h)."""
-    _fields_ = [("prog_fd", ctypes.c_uint32), ("retval", ctypes.c_uint32),
-                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
-                ("data_in", ctypes.c_uint64), ("data_out", ctypes.c_uint64),
-                ("repeat", ctypes.c_uint32), ("duration", ctypes.c_uint32),
-                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
-                ("ctx_in", ctypes.c_uint64), ("ctx_out", ctypes.c_uint64),
-                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32),
-                ("batch_size", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def tcp_frame(src: str, dst: str, sport: int, dport: int, flags: int,
-              payload: bytes = b"") -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 1, 5 << 4, flags, 65535, 0, 0) + payload
-    total = 20 + len(tcp)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, socket.IPPROTO_TCP, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
-    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
-    eth = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
-    return eth + ip + tcp
-
-
-def test_run(prog_fd: int, frame: bytes, repeat: int) -> tuple[int, int]:
-    """(program return value, average ns per run)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    data_in = ctypes.create_string_buffer(frame, len(frame))
-    data_out = ctypes.create_string_buffer(len(frame) + 256)
-    attr = TestRunAttr(prog_fd=prog_fd, data_size_in=len(frame),
-                       data_size_out=len(data_out),
-                       data_in=ctypes.addressof(data_in), data_out=ctypes.addressof(data_out),
-                       repeat=repeat)
-    if libc.syscall(NR_BPF, BPF_PROG_TEST_RUN, ctypes.byref(attr), ctypes.sizeof(attr)) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"BPF_PROG_TEST_RUN: {os.strerror(err)}")
-    return attr.retval, attr.duration
 
 
 def main() -> int:
@@ -108,13 +57,13 @@ def main() -> int:
         dp.update_endpoint(slot, rs.server_policy())   # map entries only: no tc attach
         to_c = dp._progs["to_container"].fd
         from_c = dp._progs["from_container"].fd
-        syn = tcp_frame(CLIENT, SERVER, SPORT, IPERF_PORT, 0x02)
-        synack = tcp_frame(SERVER, CLIENT, IPERF_PORT, SPORT, 0x12)
-        ack = tcp_frame(CLIENT, SERVER, SPORT, IPERF_PORT, 0x10, b"x" * 64)
-        ack_back = tcp_frame(SERVER, CLIENT, IPERF_PORT, SPORT, 0x10)
+        syn = tcp_frame(CLIENT, SERVER, SPORT, IPERF_PORT, TCP_SYN)
+        synack = tcp_frame(SERVER, CLIENT, IPERF_PORT, SPORT, TCP_SYN | TCP_ACK)
+        ack = tcp_frame(CLIENT, SERVER, SPORT, IPERF_PORT, TCP_ACK, b"x" * 64)
+        ack_back = tcp_frame(SERVER, CLIENT, IPERF_PORT, SPORT, TCP_ACK)
         for prog, frame, what in ((to_c, syn, "SYN"), (from_c, synack, "SYN-ACK"),
                                   (to_c, ack, "ACK")):
-            rc, _ = test_run(prog, frame, 1)
+            rc, _ = prog_test_run(prog, frame, 1)
             if rc != 0:
                 raise SystemExit(f"{what} was not passed (tc verdict {rc}): setup broken")
         print(f"rules {a.rules}, identities {a.identities}, {a.repeat:,} runs x {a.runs}")
@@ -122,7 +71,7 @@ def main() -> int:
                                   ("egress reply", from_c, ack_back)):
             times = []
             for _ in range(a.runs):
-                rc, ns = test_run(prog, frame, a.repeat)
+                rc, ns = prog_test_run(prog, frame, a.repeat)
                 assert rc == 0, rc
                 times.append(ns)
             times.sort()
