@@ -2,7 +2,8 @@
 
 The agent runs inside its node's network namespace (nsenter --net, like a hostNetwork
 DaemonSet pod), so interfaces are found by name in the *current* namespace; tests pass
-`netns` to work on a namespace by name from outside.
+`netns` to work on a namespace by name from outside (an existing one: a namespace that
+is gone is never re-created, and detaching from it finds nothing to remove).
 
 We own: a clsact qdisc (added unless one exists: "add", EEXIST is fine; never a dump of
 the namespace's qdiscs) and one bpf filter per hook, at
@@ -36,15 +37,38 @@ NAME_PREFIX = "membrane:"
 HOOKS = (("from_container", PARENT_INGRESS), ("to_container", PARENT_EGRESS))
 
 
+class NamespaceNotFound(DatapathError):
+    """The named network namespace does not exist (never created on our behalf)."""
+
+
 @contextmanager
 def _netlink(netns: str | None) -> Iterator[Any]:
     from pyroute2 import IPRoute, NetNS
 
-    ipr = NetNS(netns) if netns else IPRoute()
+    if netns:
+        # flags=0: open an existing namespace only. pyroute2's default (O_CREAT) would
+        # create an empty one of that name, e.g. when detaching from a namespace that
+        # is already gone, and leave it behind.
+        try:
+            ipr = NetNS(netns, flags=0)
+        except FileNotFoundError as e:
+            raise NamespaceNotFound(f"network namespace {netns} not found") from e
+    else:
+        ipr = IPRoute()
     try:
         yield ipr
     finally:
         ipr.close()
+
+
+def ifname_of(ifindex: int, netns: str | None = None) -> str:
+    """The name of interface ifindex, or "" when there is none (or no namespace)."""
+    try:
+        with _netlink(netns) as ipr:
+            links = ipr.get_links(ifindex)
+            return str(links[0].get_attr("IFLA_IFNAME")) if links else ""
+    except Exception:  # pyroute2's NetlinkError (ENODEV), NamespaceNotFound
+        return ""
 
 
 def ifindex_of(ifname: str, netns: str | None = None) -> int:
@@ -100,23 +124,33 @@ def attach(ifname: str, prog_fds: dict[str, int], netns: str | None = None) -> i
 def attached(ifname: str, netns: str | None = None) -> dict[str, str]:
     """hook ("ingress"/"egress") -> our filter name, for the filters present."""
     out: dict[str, str] = {}
-    with _netlink(netns) as ipr:
-        found = ipr.link_lookup(ifname=ifname)
-        if not found:
-            return out
-        for hook, parent in (("ingress", PARENT_INGRESS), ("egress", PARENT_EGRESS)):
-            for f in ipr.get_filters(index=found[0], parent=parent):
-                name = _filter_name(f)
-                if name and name.startswith(NAME_PREFIX):
-                    out[hook] = name
+    try:
+        with _netlink(netns) as ipr:
+            found = ipr.link_lookup(ifname=ifname)
+            if not found:
+                return out
+            for hook, parent in (("ingress", PARENT_INGRESS), ("egress", PARENT_EGRESS)):
+                for f in ipr.get_filters(index=found[0], parent=parent):
+                    name = _filter_name(f)
+                    if name and name.startswith(NAME_PREFIX):
+                        out[hook] = name
+    except NamespaceNotFound:
+        pass
     return out
 
 
 def detach(ifname: str | None = None, netns: str | None = None,
            ifindex: int | None = None) -> bool:
-    """Removes our filters (and clsact if it is then empty). A missing interface is
-    not an error (the pod's veth is gone, and its filters with it). Returns whether
-    anything was removed."""
+    """Removes our filters (and clsact if it is then empty). A missing interface, or
+    namespace, is not an error (the pod's veth is gone, and its filters with it).
+    Returns whether anything was removed."""
+    try:
+        return _detach(ifname, netns, ifindex)
+    except NamespaceNotFound:
+        return False
+
+
+def _detach(ifname: str | None, netns: str | None, ifindex: int | None) -> bool:
     removed = False
     with _netlink(netns) as ipr:
         if ifindex is None:

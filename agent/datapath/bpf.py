@@ -147,16 +147,7 @@ class BpfDatapath:
                                 "call start() first")
 
     def _ifname(self, ifindex: int) -> str:
-        from pyroute2 import IPRoute, NetNS
-
-        ipr = NetNS(self.netns) if self.netns else IPRoute()
-        try:
-            links = ipr.get_links(ifindex)
-            return str(links[0].get_attr("IFLA_IFNAME")) if links else ""
-        except Exception:
-            return ""
-        finally:
-            ipr.close()
+        return tc.ifname_of(ifindex, self.netns)
 
     def _read_endpoints(self) -> list[EndpointSlot]:
         out = []

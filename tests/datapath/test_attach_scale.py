@@ -83,6 +83,21 @@ def test_attaching_twice_is_idempotent_and_detach_removes_what_we_added(
     assert tc.detach(v, netns) is False
 
 
+def test_a_namespace_that_is_gone_is_never_created_by_attach_detach_or_lookups(
+        prog_fds: dict[str, int]) -> None:
+    from agent.errors import DatapathError
+
+    gone = f"{NS}-gone"
+    assert tc.detach("lxc0", gone) is False
+    assert tc.detach(netns=gone, ifindex=7) is False
+    assert tc.attached("lxc0", gone) == {}
+    assert tc.ifname_of(7, gone) == ""
+    for call in (lambda: tc.attach("lxc0", prog_fds, gone), lambda: tc.ifindex_of("lxc0", gone)):
+        with pytest.raises(DatapathError, match=f"network namespace {gone} not found"):
+            call()
+    assert not os.path.exists(f"/run/netns/{gone}"), "pyroute2 created it (O_CREAT)"
+
+
 def test_a_clsact_and_filters_that_are_not_ours_are_kept(
         netns: str, prog_fds: dict[str, int]) -> None:
     from pyroute2 import NetNS
