@@ -65,6 +65,11 @@ def wide_cidr(key: str, plen: int) -> str:
 
 # -- the model --------------------------------------------------------------------------
 
+PortSpec = tuple[str, int, str]  # (name, number, protocol), as policy_helpers.pod takes it
+SERVES: tuple[PortSpec, ...] = tuple(
+    (f"serve-{n}-{p.lower()}", n, p) for n in PORTS for p in PROTOCOLS)
+
+
 @dataclass
 class Model:
     """The x/y/z cluster as mutable state; `objects()` snapshots it as the store would."""
@@ -73,13 +78,15 @@ class Model:
         n: {"ns": n, NAMESPACE_NAME_LABEL: n} for n in NAMESPACES})
     pod_labels: dict[str, dict[str, str]] = field(default_factory=lambda: {
         k: {"pod": k.split("/")[1]} for k in PODS})
+    pod_ports: dict[str, tuple[PortSpec, ...]] = field(default_factory=lambda: {
+        k: SERVES for k in PODS})
+    pod_ips: dict[str, str] = field(default_factory=lambda: {k: pod_ip(k) for k in PODS})
     policies: dict[str, NetworkPolicy] = field(default_factory=dict)
 
     def objects(self) -> ClusterObjects:
-        serves = [(f"serve-{n}-{p.lower()}", n, p) for n in PORTS for p in PROTOCOLS]
         return cluster(
             *(ns(n, **labels) for n, labels in self.namespace_labels.items()),
-            *(pod(k, labels, pod_ip(k), serves) for k, labels in self.pod_labels.items()),
+            *(pod(k, self.pod_labels[k], self.pod_ips[k], self.pod_ports[k]) for k in PODS),
             *self.policies.values())
 
 
@@ -187,6 +194,39 @@ class AddNamespaceLabel:
 
 
 @dataclass(frozen=True)
+class DeletePolicy:
+    key: str
+
+
+@dataclass(frozen=True)
+class RemovePodLabel:
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class RemoveNamespaceLabel:
+    namespace: str
+    label: str
+
+
+@dataclass(frozen=True)
+class SetPodPorts:
+    """The pod recreated with other container ports (same name, labels and IP)."""
+
+    key: str
+    ports: tuple[PortSpec, ...]
+
+
+@dataclass(frozen=True)
+class SetPodIP:
+    """The pod recreated with another IP."""
+
+    key: str
+    ip: str
+
+
+@dataclass(frozen=True)
 class Validate:
     """ValidateOrFail: the whole table for one port and protocol."""
 
@@ -195,7 +235,8 @@ class Validate:
     reachability: Reach
 
 
-Step = Union[Create, Update, DeleteAllPolicies, AddPodLabels, AddNamespaceLabel, Validate]
+Step = Union[Create, Update, DeleteAllPolicies, AddPodLabels, AddNamespaceLabel, DeletePolicy,
+             RemovePodLabel, RemoveNamespaceLabel, SetPodPorts, SetPodIP, Validate]
 
 
 def apply(model: Model, step: Step) -> None:
@@ -211,6 +252,18 @@ def apply(model: Model, step: Step) -> None:
     elif isinstance(step, AddNamespaceLabel):
         model.namespace_labels[step.namespace] = {
             **model.namespace_labels[step.namespace], step.key: step.value}
+    elif isinstance(step, DeletePolicy):
+        del model.policies[step.key]
+    elif isinstance(step, RemovePodLabel):
+        model.pod_labels[step.key] = {
+            k: v for k, v in model.pod_labels[step.key].items() if k != step.label}
+    elif isinstance(step, RemoveNamespaceLabel):
+        model.namespace_labels[step.namespace] = {
+            k: v for k, v in model.namespace_labels[step.namespace].items() if k != step.label}
+    elif isinstance(step, SetPodPorts):
+        model.pod_ports[step.key] = step.ports
+    elif isinstance(step, SetPodIP):
+        model.pod_ips[step.key] = step.ip
     else:
         raise TypeError(f"not a cluster change: {step!r}")
 
@@ -638,6 +691,129 @@ for _proto in ("UDP", "SCTP"):
               "different namespace based on PodSelector and NamespaceSelector"),
     ]
 
+
+# -- beyond upstream --------------------------------------------------------------------
+# Not upstream It()s: the same model and checks on what the suite leaves out (endPort,
+# labels removed, an identity shared after a relabel, pods recreated with other ports or
+# another IP, policies sharing prefixes, dual-stack ipBlocks).
+
+FROM_X = labels(**{NAMESPACE_NAME_LABEL: "x"})
+PORT_80_MOVED_TO_81 = tuple(
+    (name, 81 if name == "serve-80-tcp" else number, protocol)
+    for name, number, protocol in SERVES if name != "serve-81-tcp")
+
+CASES += [
+    pytest.param([
+        Create(ingress_policy("allow-80-81-from-y", POD_A,
+                              rule([peer(namespaces=NS_Y)], [port(80, end=81)]))),
+        Validate(80, "TCP", only_ns_y_reaches_xa()),
+        Validate(81, "TCP", only_ns_y_reaches_xa()),
+        Validate(80, "UDP", reach().expect_all_ingress("x/a", False)),
+        Update(ingress_policy("allow-80-81-from-y", POD_A,
+                              rule([peer(namespaces=NS_Y)], [port(79, end=80)]))),
+        Validate(80, "TCP", only_ns_y_reaches_xa()),
+        Validate(81, "TCP", reach().expect_all_ingress("x/a", False)),
+    ], id="beyond upstream: endPort allows the whole range on its protocol, and an update "
+          "narrows it"),
+
+    pytest.param([
+        Create(ingress_policy("tcp-80-udp-81", ALL, rule(ports=[port(80), port(81, "UDP")]))),
+        Validate(80, "TCP", reach()),
+        Validate(81, "UDP", reach()),
+        Validate(81, "TCP", reach().expect_peer(ANY, Match("x"), False)),
+        Validate(80, "UDP", reach().expect_peer(ANY, Match("x"), False)),
+        Validate(80, "SCTP", reach().expect_peer(ANY, Match("x"), False)),
+    ], id="beyond upstream: each port of a rule keeps its own protocol"),
+
+    pytest.param([
+        Create(ingress_policy("allow-client-a-via-ns-selector", POD_A,
+                              rule([peer(namespaces=labels(ns2="updated"))]))),
+        AddNamespaceLabel("y", "ns2", "updated"),
+        Validate(80, "TCP", only_ns_y_reaches_xa().expect_peer(Match("z"), Match("x", "a"),
+                                                               False)),
+        RemoveNamespaceLabel("y", "ns2"),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)),
+    ], id="beyond upstream: removing the namespace label revokes what it allowed"),
+
+    pytest.param([
+        Create(ingress_policy("deny-ingress-via-label-selector", labels(target="isolated"))),
+        AddPodLabels("x/a", {"target": "isolated"}),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)),
+        RemovePodLabel("x/a", "target"),
+        Validate(80, "TCP", reach()),
+    ], id="beyond upstream: removing the pod label lifts the isolation it brought"),
+
+    pytest.param([
+        Create(ingress_policy("x-a-allows-x-c", POD_A, rule([peer(labels(pod="c"))]))),
+        Create(ingress_policy("y-a-allows-x-a", POD_A, rule([peer(POD_A, FROM_X)]),
+                              namespace="y")),
+        Validate(80, "TCP", only_pod_reaches_xa("x/c").expect_all_ingress("y/a", False)
+                 .expect("x/a", "y/a", True)),
+        AddPodLabels("x/b", {"pod": "a"}),
+        Validate(80, "TCP", only_pod_reaches_xa("x/c").expect_all_ingress("x/b", False)
+                 .expect("x/c", "x/b", True).expect_all_ingress("y/a", False)
+                 .expect("x/a", "y/a", True).expect("x/b", "y/a", True)),
+        AddPodLabels("x/b", {"pod": "b"}),
+        Validate(80, "TCP", only_pod_reaches_xa("x/c").expect_all_ingress("y/a", False)
+                 .expect("x/a", "y/a", True)),
+    ], id="beyond upstream: a pod relabelled like another shares its identity and its "
+          "policies, and leaves them when relabelled back"),
+
+    pytest.param([
+        Create(egress_policy("allow-egress", ALL, rule(ports=[port("serve-80-tcp")]))),
+        SetPodPorts("y/a", PORT_80_MOVED_TO_81),
+        Validate(80, "TCP", reach().expect("x/a", "y/a", False).expect("x/b", "y/a", False)
+                 .expect("x/c", "y/a", False)),
+        Validate(81, "TCP", reach().expect_peer(Match("x"), ANY, False)
+                 .expect_peer(Match("x"), Match("y", "a"), True)),
+        SetPodPorts("y/a", SERVES),
+        Validate(80, "TCP", reach()),
+        Validate(81, "TCP", reach().expect_peer(Match("x"), ANY, False)),
+    ], id="beyond upstream: an egress named port follows the ports the destination declares"),
+
+    pytest.param([
+        Create(ingress_policy("allow-named", POD_A, rule(ports=[port("serve-81-udp", "UDP")]))),
+        Validate(81, "UDP", reach()),
+        SetPodPorts("x/a", tuple(p for p in SERVES if p[0] != "serve-81-udp")),
+        Validate(81, "UDP", reach().expect_all_ingress("x/a", False)),
+    ], id="beyond upstream: an ingress named port the pod stops declaring allows nothing"),
+
+    pytest.param([
+        Create(egress_policy("allow-client-a-via-cidr-egress-rule", POD_A,
+                             rule([block(host_cidr("y/b"))]))),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False).expect("x/a", "y/b", True)),
+        SetPodIP("y/b", "10.244.2.99"),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False)),
+        SetPodIP("y/c", pod_ip("y/b")),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False).expect("x/a", "y/c", True)),
+    ], id="beyond upstream: an ipBlock follows addresses, not pods, when pods are recreated"),
+
+    pytest.param([
+        Create(egress_policy("to-y-b", POD_A, rule([block(host_cidr("y/b"))]))),
+        Create(egress_policy("to-y-but-b", POD_A,
+                             rule([block("10.244.2.0/24", host_cidr("y/b"))]))),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False)
+                 .expect_peer(Match("x", "a"), Match("y"), True)),
+        DeletePolicy("x/to-y-b"),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False)
+                 .expect("x/a", "y/a", True).expect("x/a", "y/c", True)),
+        DeletePolicy("x/to-y-but-b"),
+        Validate(80, "TCP", reach()),
+    ], id="beyond upstream: deleting a policy keeps the prefix another policy excepts"),
+
+    pytest.param([
+        Create(egress_policy("to-ipv6-only", POD_A, rule([block("::/0")]))),
+        Create(egress_policy("dual-stack-to-y", labels(pod="b"),
+                             rule([block("10.244.2.0/24"), block("fd00::/8", "fd00::1/128")]))),
+        Validate(80, "TCP", reach().expect_all_egress("x/a", False)
+                 .expect_all_egress("x/b", False)
+                 .expect_peer(Match("x", "b"), Match("y"), True)),
+        DeletePolicy("x/to-ipv6-only"),
+        Validate(80, "TCP", reach().expect_all_egress("x/b", False)
+                 .expect_peer(Match("x", "b"), Match("y"), True)),
+    ], id="beyond upstream: an IPv6 ipBlock (dual-stack policy) matches no pod and breaks "
+          "nothing else"),
+]
 
 @pytest.mark.parametrize("steps", CASES)
 def test_upstream_netpol_e2e(steps: list[Step]) -> None:
