@@ -1,9 +1,11 @@
 """Fixtures for datapath tests: real packets through the compiled datapath.
 
-The datapath is compiled ONCE per session (`env`), attached to the pods of one
-session topology; every test starts from open endpoints, an empty conntrack and no
-pending events (`clean`). Tests that need their own compile (restart, tiny ring) build
-their own small topology and pin dir, and clean them up in finalizers.
+The datapath is compiled ONCE per session (`datapath`). `env` attaches it to the pods
+of one session topology (network namespaces, built only when a test asks for `env`);
+every such test starts from open endpoints, an empty conntrack and no pending events
+(`clean`). Tests that run the programs with BPF_PROG_TEST_RUN (progrun.py) use
+`datapath` alone: no namespace, no veth. Tests that need their own compile (restart,
+tiny ring) build their own small topology and pin dir, and clean them up in finalizers.
 """
 
 from __future__ import annotations
@@ -114,26 +116,44 @@ def pin_root() -> Iterator[str]:
     shutil.rmtree(PIN_ROOT, ignore_errors=True)
 
 
+SESSION_TAG = "s"   # the session topology's namespaces: mbrt-<pid>-s-*
+
+
 @pytest.fixture(scope="session")
-def env() -> Iterator[Env]:
+def datapath() -> Iterator["object"]:
+    """The session's datapath, compiled once, pinned under PIN_ROOT/session. Its
+    endpoints' veths live in the session topology's node namespace (`env`), which
+    exists only once a test has asked for `env`."""
     reason = _privileged_ok()
     if reason:
         pytest.skip(reason)
-    topo = Topology("s", npods=3)
-    dp = None
+    dp = make_datapath(Topology(SESSION_TAG), "session")   # the name only: nothing built
+    try:
+        dp.start()  # type: ignore[attr-defined]
+        yield dp
+    finally:
+        dp.close(unpin=True)  # type: ignore[attr-defined]
+        shutil.rmtree(PIN_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def env(datapath: "object") -> Iterator[Env]:
+    topo = Topology(SESSION_TAG, npods=3)
+    dp = datapath
+    slots: dict[str, EndpointSlot] = {}
     try:
         topo.build()
-        dp = make_datapath(topo, "session")
-        dp.start()  # type: ignore[attr-defined]
         dp.sync_cluster_maps(cluster_maps(topo))  # type: ignore[attr-defined]
-        e = Env(topo=topo, dp=dp, slots=attach_all(topo, dp))
+        slots.update(attach_all(topo, dp))
+        e = Env(topo=topo, dp=dp, slots=slots)
         dp.set_event_handler(e.events.append)  # type: ignore[attr-defined]
         yield e
     finally:
-        if dp is not None:
-            dp.close(unpin=True)  # type: ignore[attr-defined]
-        topo.destroy()
-        shutil.rmtree(PIN_ROOT, ignore_errors=True)
+        try:
+            for slot in slots.values():   # detached while their namespace exists
+                dp.remove_endpoint(slot.endpoint_id)  # type: ignore[attr-defined]
+        finally:
+            topo.destroy()
 
 
 @pytest.fixture
