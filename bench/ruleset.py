@@ -2,7 +2,7 @@
 
 The set protects the `server` pod (ingress). It has `rules` allow rules; rule i allows
 one peer identity (one of `identities` remote pods, one IP each) on one TCP port, and
-the last rule allows the `client` pod on the benchmark's ports (5201-5203). Every
+the last rule allows the `client` pod on the benchmark's TCP ports (5200-5203). Every
 (peer, port) pair is distinct, so Membrane writes one policy entry per rule and
 kube-router one ipset-backed iptables rule per rule: the two enforce the same thing.
 The ipcache always holds every identity, whatever the rule count (the issue asks for
@@ -23,8 +23,8 @@ SERVER_IDENTITY = 901
 HOST_IDENTITY = 1
 WORLD_IDENTITY = 2
 PEER_NET = ipaddress.IPv4Network("10.64.0.0/14")   # room for 262k remote pods
-IPERF_PORT, RR_PORT, CRR_PORT, UDP_PORT = 5201, 5202, 5203, 5204
-ALLOWED_PORTS = (IPERF_PORT, CRR_PORT)             # inclusive range the client may use
+SINK_PORT, IPERF_PORT, RR_PORT, CRR_PORT, UDP_PORT = 5200, 5201, 5202, 5203, 5204
+ALLOWED_PORTS = (SINK_PORT, CRR_PORT)              # inclusive range the client may use
 DENIED_PORT = 5205                                 # nothing allows it: a probe for "enforcing"
 
 

@@ -1,7 +1,10 @@
 """Pod-side traffic for the benchmarks; stdlib only so it starts fast in any namespace.
 
-    serve RR_PORT CRR_PORT UDP_PORT   TCP echo (persistent), TCP one-shot request/response
-                                      (then close), UDP echo; prints "ready"
+    serve RR_PORT CRR_PORT UDP_PORT [SINK_PORT]
+                                      TCP echo (persistent), TCP one-shot request/response
+                                      (then close), UDP echo, and a bulk sink (8-byte
+                                      length, that many bytes, answered with one byte:
+                                      bench.interleaved's chunks); prints "ready"
     rr IP PORT N SIZE                 N round trips of SIZE bytes on one connection
     crr IP PORT N                     N x (connect, SIZE-64 request, response, close)
     probe IP PORT                     UDP ping every ~1 ms; prints "<monotonic ns> <0|1>"
@@ -66,6 +69,27 @@ def _one_shot(c: socket.socket) -> None:
         c.close()
 
 
+def _sink(c: socket.socket) -> None:
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = memoryview(bytearray(1 << 20))
+    try:
+        while True:
+            header = c.recv(8, socket.MSG_WAITALL)
+            if len(header) < 8:
+                return
+            (left,) = struct.unpack("!Q", header)
+            while left > 0:
+                got = c.recv_into(buf, min(left, len(buf)))
+                if not got:
+                    return
+                left -= got
+            c.sendall(b"k")
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
 def _listen(port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -86,12 +110,14 @@ def _udp_echo(u: socket.socket) -> None:
         u.sendto(data, addr)
 
 
-def serve(rr_port: int, crr_port: int, udp_port: int) -> None:
+def serve(rr_port: int, crr_port: int, udp_port: int, sink_port: int | None = None) -> None:
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(("0.0.0.0", udp_port))
     threads = [threading.Thread(target=_accept_loop, args=(_listen(rr_port), _echo)),
                threading.Thread(target=_accept_loop, args=(_listen(crr_port), _one_shot)),
                threading.Thread(target=_udp_echo, args=(u,))]
+    if sink_port is not None:
+        threads.append(threading.Thread(target=_accept_loop, args=(_listen(sink_port), _sink)))
     for t in threads:
         t.daemon = True
         t.start()
@@ -219,7 +245,7 @@ def flood(ip: str, port: int, pps: int, seconds: float, size: int) -> dict[str, 
 def main(argv: list[str]) -> int:
     cmd = argv[0]
     if cmd == "serve":
-        serve(int(argv[1]), int(argv[2]), int(argv[3]))
+        serve(*(int(a) for a in argv[1:5]))
     elif cmd == "rr":
         print(json.dumps({"samples_us": rr(argv[1], int(argv[2]), int(argv[3]),
                                            int(argv[4]))}))

@@ -59,3 +59,40 @@ def test_verdict_table_and_results_json(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     write_results(out, {"targets": t.to_dict()})
     assert json.loads(out.read_text())["targets"]["rows"][0][2] == PASS
+
+
+def _mode(bulk_ratio: float, crr_p99: float, rr_p99_ratio: float = 1.0) -> dict[str, object]:
+    return {"gbps_median": 10.0, "gbps_ratio": 1.0, "bulk_gbps": 10.0 * bulk_ratio,
+            "bulk_ratio": bulk_ratio, "rr_us": summarize([70.0, 100.0]),
+            "rr_p99_ratio": rr_p99_ratio, "crr_us": {"p50": crr_p99 / 2, "p99": crr_p99}}
+
+
+def _size(mem: float, ipt: float, ctl: float, mem_crr: float = 400.0,
+          ipt_crr: float = 900.0, mem_p99: float = 1.0) -> dict[str, object]:
+    return {"loadavg": 1.0, "base": _mode(1.0, 400.0), "ctl": _mode(ctl, 400.0),
+            "mem": _mode(mem, mem_crr, mem_p99), "ipt": _mode(ipt, ipt_crr)}
+
+
+def test_datapath_ahead_of_iptables_allows_only_gaps_within_the_controls_resolution() -> None:
+    from bench.datapath import ahead_of_iptables
+
+    # 2% behind iptables in bulk while the control itself is 3% off: no visible difference.
+    assert ahead_of_iptables(_size(mem=0.98, ipt=1.00, ctl=1.03))  # type: ignore[arg-type]
+    # 2% behind with a control at 0.5%: the resolution floor is 1%, so this is behind.
+    assert not ahead_of_iptables(_size(mem=0.98, ipt=1.00, ctl=1.005))  # type: ignore[arg-type]
+    # New connections slower than the iptables peer is never ahead.
+    assert not ahead_of_iptables(_size(mem=1.0, ipt=1.0, ctl=1.0,  # type: ignore[arg-type]
+                                       mem_crr=1000.0, ipt_crr=900.0))
+
+
+def test_datapath_targets_judge_membrane_on_the_interleaved_ratios() -> None:
+    from bench.datapath import tables
+
+    results = {"sizes": {"10": _size(mem=0.97, ipt=0.99, ctl=1.0),
+                         "1000": _size(mem=0.94, ipt=0.99, ctl=1.0, mem_p99=1.12)}}
+    [table], targets = tables(results)
+    verdict = {name.split(",")[0]: v for name, _, v in targets}
+    assert verdict["throughput >= 95% of baseline"] == MISS      # 94% at 1,000 rules
+    assert verdict["RR p99 within 10% of baseline"] == MISS      # 112%
+    assert "94.0%" in targets[0][1]
+    assert len(table.rows) == 8                                  # 2 sizes x 4 modes
