@@ -69,7 +69,8 @@ def register(sub: Any) -> None:
     p = verb("probe", "try every ordered pair of pods with real connections")
     p.add_argument("--port", type=int, action="append", dest="ports")
     p.add_argument("--protocol", action="append", dest="protocols", type=str.upper,
-                   choices=("TCP", "UDP"))
+                   choices=("TCP", "UDP", "SCTP"),
+                   help="TCP (default) or UDP; SCTP is refused with the reason")
     p.add_argument("-o", "--output", choices=("json", "table"), default="json")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds per denied probe")
     p.set_defaults(func=cmd_probe)

@@ -140,12 +140,28 @@ def helper_main(argv: list[str] | None = None) -> int:
 
 
 # -- the controller, in the CLI ---------------------------------------------------------
+def _sctp_note(protocols: list[str]) -> str:
+    if "SCTP" not in protocols:
+        return ""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+    except OSError as err:
+        return f" (and this kernel has no SCTP sockets: {err.strerror})"
+    return ""
+
+
 def run_probe(state: "LabState", ports: list[int], protocols: list[str],
               timeout: float = 1.0) -> list[Any]:
     """Verdicts (agent.policy.matrix.Verdict) for every ordered pair of distinct pods."""
     from agent.lab.netns import REPO_ROOT, child_env, python_in_netns
     from agent.policy.matrix import Verdict
 
+    unsupported = sorted({p.upper() for p in protocols} - {"TCP", "UDP"})
+    if unsupported:
+        # SCTP is enforced by the datapath (and checked there with BPF test runs), but
+        # a probe that cannot send it must not report "denied" for it either.
+        raise LabError(f"lab probe: cannot probe {', '.join(unsupported)}: the lab sends "
+                       f"TCP and UDP only{_sctp_note(unsupported)}")
     pods = sorted((p for p in state.pods.values() if p.netns), key=lambda p: p.key)
     checks = [[port, proto.upper()] for proto in sorted(set(protocols))
               for port in sorted(set(ports))]

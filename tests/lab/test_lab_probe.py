@@ -88,3 +88,10 @@ def test_cli_prints_the_matrix_json_shape(lab: Lab, capsys) -> None:
     assert (first["port"], first["protocol"]) == (80, "TCP")
     keys = [(v["from"], v["to"], v["protocol"], v["port"]) for v in out["verdicts"]]
     assert keys == sorted(keys) and len(keys) == 4 * 3
+
+
+def test_a_protocol_the_lab_cannot_send_is_refused_with_the_reason_not_reported_denied() -> None:
+    from agent.errors import LabError
+
+    with pytest.raises(LabError, match=r"cannot probe SCTP: the lab sends TCP and UDP only"):
+        run_probe(LabState(name="unused", root="/nonexistent"), [80], ["TCP", "SCTP"])
