@@ -198,6 +198,7 @@ class Lab:
         docs: list[Doc] = []
         new_pods: list[PodState] = []
         changed_pods: list[PodState] = []
+        owned: dict[str, set[str]] = {}   # workload -> the pods it has after this apply
         for doc, obj in pairs:
             if isinstance(obj, Node):
                 self._error(LabError(f"node {obj.name}: a lab's nodes are its own; skipped"))
@@ -220,6 +221,9 @@ class Lab:
                     self._error(error)
                     ok = False
                     continue
+                pod.owner = workload_of(doc)
+                if pod.owner:
+                    owned.setdefault(pod.owner, set()).add(pod.key)
                 if not existed:
                     new_pods.append(pod)
                 elif pod.netns and not pod.dns and pod.ports != podlib.served_ports(obj):
@@ -233,6 +237,15 @@ class Lab:
         revision = store.apply(docs)
         self._create_pods(state, [(p, podlib.server_command(state, p)) for p in new_pods])
         self._restart_workloads(state, changed_pods, pairs)
+        # As the controllers do: fewer replicas or a new template leave pods the workload
+        # no longer has (a Deployment's new template hash names all its pods anew).
+        stale = [p for p in state.pods.values()
+                 if p.owner in owned and p.key not in owned[p.owner]]
+        if stale:
+            for pod in stale:
+                self._remove_pod(state, pod)
+            revision = store.delete([("Pod", p.namespace, p.name) for p in stale])
+        state.save()
         agent_procs.wait_revision(state, revision)
         return ok
 
@@ -269,6 +282,11 @@ class Lab:
             pairs, ok = self._read(paths, namespace)
             keys: set[tuple[str, str, str]] = set()
             gone_ns: set[str] = set()
+            # Every pod a deleted workload made, including ones an earlier version of the
+            # file had and the one being deleted no longer names.
+            gone_workloads = {workload_of(doc) for doc, _ in pairs} - {""}
+            keys |= {("Pod", p.namespace, p.name) for p in state.pods.values()
+                     if p.owner in gone_workloads}
             for doc, obj in pairs:
                 if isinstance(obj, Pod):
                     keys.add(("Pod", obj.namespace, obj.name))
@@ -373,6 +391,18 @@ class Lab:
             raise LabError(f"lab {state.name}: could not remove {', '.join(left)}; "
                            "run `membrane lab down` again")
         shutil.rmtree(state.root, ignore_errors=True)
+
+
+def workload_of(doc: Doc) -> str:
+    """"Kind/namespace/name" when the document is a workload (its pods are the
+    controller's), "" for anything else. The namespace is the expanded pods' one."""
+    from agent.k8s.workloads import WORKLOAD_KINDS
+
+    kind = doc.get("kind")
+    if kind not in WORKLOAD_KINDS:
+        return ""
+    meta = doc.get("metadata") or {}
+    return f"{kind}/{meta.get('namespace') or 'default'}/{meta.get('name')}"
 
 
 def find_pod(state: LabState, target: str) -> PodState:

@@ -55,6 +55,9 @@ class PodState:
     server: Process | None = None
     registered: bool = False
     dns: bool = False        # runs the lab's DNS server instead of the generic servers
+    # "Kind/namespace/name" of the workload whose controller made the pod ("" for a bare
+    # Pod): re-applying or deleting the workload removes the pods it no longer has.
+    owner: str = ""
 
     @property
     def key(self) -> str:

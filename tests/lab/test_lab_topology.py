@@ -253,3 +253,53 @@ spec: {containers: [{name: c, image: x, ports: [{containerPort: 81}]}]}
         assert in_pod(lab, "default/client", "curl", "-sS", "-m", "10", f"http://{ip}:81/").returncode == 7
     finally:
         run_cli("lab", "delete", "--name", lab.name, "-f", str(after))
+
+
+def _pods_of(lab: Lab, prefix: str) -> dict[str, str]:
+    """name -> netns of the lab's pods whose name starts with prefix."""
+    state = lab._state()
+    return {p.name: p.netns for p in state.pods.values() if p.name.startswith(prefix)}
+
+
+def _stored_pods(lab: Lab, prefix: str) -> set[str]:
+    docs = json.loads((lab_root(lab.name) / "store" / "objects.json").read_text())["objects"]
+    return {d["metadata"]["name"] for d in docs
+            if d["kind"] == "Pod" and d["metadata"]["name"].startswith(prefix)}
+
+
+def test_reapplying_a_workload_removes_the_pods_it_no_longer_has(lab: Lab, manifests) -> None:
+    three = manifests("scale3.yaml", """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: scaled}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: scaled}}
+  template:
+    metadata: {labels: {app: scaled}}
+    spec: {containers: [{name: c, image: x}]}
+""")
+    one = manifests("scale1.yaml", three.read_text().replace("replicas: 3", "replicas: 1"))
+    relabelled = manifests("scale1b.yaml", one.read_text().replace(
+        "labels: {app: scaled}", "labels: {app: scaled, v: '2'}"))
+    try:
+        assert run_cli("lab", "apply", "--name", lab.name, "-f", str(three)) == 0
+        first = _pods_of(lab, "scaled-")
+        assert len(first) == 3 and _stored_pods(lab, "scaled-") == set(first)
+
+        assert run_cli("lab", "apply", "--name", lab.name, "-f", str(one)) == 0
+        kept = _pods_of(lab, "scaled-")
+        assert len(kept) == 1 and set(kept) < set(first)
+        assert _stored_pods(lab, "scaled-") == set(kept)
+        for name, netns in first.items():
+            assert Path("/run/netns", netns).exists() == (name in kept)
+
+        # A new template is a new ReplicaSet: its pod replaces the old one.
+        assert run_cli("lab", "apply", "--name", lab.name, "-f", str(relabelled)) == 0
+        rolled = _pods_of(lab, "scaled-")
+        assert len(rolled) == 1 and not set(rolled) & set(kept)
+        assert _stored_pods(lab, "scaled-") == set(rolled)
+    finally:
+        # The first file names three pods; the deployment now has another one: both go.
+        assert run_cli("lab", "delete", "--name", lab.name, "-f", str(three)) == 0
+    assert _pods_of(lab, "scaled-") == {} and _stored_pods(lab, "scaled-") == set()
