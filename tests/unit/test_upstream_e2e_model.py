@@ -43,8 +43,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.k8s.loader import parse_document
 from agent.k8s.objects import (NAMESPACE_NAME_LABEL, ClusterObjects, LabelSelector,
                                NetworkPolicy, PolicyRule, Protocol)
+from agent.k8s.serialize import to_document
 from agent.policy.engine import PolicyEngine
 from agent.policy.matrix import allowed
 from policy_helpers import (MemoryAllocator, block, cluster, memory_engine, ns, peer, pod,
@@ -875,6 +877,22 @@ CASES += [
 def test_upstream_netpol_e2e(steps: list[Step]) -> None:
     run(steps)
 
+
+
+def test_every_policy_of_the_cases_reads_back_from_its_manifest() -> None:
+    """What the agent enforces comes through the loader: the cases' shapes survive it."""
+    assert [p for p in POLICY_POOL if parse_document(to_document(p)) != [p]] == []
+
+
+def test_upstream_host_bits_in_an_ipblock_are_cleared_as_the_cases_assume() -> None:
+    """Upstream writes fmt.Sprintf("%s/4", podIP); the API server accepts the host bits."""
+    document = to_document(egress_policy("allow-client-a-via-cidr-egress-rule", POD_A,
+                                         rule([block(wide_cidr("x/a", 4))])))
+    document["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"] = f"{pod_ip('x/a')}/4"
+    [loaded] = parse_document(document)
+    assert isinstance(loaded, NetworkPolicy)
+    peer_block = loaded.egress[0].peers[0].ip_block
+    assert peer_block is not None and peer_block.cidr == wide_cidr("x/a", 4) == "0.0.0.0/4"
 
 # -- any order of the cases' steps ------------------------------------------------------
 # Upstream replays each case on a clean cluster. An agent sees the same changes in any
