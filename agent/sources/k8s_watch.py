@@ -1,6 +1,7 @@
 """List-then-watch for one kind, as client-go's reflector does, with the `kubernetes` client.
 
-    list (resourceVersion R) -> sink.listed(all documents)
+    list in pages of `page_size` (limit/continue, one consistent snapshot at R)
+                             -> sink.listed(all documents)
     watch from R, allowWatchBookmarks, timeoutSeconds
         ADDED/MODIFIED/DELETED -> sink.changed(...); R = the object's resourceVersion
         BOOKMARK               -> R = the bookmark's resourceVersion (nothing to apply)
@@ -8,6 +9,10 @@
         dropped / error        -> watch again from R after a capped, jittered backoff
         410 Gone               -> list again: history after R is gone, only a relist
                                   can say what was deleted meanwhile
+
+Pages keep one response (and the API server's and etcd's work per request) bounded in a
+large cluster, as client-go's reflector pages its lists; a continue token that expired
+mid-list (410 Expired) restarts the list from its first page at once.
 
 Documents reach the sink as the API server sent them (camelCase dicts, `kind` and
 `apiVersion` filled in: list items come without them). The client's model classes are
@@ -80,6 +85,7 @@ class WatchSettings:
                                      # goes silent without closing is noticed
     backoff_initial: float = 0.5
     backoff_cap: float = 30.0
+    page_size: int = 500             # objects per list request (client-go's default)
 
 
 class KindWatcher:
@@ -126,16 +132,36 @@ class KindWatcher:
 
     # -- internals -------------------------------------------------------------------
     def _list(self) -> tuple[list[Doc], str]:
-        resp = self.spec.list_call(_preload_content=False,
-                                   _request_timeout=(self.settings.connect_timeout,
-                                                     self.settings.connect_timeout
-                                                     + self.settings.read_grace))
-        try:
-            body = json.loads(resp.data)
-        finally:
-            resp.release_conn()
-        docs = [self._document(item) for item in body.get("items") or []]
-        return docs, str(body["metadata"]["resourceVersion"])
+        """Every page of one list; restarts from the first page when the snapshot the
+        continue token points at has been compacted away (410 Expired)."""
+        while True:
+            try:
+                return self._list_pages()
+            except ApiException as e:
+                if e.status != 410 or self.stop.is_set():
+                    raise
+                log.info("kubernetes: %s list continue token expired; listing again",
+                         self.spec.kind)
+
+    def _list_pages(self) -> tuple[list[Doc], str]:
+        docs: list[Doc] = []
+        token = ""
+        while True:
+            extra = {"_continue": token} if token else {}
+            resp = self.spec.list_call(limit=self.settings.page_size, _preload_content=False,
+                                       _request_timeout=(self.settings.connect_timeout,
+                                                         self.settings.connect_timeout
+                                                         + self.settings.read_grace),
+                                       **extra)
+            try:
+                body = json.loads(resp.data)
+            finally:
+                resp.release_conn()
+            docs += [self._document(item) for item in body.get("items") or []]
+            metadata = body.get("metadata") or {}
+            token = metadata.get("continue") or ""
+            if not token:
+                return docs, str(metadata["resourceVersion"])
 
     def _document(self, obj: Doc) -> Doc:
         return {**obj, "kind": self.spec.kind, "apiVersion": self.spec.api_version}

@@ -11,7 +11,8 @@ faults an agent must survive:
     server.send_bookmark()         BOOKMARK to watches that allowed them
     server.drop_watches()          cut every watch connection without a final chunk
     server.expire_watches()        ERROR event, Status code 410 "Expired", then close
-    server.compact(rv)             history up to rv forgotten: older watches get 410
+    server.compact(rv)             history up to rv forgotten: older watches get 410,
+                                   and so do list continue tokens of older snapshots
     server.stop() / start()        the server goes away and comes back (state kept)
     server.fail(path, code)        requests on a path answer a Status error until heal(path)
     server.requests                every request, for asserting what the client asked
@@ -19,10 +20,14 @@ faults an agent must survive:
 One global, increasing resourceVersion orders every change, as etcd's revision does.
 Watches from resourceVersion N replay the history after N, then follow live changes;
 from "" or "0" they start with synthetic ADDED events for what exists.
+Lists honour `limit` and `continue` as the API server does: each page comes from the
+snapshot the first page was cut from, with `metadata.continue` (an opaque token) and
+`remainingItemCount` while more remain.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import queue
@@ -202,6 +207,7 @@ class FakeApiServer:
         self._requests: list[Request] = []
         self._connections: set[socket.socket] = set()
         self._failing: dict[str, int] = {}
+        self._snapshots: dict[str, tuple[int, list[Doc]]] = {}   # paged lists in progress
         self._http: _HTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -284,6 +290,8 @@ class FakeApiServer:
         with self._lock:
             self._compacted = self._rv if upto is None else upto
             self._history = [e for e in self._history if e.rv > self._compacted]
+            self._snapshots = {k: v for k, v in self._snapshots.items()
+                               if v[0] >= self._compacted}
 
     def send_bookmark(self) -> int:
         """BOOKMARK at the current resourceVersion to every watch that asked for them;
@@ -388,9 +396,20 @@ class FakeApiServer:
         elif request.is_watch:
             self._watch(h, resource, namespace, params)
         else:
-            h.send_json(200, self._list(resource, namespace, params.get("fieldSelector", "")))
+            token = params.get("continue", "")
+            try:
+                rv, items, start = (self._continued(token) if token else
+                                    self._snapshot(resource, namespace,
+                                                   params.get("fieldSelector", "")))
+            except KeyError:
+                h.send_json(410, status(410, "Expired", "The provided continue parameter is "
+                                        "too old to display a consistent list result."))
+                return
+            limit = int(params.get("limit") or 0)
+            h.send_json(200, self._page(resource, rv, items, start, limit))
 
-    def _list(self, resource: Resource, namespace: str | None, selector: str) -> Doc:
+    def _snapshot(self, resource: Resource, namespace: str | None,
+                  selector: str) -> tuple[int, list[Doc], int]:
         probe = _Watch(resource, namespace, selector, False)
         with self._lock:
             items = [copy.deepcopy(d) for (k, _, _), d in sorted(self._objects.items())
@@ -400,8 +419,35 @@ class FakeApiServer:
             # The API server leaves kind and apiVersion off list items.
             item.pop("kind", None)
             item.pop("apiVersion", None)
+        return rv, items, 0
+
+    def _continued(self, token: str) -> tuple[int, list[Doc], int]:
+        """The snapshot a continue token points at; KeyError when compacted or unknown."""
+        try:
+            ref = json.loads(base64.urlsafe_b64decode(token))
+            snapshot_id, start = str(ref["snapshot"]), int(ref["start"])
+        except (ValueError, KeyError, TypeError):
+            raise KeyError(token) from None
+        with self._lock:
+            rv, items = self._snapshots[snapshot_id]
+        return rv, items, start
+
+    def _page(self, resource: Resource, rv: int, items: list[Doc], start: int,
+              limit: int) -> Doc:
+        end = len(items) if limit <= 0 else min(len(items), start + limit)
+        metadata: Doc = {"resourceVersion": str(rv)}
+        snapshot_id = f"{rv}-{id(items)}"
+        if end == len(items):
+            with self._lock:
+                self._snapshots.pop(snapshot_id, None)   # the last page: list complete
+        else:
+            with self._lock:
+                self._snapshots[snapshot_id] = (rv, items)
+            ref = json.dumps({"snapshot": snapshot_id, "start": end}).encode()
+            metadata["continue"] = base64.urlsafe_b64encode(ref).decode()
+            metadata["remainingItemCount"] = len(items) - end
         return {"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
-                "metadata": {"resourceVersion": str(rv)}, "items": items}
+                "metadata": metadata, "items": copy.deepcopy(items[start:end])}
 
     def _watch(self, h: _Handler, resource: Resource, namespace: str | None,
                params: dict[str, str]) -> None:

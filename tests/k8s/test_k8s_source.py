@@ -395,3 +395,54 @@ def test_missing_configuration_is_a_load_error(tmp_path: Path,
         KubernetesSource(kubeconfig=str(tmp_path / "missing"))
     with pytest.raises(LoadError, match="in-cluster"):
         KubernetesSource(in_cluster=True)
+
+
+# -- paged lists ------------------------------------------------------------------------------
+def test_lists_are_paged_and_every_page_reaches_the_store(server: FakeApiServer,
+                                                           store: RecordingStore) -> None:
+    small_cluster(server)
+    for i in range(23):
+        server.apply(pod(f"bulk{i}", "a", f"10.0.2.{i}", app="bulk"))
+    paged = WatchSettings(**{**FAST.__dict__, "page_size": 10})
+    with running(KubernetesSource(api_client=api_client(server), settings=paged), store):
+        wait_until(lambda: store.snapshot().synced)
+        assert matches_truth(store, server)
+    pod_lists = [r for r in server.requests if not r.is_watch and r.path == "/api/v1/pods"]
+    # 25 pods in pages of 10: three requests, the later two continuing the first.
+    assert [r.params.get("limit") for r in pod_lists] == ["10", "10", "10"]
+    assert ["continue" in r.params for r in pod_lists] == [False, True, True]
+
+
+def test_an_expired_continue_token_restarts_the_list_and_misses_nothing(
+        server: FakeApiServer) -> None:
+    from agent.sources.k8s_watch import KindSpec, KindWatcher
+
+    small_cluster(server)
+    for i in range(5):
+        server.apply(pod(f"bulk{i}", "a", f"10.0.2.{i}"))
+    core = client.CoreV1Api(api_client(server))
+    calls: list[dict[str, Any]] = []
+
+    def list_pods(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        resp = core.list_pod_for_all_namespaces(**kwargs)
+        if len(calls) == 1:
+            # Between the first page and the next, the cluster changes and the snapshot
+            # the continue token points at is compacted away.
+            server.apply(pod("late", "b", "10.0.3.1"))
+            server.compact()
+        return resp
+
+    class Docs:
+        def listed(self, kind: str, docs: list[Doc]) -> None: ...
+        def changed(self, kind: str, event_type: str, doc: Doc) -> None: ...
+
+    settings = WatchSettings(**{**FAST.__dict__, "page_size": 3})
+    watcher = KindWatcher(KindSpec("Pod", "v1", list_pods), Docs(), threading.Event(), settings)
+    docs, rv = watcher._list()
+    assert sorted(d["metadata"]["name"] for d in docs) == sorted(
+        d["metadata"]["name"] for d in server.objects("Pod"))
+    assert "late" in {d["metadata"]["name"] for d in docs}
+    assert int(rv) == server.resource_version
+    # first page, its continuation refused (410 Expired), then a fresh list in 3 pages
+    assert ["_continue" in c for c in calls] == [False, True, False, True, True]
