@@ -1,0 +1,245 @@
+"""Random small clusters with random NetworkPolicies, for differential tests (hypothesis).
+
+A scenario is a list of Kubernetes documents, as a user would apply them:
+
+  namespaces  2-3 of alpha/beta/gamma, labelled from env in {prod, dev}, team in {a, b}
+              (plus kubernetes.io/metadata.name, which the loader adds);
+  nodes       node-1 (the local node: its IP is the host identity) and node-2;
+  pods        3-6, with 1-2 labels from app in {web, db, api}, tier in {front, back},
+              distinct IPs from 10.0.{0,1,2}.{5,6,130,131} and 0-3 named container ports
+              (one name may mean different numbers, or protocols, on different pods);
+  policies    1-4 NetworkPolicies over the whole v1 spec: podSelector (matchLabels and
+              matchExpressions In/NotIn/Exists/DoesNotExist, or empty), policyTypes
+              absent (defaulted) / Ingress / Egress / both, 0-2 rules per direction
+              (none: deny-all), a rule's peers absent (every peer) or podSelector,
+              namespaceSelector, both (ANDed), ipBlock with 0-2 excepts; its ports absent
+              (every port) or numbers, named ports (one no pod declares), endPort
+              ranges, TCP/UDP/SCTP (or no protocol: TCP).
+
+Selectors are empty a quarter of the time, and half of the others take their
+matchLabels from an existing pod or namespace, so that most policies select something.
+ipBlocks are drawn from prefixes that cut through the pod IPs, the nodes and the
+"world" addresses (WORLD_IPS: two inside 203.0.113.0/24, one that only 0.0.0.0/0
+holds), with excepts strictly inside them, so CIDR identities of pods, nodes and world
+peers, and excepts, all get exercised.
+
+Every scenario goes through the agent's loader (`objects_from_documents`: the API
+server's validation and defaulting), so only what an API server accepts is generated,
+read exactly as the agent reads it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import yaml
+from hypothesis import strategies as st
+
+from agent.k8s.loader import objects_from_documents
+from agent.k8s.objects import NAMESPACE_NAME_LABEL, ClusterObjects
+
+Document = dict[str, Any]
+
+NAMESPACES = ("alpha", "beta", "gamma")
+NS_LABELS = {"env": ("prod", "dev"), "team": ("a", "b")}
+POD_LABELS = {"app": ("web", "db", "api"), "tier": ("front", "back")}
+
+LOCAL_NODE, LOCAL_NODE_IP = "node-1", "172.18.0.11"
+REMOTE_NODE, REMOTE_NODE_IP = "node-2", "172.18.0.12"
+POD_IPS = tuple(f"10.0.{a}.{b}" for a in (0, 1, 2) for b in (5, 6, 130, 131))
+WORLD_IPS = ("203.0.113.7", "203.0.113.200", "198.51.100.9")
+# ipBlock cidrs and excepts: nested prefixes through the pod, node and world addresses.
+PREFIXES = ("0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/16", "10.0.0.0/23", "10.0.1.0/24",
+            "10.0.1.128/25", "10.0.2.0/24", "10.0.2.0/25", "172.18.0.0/16",
+            "203.0.113.0/24", "203.0.113.128/25")
+HOSTS = POD_IPS + WORLD_IPS + (LOCAL_NODE_IP, REMOTE_NODE_IP)
+
+# (name, number, protocol): "http" and "dns" differ between pods that declare them.
+CONTAINER_PORTS = (("http", 80, "TCP"), ("http", 8080, "TCP"), ("dns", 53, "UDP"),
+                   ("dns", 53, "TCP"), ("assoc", 9000, "SCTP"), ("metrics", 9090, "TCP"))
+PORT_NAMES = ("http", "dns", "assoc", "metrics", "nobody")
+PORT_NUMBERS = (53, 80, 443, 8080, 9000, 9090)
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+@dataclass
+class Scenario:
+    documents: list[Document]
+    objects: ClusterObjects
+
+    def yaml(self) -> str:
+        """A YAML stream, one flow-style document per line (`kubectl apply -f` reads it)."""
+        return "\n".join("--- " + yaml.safe_dump(doc, default_flow_style=True, sort_keys=False,
+                                                 width=1 << 20).strip()
+                         for doc in self.documents)
+
+    def __repr__(self) -> str:   # what hypothesis prints for a falsifying example
+        return "Scenario(documents below)\n" + self.yaml()
+
+
+def _labels(draw: st.DrawFn, vocabulary: Mapping[str, tuple[str, ...]], min_size: int = 0
+            ) -> dict[str, str]:
+    keys = draw(st.lists(st.sampled_from(sorted(vocabulary)), unique=True,
+                         min_size=min_size, max_size=2))
+    return {k: draw(st.sampled_from(vocabulary[k])) for k in sorted(keys)}
+
+
+def _selector(draw: st.DrawFn, vocabulary: Mapping[str, tuple[str, ...]],
+              existing: list[dict[str, str]]) -> Document:
+    """A label selector: often empty; else matchLabels (half the time a subset of some
+    object's labels, so that it selects something) and/or matchExpressions."""
+    doc: Document = {}
+    if draw(st.integers(0, 3)) == 0:
+        return doc
+    if len(existing) > 0 and draw(st.booleans()):
+        labels = draw(st.sampled_from(existing))
+        keys = draw(st.lists(st.sampled_from(sorted(labels)), unique=True, max_size=2)
+                    ) if labels else []
+        match_labels = {k: labels[k] for k in sorted(keys)}
+    else:
+        match_labels = _labels(draw, vocabulary)
+    if match_labels:
+        doc["matchLabels"] = match_labels
+    expressions = []
+    for _ in range(draw(st.integers(0, 2))):
+        key = draw(st.sampled_from(sorted(vocabulary)))
+        op = draw(st.sampled_from(("In", "NotIn", "Exists", "DoesNotExist")))
+        expr: Document = {"key": key, "operator": op}
+        if op in ("In", "NotIn"):
+            expr["values"] = draw(st.lists(st.sampled_from(vocabulary[key]), unique=True,
+                                           min_size=1, max_size=2))
+        expressions.append(expr)
+    if expressions:
+        doc["matchExpressions"] = expressions
+    return doc
+
+
+def _inside(inner: str, outer: str) -> bool:
+    a, b = ipaddress.IPv4Network(inner), ipaddress.IPv4Network(outer)
+    return a.prefixlen > b.prefixlen and a.subnet_of(b)
+
+
+@dataclass
+class _Cluster:
+    """What policies are drawn against: the namespaces and pods drawn so far."""
+
+    namespaces: list[str]
+    namespace_labels: list[dict[str, str]]   # with kubernetes.io/metadata.name
+    pod_labels: list[dict[str, str]]
+    pod_namespaces: list[str]
+    pod_ips: list[str]
+
+
+def _ip_block(draw: st.DrawFn, cluster: _Cluster) -> Document:
+    hosts = [f"{ip}/32" for ip in cluster.pod_ips + list(WORLD_IPS) + [LOCAL_NODE_IP]]
+    cidr = draw(st.sampled_from(PREFIXES + tuple(hosts)))
+    block: Document = {"cidr": cidr}
+    candidates = [p for p in PREFIXES + tuple(f"{ip}/32" for ip in HOSTS) if _inside(p, cidr)]
+    if len(candidates) > 0 and draw(st.booleans()):
+        block["except"] = draw(st.lists(st.sampled_from(candidates), unique=True,
+                                        min_size=1, max_size=2))
+    return block
+
+
+def _peer(draw: st.DrawFn, cluster: _Cluster) -> Document:
+    kind = draw(st.sampled_from(("ipBlock", "pod", "ipBlock", "namespace", "both")))
+    if kind == "ipBlock":
+        return {"ipBlock": _ip_block(draw, cluster)}
+    namespaces = {**NS_LABELS, NAMESPACE_NAME_LABEL: NAMESPACES}
+    peer: Document = {}
+    if kind in ("pod", "both"):
+        peer["podSelector"] = _selector(draw, POD_LABELS, cluster.pod_labels)
+    if kind in ("namespace", "both"):
+        peer["namespaceSelector"] = _selector(draw, namespaces, cluster.namespace_labels)
+    return peer
+
+
+def _port(draw: st.DrawFn) -> Document:
+    doc: Document = {}
+    protocol = draw(st.sampled_from(PROTOCOLS + (None,)))
+    if protocol is not None:
+        doc["protocol"] = protocol
+    kind = draw(st.sampled_from(("none", "number", "named", "range")))
+    if kind == "number":
+        doc["port"] = draw(st.one_of(st.sampled_from(PORT_NUMBERS), st.integers(1, 65535)))
+    elif kind == "named":
+        doc["port"] = draw(st.sampled_from(PORT_NAMES))
+    elif kind == "range":
+        low = draw(st.one_of(st.sampled_from(PORT_NUMBERS), st.integers(1, 65535)))
+        width = draw(st.sampled_from((0, 1, 9, 1000, 65535)))
+        doc["port"] = low
+        doc["endPort"] = min(65535, low + width)
+    return doc
+
+
+def _rule(draw: st.DrawFn, peers_key: str, cluster: _Cluster) -> Document:
+    rule: Document = {}
+    if draw(st.integers(0, 2)):   # two thirds of the rules name peers
+        rule[peers_key] = [_peer(draw, cluster) for _ in range(draw(st.integers(1, 2)))]
+    if draw(st.booleans()):
+        rule["ports"] = [_port(draw) for _ in range(draw(st.integers(1, 2)))]
+    return rule
+
+
+def _policy(draw: st.DrawFn, name: str, cluster: _Cluster) -> Document:
+    # Mostly in a namespace that has pods, so that it may select some.
+    namespace = draw(st.sampled_from(cluster.pod_namespaces if draw(st.integers(0, 3))
+                                     else cluster.namespaces))
+    spec: Document = {"podSelector": _selector(draw, POD_LABELS, cluster.pod_labels)}
+    types = draw(st.sampled_from((None, ["Ingress"], ["Egress"], ["Ingress", "Egress"])))
+    if types is not None:
+        spec["policyTypes"] = types
+    for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+        rules = [_rule(draw, peers_key, cluster) for _ in range(draw(st.integers(0, 2)))]
+        if rules:
+            spec[direction] = rules
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def _pod(draw: st.DrawFn, name: str, namespaces: list[str], ip: str) -> Document:
+    ports: list[Document] = []
+    for pname, number, protocol in draw(st.lists(st.sampled_from(CONTAINER_PORTS),
+                                                 max_size=3)):
+        if all(p["name"] != pname and p["containerPort"] != number for p in ports):
+            ports.append({"name": pname, "containerPort": number, "protocol": protocol})
+    container: Document = {"name": "main", "image": "app"}
+    if ports:
+        container["ports"] = ports
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": draw(st.sampled_from(namespaces)),
+                         "labels": _labels(draw, POD_LABELS, min_size=1)},
+            "spec": {"nodeName": draw(st.sampled_from((LOCAL_NODE, REMOTE_NODE))),
+                     "containers": [container]},
+            "status": {"podIP": ip}}
+
+
+def _node(name: str, ip: str) -> Document:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    namespaces = draw(st.lists(st.sampled_from(NAMESPACES), unique=True, min_size=2,
+                               max_size=3))
+    docs: list[Document] = [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": n, "labels": _labels(draw, NS_LABELS)}} for n in namespaces]
+    docs += [_node(LOCAL_NODE, LOCAL_NODE_IP), _node(REMOTE_NODE, REMOTE_NODE_IP)]
+    pod_ips = draw(st.lists(st.sampled_from(POD_IPS), unique=True, min_size=3, max_size=6))
+    pods = [_pod(draw, f"p{i}", namespaces, ip) for i, ip in enumerate(pod_ips)]
+    cluster = _Cluster(
+        namespaces,
+        [{**d["metadata"]["labels"], NAMESPACE_NAME_LABEL: d["metadata"]["name"]}
+         for d in docs[:len(namespaces)]],
+        [p["metadata"]["labels"] for p in pods],
+        sorted({p["metadata"]["namespace"] for p in pods}), pod_ips)
+    docs += pods
+    docs += [_policy(draw, f"np{i}", cluster) for i in range(draw(st.integers(1, 4)))]
+    loaded = objects_from_documents(docs, "scenario")
+    assert not loaded.errors, "the generator made an invalid object: " + "; ".join(
+        str(e) for e in loaded.errors)
+    return Scenario(docs, loaded.objects)
