@@ -22,10 +22,18 @@ CLUSTER = "io.membrane.k8s.policy.cluster"
 _META_KEYS = (POD_NAMESPACE, SERVICE_ACCOUNT, CLUSTER)
 
 
+def is_reserved_key(key: str) -> bool:
+    """Keys the agent writes into identities itself. A pod label with such a key is never
+    taken: anyone who may label a pod could otherwise claim another namespace's labels
+    (and pass that namespace's namespaceSelector) or another service account."""
+    return key in _META_KEYS or key.startswith(NAMESPACE_LABELS_PREFIX)
+
+
 def security_labels(pod: Pod, namespace: Namespace | None, cluster: str,
                     label_filter: LabelFilter | None = None) -> LabelSet:
     keep = label_filter or LabelFilter.default()
-    labels = [Label(SOURCE_K8S, k, v) for k, v in pod.labels.items() if keep.is_relevant(k)]
+    labels = [Label(SOURCE_K8S, k, v) for k, v in pod.labels.items()
+              if keep.is_relevant(k) and not is_reserved_key(k)]
     ns_labels = dict(namespace.labels) if namespace else {}
     ns_labels.setdefault(NAMESPACE_NAME_LABEL, pod.namespace)
     labels += [Label(SOURCE_K8S, NAMESPACE_LABELS_PREFIX + k, v) for k, v in ns_labels.items()]

@@ -168,3 +168,18 @@ def test_replicas_of_loaded_workloads_share_one_identity_per_workload(tmp_path: 
     assert len(objects.pods) == 4
     assert by_app["web"] != by_app["db"]
     assert all(len(numbers) == 1 for numbers in by_app.values())
+
+
+@pytest.mark.parametrize("spoofed", [
+    pytest.param({NAMESPACE_LABELS_PREFIX + "env": "staging"}, id="a namespace label"),
+    pytest.param({NAMESPACE_LABELS_PREFIX + NAMESPACE_NAME_LABEL: "kube-system"},
+                 id="another namespace's name"),
+    pytest.param({POD_NAMESPACE: "kube-system"}, id="the pod namespace key"),
+    pytest.param({SERVICE_ACCOUNT: "admin"}, id="the service account key"),
+    pytest.param({CLUSTER: "other"}, id="the cluster key"),
+])
+def test_a_pod_label_in_the_agents_own_key_space_is_never_taken(spoofed: dict[str, str]) -> None:
+    labels = identity_of(pod(labels={"app": "web", **spoofed}))
+    assert labels == identity_of(pod(labels={"app": "web"}))
+    assert namespace_labels_of(labels) == {NAMESPACE_NAME_LABEL: "shop", "env": "prod"}
+    assert namespace_of(labels) == "shop"

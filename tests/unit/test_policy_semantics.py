@@ -284,3 +284,23 @@ def test_policy_semantics(policies: list[object], expectations: list[Expect]) ->
     assert not wrong, "verdicts differ from expected: " + "; ".join(
         f"{e.src} -> {e.dst} {e.protocol}/{e.port} should be "
         f"{'allowed' if e.allowed else 'denied'}" for e in wrong)
+
+
+def test_a_pod_cannot_label_its_way_into_another_namespaces_selector() -> None:
+    from identity.security import NAMESPACE_LABELS_PREFIX, POD_NAMESPACE
+
+    payments_only = policy("prod/db", sel({"app": "db"}), ingress=[
+        rule([peer(namespaces=sel({"team": "payments"}))])])
+    objects = cluster(ns("prod"), ns("payments", team="payments"), ns("evil"),
+                      pod("prod/db", {"app": "db"}, "10.9.0.1"),
+                      pod("payments/api", {"app": "api"}, "10.9.0.2"),
+                      pod("evil/claims-label", {"app": "api",
+                                                NAMESPACE_LABELS_PREFIX + "team": "payments"},
+                          "10.9.0.3"),
+                      pod("evil/claims-namespace", {"app": "api", POD_NAMESPACE: "payments"},
+                          "10.9.0.4"),
+                      payments_only)
+    engine = engine_for(objects)
+    assert verdict(engine, "payments/api", "prod/db")
+    assert not verdict(engine, "evil/claims-label", "prod/db")
+    assert not verdict(engine, "evil/claims-namespace", "prod/db")
