@@ -70,10 +70,15 @@ def _csum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ipv4_frame(src: str, dst: str, protocol: int, l4: bytes) -> bytes:
-    """Ethernet + IPv4 header (checksummed) + l4."""
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0x4000, 64, protocol, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))
+def ipv4_frame(src: str, dst: str, protocol: int, l4: bytes, options: int = 0) -> bytes:
+    """Ethernet + IPv4 header (checksummed; `options` bytes of NOP options, a multiple
+    of 4 up to 40, so the L4 header starts at a variable offset) + l4."""
+    if options % 4 or not 0 <= options <= 40:
+        raise ValueError(f"IPv4 options of {options} bytes: a multiple of 4, at most 40")
+    hlen = 20 + options
+    ip = struct.pack("!BBHHHBBH4s4s", 0x40 | hlen // 4, 0, hlen + len(l4), 1, 0x4000, 64,
+                     protocol, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    ip += b"\x01" * options
     ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
     return _ETH + ip + l4
 
@@ -84,25 +89,22 @@ def tcp_frame(src: str, dst: str, sport: int, dport: int, flags: int,
     return ipv4_frame(src, dst, IPPROTO_TCP, tcp + payload)
 
 
-def udp_frame(src: str, dst: str, sport: int, dport: int, payload: bytes = b"x") -> bytes:
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
-    return ipv4_frame(src, dst, IPPROTO_UDP, udp + payload)
-
-
-def sctp_init_frame(src: str, dst: str, sport: int, dport: int) -> bytes:
+def _sctp_init(sport: int, dport: int) -> bytes:
     """An SCTP INIT: common header (verification tag 0, as INIT requires) and one INIT
     chunk (type 1, 20 bytes: initiate tag, a_rwnd, streams, initial TSN)."""
     common = struct.pack("!HHII", sport, dport, 0, 0)
-    init = struct.pack("!BBHIIHHI", 1, 0, 20, 0x1234567, 65535, 1, 1, 1)
-    return ipv4_frame(src, dst, IPPROTO_SCTP, common + init)
+    return common + struct.pack("!BBHIIHHI", 1, 0, 20, 0x1234567, 65535, 1, 1, 1)
 
 
-def first_packet(protocol: int, src: str, dst: str, sport: int, dport: int) -> bytes:
+def first_packet(protocol: int, src: str, dst: str, sport: int, dport: int,
+                 ip_options: int = 0) -> bytes:
     """The packet that opens a connection: TCP SYN, a UDP datagram, an SCTP INIT."""
     if protocol == IPPROTO_TCP:
-        return tcp_frame(src, dst, sport, dport, TCP_SYN)
-    if protocol == IPPROTO_UDP:
-        return udp_frame(src, dst, sport, dport)
-    if protocol == IPPROTO_SCTP:
-        return sctp_init_frame(src, dst, sport, dport)
-    raise ValueError(f"no first packet for IP protocol {protocol}")
+        l4 = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, TCP_SYN, 65535, 0, 0)
+    elif protocol == IPPROTO_UDP:
+        l4 = struct.pack("!HHHH", sport, dport, 9, 0) + b"x"
+    elif protocol == IPPROTO_SCTP:
+        l4 = _sctp_init(sport, dport)
+    else:
+        raise ValueError(f"no first packet for IP protocol {protocol}")
+    return ipv4_frame(src, dst, protocol, l4, ip_options)

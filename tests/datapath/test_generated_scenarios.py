@@ -15,7 +15,8 @@ For each random cluster with random NetworkPolicies (scenarios.py):
    the pod pairs and of pods with peers off the cluster (world addresses inside and
    outside ipBlocks, the local node as host, the other node as remote-node), over TCP,
    UDP and SCTP and the ports the scenario mentions (numbers, endPort bounds and their
-   neighbours, container ports) plus a few nobody mentions.
+   neighbours, container ports) plus a few nobody mentions. A third of the packets
+   carry IPv4 options (4 or 40 bytes), so the L4 header is not always at offset 34.
 3. Each probe's first packet of a new connection (TCP SYN, UDP datagram, SCTP INIT)
    runs through the source pod's from_container and the destination pod's
    to_container with BPF_PROG_TEST_RUN (progrun.py: no network, no attach). The test
@@ -71,6 +72,7 @@ LOOPBACK = 1                   # skb->ifindex of every BPF_PROG_TEST_RUN packet
 FIRST_ENDPOINT_ID = 3000       # clear of conftest's (100+)
 PARKED_IFINDEX = 0x7FFF0000    # endpoints' own ifindices: no interface has them
 EXTRA_PORTS = (1, 7, 12345, 65535)
+IP_OPTIONS = (0, 0, 0, 0, 4, 40)   # a probe's IPv4 options: mostly none, some, the most
 EXTERNAL = ([("world", ip) for ip in WORLD_IPS]
             + [("host", LOCAL_NODE_IP), ("remote-node", REMOTE_NODE_IP)])
 
@@ -92,9 +94,12 @@ class Probe:
     protocol: Protocol
     port: int
     sport: int
+    ip_options: int = 0    # bytes of IPv4 options: the L4 header further in
 
     def __str__(self) -> str:
-        return f"{self.src} -> {self.dst} {self.protocol.value}/{self.port} (sport {self.sport})"
+        opts = f", {self.ip_options} bytes of IP options" if self.ip_options else ""
+        return (f"{self.src} -> {self.dst} {self.protocol.value}/{self.port} "
+                f"(sport {self.sport}{opts})")
 
 
 @dataclass
@@ -260,7 +265,8 @@ def sample_probes(scenario: Scenario, engine: PolicyEngine) -> list[Probe]:
     chosen = ([internal[i] for i in sorted(rng.sample(range(len(internal)), n_internal))]
               + [off[i] for i in sorted(rng.sample(range(len(off)), n_off))])
     sports = source_ports(ports, len(chosen))
-    return [Probe(*c, sport=sport) for c, sport in zip(chosen, sports)]
+    return [Probe(*c, sport=sport, ip_options=rng.choice(IP_OPTIONS))
+            for c, sport in zip(chosen, sports)]
 
 
 def reference(engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
@@ -311,7 +317,7 @@ def run_probes(h: Harness, results: list[Result]) -> None:
                     if s.pod != pod:
                         continue
                     frame = first_packet(p.protocol.number, p.src.ip, p.dst.ip, p.sport,
-                                         p.port)
+                                         p.port, p.ip_options)
                     rc, _ = prog_test_run(progs[s.direction], frame)
                     assert rc in (TC_ACT_OK, TC_ACT_SHOT), f"{p} {s.direction.name}: tc {rc}"
                     s.got = rc == TC_ACT_OK
