@@ -15,9 +15,9 @@ from identity.filter import LabelFilter
 from identity.labels import SOURCE_CIDR, SOURCE_K8S, Label, LabelSet
 
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
-NAMESPACE_LABELS_PREFIX = "io.membrane.k8s.namespace.labels."
-SERVICE_ACCOUNT = "io.membrane.k8s.policy.serviceaccount"
-CLUSTER = "io.membrane.k8s.policy.cluster"
+NAMESPACE_LABELS_PREFIX = "io.cilium.k8s.namespace.labels."
+SERVICE_ACCOUNT = "io.cilium.k8s.policy.serviceaccount"
+CLUSTER = "io.cilium.k8s.policy.cluster"
 
 _META_KEYS = (POD_NAMESPACE, SERVICE_ACCOUNT, CLUSTER)
 

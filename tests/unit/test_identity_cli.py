@@ -63,8 +63,8 @@ def test_list_from_files_shows_one_identity_per_label_set_with_its_pods(
     web = next(r for r in rows if "k8s:app=web" in r["labels"])
     assert len(web["pods"]) == 2 and all(p.startswith("shop/web-") for p in web["pods"])
     db = next(r for r in rows if "k8s:app=db" in r["labels"])
-    assert "k8s:io.membrane.k8s.policy.serviceaccount=db" in db["labels"]
-    assert "k8s:io.membrane.k8s.namespace.labels.team=payments" in db["labels"]
+    assert "k8s:io.cilium.k8s.policy.serviceaccount=db" in db["labels"]
+    assert "k8s:io.cilium.k8s.namespace.labels.team=payments" in db["labels"]
 
 
 def test_the_table_has_a_header_one_label_per_line_and_fits_80_columns(
@@ -82,7 +82,7 @@ def test_the_cluster_name_and_extra_exclusions_are_options(
     run("identity", "list", "-f", str(manifests), "--cluster", "east",
         "--exclude-label", "app", "-o", "json")
     rows = json.loads(capsys.readouterr().out)["identities"]
-    assert all("k8s:io.membrane.k8s.policy.cluster=east" in r["labels"] for r in rows)
+    assert all("k8s:io.cilium.k8s.policy.cluster=east" in r["labels"] for r in rows)
     assert not any("k8s:app=web" in r["labels"] for r in rows)
 
 
@@ -184,8 +184,8 @@ def test_get_without_files_asks_the_agent_and_prints_a_table(
 
 @pytest.mark.parametrize("text, width, expected", [
     ("k8s:app=web", 40, ["k8s:app=web"]),
-    ("k8s:io.membrane.k8s.namespace.labels.kubernetes.io/metadata.name=kube-system", 70,
-     ["k8s:io.membrane.k8s.namespace.labels.kubernetes.io/metadata.name=",
+    ("k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=kube-system", 70,
+     ["k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=",
       "  kube-system"]),
     ("abcdefghij", 4, ["abcd", "  ef", "  gh", "  ij"]),
 ], ids=["a short label stays whole", "a long label breaks after a separator",
