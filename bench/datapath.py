@@ -60,7 +60,8 @@ class Params:
     crr_count: int = 1000    # interleaved new connections per mode and size
 
 
-QUICK = Params(rounds=2, iperf_seconds=1, bulk_seconds=4.0, rr_count=5000, crr_count=200)
+QUICK = Params(rounds=2, iperf_seconds=1, bulk_seconds=8.0, rr_count=5000, crr_count=200)
+FULL_BULK_SECONDS = Params().bulk_seconds
 
 
 class Bed:
@@ -293,6 +294,11 @@ def tables(results: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, s
         if int(rules) >= 1000:
             ahead.append(f"{rules}:{'yes' if ahead_of_iptables(data, resolution) else 'no'}")
     loads = ", ".join(f"{r}: {d['loadavg']:.1f}" for r, d in results["sizes"].items())
+    bulk_seconds = float(results.get("params", {}).get("bulk_seconds", FULL_BULK_SECONDS))
+    if bulk_seconds < FULL_BULK_SECONDS:
+        t.notes.append(f"short run ({bulk_seconds:g} s of interleaved bulk per size, "
+                       f"{FULL_BULK_SECONDS:g} s in a full run): each ratio rests on a few "
+                       "one-second blocks; judge the targets on a full run.")
     t.notes += [f"machine load average (2 cores) during each size: {loads}.",
                 "iperf3: one stream, median Gbit/s over rounds; ratio = median over rounds of "
                 "(mode / no program in the same round): on this VM it resolves ~10% at best.",
