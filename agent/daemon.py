@@ -280,8 +280,13 @@ class Agent:
             try:
                 self.regenerate(snapshot)
             except Exception as err:
-                log.exception("regeneration failed")
-                self.errors = self.errors[-20:] + [f"regeneration: {err}"]
+                # Retried at the next tick, not only at the next change: a flush to an
+                # etcd that was briefly away must not leave the maps stale until then.
+                regenerated = -1
+                message = f"regeneration: {err}"
+                if self.errors[-1:] != [message]:   # the traceback once per distinct error
+                    log.exception("regeneration failed; retrying every second")
+                    self.errors = self.errors[-20:] + [message]
 
     def regenerate(self, snapshot: Snapshot) -> None:
         t0 = time.monotonic()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol, Sequence
@@ -36,6 +37,8 @@ from identity.security import cidr_labels, security_labels
 
 WORLD_PREFIX = "0.0.0.0/0"
 HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
+
+log = logging.getLogger(__name__)
 
 
 class Allocates(Protocol):
@@ -126,6 +129,10 @@ class PolicyEngine:
         self._cidr_alloc = cidr_allocator
         self._cluster = cluster
         self._filter = label_filter or LabelFilter.default()
+        self._clear()
+
+    def _clear(self) -> None:
+        """Knows nothing: the state of a new engine."""
         self._cache = SelectorCache()
         self._namespaces: dict[str, Namespace] = {}
         self._nodes: dict[str, Node] = {}
@@ -216,6 +223,29 @@ class PolicyEngine:
 
     # -- update ------------------------------------------------------------------
     def update(self, objects: ClusterObjects) -> EngineDelta:
+        """Brings the engine to `objects` and says what changed. If this raises, the
+        engine has forgotten everything (identity references released) rather than keep
+        indexes a half-done update left disagreeing; the next update rebuilds it all."""
+        try:
+            return self._update(objects)
+        except BaseException:
+            self._forget_everything()
+            raise
+
+    def _forget_everything(self) -> None:
+        # Each step of an update leaves every reference it took recorded in exactly one
+        # of these two tables, so releasing them both balances the allocators.
+        for allocator, identities in ((self._alloc, self._pod_identity.values()),
+                                      (self._cidr_alloc, self._prefixes.ids.values())):
+            for identity in identities:
+                try:
+                    allocator.release(identity)
+                except Exception as err:  # noqa: BLE001 (one failed release must not stop the rest)
+                    log.warning("releasing identity %d after a failed update: %s",
+                                identity.id, err)
+        self._clear()
+
+    def _update(self, objects: ClusterObjects) -> EngineDelta:
         identities_before = set(self._identity_pods)
         maps_changed = self._update_nodes(objects.nodes)
         old_namespaces, self._namespaces = self._namespaces, dict(objects.namespaces)

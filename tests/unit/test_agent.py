@@ -233,3 +233,26 @@ def test_a_registration_never_written_is_closed_at_start_before_any_sync(tmp_pat
         assert datapath.policies[ep_id] == INIT_POLICY and ep_id in datapath.attached
     finally:
         again.stop()
+
+
+def test_a_failed_regeneration_is_retried_without_waiting_for_another_change(running) -> None:
+    agent, source, datapath = running
+    back = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
+    real_flush = agent.allocator.flush
+    failures = []
+
+    def flush_fails_once() -> None:
+        if not failures:
+            failures.append(1)
+            raise OSError("identity store briefly unavailable")
+        real_flush()
+
+    agent.allocator.flush = flush_fails_once  # type: ignore[method-assign]
+    objs = cluster()
+    objs.policies["default/deny"] = DENY_BACKEND
+    push(source, objs, 2)
+    # Nothing else changes: only the agent's own retry can apply revision 2.
+    assert agent.wait_for_revision(2, 5)
+    assert failures and back.ingress_enforced
+    assert datapath.policies[back.id].ingress_enforced
+    assert any("briefly unavailable" in e for e in agent.errors)

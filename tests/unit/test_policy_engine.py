@@ -285,3 +285,35 @@ def test_an_engine_accepts_any_allocator_with_the_protocol() -> None:
     engine.update(two_tier())
     assert verdict(engine, "default/web-1", "default/db", 5432)
     assert not verdict(engine, "default/web-1", "default/db", 80)
+
+
+def test_an_update_that_fails_half_way_forgets_everything_and_the_next_rebuilds_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    first = cluster(pod("a/web", {"app": "web"}, "10.0.0.1"), pod("a/db", {"app": "db"}, "10.0.0.2"),
+                    policy("a/db", sel({"app": "db"}), ingress=[rule([block("192.168.0.0/16")])]))
+    second = cluster(pod("a/web", {"app": "web", "v": "2"}, "10.0.0.1"),
+                     pod("a/db", {"app": "db"}, "10.0.0.2"),
+                     policy("a/db", sel({"app": "db"}), ingress=[
+                         rule([peer(sel({"app": "web"})), block("10.1.0.0/16")])]))
+    engine, labels, cidrs = memory_engine()
+    engine.update(first)
+    # The second update dies after the pods were updated (new identity taken) and before
+    # the policies were: the half-updated engine must not be what enforces.
+    real = engine._update_policies
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(engine, "_update_policies", broken)
+    with pytest.raises(RuntimeError, match="injected"):
+        engine.update(second)
+    assert labels.live() == set() and cidrs.live() == set()   # every reference given back
+    monkeypatch.setattr(engine, "_update_policies", real)
+    engine.update(second)
+    # A new engine on the same allocators (which keep each label set's number).
+    fresh = PolicyEngine(labels, cidrs)
+    fresh.update(second)
+    for key in second.pods:
+        assert engine.endpoint_policy(key) == fresh.endpoint_policy(key)
+        assert engine.identity_of(key) == fresh.identity_of(key)
+    assert engine.cluster_maps("n1") == fresh.cluster_maps("n1")
