@@ -244,7 +244,7 @@ def bulk_resolution(results: dict[str, Any]) -> float:
     """How far the control (a second node without a program) strayed from the baseline in
     this run, over every rule count, and at least 1%: a smaller gap between two modes is
     not a difference this machine can show."""
-    strays = [abs(1 - d["ctl"]["bulk_ratio"]) for d in results["sizes"].values()
+    strays = [abs(1 - float(d["ctl"]["bulk_ratio"])) for d in results["sizes"].values()
               if d["ctl"].get("bulk_ratio") is not None]
     return max([0.01, *strays])
 
