@@ -384,6 +384,7 @@ class Lab:
             delete_netns(name)
         for path in reversed(state.paths):
             shutil.rmtree(path, ignore_errors=True)
+        _remove_if_empty(agent_procs.BPFFS_ROOT)
         left = [n for n in state.netns if netns_exists(n)] + \
             [p for p in state.paths if Path(p).exists()]
         if left:
@@ -391,6 +392,15 @@ class Lab:
             raise LabError(f"lab {state.name}: could not remove {', '.join(left)}; "
                            "run `membrane lab down` again")
         shutil.rmtree(state.root, ignore_errors=True)
+
+
+def _remove_if_empty(shared: Path) -> None:
+    """The parent the labs' pin directories share: gone with the last of them, kept while
+    anything (another lab, an agent using the default) still lives in it."""
+    try:
+        shared.rmdir()
+    except OSError:
+        pass
 
 
 def workload_of(doc: Doc) -> str:
