@@ -60,7 +60,7 @@ class Params:
     crr_count: int = 1000    # interleaved new connections per mode and size
 
 
-QUICK = Params(rounds=2, iperf_seconds=1, bulk_seconds=8.0, rr_count=5000, crr_count=200)
+QUICK = Params(rounds=2, iperf_seconds=1, bulk_seconds=8.0, rr_count=10000, crr_count=200)
 FULL_BULK_SECONDS = Params().bulk_seconds
 
 
