@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from agent.config import AgentConfig
+from bench.profiling import serve_worker
 from bench.report import Table, fmt_num, print_report
 
 # Measure what the agent runs with (`membrane agent --event-ring-pages`).
@@ -233,10 +234,7 @@ def main() -> None:
                     help="read the kernel lost counter at most this often (0: every poll)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if a.cmd == "worker":
-        from bench.profiling import profiled
-
-        print(json.dumps(profiled("events", _worker, a)))
+    if serve_worker(a, "events", _worker):
         return
     tabs, targets = tables(run(a.quick, a.per_event, a.ring_pages, a.lost_every_ms))
     print_report(tabs, targets)

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.profiling import serve_worker
 from bench.report import Table, fmt_num, print_report
 
 ENDPOINTS = 1000
@@ -174,10 +175,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if a.cmd == "worker":
-        from bench.profiling import profiled
-
-        print(json.dumps(profiled("memory", _worker, a)))
+    if serve_worker(a, "memory", _worker):
         return
     tabs, targets = tables(run(a.quick))
     print_report(tabs, targets)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.profiling import serve_worker
 from bench.report import Table, at_most, fmt_num, print_report, summarize
 
 log = logging.getLogger("bench.programming")
@@ -285,10 +286,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if a.cmd == "worker":
-        from bench.profiling import profiled
-
-        print(json.dumps(profiled(f"programming-{a.endpoints}", _worker, a)))
+    if serve_worker(a, f"programming-{a.endpoints}", _worker):
         return
     logging.getLogger("bench").setLevel(logging.INFO)
     res = run(QUICK if a.quick else Params())

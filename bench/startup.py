@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.profiling import serve_worker
 from bench.report import Table, fmt_num, print_report
 
 ENDPOINTS = 100
@@ -139,10 +140,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if a.cmd == "worker":
-        from bench.profiling import profiled
-
-        print(json.dumps(profiled("startup", _worker, a)))
+    if serve_worker(a, "startup", _worker):
         return
     tabs, targets = tables(run(a.quick))
     print_report(tabs, targets)
