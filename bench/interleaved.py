@@ -78,15 +78,21 @@ def _recv_exact(s: socket.socket, n: int) -> None:
         n -= len(got)
 
 
-def bulk(ns: Namespaces, ips: dict[str, str], port: int, seconds: float,
-         chunk: int) -> dict[str, Any]:
-    """Chunks of `chunk` bytes to each mode in turn; a chunk ends when the sink has read
-    all of it and answered one byte, so the time is delivery, not buffering."""
+def _connect_all(ns: Namespaces, ips: dict[str, str], port: int) -> dict[str, socket.socket]:
+    """One connection per mode, each made from its client pod's namespace."""
     socks = {}
     for m, ip in ips.items():
         s = ns.socket_in(m)
         s.connect((ip, port))
         socks[m] = s
+    return socks
+
+
+def bulk(ns: Namespaces, ips: dict[str, str], port: int, seconds: float,
+         chunk: int) -> dict[str, Any]:
+    """Chunks of `chunk` bytes to each mode in turn; a chunk ends when the sink has read
+    all of it and answered one byte, so the time is delivery, not buffering."""
+    socks = _connect_all(ns, ips, port)
     payload = memoryview(bytearray(chunk))
     header = struct.pack("!Q", chunk)
 
@@ -128,11 +134,7 @@ def bulk(ns: Namespaces, ips: dict[str, str], port: int, seconds: float,
 
 def rr(ns: Namespaces, ips: dict[str, str], port: int, count: int) -> dict[str, list[float]]:
     """`count` 64-byte round trips per mode on one connection each, modes alternating."""
-    socks = {}
-    for m, ip in ips.items():
-        s = ns.socket_in(m)
-        s.connect((ip, port))
-        socks[m] = s
+    socks = _connect_all(ns, ips, port)
     payload = b"x" * REQUEST
     clock = time.perf_counter_ns
     out: dict[str, list[float]] = {m: [] for m in ips}
