@@ -25,7 +25,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.datapath.interface import Datapath, EndpointSlot
 from agent.endpoints import Endpoint, EndpointRegistry, EndpointState
-from agent.errors import DatapathError, MapFullError, MembraneError
+from core.errors import DatapathError, MapFullError, MembraneError
 from agent.policy.mapstate import (ANY_PROTOCOL, ClusterMaps, Direction, EndpointPolicy,
                                    PolicyKey)
 from agent.sources.base import Source
@@ -438,7 +438,7 @@ class Agent:
         import grpc
 
         from agent.api.server import AgentServicer
-        from observe.gen import agent_pb2_grpc
+        from agent.api.gen import agent_pb2_grpc
         from observe.server import add_observer_to_server
 
         path = self.config.socket

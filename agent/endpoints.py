@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from agent.errors import MembraneError
+from core.errors import MembraneError
 
 
 class EndpointState(str, Enum):

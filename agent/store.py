@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Union
 
-from agent.errors import MembraneError
+from core.errors import MembraneError
 from agent.k8s.objects import ClusterObjects, Namespace, NetworkPolicy, Node, Pod, Service
 
 StoreObject = Union[Namespace, Pod, NetworkPolicy, Service, Node]
@@ -129,7 +129,7 @@ class Store:
 
 def _error_key(error: MembraneError, index: int) -> tuple[str, str]:
     """Rejections are keyed like objects, so a fixed object's upsert clears its error."""
-    from agent.errors import InvalidObject
+    from core.errors import InvalidObject
 
     if isinstance(error, InvalidObject):
         return error.kind, error.name

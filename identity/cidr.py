@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from agent.errors import AllocationError
+from core.errors import AllocationError
 from identity.allocator import Identity
 from identity.gc import Clock
 from identity.labels import SOURCE_CIDR, LabelSet

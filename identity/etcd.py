@@ -41,7 +41,7 @@ import requests
 from etcd3gw import exceptions as etcd_errors
 from etcd3gw.lease import Lease
 
-from agent.errors import AllocationError
+from core.errors import AllocationError
 from identity.allocator import Identity
 from identity.gc import Clock
 from identity.labels import SOURCE_CIDR, SOURCE_RESERVED, LabelSet

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, IO, Self
 
-from agent.errors import AllocationError
+from core.errors import AllocationError
 from identity.allocator import Identity
 from identity.gc import Clock, RefTable
 from identity.labels import SOURCE_CIDR, SOURCE_RESERVED, Label, LabelSet

@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client import start_http_server
 
-from agent.errors import MembraneError
+from core.errors import MembraneError
 from observe.flow import MSG_DROP, MSG_POLICY_VERDICT, MSG_TRACE, drop_reason_name
 from observe.gen import flow_pb2 as fpb
 from observe.printer import match_type_text

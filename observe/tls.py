@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 
-from agent.errors import MembraneError
+from core.errors import MembraneError
 from observe.ring import FlowObserver
 from observe.server import add_observer_to_server
 

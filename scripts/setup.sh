@@ -71,7 +71,7 @@ else
   say "project already installed in .venv"
 fi
 
-say "compile observe/protos"
-.venv/bin/python -m observe.protos.build
+say "compile the protos (observe/gen, agent/api/gen)"
+.venv/bin/python scripts/build_protos.py
 
 .venv/bin/python -c 'import bcc, pyroute2, grpc' && say "ready: .venv/bin/membrane"

@@ -12,9 +12,9 @@ from typing import Any
 
 import grpc
 
-from agent.errors import AgentUnreachable, MembraneError
-from observe.gen import agent_pb2 as pb
-from observe.gen import agent_pb2_grpc as pb_grpc
+from core.errors import AgentUnreachable, MembraneError
+from agent.api.gen import agent_pb2 as pb
+from agent.api.gen import agent_pb2_grpc as pb_grpc
 
 DEFAULT_SOCKET = "/run/membrane/agent.sock"
 LAB_ROOT = Path(os.environ.get("MEMBRANE_LAB_ROOT", "/run/membrane/labs"))

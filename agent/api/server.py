@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from agent.endpoints import Endpoint
-from agent.errors import MembraneError
+from core.errors import MembraneError
 from agent.policy.mapstate import ANY_PROTOCOL, Direction
-from observe.gen import agent_pb2 as pb
-from observe.gen import agent_pb2_grpc as pb_grpc
+from agent.api.gen import agent_pb2 as pb
+from agent.api.gen import agent_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from agent.daemon import Agent

@@ -64,7 +64,7 @@ class AgentLink:
 
     def __init__(self, socket: str, wait: float) -> None:
         from agent.api.client import AgentClient  # lazy: VERSION must not need gRPC
-        from agent.errors import AgentUnreachable
+        from core.errors import AgentUnreachable
 
         deadline = time.monotonic() + wait
         while True:
@@ -80,7 +80,7 @@ class AgentLink:
         self.client.close()
 
     def register(self, inv: Invocation, iface: ep.PodInterface, timeout: float) -> Any:
-        from agent.errors import AgentUnreachable, MembraneError
+        from core.errors import AgentUnreachable, MembraneError
 
         namespace, pod = inv.pod
         try:
@@ -103,12 +103,12 @@ class AgentLink:
             return None, err.code()  # type: ignore[attr-defined]
 
     def deregister(self, namespace: str, pod: str) -> Any:
-        from observe.gen import agent_pb2 as pb
+        from agent.api.gen import agent_pb2 as pb
 
         return self._raw("DeregisterEndpoint", pb.EndpointRef(namespace=namespace, pod=pod))[1]
 
     def get(self, namespace: str, pod: str) -> tuple[Any, Any]:
-        from observe.gen import agent_pb2 as pb
+        from agent.api.gen import agent_pb2 as pb
 
         return self._raw("GetEndpoint", pb.EndpointRef(namespace=namespace, pod=pod))
 

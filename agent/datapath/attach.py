@@ -24,7 +24,7 @@ import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from agent.errors import DatapathError
+from core.errors import DatapathError
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ from agent.datapath.interface import (ConntrackEntry, DatapathStats, EndpointSlo
 from agent.datapath.reader import EventReader
 from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, PrefixWriter,
                                    read_prefix_map)
-from agent.errors import DatapathError, MapFullError
+from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy
 from observe.events import DatapathEvent
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import DatapathError
+from core.errors import DatapathError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from agent.datapath.interface import (ConntrackEntry, DatapathStats, EndpointSlot,
                                       KernelPolicyEntry, MapUsage)
 from agent.datapath.writer import expand
-from agent.errors import DatapathError, MapFullError
+from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType
 from observe.events import DatapathEvent
 

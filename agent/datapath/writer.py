@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Protocol
 
 from agent.datapath import layout
-from agent.errors import DatapathError, MapFullError
+from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import (ANY_PROTOCOL, Direction, EndpointPolicy, MatchType,
                                    PolicyKey)
 

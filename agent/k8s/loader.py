@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import yaml
 
-from agent.errors import InvalidObject, LoadError, MembraneError
+from core.errors import InvalidObject, LoadError, MembraneError
 from agent.k8s.objects import (
     NAMESPACE_NAME_LABEL,
     ClusterObjects,

@@ -2,7 +2,7 @@
 
 Only the fields NetworkPolicy enforcement needs are kept. Every object is already
 validated and defaulted when it exists: `agent.k8s.loader` and `agent.k8s.validation`
-turn documents into these, or raise `agent.errors.InvalidObject` naming the field.
+turn documents into these, or raise `core.errors.InvalidObject` naming the field.
 """
 
 from __future__ import annotations

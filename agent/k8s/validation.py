@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NoReturn
 
-from agent.errors import InvalidObject
+from core.errors import InvalidObject
 from agent.k8s.objects import (
     ContainerPort,
     IPBlock,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.errors import MembraneError
+from core.errors import MembraneError
 from agent.k8s.objects import ClusterObjects, Protocol
 from agent.policy.engine import PolicyEngine
 from agent.policy.mapstate import Direction

@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import Any, Iterable
 
-from agent.errors import InvalidObject, MembraneError
+from core.errors import InvalidObject, MembraneError
 from agent.k8s.objects import ClusterObjects
 from agent.store import Store, StoreObject, object_key
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from agent.errors import LoadError
+from core.errors import LoadError
 from agent.sources.k8s_mirror import Mirror
 from agent.sources.k8s_watch import KindSpec, KindWatcher, WatchSettings
 from agent.store import Store

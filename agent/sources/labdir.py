@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from agent.errors import MembraneError
+from core.errors import MembraneError
 from agent.k8s.objects import ClusterObjects
 from agent.store import Store
 

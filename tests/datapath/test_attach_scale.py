@@ -85,7 +85,7 @@ def test_attaching_twice_is_idempotent_and_detach_removes_what_we_added(
 
 def test_a_namespace_that_is_gone_is_never_created_by_attach_detach_or_lookups(
         prog_fds: dict[str, int]) -> None:
-    from agent.errors import DatapathError
+    from core.errors import DatapathError
 
     gone = f"{NS}-gone"
     assert tc.detach("lxc0", gone) is False

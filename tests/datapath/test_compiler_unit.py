@@ -8,7 +8,7 @@ import re
 import pytest
 
 from agent.datapath.compiler import CompileOptions, probe_features, source
-from agent.errors import DatapathError
+from core.errors import DatapathError
 
 
 def test_local_headers_are_inlined_once_with_line_markers() -> None:

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from agent.errors import MapFullError
+from core.errors import MapFullError
 from agent.policy.mapstate import Direction, EndpointPolicy, PolicyKey
 from observe.reasons import DropReason
 from tests.datapath.conftest import IDS, attach_all, cluster_maps, make_datapath, own_topology

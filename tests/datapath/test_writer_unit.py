@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from agent.datapath import layout
 from agent.datapath.writer import (PolicyMapKey, PolicyWriter, expand, port_prefixes,
                                    read_prefix_map, sync_prefix_map)
-from agent.errors import MapFullError
+from core.errors import MapFullError
 from agent.policy.mapstate import Direction, EndpointPolicy, MatchType, PolicyKey
 
 IN, EG = Direction.INGRESS, Direction.EGRESS

@@ -45,8 +45,8 @@ class FakeAgentState:
 
 def _make_servicer(state: FakeAgentState) -> Any:
     import grpc
-    from observe.gen import agent_pb2 as pb
-    from observe.gen import agent_pb2_grpc as pb_grpc
+    from agent.api.gen import agent_pb2 as pb
+    from agent.api.gen import agent_pb2_grpc as pb_grpc
 
     class FakeAgent(pb_grpc.AgentServicer):  # type: ignore[misc]
         def RegisterEndpoint(self, request: Any, context: Any) -> Any:
@@ -88,7 +88,7 @@ class FakeAgent:
 @pytest.fixture
 def fake_agent(tmp_path: Path) -> Iterator[FakeAgent]:
     grpc = pytest.importorskip("grpc")
-    pb_grpc = pytest.importorskip("observe.gen.agent_pb2_grpc")
+    pb_grpc = pytest.importorskip("agent.api.gen.agent_pb2_grpc")
     state = FakeAgentState()
     sock = str(tmp_path / "agent.sock")
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))

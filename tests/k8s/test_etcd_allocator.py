@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import etcd3gw
 import pytest
 
-from agent.errors import AllocationError
+from core.errors import AllocationError
 from identity.etcd import EtcdAllocator
 from identity.labels import LabelSet
 from tests.etcd_server import EtcdServer, etcd_fixture

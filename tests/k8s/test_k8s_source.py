@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pytest
 from kubernetes import client
 
-from agent.errors import LoadError
+from core.errors import LoadError
 from agent.k8s.loader import parse_document
 from agent.k8s.objects import ClusterObjects, NetworkPolicy
 from agent.sources.k8s_watch import Backoff, WatchSettings

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from agent.k8s.loader import objects_from_documents
-from agent.lab import agents as agent_procs
-from agent.lab.controller import Lab
-from agent.lab.probe import run_probe
-from agent.lab.state import LabState
+from lab import agents as agent_procs
+from lab.controller import Lab
+from lab.probe import run_probe
+from lab.state import LabState
 from agent.policy.matrix import reachability, to_json
 from agent.sources.labdir import LabStoreDir
 
@@ -128,8 +128,8 @@ def restart_agent(lab: Lab, node: str, while_down=None,  # type: ignore[no-untyp
     if while_down is not None:
         while_down()
     if extra_args:
-        from agent.lab.netns import spawn
-        from agent.lab.state import Process
+        from lab.netns import spawn
+        from lab.state import Process
 
         cmd = [*agent_procs.agent_command(state, n), *extra_args]
         proc = spawn(cmd, agent_procs.node_dir(state, n) / "agent.log")

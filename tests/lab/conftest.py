@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from agent.lab.controller import Lab
+from lab.controller import Lab
 
 
 def needs_root() -> None:
@@ -64,8 +64,8 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], 
 
 def run_cli(*argv: str) -> int:
     """The `membrane lab` verbs, without the rest of the CLI."""
-    from agent.cli import lab as lab_cli
-    from agent.errors import MembraneError
+    from cli import lab as lab_cli
+    from core.errors import MembraneError
 
     parser = argparse.ArgumentParser(prog="membrane")
     lab_cli.register(parser.add_subparsers())

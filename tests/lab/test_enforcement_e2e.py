@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from agent.lab.controller import Lab
+from lab.controller import Lab
 from tests.lab.agentlab import (ECHO_CLIENT, ECHO_SERVER, differences, dump, expect_line,
                                 in_pod, ping, pod_ip, probe_and_matrix, restart_agent,
                                 state_of, stop, write)
@@ -324,7 +324,7 @@ spec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Ingress]}
     assert ping(client) == "ok"
     assert_probe_matches_matrix(lab)
     # The restarted agent sees new verdicts: its programs, writing to its ring buffer.
-    observed = subprocess.run([sys.executable, "-m", "agent.cli.main", "observe", "--lab",
+    observed = subprocess.run([sys.executable, "-m", "cli.main", "observe", "--lab",
                                lab.name, "--node", node, "--last", "50", "--verdict", "DROPPED",
                                "--to-port", "5432"], capture_output=True, text=True, timeout=30)
     assert "ops/prom" in observed.stdout, observed.stdout + observed.stderr

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 
 from agent.k8s.loader import objects_from_documents
-from agent.lab.controller import Lab
-from agent.lab.probe import run_probe
-from agent.lab.state import LabState
+from lab.controller import Lab
+from lab.probe import run_probe
+from lab.state import LabState
 from agent.policy.matrix import reachability, to_json
 from agent.sources.labdir import LabStoreDir
 from tests.lab.conftest import MakeLab, run_cli
@@ -91,7 +91,7 @@ def test_cli_prints_the_matrix_json_shape(lab: Lab, capsys) -> None:
 
 
 def test_a_protocol_the_lab_cannot_send_is_refused_with_the_reason_not_reported_denied() -> None:
-    from agent.errors import LabError
+    from core.errors import LabError
 
     with pytest.raises(LabError, match=r"cannot probe SCTP: the lab sends TCP and UDP only"):
         run_probe(LabState(name="unused", root="/nonexistent"), [80], ["TCP", "SCTP"])

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.lab.controller import Lab
-from agent.lab.names import EXTERNAL_IP
-from agent.lab.state import LabState, lab_root
+from lab.controller import Lab
+from lab.names import EXTERNAL_IP
+from lab.state import LabState, lab_root
 from tests.lab.conftest import MakeLab, run_cli
 
 pytestmark = pytest.mark.privileged

@@ -13,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from agent.api.client import AgentClient
-from agent.lab.controller import Lab
+from lab.controller import Lab
 from tests.lab.agentlab import differences, probe_and_matrix, state_of, write
 from tests.lab.conftest import needs_root, unique_lab_name
 

@@ -13,14 +13,14 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from agent.lab.controller import Lab
+from lab.controller import Lab
 from tests.lab.agentlab import in_pod, pod_ip, restart_agent, state_of
 from tests.lab.conftest import needs_root, unique_lab_name
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "demo" / "tutorial"
-MEMBRANE = [sys.executable, "-m", "agent.cli.main"]
+MEMBRANE = [sys.executable, "-m", "cli.main"]
 
 
 @pytest.fixture(scope="module")

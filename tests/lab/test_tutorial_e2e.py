@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.cli.demo import STEPS, Demo, classify
+from cli.demo import STEPS, Demo, classify
 from tests.lab.conftest import needs_root, unique_lab_name
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]

@@ -46,9 +46,9 @@ from typing import Any, Iterator
 import pytest
 
 from agent.k8s.serialize import to_document
-from agent.lab.controller import Lab
-from agent.lab.probe import run_probe
-from agent.lab.state import LabState
+from lab.controller import Lab
+from lab.probe import run_probe
+from lab.state import LabState
 from agent.sources.labdir import LabStoreDir
 from tests.lab.agentlab import state_of
 from tests.lab.conftest import needs_root, unique_lab_name

@@ -19,7 +19,7 @@ from agent.config import AgentConfig
 from agent.daemon import INIT_POLICY, Agent
 from agent.datapath.fake import FakeDatapath
 from agent.datapath.interface import EndpointSlot
-from agent.errors import MembraneError
+from core.errors import MembraneError
 from agent.k8s.objects import (ClusterObjects, LabelSelector, Namespace, NetworkPolicy, Pod,
                                PolicyPeer, PolicyRule, PolicyType)
 from agent.policy.mapstate import Direction

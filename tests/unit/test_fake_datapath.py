@@ -6,7 +6,7 @@ import pytest
 
 from agent.datapath.fake import FakeDatapath
 from agent.datapath.interface import Datapath, EndpointSlot
-from agent.errors import MapFullError
+from core.errors import MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType, PolicyKey
 from observe.events import DatapathEvent, EventType, TrafficDirection
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import AllocationError
+from core.errors import AllocationError
 from identity.cidr import CidrAllocator
 from identity.labels import LabelSet
 from identity.reserved import MIN_CIDR_IDENTITY, is_cidr

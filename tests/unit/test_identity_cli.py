@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agent.cli import identity as cli
-from agent.errors import MembraneError
+from cli import identity as cli
+from core.errors import MembraneError
 
 APP = """
 apiVersion: v1

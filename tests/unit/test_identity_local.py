@@ -9,7 +9,7 @@ from typing import Callable
 
 import pytest
 
-from agent.errors import AllocationError
+from core.errors import AllocationError
 from identity.allocator import Allocator, Identity
 from identity.labels import LabelSet
 from identity.local import STATE_FILE, LocalAllocator, decode_labels

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent.errors import InvalidObject, LoadError
+from core.errors import InvalidObject, LoadError
 from agent.k8s.loader import (
     load_paths,
     objects_from_documents,

@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.errors import InvalidObject, LoadError, MembraneError
+from core.errors import InvalidObject, LoadError, MembraneError
 from agent.k8s.loader import objects_from_documents, parse_document, read_documents
 from agent.k8s.serialize import to_document
 

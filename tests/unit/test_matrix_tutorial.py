@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import policy as policy_cli
+from cli import policy as policy_cli
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "demo" / "tutorial"
 APPS = ["demo-app.yaml", "monitoring-app.yaml", "kube-dns.yaml"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from observe.cli import build_filters, main, parse_time
+from cli.observe import build_filters, main, parse_time
 from observe.events import EventType
 from observe.gen import flow_pb2 as fpb
 from tests.unit.test_observe_server import Served, make_flow, served  # noqa: F401 (fixture)
@@ -159,7 +159,7 @@ def test_first_and_follow_together_are_refused(served: Served,
 
 def test_lab_and_node_point_at_that_nodes_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("observe.cli.lab_socket",
+    monkeypatch.setattr("cli.observe.lab_socket",
                         lambda lab, node: str(tmp_path / lab / node / "agent.sock"))
     rc, _, err = run(capsys, "--lab", "demo", "--node", "node2")
     assert rc == 1 and str(tmp_path / "demo" / "node2" / "agent.sock") in err
@@ -175,7 +175,7 @@ def test_help_ends_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_follow_prints_a_new_flow_and_ends_cleanly_on_ctrl_c(served: Served) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "observe.cli", "--server", served.socket, "-f"],
+        [sys.executable, "-m", "cli.observe", "--server", served.socket, "-f"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:

@@ -14,7 +14,7 @@ from typing import Iterator
 import grpc
 import pytest
 
-from agent.errors import MembraneError
+from core.errors import MembraneError
 from observe.events import EventType
 from observe.flow import flow_from_event
 from observe.gen import flow_pb2 as fpb

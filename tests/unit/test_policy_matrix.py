@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agent.cli import policy as policy_cli
-from agent.errors import MembraneError
+from cli import policy as policy_cli
+from core.errors import MembraneError
 from agent.policy.matrix import Verdict, reachability, to_json, to_table
 from agent.policy.trace import trace
 from policy_helpers import cluster, ns, peer, pod, policy, port, rule, sel

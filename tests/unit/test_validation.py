@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agent.errors import InvalidObject
+from core.errors import InvalidObject
 from agent.k8s.loader import parse_document
 from agent.k8s.objects import (
     IPBlock,

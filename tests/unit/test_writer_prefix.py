@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from agent.datapath import layout
 from agent.datapath.writer import PrefixWriter, parse_prefix, read_prefix_map
-from agent.errors import DatapathError, MapFullError
+from core.errors import DatapathError, MapFullError
 
 
 class FakeLpmMap:

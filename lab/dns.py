@@ -23,7 +23,7 @@ from typing import Any
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord  # type: ignore[import-untyped]
 from dnslib.server import BaseResolver, DNSServer  # type: ignore[import-untyped]
 
-from agent.lab.names import CLUSTER_DOMAIN, EXTERNAL_NAMES
+from lab.names import CLUSTER_DOMAIN, EXTERNAL_NAMES
 from agent.sources.labdir import LabStoreDir
 
 TTL = 5
@@ -97,7 +97,7 @@ class StoreResolver(BaseResolver):  # type: ignore[misc]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.lab.dns")
+    parser = argparse.ArgumentParser(prog="python -m lab.dns")
     parser.add_argument("--store", required=True, help="the lab's store directory")
     parser.add_argument("--external-ip", required=True)
     parser.add_argument("--port", type=int, default=53)

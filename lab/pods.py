@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import LabError
-from agent.lab.names import CLUSTER_DOMAIN, LabNames
-from agent.lab.netns import python_in_netns, spawn, wait_ready
-from agent.lab.state import LabState, PodState, Process
+from core.errors import LabError
+from lab.names import CLUSTER_DOMAIN, LabNames
+from lab.netns import python_in_netns, spawn, wait_ready
+from lab.state import LabState, PodState, Process
 
 DEFAULT_PORT = 80
 FIRST_HOST = 2  # .1 is left free, as a gateway address would be on a real node
@@ -144,14 +144,14 @@ def server_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
     args = ["--lab", state.name, "--name", pod.key]
     for port, proto in pod.ports:
         args += ["--tcp" if proto == "TCP" else "--udp", str(port)]
-    return python_in_netns(pod.netns, "agent.lab.servers", args), \
-        f"agent.lab.servers --lab {state.name} --name {pod.key} "
+    return python_in_netns(pod.netns, "lab.servers", args), \
+        f"lab.servers --lab {state.name} --name {pod.key} "
 
 
 def dns_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
     args = ["--store", str(state.store_dir), "--external-ip", state.external_ip]
-    return python_in_netns(pod.netns, "agent.lab.dns", args), \
-        f"agent.lab.dns --store {state.store_dir} "
+    return python_in_netns(pod.netns, "lab.dns", args), \
+        f"lab.dns --store {state.store_dir} "
 
 
 def log_path(state: LabState, pod: PodState) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 
 from agent.api.client import LAB_ROOT
 
-TUTORIAL = Path(__file__).resolve().parents[2] / "demo" / "tutorial"
+TUTORIAL = Path(__file__).resolve().parents[1] / "demo" / "tutorial"
 
 # What the tutorial shows, reduced to the first line of curl's answer.
 OK = "HTTP 200"
@@ -118,7 +118,7 @@ class Demo:
     def __init__(self, lab: str, timeout: int) -> None:
         self.lab = lab
         self.timeout = timeout
-        self.exe = [sys.executable, "-m", "agent.cli.main"]
+        self.exe = [sys.executable, "-m", "cli.main"]
         self.failures = 0
 
     def membrane(self, *args: str, check: bool = True, show: bool = True) -> subprocess.CompletedProcess[str]:

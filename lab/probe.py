@@ -1,6 +1,6 @@
 """`lab probe`: real connections between every ordered pair of lab pods.
 
-One helper per source pod runs inside the pod's netns (`python -m agent.lab.probe`), in
+One helper per source pod runs inside the pod's netns (`python -m lab.probe`), in
 three steps driven over its stdin/stdout:
 
   1. it listens on every probed port its pod does not already serve, so a destination
@@ -27,10 +27,10 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import LabError
+from core.errors import LabError
 
 if TYPE_CHECKING:  # the helper runs in every pod: it imports nothing it does not use
-    from agent.lab.state import LabState
+    from lab.state import LabState
 
 # A DNS query for "probe.lab." type A, id 0x4d42: any UDP server of the lab answers it.
 UDP_PAYLOAD = bytes.fromhex("4d42010000010000000000000570726f6265036c61620000010001")
@@ -132,7 +132,7 @@ async def _helper(config: dict[str, Any]) -> None:
 
 
 def helper_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.lab.probe")
+    parser = argparse.ArgumentParser(prog="python -m lab.probe")
     parser.add_argument("--config", required=True, help="JSON: checks, targets, timeout")
     args = parser.parse_args(argv)
     asyncio.run(_helper(json.loads(args.config)))
@@ -153,7 +153,7 @@ def _sctp_note(protocols: list[str]) -> str:
 def run_probe(state: "LabState", ports: list[int], protocols: list[str],
               timeout: float = 1.0) -> list[Any]:
     """Verdicts (agent.policy.matrix.Verdict) for every ordered pair of distinct pods."""
-    from agent.lab.netns import REPO_ROOT, child_env, python_in_netns
+    from lab.netns import REPO_ROOT, child_env, python_in_netns
     from agent.policy.matrix import Verdict
 
     unsupported = sorted({p.upper() for p in protocols} - {"TCP", "UDP"})
@@ -170,7 +170,7 @@ def run_probe(state: "LabState", ports: list[int], protocols: list[str],
         for pod in pods:
             config = {"checks": checks, "timeout": timeout,
                       "targets": [[t.key, t.ip] for t in pods if t.key != pod.key]}
-            cmd = python_in_netns(pod.netns, "agent.lab.probe", ["--config", json.dumps(config)])
+            cmd = python_in_netns(pod.netns, "lab.probe", ["--config", json.dumps(config)])
             helpers.append((pod.key, subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, env=child_env(), cwd=str(REPO_ROOT))))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from agent.api.client import LAB_ROOT
-from agent.errors import LabError
+from core.errors import LabError
 
 
 def lab_root(lab: str) -> Path:

@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent.api.client import DEFAULT_SOCKET, lab_socket, open_channel
-from agent.errors import AgentUnreachable, MembraneError
+from core.errors import AgentUnreachable, MembraneError
 from identity.reserved import ReservedIdentity
 from observe.filters.tcp_flags import parse_flags
 from observe.gen import flow_pb2 as fpb
@@ -419,7 +419,7 @@ def _add_observe_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m observe.cli ...`: the observe command alone (tests, and a membrane
+    """`python -m cli.observe ...`: the observe command alone (tests, and a membrane
     build without the other commands)."""
     parser = argparse.ArgumentParser(prog="membrane")
     register(parser.add_subparsers(dest="command"))

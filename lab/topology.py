@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from agent.lab.names import EXTERNAL_IP, EXTERNAL_NET, POD_GATEWAY, UNDERLAY_ETCD_IP, UNDERLAY_NET
-from agent.lab.netns import add_netns, delete_netns, ip, ip_batch, sysctl
-from agent.lab.state import LabState, NodeState, PodState
+from lab.names import EXTERNAL_IP, EXTERNAL_NET, POD_GATEWAY, UNDERLAY_ETCD_IP, UNDERLAY_NET
+from lab.netns import add_netns, delete_netns, ip, ip_batch, sysctl
+from lab.state import LabState, NodeState, PodState
 
 PREFIXLEN = UNDERLAY_NET.prefixlen
 

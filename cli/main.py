@@ -10,18 +10,18 @@ import importlib
 import sys
 from typing import Sequence
 
-from agent.errors import MembraneError
+from core.errors import MembraneError
 
 # Each module defines `register(subparsers) -> None`; every parser it adds sets
 # `func=callable(args) -> int` with set_defaults.
 COMMAND_MODULES = (
-    "agent.cli.daemon",     # membrane agent
-    "agent.cli.policy",     # membrane policy matrix|trace|get
-    "agent.cli.identity",   # membrane identity list|get
-    "agent.cli.debug",      # membrane endpoint ..., bpf ..., status
-    "agent.cli.lab",        # membrane lab ...
-    "agent.cli.demo",       # membrane demo
-    "observe.cli",          # membrane observe
+    "cli.daemon",     # membrane agent
+    "cli.policy",     # membrane policy matrix|trace|get
+    "cli.identity",   # membrane identity list|get
+    "cli.debug",      # membrane endpoint ..., bpf ..., status
+    "cli.lab",        # membrane lab ...
+    "cli.demo",       # membrane demo
+    "cli.observe",          # membrane observe
 )
 
 EXAMPLES = """\

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from agent.api.client import LAB_ROOT
-from agent.errors import LabError, MembraneError
-from agent.lab import agents as agent_procs
-from agent.lab import pods as podlib
-from agent.lab import topology
-from agent.lab.documents import dns_pod_doc, namespace_doc, node_doc, pod_document
-from agent.lab.names import EXTERNAL_NAMES, LabNames
-from agent.lab.netns import delete_netns, netns_exists, python_in_netns, spawn, stop, wait_ready
-from agent.lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
+from core.errors import LabError, MembraneError
+from lab import agents as agent_procs
+from lab import pods as podlib
+from lab import topology
+from lab.documents import dns_pod_doc, namespace_doc, node_doc, pod_document
+from lab.names import EXTERNAL_NAMES, LabNames
+from lab.netns import delete_netns, netns_exists, python_in_netns, spawn, stop, wait_ready
+from lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
 from agent.sources.labdir import Doc, LabStoreDir, doc_key
 
 MAX_NODES = 50
@@ -95,14 +95,14 @@ class Lab:
                 agent_procs.wait_agent(state, node, proc)
 
     def _start_external_server(self, state: LabState) -> None:
-        cmd = python_in_netns(state.external_netns, "agent.lab.servers",
+        cmd = python_in_netns(state.external_netns, "lab.servers",
                               ["--lab", state.name, "--name", EXTERNAL_NAMES[0],
                                "--status", "301", "--location", "https://kubernetes.io/",
                                "--tcp", "80", "--udp", "80"])
         log = Path(state.root) / "external.log"
         proc = spawn(cmd, log, stdout=subprocess.PIPE)
         state.processes.append(Process(
-            pid=proc.pid, marker=f"agent.lab.servers --lab {state.name} --name {EXTERNAL_NAMES[0]} "))
+            pid=proc.pid, marker=f"lab.servers --lab {state.name} --name {EXTERNAL_NAMES[0]} "))
         state.save()
         wait_ready(proc, "the external host's server", log)
 

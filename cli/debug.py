@@ -7,7 +7,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from agent.cli.common import add_client_args, client_from, print_json, print_table
+from cli.common import add_client_args, client_from, print_json, print_table
 
 EXAMPLES = """\
 examples:

@@ -1,6 +1,6 @@
 """A pod's workload: TCP and UDP servers on its container ports, in one small process.
 
-    python -m agent.lab.servers --name default/backend --tcp 8080 --udp 8080
+    python -m lab.servers --name default/backend --tcp 8080 --udp 8080
 
 TCP answers any HTTP request with a status line (`HTTP/1.1 200 OK` by default, so
 `curl -I` works; the external host uses `--status 301`) and closes. UDP replies to every
@@ -83,7 +83,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m agent.lab.servers")
+    parser = argparse.ArgumentParser(prog="python -m lab.servers")
     parser.add_argument("--name", default="pod", help="ns/name, echoed in replies")
     parser.add_argument("--lab", default="", help="the lab it belongs to (names the process)")
     parser.add_argument("--tcp", type=int, action="append", default=[])

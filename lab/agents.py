@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from agent.api.client import AgentClient, lab_socket
-from agent.errors import AgentUnreachable, LabError, MembraneError
-from agent.lab.names import UNDERLAY_ETCD_IP
-from agent.lab.netns import spawn, tail
-from agent.lab.state import LabState, NodeState, Process
+from core.errors import AgentUnreachable, LabError, MembraneError
+from lab.names import UNDERLAY_ETCD_IP
+from lab.netns import spawn, tail
+from lab.state import LabState, NodeState, Process
 
 BPFFS_ROOT = Path("/sys/fs/bpf/membrane")
 AGENT_START_TIMEOUT = 120.0  # bcc compiles the datapath at start: seconds, not minutes
@@ -25,7 +25,7 @@ ETCD_PORT = 2379
 
 def membrane_command() -> list[str]:
     script = Path(sys.executable).parent / "membrane"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "agent.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
 
 
 def node_dir(state: LabState, node: NodeState) -> Path:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from agent.lab.state import NodeState, PodState
+from lab.state import NodeState, PodState
 from agent.sources.labdir import Doc
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"

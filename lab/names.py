@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 import re
 
-from agent.errors import LabError
+from core.errors import LabError
 
 LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 

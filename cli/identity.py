@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from agent.cli.common import add_client_args, print_json, print_table, server_address
-from agent.errors import MembraneError
+from cli.common import add_client_args, print_json, print_table, server_address
+from core.errors import MembraneError
 from identity.allocator import Identity
 from identity.filter import LabelFilter
 from identity.local import LocalAllocator

@@ -1,5 +1,5 @@
 """`membrane lab ...`: a cluster of network namespaces on this machine. Thin wiring over
-agent.lab.controller."""
+lab.controller."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
-from agent.errors import LabError
+from core.errors import LabError
 
 EXAMPLES = """\
 examples:
@@ -81,7 +81,7 @@ def register(sub: Any) -> None:
 
 
 def _lab(args: argparse.Namespace) -> Any:
-    from agent.lab.controller import Lab
+    from lab.controller import Lab
 
     return Lab(args.name)
 
@@ -142,7 +142,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from agent.lab.probe import run_probe
+    from lab.probe import run_probe
     from agent.policy.matrix import to_json, to_table
 
     state = _lab(args)._state()
@@ -152,8 +152,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from agent.lab.controller import Lab
-    from agent.lab.state import known_labs
+    from lab.controller import Lab
+    from lab.state import known_labs
 
     for name in (known_labs() if args.all_mine else [args.name]):
         removed = Lab(name).down()

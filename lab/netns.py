@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import IO, Sequence
 
-from agent.errors import LabError
-from agent.lab.state import Process
+from core.errors import LabError
+from lab.state import Process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
