@@ -38,10 +38,21 @@ def build(sources: Path, package: str) -> None:
         include = Path(grpc_tools.__file__).parent / "_proto"
         relative = "/".join(package.split("."))
         args = ["protoc", f"-I{tmp}", f"-I{include}", f"--python_out={ROOT}",
-                f"--pyi_out={ROOT}", f"--grpc_python_out={ROOT}",
+                f"--grpc_python_out={ROOT}", *_stub_args(),
                 *[f"{relative}/{s.name}" for s in protos]]
         if protoc.main(args) != 0:
             sys.exit("protoc failed on " + ", ".join(s.name for s in protos))
+
+
+def _stub_args() -> list[str]:
+    """Typed stubs for `make check`: mypy-protobuf's, for messages and gRPC services, when it
+    is installed (the test extra); protoc's own message stubs otherwise (the image build)."""
+    bindir = Path(sys.executable).parent
+    plugins = {name: bindir / f"protoc-gen-{name}" for name in ("mypy", "mypy_grpc")}
+    if all(path.exists() for path in plugins.values()):
+        return [*(f"--plugin=protoc-gen-{name}={path}" for name, path in plugins.items()),
+                f"--mypy_out={ROOT}", f"--mypy_grpc_out={ROOT}"]
+    return [f"--pyi_out={ROOT}"]
 
 
 if __name__ == "__main__":

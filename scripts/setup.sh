@@ -55,23 +55,5 @@ else
   say "bpffs already mounted"
 fi
 
-# The venv sees Debian's bcc through --system-site-packages.
-if [ ! -x .venv/bin/python ]; then
-  say "create .venv from /usr/bin/python3 with --system-site-packages"
-  /usr/bin/python3 -m venv --system-site-packages .venv
-fi
-stamp=.venv/.membrane-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  say "pip install -e '.[test]' into .venv"
-  # (this machine's pip config names local mirror folders that may not exist: quiet those)
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
-    | { grep -v "^WARNING: Location 'file:" || true; }
-  touch "$stamp"
-else
-  say "project already installed in .venv"
-fi
-
-say "compile the protos (observe/gen, agent/api/gen)"
-.venv/bin/python scripts/build_protos.py
-
-.venv/bin/python -c 'import bcc, pyroute2, grpc' && say "ready: .venv/bin/membrane"
+bash scripts/venv.sh
+.venv/bin/python -c 'import bcc' && say "ready: .venv/bin/membrane (bcc imports)"
