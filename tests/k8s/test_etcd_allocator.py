@@ -217,7 +217,7 @@ def test_a_lost_lease_is_replaced_and_refs_recreated(
     made = a.allocate(labels("app=held"))
     ref = f"{prefix}/refs/{made.id}/a"
     assert ref in keys_under(raw, f"{prefix}/refs/")
-    raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": a._lease.id})  # type: ignore[union-attr]
+    raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": a.backend.lease_id})
     assert ref not in keys_under(raw, f"{prefix}/refs/")
     wait_for(lambda: ref in keys_under(raw, f"{prefix}/refs/"), what="the ref to come back")
 
@@ -227,7 +227,7 @@ def test_an_identity_freed_while_its_node_was_away_comes_back_with_its_number(
     away = agents("away", start=False, grace_seconds=0)   # no background thread: we drive it
     other = agents("other", grace_seconds=0)
     made = away.allocate(labels("app=away"))
-    raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": away._lease.id})  # type: ignore[union-attr]
+    raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": away.backend.lease_id})
     other.collect_garbage()
     assert [i.id for i in other.collect_garbage()] == [made.id]
     assert away.sync()
