@@ -315,8 +315,8 @@ class EtcdBackend:
         return {_last_number(key, 2) for key in self._reference_keys()}
 
     def own_references(self) -> set[int]:
-        mine = f"/{self._node}"
-        return {_last_number(key, 2) for key in self._reference_keys() if key.endswith(mine)}
+        return {_last_number(key, 2) for key in self._reference_keys()
+                if key.rsplit("/", 1)[1] == self._node}
 
     def unused_markers(self) -> list[UnusedMarker]:
         found = []
