@@ -112,8 +112,11 @@ def identities_from_files(files: Sequence[str], cluster: str,
     # Pod order decides numbers, as in an agent applying the same files: sort for stability.
     for key in sorted(objects.pods):
         pod = objects.pods[key]
-        labels = security_labels(pod, objects.namespaces.get(pod.namespace), cluster,
-                                 label_filter)
+        namespace = objects.namespaces.get(pod.namespace)
+        labels = security_labels(pod.labels, namespace=pod.namespace,
+                                 namespace_labels=namespace.labels if namespace else {},
+                                 service_account=pod.service_account, cluster=cluster,
+                                 label_filter=label_filter)
         identity = allocator.allocate(labels)
         rows.setdefault(identity.id, Row(identity.id, labels.lines())).pods.append(key)
     return [rows[n] for n in sorted(rows)], allocator

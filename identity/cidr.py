@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 from core.errors import AllocationError
-from identity.allocator import Identity
+from identity.allocator import Allocator, Identity
 from identity.gc import Clock
 from identity.labels import SOURCE_CIDR, LabelSet
-from identity.local import NumberTable, TableAllocator
 from identity.reserved import MAX_CIDR_IDENTITY, MIN_CIDR_IDENTITY
 from identity.security import cidr_labels
+from identity.table import NumberTable, TableAllocator
 
 STATE_FILE = "cidr-identities.json"
 
@@ -53,3 +53,15 @@ class CidrAllocator(TableAllocator):
             raise AllocationError(f"labels {labels.key()!r}: a CIDR identity has exactly one "
                                   "cidr: label; pod labels go to the label allocator")
         return self.allocate_prefix(next(iter(labels)).key)
+
+    def release(self, identity: Identity) -> None:
+        self._table.release(identity)
+
+    def lookup(self, identity_id: int) -> Identity | None:
+        return self._table.lookup(identity_id)
+
+    def lookup_labels(self, labels: LabelSet) -> Identity | None:
+        return self._table.lookup_labels(labels)
+
+
+_IS_AN_ALLOCATOR: type[Allocator] = CidrAllocator   # mypy checks the Protocol here

@@ -1,4 +1,8 @@
-"""Labels with their source, as Cilium shows them: `k8s:app=backend`, `reserved:host`."""
+"""Labels with their source, as Cilium shows them: `k8s:app=backend`, `reserved:host`.
+
+Stored (state files, etcd) as [source, key, value] triples: `encode_labels` and
+`decode_labels`, exact where parsing `source:key=value` back would not be.
+"""
 
 from __future__ import annotations
 
@@ -57,3 +61,21 @@ class LabelSet(frozenset[Label]):
 
     def __repr__(self) -> str:
         return f"LabelSet({self.key()!r})"
+
+
+def encode_labels(labels: LabelSet) -> list[list[str]]:
+    """Labels as sorted [source, key, value] triples, for JSON."""
+    return [[label.source, label.key, label.value] for label in labels.sorted()]
+
+
+def decode_labels(raw: object) -> LabelSet:
+    """The inverse of encode_labels; ValueError on anything else."""
+    if not isinstance(raw, list):
+        raise ValueError("labels must be a list of [source, key, value]")
+    labels = []
+    for item in raw:
+        if (not isinstance(item, list) or len(item) != 3
+                or not all(isinstance(part, str) for part in item)):
+            raise ValueError(f"label {item!r} is not [source, key, value]")
+        labels.append(Label(item[0], item[1], item[2]))
+    return LabelSet(labels)

@@ -1,7 +1,9 @@
 """The security-relevant labels of a pod, and reading them back for selector matching.
 
 A pod's identity is keyed by: its own labels (minus those the filter excludes), its
-namespace's name and labels, its service account and the cluster name. Selectors in
+namespace's name and labels, its service account and the cluster name. They come in as
+plain strings and mappings: this package knows label sets, not Kubernetes objects (the
+agent reads them off its Pod and Namespace). Selectors in
 policies are evaluated against these identity labels, never against pods directly, so
 every pod with the same identity is treated the same.
 """
@@ -9,10 +11,13 @@ every pod with the same identity is treated the same.
 from __future__ import annotations
 
 import ipaddress
+from typing import Mapping
 
-from agent.k8s.objects import NAMESPACE_NAME_LABEL, Namespace, Pod
 from identity.filter import LabelFilter
 from identity.labels import SOURCE_CIDR, SOURCE_K8S, Label, LabelSet
+
+# Namespaces carry this label with their own name (the API server sets it since 1.21).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
 NAMESPACE_LABELS_PREFIX = "io.cilium.k8s.namespace.labels."
@@ -29,17 +34,23 @@ def is_reserved_key(key: str) -> bool:
     return key in _META_KEYS or key.startswith(NAMESPACE_LABELS_PREFIX)
 
 
-def security_labels(pod: Pod, namespace: Namespace | None, cluster: str,
+def security_labels(pod_labels: Mapping[str, str], *, namespace: str,
+                    namespace_labels: Mapping[str, str], service_account: str, cluster: str,
                     label_filter: LabelFilter | None = None) -> LabelSet:
+    """The identity labels of a pod with these labels in `namespace`.
+
+    namespace_labels: the namespace's labels, {} when the namespace is not known (its
+    name label is added either way); service_account: "" means "default".
+    """
     keep = label_filter or LabelFilter.default()
-    labels = [Label(SOURCE_K8S, k, v) for k, v in pod.labels.items()
+    labels = [Label(SOURCE_K8S, k, v) for k, v in pod_labels.items()
               if keep.is_relevant(k) and not is_reserved_key(k)]
-    ns_labels = dict(namespace.labels) if namespace else {}
-    ns_labels.setdefault(NAMESPACE_NAME_LABEL, pod.namespace)
+    ns_labels = dict(namespace_labels)
+    ns_labels.setdefault(NAMESPACE_NAME_LABEL, namespace)
     labels += [Label(SOURCE_K8S, NAMESPACE_LABELS_PREFIX + k, v) for k, v in ns_labels.items()]
     labels += [
-        Label(SOURCE_K8S, POD_NAMESPACE, pod.namespace),
-        Label(SOURCE_K8S, SERVICE_ACCOUNT, pod.service_account or "default"),
+        Label(SOURCE_K8S, POD_NAMESPACE, namespace),
+        Label(SOURCE_K8S, SERVICE_ACCOUNT, service_account or "default"),
         Label(SOURCE_K8S, CLUSTER, cluster),
     ]
     return LabelSet(labels)

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Mapping
 
-# Namespaces carry this label with their own name (the API server sets it since 1.21).
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# Namespaces carry this label with their own name; identities need it too, so it is defined
+# beside them and re-exported here for the loader and its readers.
+from identity.security import NAMESPACE_NAME_LABEL as NAMESPACE_NAME_LABEL
 
 
 class Protocol(str, Enum):

@@ -316,7 +316,11 @@ class PolicyEngine:
             if (current is not None and old_pod == pod
                     and old_namespaces.get(pod.namespace) == namespace):
                 continue  # nothing an identity or a policy could depend on changed
-            labels = security_labels(pod, namespace, self._cluster, self._filter)
+            labels = security_labels(
+                pod.labels, namespace=pod.namespace,
+                namespace_labels=namespace.labels if namespace else {},
+                service_account=pod.service_account, cluster=self._cluster,
+                label_filter=self._filter)
             if current is not None and current.labels == labels:
                 assert old_pod is not None
                 if old_pod.ports != pod.ports or old_pod.ip != pod.ip:

@@ -1,4 +1,5 @@
-"""The etcd identity allocator against a real etcd on loopback.
+"""The etcd identity allocator against a real etcd on loopback: the Backend contract
+(tests/identity_backend_contract.py) on EtcdBackend, then EtcdAllocator end to end.
 
 Every test uses its own key prefix, so they share one etcd (started once per module).
 TTLs and grace periods are short so the whole file runs in well under a minute.
@@ -20,9 +21,11 @@ import etcd3gw
 import pytest
 
 from core.errors import AllocationError
-from identity.etcd import EtcdAllocator
+from identity.backend import Backend
+from identity.etcd import EtcdAllocator, EtcdBackend
 from identity.labels import LabelSet
 from tests.etcd_server import EtcdServer, etcd_fixture
+from tests.identity_backend_contract import BackendContract, Expire, Pair
 
 REPO = Path(__file__).resolve().parents[2]   # the children import the tree from here
 
@@ -57,6 +60,23 @@ def agents(etcd: EtcdServer, prefix: str) -> Iterator[Callable[..., EtcdAllocato
     yield make
     for agent in made:
         agent.close()
+
+
+class TestEtcdBackend(BackendContract):
+    @pytest.fixture
+    def pair(self, etcd: EtcdServer, prefix: str) -> Iterator[Pair]:
+        a, b = (EtcdBackend([etcd.endpoint], node, prefix, lease_ttl=LEASE_TTL)
+                for node in ("a", "b"))
+        yield a, b
+        a.close()
+        b.close()
+
+    @pytest.fixture
+    def expire(self, raw: etcd3gw.Etcd3Client) -> Expire:
+        def revoke(backend: Backend) -> None:
+            assert isinstance(backend, EtcdBackend) and backend.lease_id is not None
+            raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": backend.lease_id})
+        return revoke
 
 
 def labels(*texts: str) -> LabelSet:
@@ -217,7 +237,7 @@ def test_a_lost_lease_is_replaced_and_refs_recreated(
     made = a.allocate(labels("app=held"))
     ref = f"{prefix}/refs/{made.id}/a"
     assert ref in keys_under(raw, f"{prefix}/refs/")
-    raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": a._lease.id})  # type: ignore[union-attr]
+    raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": a.backend.lease_id})
     assert ref not in keys_under(raw, f"{prefix}/refs/")
     wait_for(lambda: ref in keys_under(raw, f"{prefix}/refs/"), what="the ref to come back")
 
@@ -227,7 +247,7 @@ def test_an_identity_freed_while_its_node_was_away_comes_back_with_its_number(
     away = agents("away", start=False, grace_seconds=0)   # no background thread: we drive it
     other = agents("other", grace_seconds=0)
     made = away.allocate(labels("app=away"))
-    raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": away._lease.id})  # type: ignore[union-attr]
+    raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": away.backend.lease_id})
     other.collect_garbage()
     assert [i.id for i in other.collect_garbage()] == [made.id]
     assert away.sync()

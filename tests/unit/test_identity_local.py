@@ -10,9 +10,10 @@ from typing import Callable
 import pytest
 
 from core.errors import AllocationError
+from identity import table
 from identity.allocator import Allocator, Identity
-from identity.labels import LabelSet
-from identity.local import STATE_FILE, LocalAllocator, decode_labels
+from identity.labels import LabelSet, decode_labels
+from identity.local import STATE_FILE, LocalAllocator
 from identity.reserved import MIN_LABEL_IDENTITY, ReservedIdentity
 
 
@@ -277,16 +278,14 @@ def on_disk(tmp_path: Path) -> dict[int, str]:
 
 @pytest.fixture
 def writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    import identity.local as local
-
     seen: list[Path] = []
-    real = local.write_atomically
+    real = table.write_atomically
 
     def counting(path: Path, data: bytes) -> None:
         seen.append(path)
         real(path, data)
 
-    monkeypatch.setattr(local, "write_atomically", counting)
+    monkeypatch.setattr(table, "write_atomically", counting)
     return seen
 
 
@@ -363,21 +362,19 @@ def test_on_flush_close_writes_what_is_pending(make: Callable[..., LocalAllocato
 def test_a_failed_flush_raises_keeps_the_table_dirty_and_the_next_flush_writes_it(
         make: Callable[..., LocalAllocator], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import identity.local as local
-
     a = make(persist="on_flush")
     ident = a.allocate(labels("app=web"))
-    real = local.write_atomically
+    real = table.write_atomically
 
     def full_disk(path: Path, data: bytes) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(local, "write_atomically", full_disk)
+    monkeypatch.setattr(table, "write_atomically", full_disk)
     with pytest.raises(AllocationError, match=f"{STATE_FILE}: cannot save label identity "
                                               "table.*No space"):
         a.flush()
     assert a.dirty and a.lookup(ident.id) == ident, "the number stays handed out"
-    monkeypatch.setattr(local, "write_atomically", real)
+    monkeypatch.setattr(table, "write_atomically", real)
     a.flush()
     assert not a.dirty and on_disk(tmp_path) == {ident.id: ident.labels.key()}
 

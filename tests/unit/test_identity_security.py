@@ -27,7 +27,10 @@ def pod(name: str = "web-1", labels: dict[str, str] | None = None, namespace: st
 
 def identity_of(p: Pod, ns: Namespace | None = PROD, cluster: str = "default",
                 label_filter: LabelFilter | None = None) -> LabelSet:
-    return security_labels(p, ns, cluster, label_filter)
+    return security_labels(p.labels, namespace=p.namespace,
+                           namespace_labels=ns.labels if ns else {},
+                           service_account=p.service_account, cluster=cluster,
+                           label_filter=label_filter)
 
 
 @pytest.mark.parametrize("varying", [
@@ -162,8 +165,7 @@ def test_replicas_of_loaded_workloads_share_one_identity_per_workload(tmp_path: 
     allocator = LocalAllocator(None)
     by_app: dict[str, set[int]] = {}
     for p in objects.pods.values():
-        number = allocator.allocate(security_labels(p, objects.namespaces.get(p.namespace),
-                                                    "default")).id
+        number = allocator.allocate(identity_of(p, objects.namespaces.get(p.namespace))).id
         by_app.setdefault(p.labels["app"], set()).add(number)
     assert len(objects.pods) == 4
     assert by_app["web"] != by_app["db"]

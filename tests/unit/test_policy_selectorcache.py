@@ -22,7 +22,8 @@ from policy_helpers import (MemoryAllocator, block, cluster, ns, peer, pod, poli
 
 def labels_of(p: Pod, namespace_labels: dict[str, str] | None = None) -> LabelSet:
     namespace = ns(p.namespace, **(namespace_labels or {}))
-    return security_labels(p, namespace, "default")
+    return security_labels(p.labels, namespace=p.namespace, namespace_labels=namespace.labels,
+                           service_account=p.service_account, cluster="default")
 
 
 WEB = pod("shop/web", {"app": "web"})
