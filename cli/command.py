@@ -9,6 +9,7 @@ error). Both end `--help` with the examples given, so every command shows how to
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import TypeAlias
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -18,7 +19,7 @@ def add_command(subparsers: Subparsers, name: str, *, help: str, examples: str,
                 description: str | None = None) -> argparse.ArgumentParser:
     """A parser whose `--help` ends with `examples` (lines of `membrane ...`)."""
     return subparsers.add_parser(
-        name, help=help, description=description or _sentence(help),
+        name, help=help, description=textwrap.fill(description or _sentence(help), 79),
         epilog="examples:\n" + _indent(examples),
         formatter_class=argparse.RawDescriptionHelpFormatter)
 
