@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.api.client import LAB_ROOT
+from cli.command import Subparsers, add_command
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "demo" / "tutorial"
 
@@ -104,10 +105,9 @@ def classify(first_line: str) -> str:
     return first_line
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="replay the NetworkPolicy tutorial on a lab",
-                       epilog="examples:\n  membrane demo\n  membrane demo --keep --name tut\n",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def register(subparsers: Subparsers) -> None:
+    p = add_command(subparsers, "demo", help="replay the NetworkPolicy tutorial on a lab",
+                    examples="membrane demo\nmembrane demo --keep --name tut\n")
     p.add_argument("--name", default="demo", help="lab name (default demo)")
     p.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     p.add_argument("--timeout", type=int, default=3, help="curl --connect-timeout seconds")

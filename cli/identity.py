@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
-from cli.common import add_client_args, print_json, print_table, server_address
+from agent.api.gen import agent_pb2 as pb
+from agent.k8s.loader import load_paths
+from cli.command import Subparsers, add_command, add_group
+from cli.connection import add_connection_flags, agent_client
+from cli.output import add_output_flag, print_json, print_table
 from core.errors import MembraneError
 from identity.allocator import Identity
 from identity.filter import LabelFilter
@@ -23,40 +27,30 @@ WIDTH = 80   # default output fits a terminal
 GAP = 3      # print_table's column separator
 
 LIST_EXAMPLES = """\
-examples:
-  membrane identity list -f demo/tutorial
-  membrane identity list -f app.yaml -f namespaces.yaml -o json
-  membrane identity list --lab demo --node node2
+membrane identity list -f demo/tutorial
+membrane identity list -f app.yaml -f namespaces.yaml -o json
+membrane identity list --lab demo --node node2
 """
 
 GET_EXAMPLES = """\
-examples:
-  membrane identity get 256
-  membrane identity get 1 -f demo/tutorial     # reserved: host
+membrane identity get 256
+membrane identity get 1 -f demo/tutorial     # reserved: host
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    identity = subparsers.add_parser("identity", help="security identities and their labels")
-    sub = identity.add_subparsers(dest="identity_command", metavar="COMMAND")
-    identity.set_defaults(func=lambda args: _help(identity))
+def register(subparsers: Subparsers) -> None:
+    identity = add_group(subparsers, "identity", help="security identities and their labels",
+                         examples=LIST_EXAMPLES + GET_EXAMPLES, metavar="COMMAND")
 
-    listing = sub.add_parser("list", help="every identity, its labels and who has it",
-                             epilog=LIST_EXAMPLES,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    listing = add_command(identity, "list", help="every identity, its labels and who has it",
+                          examples=LIST_EXAMPLES)
     _add_source_args(listing)
     listing.set_defaults(func=run_list)
 
-    get = sub.add_parser("get", help="one identity's labels", epilog=GET_EXAMPLES,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    get = add_command(identity, "get", help="one identity's labels", examples=GET_EXAMPLES)
     get.add_argument("id", type=_identity_number, metavar="ID")
     _add_source_args(get)
     get.set_defaults(func=run_get)
-
-
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def _add_source_args(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +62,8 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-label", action="append", default=[], metavar="KEY",
                         help="one more pod label key to leave out of identities (with -f; "
                              "a key ending in '/' excludes a prefix)")
-    add_client_args(parser)
+    add_connection_flags(parser)
+    add_output_flag(parser, "table", "json")
 
 
 def _identity_number(text: str) -> int:
@@ -90,8 +85,8 @@ class Row:
     pods: list[str] = field(default_factory=list)       # from files
     references: int | None = None                        # from the agent
 
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "labels": self.labels}
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"id": self.id, "labels": self.labels}
         if self.references is None:
             out["pods"] = self.pods
         else:
@@ -102,8 +97,6 @@ class Row:
 def identities_from_files(files: Sequence[str], cluster: str,
                           label_filter: LabelFilter) -> tuple[list[Row], LocalAllocator]:
     """Rows for the pods the files declare; bad documents are reported on stderr."""
-    from agent.k8s.loader import load_paths   # the loader pulls in YAML: only when needed
-
     objects, errors = load_paths(files)
     for err in errors:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
@@ -128,16 +121,8 @@ def _filter_of(args: argparse.Namespace) -> LabelFilter:
 
 # -- identities from the agent --------------------------------------------------------------
 
-def _row_of(info: Any) -> Row:
+def _row_of(info: pb.IdentityInfo) -> Row:
     return Row(int(info.id), list(info.labels), references=int(info.references))
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from agent.api.client import AgentClient   # grpc stubs: only when talking to an agent
-
-    if getattr(args, "lab", None) and not getattr(args, "server", None):
-        return AgentClient.for_lab(args.lab, args.node)
-    return AgentClient(server_address(args))
 
 
 # -- output --------------------------------------------------------------------------------
@@ -181,7 +166,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.files:
         rows, _ = identities_from_files(args.files, args.cluster, _filter_of(args))
     else:
-        with _client(args) as client:
+        with agent_client(args) as client:
             rows = [_row_of(info) for info in sorted(client.list_identities(),
                                                      key=lambda i: int(i.id))]
     render(rows, args.output)
@@ -199,7 +184,7 @@ def run_get(args: argparse.Namespace) -> int:
                                     "has it, and it is not reserved")
             found = [Row(identity.id, identity.labels.lines())]
     else:
-        with _client(args) as client:
+        with agent_client(args) as client:
             found = [_row_of(client.get_identity(args.id))]
     if args.output == "json":
         print_json(found[0].as_json())   # one object: what a script asked for

@@ -1,15 +1,26 @@
 """`membrane`: one front door, thin wiring. Each area registers its own subcommands.
 
-Errors Membrane raises on purpose print as `ErrorName: message` on stderr and exit 1.
+This is the only entry point (`membrane`, `python -m cli.main`), and the one place that
+turns what went wrong into an exit code:
+
+    0    done
+    1    a MembraneError, printed as `ErrorName: message` on stderr (no traceback);
+         also a command's own "not healthy" (`membrane status`) or a failed check (`demo`)
+    2    a usage error: a bad flag or value (argparse), or a command without its verb
+    130  interrupted (Ctrl-C), including ending `membrane observe --follow`
+
+A closed stdout (`membrane ... | head`) ends quietly with 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
+from cli.command import usage
 from core.errors import MembraneError
 
 # Each module defines `register(subparsers) -> None`; every parser it adds sets
@@ -21,22 +32,28 @@ COMMAND_MODULES = (
     "cli.debug",      # membrane endpoint ..., bpf ..., status
     "cli.lab",        # membrane lab ...
     "cli.demo",       # membrane demo
-    "cli.observe",          # membrane observe
+    "cli.observe",    # membrane observe [status]
 )
 
 EXAMPLES = """\
 examples:
   membrane lab up -f demo/tutorial/demo-app.yaml
   membrane policy matrix -f demo/tutorial -o table
-  membrane observe --from-label app=frontend --verdict DROPPED
-  membrane endpoint list
+  membrane observe --lab membrane --from-label app=frontend --verdict DROPPED
+  membrane endpoint list --lab membrane --node node2 -o json
 """
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="membrane",
-        description="Kubernetes NetworkPolicy enforcement with eBPF, and flow observability.",
+        description="Kubernetes NetworkPolicy enforcement with eBPF, and flow observability. "
+                    "Client commands find the agent with --server ADDRESS or --lab NAME "
+                    "[--node N] (an explicit --server wins) and print with -o.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -48,22 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)   # usage errors exit 2 here (argparse)
     func = getattr(args, "func", None)
     if func is None:
-        parser.print_help()
-        return 2
+        return usage(parser)
     try:
         return int(func(args) or 0)
     except MembraneError as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # `membrane ... | head`: the reader left; nothing more to say, and no traceback.
-        import os
-
+        # The reader left: nothing more to say, and no error when Python flushes stdout
+        # at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0

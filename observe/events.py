@@ -3,6 +3,11 @@
 The datapath module turns each ring-buffer record (struct event in bpf/lib/events.h)
 into a `DatapathEvent`; the agent enriches it with endpoint and identity metadata into a
 Flow (observe.flow). This module is pure Python: observe never imports bcc.
+
+The direction is core.protocols.Direction (the datapath's encoding). The match type is a
+flow fact owned here: the datapath writes it into policy entries and events
+(bpf/lib/common.h MATCH_*), Hubble prints it (policy-verdict:L3-L4), and the policy map
+state (agent.policy.mapstate) computes it from an allow entry's shape.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Callable, Hashable
 
+from core.protocols import Direction
+
 
 class EventType(IntEnum):
     POLICY_VERDICT = 1  # first packet of a new connection, allowed or denied, per direction
@@ -18,9 +25,32 @@ class EventType(IntEnum):
     TRACE = 3           # a packet forwarded (reserved; not emitted per packet by default)
 
 
-class TrafficDirection(IntEnum):
-    INGRESS = 0  # into the local endpoint (to-container)
-    EGRESS = 1   # out of the local endpoint (from-container)
+class MatchType(IntEnum):
+    """How an allow matched (bpf/lib/common.h MATCH_*), as Hubble names it."""
+
+    NONE = 0      # nothing matched: denied
+    L3_ONLY = 1   # a specific peer, every port
+    L3_L4 = 2     # a specific peer and port
+    L4_ONLY = 3   # every peer, a specific port
+    ALL = 4       # every peer, every port
+
+    @property
+    def hubble_name(self) -> str:
+        """What `policy-verdict:<name>` shows: "L3-Only", "L3-L4", "L4-Only", "all"."""
+        return _MATCH_TYPE_NAMES[self]
+
+
+_MATCH_TYPE_NAMES = {MatchType.NONE: "none", MatchType.L3_ONLY: "L3-Only",
+                     MatchType.L3_L4: "L3-L4", MatchType.L4_ONLY: "L4-Only",
+                     MatchType.ALL: "all"}
+
+
+def match_type_name(value: int) -> str:
+    """Hubble's name of a match type number; an unknown one (a newer datapath) by number."""
+    try:
+        return MatchType(value).hubble_name
+    except ValueError:
+        return str(value)
 
 
 @dataclass(frozen=True)
@@ -29,10 +59,10 @@ class DatapathEvent:
     timestamp_ns: int        # CLOCK_REALTIME nanoseconds (converted from ktime by the reader)
     node: str                # the node whose datapath reported it
     endpoint_id: int         # local endpoint the packet was seen at
-    direction: TrafficDirection
+    direction: Direction
     allowed: bool            # verdict: forwarded (True) or dropped/denied (False)
     drop_reason: int         # observe.reasons.DropReason value, 0 when allowed
-    match_type: int          # agent.policy.mapstate.MatchType value
+    match_type: int          # MatchType value
     src_identity: int
     dst_identity: int
     src_ip: str

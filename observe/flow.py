@@ -13,8 +13,9 @@ import ipaddress
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.wrappers_pb2 import BoolValue
 
+from core.protocols import Direction, IPProtocol
 from identity.reserved import ReservedIdentity, is_cidr
-from observe.events import DatapathEvent, EventType, TrafficDirection
+from observe.events import DatapathEvent, EventType
 from observe.gen import flow_pb2 as fpb
 from observe.metadata import EndpointMetadata, PeerInfo
 from observe.reasons import DropReason, describe
@@ -27,7 +28,15 @@ MSG_POLICY_VERDICT = 9
 TRACE_TO_ENDPOINT = 0     # to-container hook: into the local pod
 TRACE_FROM_ENDPOINT = 5   # from-container hook: out of the local pod
 
-IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP = 1, 6, 17, 132
+# A flow's Layer4 oneof, by the IP protocol it carries (flow.proto names ICMP "ICMPv4").
+L4_KINDS: dict[int, str] = {IPProtocol.TCP: "TCP", IPProtocol.UDP: "UDP",
+                            IPProtocol.SCTP: "SCTP", IPProtocol.ICMP: "ICMPv4"}
+_PORT_KINDS = ("TCP", "UDP", "SCTP")
+
+# Hubble's traffic_direction enum by the datapath's direction; same names.
+_TRAFFIC_DIRECTIONS: dict[Direction, fpb.TrafficDirection.ValueType] = {
+    d: fpb.TrafficDirection.Value(d.name) for d in Direction}
+_DIRECTION_NAMES = {value: d.label for d, value in _TRAFFIC_DIRECTIONS.items()}
 
 # The order Hubble prints TCP flags in ("SYN, ACK", "ACK, FIN", "ACK, PSH").
 _TCP_FLAG_BITS = (("SYN", 0x02), ("ACK", 0x10), ("RST", 0x04), ("FIN", 0x01),
@@ -41,6 +50,23 @@ ICMPV4_TYPE_NAMES = {
 
 WORLD_LABELS = ["reserved:world"]
 _DROP_REASON_NAMES = frozenset(fpb.DropReason.keys())
+
+
+def l4_ports(flow: fpb.Flow) -> tuple[int, int] | None:
+    """(source port, destination port), or None for a flow without ports (ICMP)."""
+    kind = flow.l4.WhichOneof("protocol")
+    if kind == "TCP":
+        return flow.l4.TCP.source_port, flow.l4.TCP.destination_port
+    if kind == "UDP":
+        return flow.l4.UDP.source_port, flow.l4.UDP.destination_port
+    if kind == "SCTP":
+        return flow.l4.SCTP.source_port, flow.l4.SCTP.destination_port
+    return None
+
+
+def traffic_direction_name(value: int) -> str:
+    """"INGRESS" or "EGRESS" (core.protocols.Direction's names); "UNKNOWN" when unset."""
+    return _DIRECTION_NAMES.get(fpb.TrafficDirection.ValueType(value), "UNKNOWN")
 
 
 def drop_reason_name(code: int) -> str:
@@ -84,17 +110,17 @@ def summary_of(l4: fpb.Layer4) -> str:
 
 
 def _layer4(event: DatapathEvent) -> fpb.Layer4:
-    if event.protocol == IPPROTO_TCP:
+    if event.protocol == IPProtocol.TCP:
         return fpb.Layer4(TCP=fpb.TCP(source_port=event.src_port,
                                       destination_port=event.dst_port,
                                       flags=tcp_flags_message(event.tcp_flags)))
-    if event.protocol == IPPROTO_UDP:
+    if event.protocol == IPProtocol.UDP:
         return fpb.Layer4(UDP=fpb.UDP(source_port=event.src_port,
                                       destination_port=event.dst_port))
-    if event.protocol == IPPROTO_SCTP:
+    if event.protocol == IPProtocol.SCTP:
         return fpb.Layer4(SCTP=fpb.SCTP(source_port=event.src_port,
                                         destination_port=event.dst_port))
-    if event.protocol == IPPROTO_ICMP:
+    if event.protocol == IPProtocol.ICMP:
         # The datapath packs ICMP as dst_port = type << 8 | code.
         return fpb.Layer4(ICMPv4=fpb.ICMPv4(type=(event.dst_port >> 8) & 0xFF,
                                             code=event.dst_port & 0xFF))
@@ -128,7 +154,7 @@ def _endpoint(ip: str, event_identity: int, meta: EndpointMetadata,
     )
 
 
-def _verdict(event: DatapathEvent) -> fpb.Verdict:
+def _verdict(event: DatapathEvent) -> fpb.Verdict.ValueType:
     if event.type is EventType.DROP or not event.allowed:
         return fpb.DROPPED
     return fpb.FORWARDED
@@ -139,25 +165,25 @@ def _event_type(event: DatapathEvent) -> fpb.CiliumEventType:
         return fpb.CiliumEventType(type=MSG_DROP, sub_type=event.drop_reason)
     if event.type is EventType.POLICY_VERDICT:
         return fpb.CiliumEventType(type=MSG_POLICY_VERDICT)
-    point = (TRACE_TO_ENDPOINT if event.direction is TrafficDirection.INGRESS
+    point = (TRACE_TO_ENDPOINT if event.direction is Direction.INGRESS
              else TRACE_FROM_ENDPOINT)
     return fpb.CiliumEventType(type=MSG_TRACE, sub_type=point)
 
 
-def _traffic_direction(event: DatapathEvent) -> fpb.TrafficDirection:
+def _traffic_direction(event: DatapathEvent) -> fpb.TrafficDirection.ValueType:
     # The event's direction is the hook (into or out of the pod). Hubble's
     # traffic_direction is the connection's: a reply leaving a pod belongs to an
     # ingress connection, so replies flip.
-    ingress = event.direction is TrafficDirection.INGRESS
+    direction = event.direction
     if event.is_reply:
-        ingress = not ingress
-    return fpb.INGRESS if ingress else fpb.EGRESS
+        direction = Direction.EGRESS if direction is Direction.INGRESS else Direction.INGRESS
+    return _TRAFFIC_DIRECTIONS[direction]
 
 
 def flow_from_event(event: DatapathEvent, meta: EndpointMetadata) -> fpb.Flow:
     """Builds the Flow for one event. Source and destination are the packet's own: at
     the ingress hook the local endpoint is the destination, at egress the source."""
-    local_is_dst = event.direction is TrafficDirection.INGRESS
+    local_is_dst = event.direction is Direction.INGRESS
     source = _endpoint(event.src_ip, event.src_identity, meta,
                        0 if local_is_dst else event.endpoint_id)
     destination = _endpoint(event.dst_ip, event.dst_identity, meta,

@@ -16,19 +16,18 @@ membrane-hubble.json queries exactly these names:
 from __future__ import annotations
 
 import threading
-from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client import start_http_server
 
 from core.errors import MembraneError
-from observe.flow import MSG_DROP, MSG_POLICY_VERDICT, MSG_TRACE, drop_reason_name
+from observe.events import match_type_name
+from observe.flow import MSG_DROP, MSG_POLICY_VERDICT, MSG_TRACE, TRACE_TO_ENDPOINT
+from observe.flow import drop_reason_name, traffic_direction_name
 from observe.gen import flow_pb2 as fpb
-from observe.printer import match_type_text
 
 _TYPES = {MSG_DROP: "Drop", MSG_TRACE: "Trace", MSG_POLICY_VERDICT: "PolicyVerdict"}
-_DIRECTIONS = {fpb.INGRESS: "INGRESS", fpb.EGRESS: "EGRESS"}
-_PROTOCOLS = {"TCP": "TCP", "UDP": "UDP", "ICMPv4": "ICMPv4", "SCTP": "SCTP"}
 
 
 class FlowMetrics:
@@ -66,17 +65,18 @@ class FlowMetrics:
         kind = _TYPES.get(et.type, "Unknown")
         subtype = ""
         if et.type == MSG_TRACE:
-            subtype = "to-endpoint" if et.sub_type == 0 else "from-endpoint"
+            subtype = "to-endpoint" if et.sub_type == TRACE_TO_ENDPOINT else "from-endpoint"
         verdict = fpb.Verdict.Name(flow.verdict)
         self.flows.labels(kind, subtype, verdict).inc(n)
-        direction = _DIRECTIONS.get(flow.traffic_direction, "UNKNOWN")
+        direction = traffic_direction_name(flow.traffic_direction)
         if et.type == MSG_POLICY_VERDICT:
             action = "forwarded" if flow.verdict == fpb.FORWARDED else "dropped"
-            self.verdicts.labels(direction, match_type_text(flow.policy_match_type),
+            self.verdicts.labels(direction, match_type_name(flow.policy_match_type),
                                  action).inc(n)
         elif flow.verdict == fpb.DROPPED:
             reason = drop_reason_name(flow.drop_reason) or str(flow.drop_reason)
-            protocol = _PROTOCOLS.get(flow.l4.WhichOneof("protocol") or "", "other")
+            # The flow's Layer4 kind (TCP, UDP, ICMPv4, SCTP), as the dashboards query it.
+            protocol = flow.l4.WhichOneof("protocol") or "other"
             src = flow.source
             pod = (f"{src.namespace}/{src.pod_name}"
                    if self.source_pod_label and src.pod_name else "")
@@ -109,8 +109,10 @@ def observe_regeneration(seconds: float) -> None:
 
 
 def start_metrics_server(port: int, addr: str = "127.0.0.1",
-                         registry: CollectorRegistry = REGISTRY) -> Any:
-    """Serves /metrics over HTTP on addr:port in a daemon thread. Loopback by default:
+                         registry: CollectorRegistry = REGISTRY
+                         ) -> tuple[WSGIServer, threading.Thread]:
+    """Serves /metrics over HTTP on addr:port in a daemon thread (returns the server and
+    the thread; server.shutdown() ends it). Loopback by default:
     exposing flow metrics beyond the node is a deliberate choice (addr="0.0.0.0")."""
     try:
         return start_http_server(port, addr=addr, registry=registry)

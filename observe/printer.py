@@ -16,33 +16,27 @@ import json
 from typing import TextIO
 
 from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from identity.reserved import ReservedIdentity, is_reserved
+from observe.events import match_type_name
 from observe.flow import MSG_DROP, MSG_POLICY_VERDICT, MSG_TRACE, TRACE_TO_ENDPOINT
-from observe.flow import drop_reason_description
+from observe.flow import drop_reason_description, l4_ports, traffic_direction_name
 from observe.gen import flow_pb2 as fpb
 from observe.gen import observer_pb2 as opb
 
 FORMATS = ("compact", "json", "jsonpb", "dict", "table")
 
 
-def format_time(ts: object, tz: dt.tzinfo | None = None) -> str:
+def format_time(ts: Timestamp, tz: dt.tzinfo | None = None) -> str:
     """"Jan 26 09:07:03.396" (Go's StampMilli: day padded with a space)."""
-    nanos = int(ts.ToNanoseconds())  # type: ignore[attr-defined]
+    nanos = ts.ToNanoseconds()
     when = dt.datetime.fromtimestamp(nanos / 1e9, tz=tz or _local_tz())
     return f"{when:%b} {when.day:2d} {when:%H:%M:%S}.{(nanos // 1_000_000) % 1000:03d}"
 
 
 def _local_tz() -> dt.tzinfo:
     return dt.datetime.now().astimezone().tzinfo or dt.timezone.utc
-
-
-def _ports(flow: fpb.Flow) -> tuple[int, int] | None:
-    kind = flow.l4.WhichOneof("protocol")
-    if kind in ("TCP", "UDP", "SCTP"):
-        l4 = getattr(flow.l4, kind)
-        return l4.source_port, l4.destination_port
-    return None
 
 
 def identity_text(identity: int) -> str:
@@ -61,7 +55,7 @@ def endpoint_text(ep: fpb.Endpoint, ip: str, port: int | None) -> str:
 
 def _ends(flow: fpb.Flow) -> tuple[str, str, str, str, str]:
     """(source, arrow, destination, source host, destination host) in reading order."""
-    ports = _ports(flow)
+    ports = l4_ports(flow)
     src_host = endpoint_text(flow.source, flow.IP.source, ports[0] if ports else None)
     dst_host = endpoint_text(flow.destination, flow.IP.destination,
                              ports[1] if ports else None)
@@ -74,24 +68,12 @@ def _ends(flow: fpb.Flow) -> tuple[str, str, str, str, str]:
     return src, "->", dst, src_host, dst_host
 
 
-def _direction(flow: fpb.Flow) -> str:
-    return {fpb.INGRESS: "INGRESS", fpb.EGRESS: "EGRESS"}.get(flow.traffic_direction,
-                                                                "UNKNOWN")
-
-
-def match_type_text(value: int) -> str:
-    try:
-        from agent.policy.mapstate import MatchType
-        return MatchType(value).hubble_name
-    except ValueError:
-        return str(value)
-
-
 def type_text(flow: fpb.Flow) -> str:
     """What happened: "Policy denied", "policy-verdict:none INGRESS", "to-endpoint"."""
     et = flow.event_type.type
     if et == MSG_POLICY_VERDICT:
-        return f"policy-verdict:{match_type_text(flow.policy_match_type)} {_direction(flow)}"
+        return (f"policy-verdict:{match_type_name(flow.policy_match_type)} "
+                f"{traffic_direction_name(flow.traffic_direction)}")
     if et == MSG_DROP or flow.verdict == fpb.DROPPED:
         return drop_reason_description(flow.drop_reason or flow.event_type.sub_type)
     if et == MSG_TRACE:

@@ -20,15 +20,16 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from core.version import version
 from observe.events import DatapathEvent, EventBatch
 from observe.flow import flow_from_event
 from observe.gen import flow_pb2 as fpb
 from observe.gen import observer_pb2 as opb
-from observe.metadata import EndpointMetadata
+from observe.metadata import EndpointMetadata, StaticMetadata
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,15 @@ class FlowRing:
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY,
-                 build: Callable[[Any, EventBatch], opb.GetFlowsResponse] | None = None
+                 build: Callable[[object, EventBatch], opb.GetFlowsResponse] | None = None
                  ) -> None:
         if capacity < 1:
             raise ValueError(f"flow ring capacity must be at least 1, got {capacity}")
         self.capacity = capacity
         self.build = build
-        self._slots: list[Any] = [None] * capacity
+        # A slot holds None (never written), a built response (its _src None) or a
+        # batch's record (its _src that batch); records are opaque here.
+        self._slots: list[object] = [None] * capacity
         self._src: list[EventBatch | None] = [None] * capacity   # None: slot is built
         self._next = 0                       # sequence number of the next entry written
         self._cond = threading.Condition()
@@ -103,7 +106,7 @@ class FlowRing:
             self._next += 1
             self._cond.notify_all()
 
-    def append_batch(self, batch: EventBatch, records: list[Any] | None = None) -> None:
+    def append_batch(self, batch: EventBatch, records: list[object] | None = None) -> None:
         """The batch's records (or `records`, a part of them), unbuilt, in order."""
         recs = batch.records if records is None else records
         n = len(recs)
@@ -136,11 +139,12 @@ class FlowRing:
             self._cond.notify_all()
 
     # -- building ------------------------------------------------------------------
-    def _built(self, seqs: range, slots: list[Any], srcs: list[EventBatch | None]
+    def _built(self, seqs: range, slots: list[object], srcs: list[EventBatch | None]
                ) -> list[opb.GetFlowsResponse | None]:
         """The responses of copied slots (None where a record cannot become a flow);
         what was built is kept in the ring if still held."""
-        out: list[opb.GetFlowsResponse | None] = list(slots)
+        response = opb.GetFlowsResponse
+        out = [slot if isinstance(slot, response) else None for slot in slots]
         made = []
         for i, src in enumerate(srcs):
             if src is None:
@@ -164,7 +168,7 @@ class FlowRing:
                         self._src[j] = None
         return out
 
-    def _copy(self, start: int, end: int) -> tuple[list[Any], list[EventBatch | None]]:
+    def _copy(self, start: int, end: int) -> tuple[list[object], list[EventBatch | None]]:
         cap = self.capacity
         a, b = start % cap, end % cap
         if end - start == 0:
@@ -224,23 +228,37 @@ class FlowRing:
             return self._next > seq
 
 
+def _response(slot: object) -> opb.GetFlowsResponse | None:
+    """A slot's response if it holds a built one."""
+    return slot if isinstance(slot, opb.GetFlowsResponse) else None
+
+
 class HeldEntries(Sequence[Optional[opb.GetFlowsResponse]]):
     """A copy of the ring's slots at one moment; entries are built on first access."""
 
-    def __init__(self, ring: FlowRing, start: int, slots: list[Any],
+    def __init__(self, ring: FlowRing, start: int, slots: list[object],
                  srcs: list[EventBatch | None]) -> None:
         self._ring, self._start, self._slots, self._srcs = ring, start, slots, srcs
 
     def __len__(self) -> int:
         return len(self._slots)
 
-    def __getitem__(self, i: int) -> opb.GetFlowsResponse | None:  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> opb.GetFlowsResponse | None: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[opb.GetFlowsResponse | None]: ...
+
+    def __getitem__(self, i: int | slice
+                    ) -> opb.GetFlowsResponse | None | list[opb.GetFlowsResponse | None]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self._slots)))]
         if i < 0:
             i += len(self._slots)
         if not 0 <= i < len(self._slots):
             raise IndexError(i)
         if self._srcs[i] is None:
-            return self._slots[i]  # type: ignore[no-any-return]
+            return _response(self._slots[i])
         (built,) = self._ring._built(range(self._start + i, self._start + i + 1),
                                      [self._slots[i]], [self._srcs[i]])
         if built is not None:
@@ -286,14 +304,6 @@ class ObserverStatus:
         return self.to_dict().get(key, default)
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("membrane")
-    except Exception:  # not installed (running from the tree)
-        return "0.1.0"
-
-
 class FlowObserver:
     """Owns the queue, the worker thread and the ring. The agent constructs one, hands
     `on_events` (one EventBatch per poll) or `on_event` (one DatapathEvent) to the
@@ -310,13 +320,10 @@ class FlowObserver:
                  meta: EndpointMetadata | None = None,
                  queue_size: int = DEFAULT_QUEUE_SIZE,
                  listeners: list[FlowListener] | None = None) -> None:
-        if meta is None:
-            from observe.metadata import StaticMetadata
-            meta = StaticMetadata()
         self.node = node
-        self.meta = meta
+        self.meta = meta if meta is not None else StaticMetadata()
         self.ring = FlowRing(capacity, build=self._build_response)
-        self.version = _version()
+        self.version = version()
         self.listeners: list[FlowListener] = list(listeners or [])
         self.queue_size = max(1, queue_size)
         self._lock = threading.Lock()
@@ -498,7 +505,7 @@ class FlowObserver:
         if self.listeners:
             self._count_for_listeners(batch)
 
-    def _build_response(self, record: Any, batch: EventBatch) -> opb.GetFlowsResponse:
+    def _build_response(self, record: object, batch: EventBatch) -> opb.GetFlowsResponse:
         flow = flow_from_event(batch.decode(record), self.meta)
         return opb.GetFlowsResponse(flow=flow, node_name=self.node, time=flow.time)
 

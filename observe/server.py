@@ -8,11 +8,13 @@ exists only with mutual TLS: observe.tls.serve_tcp_with_tls.
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from observe.filters import FlowFilterSet
+from observe.filters.build import FlowFilterSet
 from observe.gen import observer_pb2 as opb
 from observe.gen import observer_pb2_grpc as opb_grpc
 from observe.gen import flow_pb2 as fpb
@@ -25,9 +27,12 @@ log = logging.getLogger(__name__)
 FOLLOW_POLL_SECONDS = 0.25
 READ_BATCH = 256
 
+# Whether a held or new entry goes to this stream (window and filters).
+Wanted = Callable[[opb.GetFlowsResponse], bool]
 
-def _ns(ts: object) -> int:
-    return int(ts.ToNanoseconds())  # type: ignore[attr-defined]
+
+def _ns(ts: Timestamp) -> int:
+    return ts.ToNanoseconds()
 
 
 class _Window:
@@ -78,14 +83,14 @@ class ObserverServicer(opb_grpc.ObserverServicer):
             return
         yield from self._follow(start, wanted, window, context)
 
-    def _follow(self, seq: int, wanted: object, window: _Window,
+    def _follow(self, seq: int, wanted: Wanted, window: _Window,
                 context: grpc.ServicerContext) -> Iterator[opb.GetFlowsResponse]:
         ring = self.observer.ring
         # A cancelled client should not wait for the next poll: wake the ring.
         context.add_callback(ring.wake)
         while context.is_active() and not ring.closed:
             if not ring.wait(seq, FOLLOW_POLL_SECONDS):
-                if window.until is not None and _now_ns() > window.until:
+                if window.until is not None and time.time_ns() > window.until:
                     return
                 continue
             entries, lost, seq = ring.read_from(seq, READ_BATCH)
@@ -96,7 +101,7 @@ class ObserverServicer(opb_grpc.ObserverServicer):
             for entry in entries:
                 if window.until is not None and _ns(entry.time) > window.until:
                     return
-                if wanted(entry):  # type: ignore[operator]
+                if wanted(entry):
                     yield entry
 
     # -- status --------------------------------------------------------------------
@@ -122,7 +127,7 @@ def status_message(observer: FlowObserver) -> opb.ServerStatusResponse:
                      for src, n in sorted(st.lost.items())])
 
 
-def _select(held: Sequence[opb.GetFlowsResponse | None], wanted: object, number: int,
+def _select(held: Sequence[opb.GetFlowsResponse | None], wanted: Wanted, number: int,
             first: bool) -> list[opb.GetFlowsResponse]:
     """The first or last `number` wanted flows held (0 = all), with the lost-event
     notices that lie between them; lost notices do not count toward `number`. Entries
@@ -131,7 +136,7 @@ def _select(held: Sequence[opb.GetFlowsResponse | None], wanted: object, number:
     out: list[opb.GetFlowsResponse] = []
     flows = 0
     for entry in order:
-        if entry is None or not wanted(entry):  # type: ignore[operator]
+        if entry is None or not wanted(entry):
             continue
         is_flow = entry.WhichOneof("response_types") == "flow"
         if is_flow and number and flows >= number:
@@ -141,12 +146,7 @@ def _select(held: Sequence[opb.GetFlowsResponse | None], wanted: object, number:
     return out if first else list(reversed(out))
 
 
-def _now_ns() -> int:
-    import time
-    return time.time_ns()
-
-
 def add_observer_to_server(server: grpc.Server, observer: FlowObserver) -> ObserverServicer:
     servicer = ObserverServicer(observer)
-    opb_grpc.add_ObserverServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    opb_grpc.add_ObserverServicer_to_server(servicer, server)
     return servicer

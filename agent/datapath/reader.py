@@ -37,7 +37,8 @@ from operator import itemgetter
 from typing import Any, Callable
 
 from agent.datapath import layout
-from observe.events import DatapathEvent, EventBatch, EventType, TrafficDirection
+from core.protocols import Direction
+from observe.events import DatapathEvent, EventBatch, EventType
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ METRICS_KEY = itemgetter(F["type"], F["direction"], F["allowed"], F["is_reply"],
                          F["match_type"], F["drop_reason"], F["protocol"], F["saddr"],
                          F["src_identity"], F["endpoint_id"])
 _TYPE_DIR = itemgetter(F["type"], F["direction"])
-_VALID_TYPE_DIR = frozenset((t.value, d.value) for t in EventType for d in TrafficDirection)
+_VALID_TYPE_DIR = frozenset((t.value, d.value) for t in EventType for d in Direction)
 
 
 def decode(raw: layout.event, node: str, offset_ns: int) -> DatapathEvent:
@@ -102,7 +103,7 @@ def decode_record(rec: tuple[int, ...], node: str, offset_ns: int) -> DatapathEv
         timestamp_ns=rec[F["ktime_ns"]] + offset_ns,
         node=node,
         endpoint_id=rec[F["endpoint_id"]],
-        direction=TrafficDirection(rec[F["direction"]]),
+        direction=Direction(rec[F["direction"]]),
         allowed=bool(rec[F["allowed"]]),
         drop_reason=rec[F["drop_reason"]],
         match_type=rec[F["match_type"]],

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Iterable, Mapping
 
+# How an allow matched is a flow fact (events carry it, Hubble prints it): observe owns it.
+from observe.events import MatchType as MatchType
+
 ANY_IDENTITY = 0   # entry matches every peer
 ANY_PROTOCOL = 0   # entry matches every protocol and every port
 
@@ -32,20 +35,6 @@ class Direction(IntEnum):
     @property
     def label(self) -> str:
         return self.name
-
-
-class MatchType(IntEnum):
-    """How an allow matched, as Hubble names it (policy-verdict:<name>)."""
-
-    NONE = 0      # nothing matched: denied
-    L3_ONLY = 1   # a specific peer, every port
-    L3_L4 = 2     # a specific peer and port
-    L4_ONLY = 3   # every peer, a specific port
-    ALL = 4       # every peer, every port
-
-    @property
-    def hubble_name(self) -> str:
-        return {0: "none", 1: "L3-Only", 2: "L3-L4", 3: "L4-Only", 4: "all"}[int(self)]
 
 
 @dataclass(frozen=True, order=True)

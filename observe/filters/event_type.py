@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from observe.filters import FilterFunc
+from observe.filters.base import FilterFunc
+from observe.flow import MSG_DROP, MSG_POLICY_VERDICT, MSG_TRACE
 from observe.gen import flow_pb2 as fpb
 
-NAMES = {"drop": 1, "trace": 4, "policy-verdict": 9}
+# The names `membrane observe --type` takes, as `hubble observe` does.
+NAMES = {"drop": MSG_DROP, "trace": MSG_TRACE, "policy-verdict": MSG_POLICY_VERDICT}
 
 
 def build(ff: fpb.FlowFilter) -> list[FilterFunc]:

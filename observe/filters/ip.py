@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from observe.filters import FilterFunc
+from observe.filters.base import FilterFunc
 from observe.gen import flow_pb2 as fpb
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

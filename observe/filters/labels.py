@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from observe.filters import FilterFunc
+from observe.filters.base import FilterFunc
 from observe.gen import flow_pb2 as fpb
 
 _SOURCE = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -6,7 +6,7 @@ Without a namespace the prefix matches pods in any namespace (the CLI adds one f
 
 from __future__ import annotations
 
-from observe.filters import FilterFunc
+from observe.filters.base import FilterFunc
 from observe.gen import flow_pb2 as fpb
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from observe.filters import FilterFunc
+from observe.filters.base import FilterFunc
+from observe.flow import l4_ports
 from observe.gen import flow_pb2 as fpb
 
 
 def _ports(values: list[str]) -> set[int]:
-    out = set()
+    out: set[int] = set()
     for v in values:
         try:
             port = int(v.strip())
@@ -17,15 +18,6 @@ def _ports(values: list[str]) -> set[int]:
             raise ValueError(f"port filter {v!r}: out of range 0-65535")
         out.add(port)
     return out
-
-
-def l4_ports(flow: fpb.Flow) -> tuple[int, int] | None:
-    """(source port, destination port), or None for a flow without ports (ICMP)."""
-    kind = flow.l4.WhichOneof("protocol")
-    if kind in ("TCP", "UDP", "SCTP"):
-        l4 = getattr(flow.l4, kind)
-        return l4.source_port, l4.destination_port
-    return None
 
 
 def build(ff: fpb.FlowFilter) -> list[FilterFunc]:

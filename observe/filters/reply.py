@@ -3,7 +3,7 @@ packet) matches neither true nor false, as in Hubble."""
 
 from __future__ import annotations
 
-from observe.filters import FilterFunc
+from observe.filters.base import FilterFunc
 from observe.gen import flow_pb2 as fpb
 
 

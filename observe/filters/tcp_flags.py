@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from observe.filters import FilterFunc
+from observe.filters.base import FilterFunc
 from observe.gen import flow_pb2 as fpb
 
 FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from observe.filters import FilterFunc
+from observe.filters.base import FilterFunc
 from observe.gen import flow_pb2 as fpb
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from agent.policy.mapstate import ANY_IDENTITY, Direction, EndpointPolicy, MatchType, PolicyKey
-from observe.events import EventType, TrafficDirection
+from observe.events import EventType
 from observe.reasons import DropReason
 from tests.datapath.conftest import IDS, Env, cluster_maps
 from tests.datapath.topology import EXT2_IP, EXT_IP, NODE_IP, wait_for
@@ -172,7 +172,7 @@ def test_events_carry_identities_tuple_flags_reason_and_match_type(clean: Env) -
                and e.allowed]
     assert len(allowed) == 1
     a = allowed[0]
-    assert (a.direction, a.src_identity, a.dst_identity) == (TrafficDirection.INGRESS,
+    assert (a.direction, a.src_identity, a.dst_identity) == (Direction.INGRESS,
                                                             IDS["p0"], IDS["p1"])
     assert (a.src_ip, a.dst_ip, a.protocol, a.dst_port) == (clean.ip("p0"), clean.ip("p1"),
                                                             TCP, 80)
@@ -186,7 +186,7 @@ def test_events_carry_identities_tuple_flags_reason_and_match_type(clean: Env) -
     # egress of p0 is not enforced: its new connection is still reported, match none
     out = [e for e in evs if e.endpoint_id == clean.slot("p0").endpoint_id
            and e.type == EventType.POLICY_VERDICT]
-    assert out and out[0].direction == TrafficDirection.EGRESS
+    assert out and out[0].direction == Direction.EGRESS
     assert out[0].match_type == MatchType.NONE and out[0].allowed
 
 

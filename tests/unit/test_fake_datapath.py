@@ -8,7 +8,7 @@ from agent.datapath.fake import FakeDatapath
 from agent.datapath.interface import Datapath, EndpointSlot
 from core.errors import MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType, PolicyKey
-from observe.events import DatapathEvent, EventType, TrafficDirection
+from observe.events import DatapathEvent, EventType
 
 SLOT = EndpointSlot(endpoint_id=7, ifname="lxc7", ifindex=17, ipv4="10.0.0.7", identity=300)
 MAPS = ClusterMaps(ipcache={"10.0.0.8/32": 301, "0.0.0.0/0": 2},
@@ -92,7 +92,7 @@ def test_events_reach_the_handler_on_poll() -> None:
     dp = fake()
     got: list[DatapathEvent] = []
     dp.set_event_handler(got.append)
-    ev = DatapathEvent(EventType.DROP, 1, "n", 7, TrafficDirection.INGRESS, False, 133, 0,
+    ev = DatapathEvent(EventType.DROP, 1, "n", 7, Direction.INGRESS, False, 133, 0,
                        301, 300, "10.0.0.8", "10.0.0.7", 6, 4000, 80, 2, False, 60)
     dp.inject_event(ev)
     assert dp.poll_events(0) == 1 and got == [ev]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from google.protobuf.wrappers_pb2 import BoolValue
 
-from observe.events import EventType, TrafficDirection
-from observe.filters import FlowFilterSet, apply, build_filter
+from core.protocols import Direction
+from observe.events import EventType
+from observe.filters.base import FilterFunc, match_all, match_none, match_one
+from observe.filters.build import BUILDERS, FlowFilterSet, apply, build_filter
 from observe.filters.labels import parse_selector
 from observe.flow import flow_from_event
 from observe.gen import flow_pb2 as fpb
@@ -32,15 +34,15 @@ FLOWS = {
         src_port=45002, dst_port=8080, tcp_flags=0x02), META),
     "be->dns udp": flow_from_event(event(
         type=EventType.POLICY_VERDICT, allowed=True, drop_reason=0,
-        direction=TrafficDirection.EGRESS, protocol=17, src_ip="10.1.0.1", src_identity=1001,
+        direction=Direction.EGRESS, protocol=17, src_ip="10.1.0.1", src_identity=1001,
         dst_ip="10.2.0.4", dst_identity=1004, src_port=5353, dst_port=53, tcp_flags=0), META),
     "be->world icmp": flow_from_event(event(
         type=EventType.POLICY_VERDICT, allowed=True, drop_reason=0,
-        direction=TrafficDirection.EGRESS, protocol=1, src_ip="10.1.0.1", src_identity=1001,
+        direction=Direction.EGRESS, protocol=1, src_ip="10.1.0.1", src_identity=1001,
         dst_ip="1.1.1.1", dst_identity=2, src_port=7, dst_port=8 << 8, tcp_flags=0), META),
     "be->fe reply": flow_from_event(event(
         type=EventType.TRACE, allowed=True, drop_reason=0, is_reply=True,
-        direction=TrafficDirection.EGRESS, src_ip="10.1.0.1", src_identity=1001,
+        direction=Direction.EGRESS, src_ip="10.1.0.1", src_identity=1001,
         dst_ip="10.1.0.2", dst_identity=1002, src_port=8080, dst_port=40000,
         tcp_flags=0x12, node="node2"), META),
 }
@@ -91,6 +93,7 @@ CASES = [
      F(traffic_direction=[fpb.INGRESS]), {"fe->be allowed", "nfe->be denied", "be->fe reply"}),
     ("protocol udp", F(protocol=["UDP"]), {"be->dns udp"}),
     ("protocol icmp", F(protocol=["icmp"]), {"be->world icmp"}),
+    ("protocol icmpv4, as flows spell it", F(protocol=["ICMPv4"]), {"be->world icmp"}),
     ("destination port", F(destination_port=["8080"]), {"fe->be allowed", "nfe->be denied"}),
     ("source port", F(source_port=["8080"]), {"be->fe reply"}),
     ("ports never match a flow without ports", F(destination_port=["2048"]), set()),
@@ -149,10 +152,11 @@ def test_apply_filters_a_list_in_order() -> None:
 
 
 @pytest.mark.parametrize("filt", [
-    F(source_ip=["not-an-ip"]), F(protocol=["gre"]), F(destination_port=["http"]),
-    F(destination_port=["70000"]), F(source_label=["app in (a"]), F(source_pod=["/x"]),
-], ids=["bad ip", "unknown protocol", "named port", "port out of range",
-        "unclosed set", "empty namespace"])
+    F(source_ip=["not-an-ip"]), F(protocol=["gre"]), F(protocol=["icmpv6"]),
+    F(destination_port=["http"]), F(destination_port=["70000"]),
+    F(source_label=["app in (a"]), F(source_pod=["/x"]),
+], ids=["bad ip", "unknown protocol", "a protocol flows do not carry", "named port",
+        "port out of range", "unclosed set", "empty namespace"])
 def test_a_bad_filter_value_is_an_error_not_a_silent_match(filt: fpb.FlowFilter) -> None:
     with pytest.raises(ValueError):
         build_filter(filt)
@@ -186,3 +190,28 @@ def test_reply_filter_reads_is_reply_not_the_deprecated_field() -> None:
     flow.is_reply.CopyFrom(BoolValue(value=True))
     assert build_filter(F(reply=[True]))(flow)
 
+
+
+YES: FilterFunc = lambda flow: True   # noqa: E731
+NO: FilterFunc = lambda flow: False   # noqa: E731
+
+
+@pytest.mark.parametrize("funcs, all_, one, none", [
+    ([], True, False, True),
+    ([YES], True, True, False),
+    ([NO], False, False, True),
+    ([YES, NO], False, True, False),
+], ids=["no filters", "one that matches", "one that does not", "one of each"])
+def test_the_combinators_fold_as_hubbles_do(funcs: list[FilterFunc], all_: bool, one: bool,
+                                            none: bool) -> None:
+    flow = fpb.Flow()
+    assert (match_all(funcs, flow), match_one(funcs, flow), match_none(funcs, flow)) == \
+        (all_, one, none)
+
+
+def test_a_filter_is_built_from_the_builders_given() -> None:
+    only_verdicts = build_filter(F(verdict=[fpb.DROPPED], source_pod=["nothing/"]),
+                                 builders=[b for b in BUILDERS if "verdict" in b.__module__])
+    assert only_verdicts(FLOWS["nfe->be denied"])
+    assert not build_filter(F(verdict=[fpb.DROPPED], source_pod=["nothing/"]))(
+        FLOWS["nfe->be denied"])

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agent.api.client import lab_socket
 from cli import identity as cli
 from core.errors import MembraneError
 
@@ -128,10 +129,6 @@ class FakeClient:
     calls: list[str] = field(default_factory=list)
     infos: tuple[Info, ...] = (Info(300, ["k8s:app=b"], 1), Info(256, ["k8s:app=a"], 2))
 
-    @classmethod
-    def for_lab(cls, lab: str, node: str = "node1") -> "FakeClient":
-        return cls(f"lab:{lab}:{node}")
-
     def list_identities(self) -> list[Info]:
         return list(self.infos)
 
@@ -151,18 +148,19 @@ made: list[FakeClient] = []
 
 @pytest.fixture
 def fake_agent(monkeypatch: pytest.MonkeyPatch) -> list[FakeClient]:
-    import agent.api.client
-
     made.clear()
-    monkeypatch.setattr(agent.api.client, "AgentClient", FakeClient)
+    monkeypatch.setattr("cli.connection.AgentClient", FakeClient)
     return made
 
 
 @pytest.mark.parametrize("options, address", [
     ((), "/run/membrane/agent.sock"),
     (("--server", "/tmp/a.sock"), "/tmp/a.sock"),
-    (("--lab", "demo", "--node", "node2"), "lab:demo:node2"),
-], ids=["the default socket", "an explicit server", "a lab node"])
+    (("--lab", "demo", "--node", "node2"), lab_socket("demo", "node2")),
+    (("--lab", "demo"), lab_socket("demo", "node1")),
+    (("--lab", "demo", "--server", "/tmp/a.sock"), "/tmp/a.sock"),
+], ids=["the default socket", "an explicit server", "a lab node", "a lab's first node",
+        "an explicit server wins over a lab"])
 def test_list_without_files_asks_the_agent(
         fake_agent: list[FakeClient], capsys: pytest.CaptureFixture[str],
         options: tuple[str, ...], address: str) -> None:

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.observe import build_filters, main, parse_time
+from agent.api.client import lab_socket
+from cli.flowfilter import build_filters
+from cli.main import main as membrane
+from cli.observe import parse_time
 from observe.events import EventType
 from observe.gen import flow_pb2 as fpb
 from tests.unit.test_observe_server import Served, make_flow, served  # noqa: F401 (fixture)
@@ -67,7 +70,7 @@ def test_relative_and_rfc3339_times_parse() -> None:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
+    rc = membrane(["observe", *argv])
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -157,25 +160,37 @@ def test_first_and_follow_together_are_refused(served: Served,
     assert rc == 1 and "--first" in err
 
 
-def test_lab_and_node_point_at_that_nodes_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("cli.observe.lab_socket",
-                        lambda lab, node: str(tmp_path / lab / node / "agent.sock"))
-    rc, _, err = run(capsys, "--lab", "demo", "--node", "node2")
-    assert rc == 1 and str(tmp_path / "demo" / "node2" / "agent.sock") in err
+def test_lab_and_node_point_at_that_nodes_socket(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(capsys, "--lab", "no-such-lab", "--node", "node2")
+    assert rc == 1 and lab_socket("no-such-lab", "node2") in err
+
+
+def test_an_explicit_server_wins_over_lab(served: Served,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    served.observer.add_flow(make_flow(0))
+    rc, out, err = run(capsys, "--lab", "no-such-lab", "--server", served.socket)
+    assert rc == 0 and err == "" and len(out.splitlines()) == 1
+    rc, out, _ = run(capsys, "status", "--lab", "no-such-lab", "--server", served.socket)
+    assert rc == 0 and f"via {served.socket}" in out
 
 
 def test_help_ends_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["--help"])
+        membrane(["observe", "--help"])
     out = capsys.readouterr().out
     assert "examples:" in out
     assert out.rstrip().splitlines()[-1].strip().startswith("membrane observe")
 
 
-def test_follow_prints_a_new_flow_and_ends_cleanly_on_ctrl_c(served: Served) -> None:
+def test_a_bad_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        membrane(["observe", "--type", "nonsense"])
+    assert exit.value.code == 2 and "--type" in capsys.readouterr().err
+
+
+def test_follow_prints_a_new_flow_and_ctrl_c_exits_130(served: Served) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.observe", "--server", served.socket, "-f"],
+        [sys.executable, "-m", "cli.main", "observe", "--server", served.socket, "-f"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
@@ -187,7 +202,7 @@ def test_follow_prints_a_new_flow_and_ends_cleanly_on_ctrl_c(served: Served) -> 
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=5)
         stderr = proc.stderr.read() if proc.stderr else ""
-        assert rc == 0
+        assert rc == 130
         assert "Traceback" not in stderr
     finally:
         if proc.poll() is None:

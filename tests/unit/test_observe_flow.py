@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from observe.events import DatapathEvent, EventType, TrafficDirection
+from core.protocols import Direction
+from observe.events import DatapathEvent, EventType
 from observe.flow import flow_from_event, summary_of, tcp_flags_message
 from observe.gen import flow_pb2 as fpb
 from observe.metadata import PeerInfo, StaticMetadata
@@ -25,7 +26,7 @@ META = StaticMetadata({"10.1.0.2": NOT_FRONTEND, "10.1.0.1": BACKEND},
 def event(**kw: object) -> DatapathEvent:
     base = DatapathEvent(
         type=EventType.DROP, timestamp_ns=TS, node="node1", endpoint_id=248,
-        direction=TrafficDirection.INGRESS, allowed=False, drop_reason=133, match_type=0,
+        direction=Direction.INGRESS, allowed=False, drop_reason=133, match_type=0,
         src_identity=84671, dst_identity=68421, src_ip="10.1.0.2", dst_ip="10.1.0.1",
         protocol=6, src_port=45002, dst_port=8080, tcp_flags=0x02, is_reply=False,
         packet_len=60)
@@ -56,14 +57,14 @@ def test_at_ingress_the_local_endpoint_is_the_destination() -> None:
 
 
 def test_at_egress_the_local_endpoint_is_the_source() -> None:
-    f = flow_from_event(event(direction=TrafficDirection.EGRESS, endpoint_id=7), META)
+    f = flow_from_event(event(direction=Direction.EGRESS, endpoint_id=7), META)
     assert f.source.ID == 7 and f.destination.ID == 248  # peer's own endpoint id, if known
     assert f.traffic_direction == fpb.EGRESS
 
 
 def test_a_reply_flips_the_traffic_direction_to_the_connections_own() -> None:
     f = flow_from_event(event(type=EventType.POLICY_VERDICT, allowed=True, drop_reason=0,
-                              direction=TrafficDirection.EGRESS, is_reply=True), META)
+                              direction=Direction.EGRESS, is_reply=True), META)
     assert f.traffic_direction == fpb.INGRESS
     assert f.is_reply.value is True
 
@@ -103,7 +104,7 @@ def test_an_address_nobody_knows_without_an_identity_is_world() -> None:
 
 
 def test_an_address_in_an_ip_block_shows_its_cidr_identity_and_labels() -> None:
-    f = flow_from_event(event(direction=TrafficDirection.EGRESS, dst_ip="8.8.8.8",
+    f = flow_from_event(event(direction=Direction.EGRESS, dst_ip="8.8.8.8",
                               dst_identity=16777217, src_ip="10.1.0.1", src_identity=68421),
                         META)
     assert f.destination.identity == 16777217

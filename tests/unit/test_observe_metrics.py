@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from observe.events import EventType, TrafficDirection
+from core.protocols import Direction
+from observe.events import EventType
 from observe.flow import flow_from_event
 from observe.metrics import FlowMetrics, start_metrics_server
 from observe.ring import FlowObserver
@@ -51,7 +52,7 @@ def test_policy_verdicts_count_by_direction_match_and_action(
     m, reg = metrics
     m.flow(flow_from_event(event(type=EventType.POLICY_VERDICT), META))
     m.flow(flow_from_event(event(type=EventType.POLICY_VERDICT, allowed=True, drop_reason=0,
-                                 match_type=1, direction=TrafficDirection.EGRESS), META))
+                                 match_type=1, direction=Direction.EGRESS), META))
     assert reg.get_sample_value("membrane_policy_verdicts_total", {
         "direction": "INGRESS", "match": "none", "action": "dropped"}) == 1
     assert reg.get_sample_value("membrane_policy_verdicts_total", {

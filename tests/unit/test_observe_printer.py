@@ -6,9 +6,11 @@ import datetime as dt
 import io
 import json
 
+import pytest
 from google.protobuf.wrappers_pb2 import BoolValue
 
-from observe.events import EventType, TrafficDirection
+from core.protocols import Direction
+from observe.events import EventType, MatchType
 from observe.flow import flow_from_event
 from observe.gen import flow_pb2 as fpb
 from observe.gen import observer_pb2 as opb
@@ -66,7 +68,7 @@ def test_an_allowed_verdict_points_the_way_the_packet_travels() -> None:
 
 def test_a_reply_flips_the_arrow_and_the_ends_so_the_client_stays_left() -> None:
     f = flow_from_event(event(type=EventType.TRACE, allowed=True, drop_reason=0, is_reply=True,
-                              direction=TrafficDirection.EGRESS, endpoint_id=248,
+                              direction=Direction.EGRESS, endpoint_id=248,
                               src_ip="10.1.0.1", src_identity=68421, src_port=8080,
                               dst_ip="10.1.0.2", dst_identity=84671, dst_port=45002,
                               tcp_flags=0x12), META)
@@ -153,3 +155,13 @@ def test_a_forwarded_flow_without_reply_information_prints_both_ways() -> None:
     assert " <> " in format_compact(f, UTC)
     f.is_reply.CopyFrom(BoolValue(value=False))
     assert " -> " in format_compact(f, UTC)
+
+
+@pytest.mark.parametrize("match_type, text", [
+    (MatchType.NONE, "none"), (MatchType.L3_ONLY, "L3-Only"), (MatchType.L3_L4, "L3-L4"),
+    (MatchType.L4_ONLY, "L4-Only"), (MatchType.ALL, "all"), (9, "9"),
+], ids=["none", "l3 only", "l3 and l4", "l4 only", "all", "an unknown one by number"])
+def test_a_verdict_names_its_match_type_as_hubble_does(match_type: int, text: str) -> None:
+    flow = flow_from_event(event(type=EventType.POLICY_VERDICT, allowed=True, drop_reason=0,
+                                 match_type=match_type), META)
+    assert f"policy-verdict:{text} INGRESS ALLOWED" in format_compact(flow)

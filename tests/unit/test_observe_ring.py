@@ -306,3 +306,14 @@ def test_a_record_that_cannot_become_a_flow_is_skipped_by_readers() -> None:
     assert ports_of(obs.ring.snapshot()) == [1, 3]
     got, lost, _ = obs.ring.read_from(0)
     assert ports_of(got) == [1, 3] and lost == 0
+
+
+def test_held_entries_build_on_access_by_index_or_slice() -> None:
+    obs = FlowObserver("node1", capacity=8)
+    obs.on_events(EventBatch.of_events([event(src_port=p) for p in range(4)]))
+    obs.process_pending()
+    held = obs.ring.held()
+    assert held[-1] is not None and held[-1].flow.l4.TCP.source_port == 3
+    assert [e.flow.l4.TCP.source_port for e in held[1:3] if e is not None] == [1, 2]
+    with pytest.raises(IndexError):
+        held[4]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from agent.api.client import lab_socket
 from cli import policy as policy_cli
 from core.errors import MembraneError
 from agent.policy.matrix import Verdict, reachability, to_json, to_table
@@ -182,12 +183,6 @@ class FakeClient:
     def __init__(self, address: str) -> None:
         FakeClient.made.append(("server", address))
 
-    @classmethod
-    def for_lab(cls, lab: str, node: str = "node1") -> "FakeClient":
-        client = cls.__new__(cls)
-        FakeClient.made.append(("lab", lab, node))
-        return client
-
     def __enter__(self) -> "FakeClient":
         return self
 
@@ -205,7 +200,7 @@ class FakeClient:
 @pytest.fixture()
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> type[FakeClient]:
     FakeClient.made = []
-    monkeypatch.setattr(policy_cli, "AgentClient", FakeClient)
+    monkeypatch.setattr("cli.connection.AgentClient", FakeClient)
     return FakeClient
 
 
@@ -221,6 +216,15 @@ def test_policy_get_lists_the_agents_policies_and_its_revision(
         fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["policy", "get", "--lab", "demo", "--node", "node2"], capsys)
     assert code == 0
-    assert fake_client.made == [("lab", "demo", "node2")]
-    assert "revision 7" in out and "db-in" in out and "default" in out
+    assert fake_client.made == [("server", lab_socket("demo", "node2"))]
+    assert out.splitlines() == ["revision 7",
+                                "NAMESPACE   NAME    ENDPOINTS",
+                                "default     db-in   2"]
     assert "networkpolicy x/y: bad" in err
+
+
+def test_an_explicit_server_wins_over_lab(
+        fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]) -> None:
+    run(["policy", "trace", "--lab", "demo", "--server", "/tmp/a.sock", "--from", "x/a",
+         "--to", "x/b"], capsys)
+    assert fake_client.made == [("server", "/tmp/a.sock")]

@@ -10,7 +10,8 @@ from typing import Any
 
 from agent.datapath import layout
 from agent.datapath import reader as rd
-from observe.events import EventBatch, EventType, TrafficDirection
+from core.protocols import Direction
+from observe.events import EventBatch, EventType
 
 PAGE = 4096
 SIZE = 4096            # a tiny ring: 73 records of 56 bytes
@@ -95,7 +96,7 @@ def test_decode_record_makes_the_same_event_as_decode() -> None:
     a = rd.decode(ev, "n1", 5)
     b = rd.decode_record(rd.RECORD.unpack(bytes(ev)), "n1", 5)
     assert a == b
-    assert a.type is EventType.DROP and a.direction is TrafficDirection.EGRESS
+    assert a.type is EventType.DROP and a.direction is Direction.EGRESS
     assert (a.src_ip, a.dst_ip, a.src_port, a.timestamp_ns) == ("10.0.0.1", "10.0.0.2",
                                                                40001, 1006)
 

@@ -1,0 +1,233 @@
+"""`membrane observe`'s filter flags -> FlowFilters, the way `hubble observe` builds them.
+
+--from-X sets the source field, --to-X the destination field, and an either-side flag
+(--pod, -l, --ip, ...) splits the filter in two, one matching the source and one the
+destination. Flags that name no side (--verdict, --protocol, ...) go into every half.
+--not puts the next filter flag into the deny list. Namespaces wait until the end: they
+qualify the pod names of their side ("ns/pod"), or alone select every pod in them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from core.errors import MembraneError
+from identity.reserved import ReservedIdentity
+from observe.filters.event_type import NAMES as EVENT_TYPES
+from observe.filters.tcp_flags import parse_flags
+from observe.gen import flow_pb2 as fpb
+
+# What a flag's text converts to: a FlowFilter field's element.
+FilterValue = str | int | bool | fpb.TCPFlags | fpb.EventTypeFilter
+# (negated by a --not before it, flag dest, text) in command-line order.
+FilterItem = tuple[bool, str, str]
+_Setter = Callable[["_Half"], None]
+
+
+@dataclass
+class _Half:
+    ff: fpb.FlowFilter = field(default_factory=fpb.FlowFilter)
+    ns: dict[str, list[str]] = field(default_factory=lambda: {"source": [], "destination": []})
+    touched: bool = False
+
+
+@dataclass
+class _Tracker:
+    """One list (allow or deny): a filter, split into a source and a destination half
+    by the first either-side flag."""
+
+    left: _Half = field(default_factory=_Half)
+    right: _Half | None = None
+
+    def both(self, setter: _Setter) -> None:
+        for half in (self.left, self.right):
+            if half is not None:
+                setter(half)
+                half.touched = True
+
+    def either(self, src: _Setter, dst: _Setter) -> None:
+        if self.right is None:
+            self.right = copy.deepcopy(self.left)
+        src(self.left)
+        dst(self.right)
+        self.left.touched = self.right.touched = True
+
+    def filters(self) -> list[fpb.FlowFilter]:
+        return [_finish(h) for h in (self.left, self.right) if h is not None and h.touched]
+
+
+def _finish(half: _Half) -> fpb.FlowFilter:
+    ff = half.ff
+    for side, pods in (("source", ff.source_pod), ("destination", ff.destination_pod)):
+        namespaces = half.ns[side]
+        if not namespaces:
+            continue
+        qualified = [p for p in pods if "/" in p]
+        bare = [p for p in pods if "/" not in p]
+        combined = ([f"{ns}/{p}" for ns in namespaces for p in bare] if bare
+                    else [] if qualified else [f"{ns}/" for ns in namespaces])
+        del pods[:]
+        pods.extend(qualified + combined)
+    return ff
+
+
+def _field(name: str, value: FilterValue) -> _Setter:
+    def set_(half: _Half) -> None:
+        target = getattr(half.ff, name)   # a repeated field, named by the flag table
+        if isinstance(value, (fpb.TCPFlags, fpb.EventTypeFilter)):
+            target.add().CopyFrom(value)
+        else:
+            target.append(value)
+    return set_
+
+
+def _ns(side: str, value: str) -> _Setter:
+    return lambda half: half.ns[side].append(value)
+
+
+def _identity(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return int(ReservedIdentity[text.upper().replace("-", "_")])
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"identity {text!r}: a number or a reserved name "
+                                         "(world, host, ...)") from None
+
+
+def _enum(value_of: Callable[[str], int], names: Sequence[str], what: str
+          ) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            return value_of(text.upper())
+        except ValueError:
+            known = [n for n in names if "UNKNOWN" not in n]
+            raise argparse.ArgumentTypeError(f"{what} {text!r}: use one of "
+                                             f"{', '.join(known)}") from None
+    return convert
+
+
+def _event_type(text: str) -> fpb.EventTypeFilter:
+    return fpb.EventTypeFilter(type=EVENT_TYPES[text])
+
+
+# flag dest -> (kind, field suffix, converter). kind: from/to/either/both/ns-*.
+_FILTER_FLAGS: dict[str, tuple[str, str, Callable[[str], FilterValue]]] = {
+    "from_label": ("from", "label", str), "to_label": ("to", "label", str),
+    "label": ("either", "label", str),
+    "from_pod": ("from", "pod", str), "to_pod": ("to", "pod", str),
+    "pod": ("either", "pod", str),
+    "from_namespace": ("ns-from", "", str), "to_namespace": ("ns-to", "", str),
+    "namespace": ("ns-either", "", str),
+    "from_ip": ("from", "ip", str), "to_ip": ("to", "ip", str), "ip": ("either", "ip", str),
+    "from_identity": ("from", "identity", _identity),
+    "to_identity": ("to", "identity", _identity),
+    "identity": ("either", "identity", _identity),
+    "from_port": ("from", "port", str), "to_port": ("to", "port", str),
+    "port": ("either", "port", str),
+    "verdict": ("both", "verdict", _enum(fpb.Verdict.Value, fpb.Verdict.keys(), "verdict")),
+    "traffic_direction": ("both", "traffic_direction",
+                          _enum(fpb.TrafficDirection.Value, fpb.TrafficDirection.keys(),
+                                "traffic direction")),
+    "protocol": ("both", "protocol", str),
+    "is_reply": ("both", "reply", lambda v: v.lower() in ("true", "1", "yes")),
+    "tcp_flags": ("both", "tcp_flags", parse_flags),
+    "type": ("both", "event_type", _event_type),
+    "node_name": ("both", "node_name", str),
+}
+
+
+def build_filters(items: Sequence[FilterItem]
+                  ) -> tuple[list[fpb.FlowFilter], list[fpb.FlowFilter]]:
+    """Ordered (negated, flag, value) -> (whitelist, blacklist). A value that cannot be
+    converted is a MembraneError naming it."""
+    allow, deny = _Tracker(), _Tracker()
+    for negated, flag, raw in items:
+        kind, suffix, convert = _FILTER_FLAGS[flag]
+        try:
+            value = convert(raw)
+        except (ValueError, KeyError) as err:
+            raise MembraneError(f"--{flag.replace('_', '-')} {raw}: {err}") from None
+        except argparse.ArgumentTypeError as err:   # its message says what was wrong
+            raise MembraneError(str(err)) from None
+        t = deny if negated else allow
+        if kind == "from":
+            t.both(_field(f"source_{suffix}", value))
+        elif kind == "to":
+            t.both(_field(f"destination_{suffix}", value))
+        elif kind == "either":
+            t.either(_field(f"source_{suffix}", value), _field(f"destination_{suffix}", value))
+        elif kind == "ns-from":
+            t.both(_ns("source", raw))
+        elif kind == "ns-to":
+            t.both(_ns("destination", raw))
+        elif kind == "ns-either":
+            t.either(_ns("source", raw), _ns("destination", raw))
+        else:
+            t.both(_field(suffix, value))
+    return allow.filters(), deny.filters()
+
+
+class _FilterAction(argparse.Action):
+    """Records filter flags in order, with whether a --not came right before."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        items: list[FilterItem] = list(getattr(ns, "filter_items", None) or [])
+        value = "true" if values is None else str(values)
+        items.append((bool(getattr(ns, "negate_next", False)), self.dest, value))
+        ns.filter_items = items
+        ns.negate_next = False
+
+
+class _NotAction(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        ns.negate_next = True
+
+
+def add_filter_flags(parser: argparse.ArgumentParser) -> None:
+    """The filter flags; the parsed items land in `args.filter_items`."""
+    flt = parser.add_argument_group("filters (repeat a flag to OR its values; --not negates "
+                                    "the next filter)")
+    parser.set_defaults(filter_items=[], negate_next=False)
+
+    def add(*names: str, metavar: str, help: str, nargs: str | None = None,
+            const: str | None = None, choices: Sequence[str] | None = None) -> None:
+        flt.add_argument(*names, action=_FilterAction, metavar=metavar, help=help,
+                         nargs=nargs, const=const, choices=choices)
+
+    flt.add_argument("--not", action=_NotAction, nargs=0,
+                     help="the next filter flag excludes instead of selects")
+    add("--from-label", metavar="SELECTOR", help="source labels (app=x, 'k8s:app in (a,b)')")
+    add("--to-label", metavar="SELECTOR", help="destination labels")
+    add("-l", "--label", metavar="SELECTOR", help="source or destination labels")
+    add("--from-pod", metavar="[NS/]POD", help="source pod name prefix")
+    add("--to-pod", metavar="[NS/]POD", help="destination pod name prefix")
+    add("--pod", metavar="[NS/]POD", help="source or destination pod")
+    add("--from-namespace", metavar="NS", help="source namespace")
+    add("--to-namespace", metavar="NS", help="destination namespace")
+    add("-n", "--namespace", metavar="NS", help="source or destination namespace")
+    add("--from-ip", metavar="IP|CIDR", help="source address")
+    add("--to-ip", metavar="IP|CIDR", help="destination address")
+    add("--ip", metavar="IP|CIDR", help="source or destination address")
+    add("--from-identity", metavar="ID", help="source identity (number or world, host, ...)")
+    add("--to-identity", metavar="ID", help="destination identity")
+    add("--identity", metavar="ID", help="source or destination identity")
+    add("--from-port", metavar="PORT", help="source port")
+    add("--to-port", metavar="PORT", help="destination port")
+    add("--port", metavar="PORT", help="source or destination port")
+    add("--verdict", metavar="VERDICT", help="FORWARDED, DROPPED, ERROR, AUDIT")
+    add("--protocol", metavar="PROTO", help="tcp, udp, icmp, sctp")
+    add("--traffic-direction", metavar="DIR", help="ingress or egress")
+    add("--is-reply", metavar="BOOL", nargs="?", const="true",
+        help="replies only (--is-reply false: requests only)")
+    add("--tcp-flags", metavar="FLAGS", help="TCP flags all present, e.g. SYN or SYN,ACK")
+    add("-t", "--type", metavar="TYPE", choices=sorted(EVENT_TYPES),
+        help="event type: drop, trace, policy-verdict")
+    add("--node-name", metavar="PATTERN", help="flows of nodes matching (node1, node*)")
