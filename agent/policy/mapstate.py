@@ -17,21 +17,18 @@ Lookup semantics the datapath implements (and `evaluate` below mirrors, so the e
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Iterable, Mapping
 
-ANY_IDENTITY = 0   # entry matches every peer
-ANY_PROTOCOL = 0   # entry matches every protocol and every port
+# Direction and ANY_PROTOCOL are core.protocols' (one source; importable from here too).
+from core.protocols import ANY_PROTOCOL, Direction
 
+__all__ = ["ANY_IDENTITY", "ANY_PROTOCOL", "ClusterMaps", "Direction", "EndpointPolicy",
+           "MatchType", "PolicyKey"]
 
-class Direction(IntEnum):
-    INGRESS = 0  # into the endpoint: checked on to-container
-    EGRESS = 1   # out of the endpoint: checked on from-container
-
-    @property
-    def label(self) -> str:
-        return self.name
+ANY_IDENTITY = 0   # entry matches every peer (bpf/lib/common.h IDENTITY_UNKNOWN)
 
 
 class MatchType(IntEnum):
@@ -131,8 +128,6 @@ class ClusterMaps:
 
 
 def _lpm(table: Mapping[str, int], address: str) -> int:
-    import ipaddress
-
     ip = ipaddress.IPv4Address(address)
     best_len, best = -1, 0
     for prefix, ident in table.items():
