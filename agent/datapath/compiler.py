@@ -185,7 +185,7 @@ def compile_datapath(options: CompileOptions, features: Features | None = None) 
 
 def load_programs(bpf: Any) -> dict[str, Any]:
     """Loads both tc entry points; returns name -> bcc function (with .fd)."""
-    from bcc import BPF
+    from bcc import BPF  # imported late: only the datapath module needs bcc
 
     progs = {}
     for name in ("from_container", "to_container"):
