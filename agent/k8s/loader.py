@@ -38,7 +38,13 @@ from agent.k8s.objects import (
     Node,
     Pod,
 )
-from agent.k8s.validation import namespace, networkpolicy, node, pod, service, workload
+from agent.k8s.validation.namespace import namespace_from_document
+from agent.k8s.validation.networkpolicy import API_VERSION as NETWORK_POLICY_API_VERSION
+from agent.k8s.validation.networkpolicy import network_policy_from_document
+from agent.k8s.validation.node import node_from_document
+from agent.k8s.validation.pod import pod_from_document
+from agent.k8s.validation.service import service_from_document
+from agent.k8s.validation.workload import workload_from_document
 from agent.k8s.validation.fields import Field, ObjectRef, ValidationWarning, describe_type, quoted
 from agent.k8s.validation.meta import display_name, object_ref
 from agent.k8s.workloads import expand
@@ -60,7 +66,7 @@ API_VERSIONS: dict[str, str] = {
     "Pod": "v1",
     "Service": "v1",
     "Node": "v1",
-    "NetworkPolicy": networkpolicy.API_VERSION,
+    "NetworkPolicy": NETWORK_POLICY_API_VERSION,
     **WORKLOAD_API_VERSIONS,
 }
 
@@ -285,16 +291,16 @@ def parse_object(doc: Document, source: str,
     if kind is None:
         return None
     if kind == "NetworkPolicy":
-        return networkpolicy.network_policy(doc, source, warnings)
+        return network_policy_from_document(doc, source, warnings)
     if kind == "Namespace":
-        return namespace.namespace(doc, source, warnings)
+        return namespace_from_document(doc, source, warnings)
     if kind == "Pod":
-        return pod.pod(doc, source, warnings)
+        return pod_from_document(doc, source, warnings)
     if kind == "Service":
-        return service.service(doc, source, warnings)
+        return service_from_document(doc, source, warnings)
     if kind == "Node":
-        return node.node(doc, source, warnings)
-    return workload.workload(doc, kind, source, warnings)
+        return node_from_document(doc, source, warnings)
+    return workload_from_document(doc, kind, source, warnings)
 
 
 def log_warnings(warnings: Iterable[ValidationWarning]) -> None:

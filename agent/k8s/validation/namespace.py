@@ -11,7 +11,7 @@ from agent.k8s.validation.meta import object_meta, object_ref
 from agent.k8s.validation.names import dns1123_label_problem
 
 
-def namespace(doc: dict[str, Any], source: str = "",
+def namespace_from_document(doc: dict[str, Any], source: str = "",
               warnings: list[ValidationWarning] | None = None) -> Namespace:
     ref = object_ref(doc, "Namespace", namespaced=False, source=source, warnings=warnings)
     meta = object_meta(Field(ref, "", doc), dns1123_label_problem, namespaced=False)

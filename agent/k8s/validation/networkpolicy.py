@@ -28,7 +28,7 @@ IP_BLOCK_FIELDS = ("cidr", "except")
 PORT_FIELDS = ("protocol", "port", "endPort")
 
 
-def network_policy(doc: dict[str, Any], source: str = "",
+def network_policy_from_document(doc: dict[str, Any], source: str = "",
                    warnings: list[ValidationWarning] | None = None) -> NetworkPolicy:
     """ValidateNetworkPolicy, then the defaults; warnings go to `warnings`."""
     ref = object_ref(doc, "NetworkPolicy", namespaced=True, source=source, warnings=warnings)

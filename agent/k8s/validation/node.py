@@ -16,7 +16,7 @@ from agent.k8s.validation.names import dns1123_subdomain_problem
 from agent.k8s.validation.network import parse_cidr, parse_ip
 
 
-def node(doc: dict[str, Any], source: str = "",
+def node_from_document(doc: dict[str, Any], source: str = "",
          warnings: list[ValidationWarning] | None = None) -> Node:
     ref = object_ref(doc, "Node", namespaced=False, source=source, warnings=warnings)
     root = Field(ref, "", doc)

@@ -31,7 +31,7 @@ class PodSpecFields:
     host_network: bool
 
 
-def pod(doc: dict[str, Any], source: str = "",
+def pod_from_document(doc: dict[str, Any], source: str = "",
         warnings: list[ValidationWarning] | None = None) -> Pod:
     """ValidatePodCreate for the fields Membrane reads (ValidatePodName =
     NameIsDNSSubdomain), and the pod's address from its status."""

@@ -16,7 +16,7 @@ HEADLESS = "None"                 # spec.clusterIP of a headless Service
 EXTERNAL_NAME = "ExternalName"    # spec.type of a Service that is a DNS alias
 
 
-def service(doc: dict[str, Any], source: str = "",
+def service_from_document(doc: dict[str, Any], source: str = "",
             warnings: list[ValidationWarning] | None = None) -> Service:
     """ValidateService (ValidateServiceName = NameIsDNS1035Label), the fields Membrane
     reads: selector (ValidateLabels) and ports."""

@@ -19,7 +19,7 @@ from agent.k8s.validation.selectors import label_selector
 MAX_REPLICAS = 1000
 
 
-def workload(doc: dict[str, Any], kind: str, source: str = "",
+def workload_from_document(doc: dict[str, Any], kind: str, source: str = "",
              warnings: list[ValidationWarning] | None = None) -> Deployment:
     """A workload document -> the Deployment record (kind kept) its pods come from."""
     ref = object_ref(doc, kind, namespaced=True, source=source, warnings=warnings)
