@@ -1,10 +1,12 @@
 """Manifests -> cluster objects, as `kubectl apply -f` reads them.
 
-    read_documents(paths)           files and directories (recursive), multi-document YAML,
-                                    JSON, `List` kinds -> [(document, "file.yaml#2")], errors
-    parse_document(doc, source)     one document -> validated objects (workloads -> pods)
-    objects_from_documents(docs)    many documents -> ClusterObjects, errors
-    load_paths(paths)               both steps
+    read_documents(paths)                 files and directories (recursive), multi-document
+                                          YAML, JSON, `List` kinds
+                                          -> [(document, "file.yaml#2")], errors
+    parse_document(doc, source, w)        one document -> validated objects (workloads ->
+                                          pods)
+    objects_from_documents(docs, src, w)  many documents -> ClusterObjects, errors
+    load_paths(paths, w)                  both steps
 
 One bad file or document is reported (LoadError, InvalidObject) and skipped; the others
 keep applying, as they would against an API server. Objects the API server would accept
