@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Union
+from typing import Callable
 
 from core.errors import MembraneError
-from agent.k8s.objects import ClusterObjects, Namespace, NetworkPolicy, Node, Pod, Service
+from agent.k8s.objects import (ClusterObject, ClusterObjects, Namespace, NetworkPolicy, Node,
+                               Pod, Service)
 
-StoreObject = Union[Namespace, Pod, NetworkPolicy, Service, Node]
+StoreObject = ClusterObject
 
 KINDS: dict[type, str] = {Namespace: "Namespace", Pod: "Pod", NetworkPolicy: "NetworkPolicy",
                           Service: "Service", Node: "Node"}
