@@ -105,9 +105,9 @@ class Lab:
 
     def _start_external_server(self, state: LabState) -> None:
         cmd = python_in_pod(state.external_netns, "lab.servers",
-                              ["--lab", state.name, "--name", EXTERNAL_NAMES[0],
-                               "--status", "301", "--location", "https://kubernetes.io/",
-                               "--tcp", "80", "--udp", "80"])
+                            ["--lab", state.name, "--name", EXTERNAL_NAMES[0],
+                             "--status", "301", "--location", "https://kubernetes.io/",
+                             "--tcp", "80", "--udp", "80"])
         log = Path(state.root) / "external.log"
         proc = spawn(cmd, log, stdout=subprocess.PIPE)
         state.processes.append(Process(
