@@ -55,7 +55,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     from agent.datapath.bpf import BpfDatapath
     from agent.datapath.interface import EndpointSlot
     from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, PolicyKey
-    from bench.topology import pin_dir, python_in_pod
+    from bench.topology import pin_dir, pod_cmd, python_in_pod
     from observe.ring import FlowObserver
 
     rates = [int(r) for r in a.rates.split(",")]
@@ -109,9 +109,9 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
                                       "klost": lost_seen[0],
                       "seen": observer.status().seen_flows,
                       "qlost": observer.status().lost.get("OBSERVER_EVENTS_QUEUE", 0)}
-            cmd = ["ip", "netns", "exec", a.client_ns,
-                   *python_in_pod("flood", a.server_ip, "5204", str(rate), str(a.seconds),
-                                  str(DATAGRAM))]
+            cmd = pod_cmd(a.client_ns,
+                          *python_in_pod("flood", a.server_ip, "5204", str(rate),
+                                         str(a.seconds), str(DATAGRAM)))
             t0 = time.monotonic()
             r = subprocess.run(cmd, text=True, capture_output=True, timeout=a.seconds + 30)
             sent_s = time.monotonic() - t0
