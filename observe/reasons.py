@@ -16,6 +16,7 @@ class DropReason(IntEnum):
     CT_INVALID_HDR = 135
     UNSUPPORTED_L3 = 139
     CT_MAP_INSERTION = 155
+    INVALID_EXTHDR = 156
     NO_ENDPOINT = 190
 
     @property
@@ -30,6 +31,7 @@ _DESCRIPTIONS: dict[DropReason, str] = {
     DropReason.CT_INVALID_HDR: "CT: Truncated or invalid header",
     DropReason.UNSUPPORTED_L3: "Unsupported L3 protocol",
     DropReason.CT_MAP_INSERTION: "CT: Map insertion failed",
+    DropReason.INVALID_EXTHDR: "Invalid IPv6 extension header",
     DropReason.NO_ENDPOINT: "Unknown endpoint",
 }
 

@@ -55,10 +55,10 @@ from observe.events import DatapathEvent
 
 log = logging.getLogger(__name__)
 
-PINNED_MAPS = ("ipcache", "cidr", "endpoints", "policy", "conntrack", "drop_metrics",
-               "lost_events", "policy_revision")
+PINNED_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy",
+               "conntrack", "conntrack6", "drop_metrics", "lost_events", "policy_revision")
 # Maps whose contents decide verdicts: a write to any of them needs a revision bump.
-VERDICT_MAPS = ("ipcache", "cidr", "endpoints", "policy")
+VERDICT_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy")
 
 
 class _VerdictMap(KernelMap):

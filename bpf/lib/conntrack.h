@@ -8,6 +8,10 @@
  *   `bpf ct list`. Size MEMBRANE_CT_MAX. LRU: when full, the least recently used entry
  *   is evicted rather than the insert failing, so a full table can cut an idle old
  *   connection but never opens anything; the agent reports the fill level.
+ * conntrack6: the same for IPv6, key struct ct6_key (the same fields, addresses of 16
+ *   bytes), value struct ct_entry, size MEMBRANE_CT_MAX. A map of its own rather than
+ *   one key wide enough for both: IPv4 packets keep hashing and comparing 16 bytes,
+ *   not 40, and the IPv4 map keeps the layout pinned by earlier builds.
  *
  * One entry per (endpoint, direction of the first packet, 5-tuple of the first
  * packet). A later packet is:
@@ -35,13 +39,14 @@
  * default). Without it both stay 0.
  *
  * Tracked: TCP (state machine below), UDP and SCTP (by ports, idle timeout; SCTP's
- * association state is not followed), ICMP echo (by echo id). Everything else (other
- * ICMP types, other IP protocols) is not tracked and is decided by policy on every
- * packet, in both directions: a reply of such a protocol needs its own allow.
+ * association state is not followed), ICMP and ICMPv6 echo (by echo id). Everything
+ * else (other ICMP types, other IP protocols, non-first fragments) is not tracked and
+ * is decided by policy on every packet, in both directions: a reply of such a protocol
+ * needs its own allow.
  *
- * ICMP echo tuple convention: a request (type 8) has sport = echo id, dport = 0; a
- * reply (type 0) has sport = 0, dport = echo id. Swapping the reply's tuple then gives
- * the request's, which is how every reply is found.
+ * ICMP echo tuple convention: a request (ICMP type 8, ICMPv6 128) has sport = echo id,
+ * dport = 0; a reply (ICMP type 0, ICMPv6 129) has sport = 0, dport = echo id. Swapping
+ * the reply's tuple then gives the request's, which is how every reply is found.
  *
  * Timeouts (seconds; override with -D): like a stateful firewall's idle timeouts,
  * refreshed by the flow's packets (at most once per CT_REFRESH_INTERVAL_NS, above).
@@ -50,6 +55,7 @@
 #define MEMBRANE_CONNTRACK_H
 
 #include "common.h"
+#include "parse.h"
 
 #ifndef CT_TIMEOUT_SYN
 #define CT_TIMEOUT_SYN 60          /* SYN sent, no reply yet */
@@ -127,22 +133,34 @@ struct ct_entry {
 			    * direction was last allowed; 0 = never (no cached verdict) */
 };
 
+/* 40 bytes, no holes: struct ct_key with 16-byte addresses. */
+struct ct6_key {
+	__be32 saddr[4];   /* of the first packet, network byte order */
+	__be32 daddr[4];
+	__u16 sport;       /* host byte order; ICMPv6: see the echo convention above */
+	__u16 dport;
+	__u16 endpoint_id; /* host byte order */
+	__u8 protocol;
+	__u8 direction;    /* DIR_* of the first packet at this endpoint */
+};
+
 BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_entry, conntrack, MEMBRANE_CT_MAX,
 		 MEMBRANE_PIN_DIR "/conntrack");
+BPF_TABLE_PINNED("lru_hash", struct ct6_key, struct ct_entry, conntrack6, MEMBRANE_CT_MAX,
+		 MEMBRANE_PIN_DIR "/conntrack6");
 
-static __always_inline int ct_tracked(const struct flow4 *f)
+/* icmp_proto: the family's ICMP (IPPROTO_ICMP or IPPROTO_ICMPV6), constant once inlined. */
+static __always_inline int ct_tracked(const struct flow_l4 *l, __u8 icmp_proto)
 {
-	if (f->fragment)
+	if (l->fragment)
 		return 0;
-	switch (f->protocol) {
+	switch (l->protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
 	case MEMBRANE_IPPROTO_SCTP:
 		return 1;
-	case IPPROTO_ICMP:
-		return f->icmp_type == ICMP_ECHO || f->icmp_type == ICMP_ECHOREPLY;
 	}
-	return 0;
+	return l->protocol == icmp_proto && icmp_is_echo(icmp_proto, l->icmp_type);
 }
 
 /* If-chain, not a switch: see match_specificity() in policy.h. */
@@ -174,7 +192,6 @@ static __always_inline struct ct_entry *ct_get(struct ct_key *key, __u64 now)
 	return NULL;
 }
 
-/* Forward, reply or new. *entry is set on forward and reply. */
 /* The key of a flow as its first packet at this endpoint made it (the forward tuple). */
 static __always_inline struct ct_key ct_key_of(__u16 endpoint_id, __u8 dir,
 					       const struct flow4 *f)
@@ -182,14 +199,16 @@ static __always_inline struct ct_key ct_key_of(__u16 endpoint_id, __u8 dir,
 	struct ct_key key = {
 		.saddr = f->saddr,
 		.daddr = f->daddr,
-		.sport = f->sport,
-		.dport = f->dport,
+		.sport = f->l4.sport,
+		.dport = f->l4.dport,
 		.endpoint_id = endpoint_id,
-		.protocol = f->protocol,
+		.protocol = f->l4.protocol,
 		.direction = dir,
 	};
 	return key;
 }
+
+/* Forward, reply or new. *entry is set on forward and reply. */
 
 static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
 				     __u64 now, struct ct_entry **entry)
@@ -202,8 +221,8 @@ static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct f
 
 	key.saddr = f->daddr;
 	key.daddr = f->saddr;
-	key.sport = f->dport;
-	key.dport = f->sport;
+	key.sport = f->l4.dport;
+	key.dport = f->l4.sport;
 	key.direction = !dir;
 	*entry = ct_get(&key, now);
 	if (*entry)
@@ -224,8 +243,8 @@ static __always_inline int ct_related(__u16 endpoint_id, __u8 dir, const struct 
 		return 1;
 	key.saddr = inner->daddr;
 	key.daddr = inner->saddr;
-	key.sport = inner->dport;
-	key.dport = inner->sport;
+	key.sport = inner->l4.dport;
+	key.dport = inner->l4.sport;
 	key.direction = dir;
 	return ct_get(&key, now) != NULL;
 }
@@ -265,7 +284,7 @@ static __always_inline void ct_tcp_next(__u8 *state, __u8 *tx_flags, __u8 *rx_fl
  * (written into policy_rev); 0 leaves the stamp alone. Races between CPUs on the state
  * bytes are benign: the last writer wins and the next packet corrects it; a lost stamp
  * only costs one more evaluation. */
-static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f, int is_reply,
+static __always_inline void ct_refresh(struct ct_entry *e, const struct flow_l4 *l, int is_reply,
 				       __u32 len, __u64 now, __u32 stamp)
 {
 	__u8 state = e->state, tx = e->tx_flags, rx = e->rx_flags, flags = e->flags;
@@ -275,8 +294,8 @@ static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, len);
 #endif
-	if (f->protocol == IPPROTO_TCP)
-		ct_tcp_next(&state, &tx, &rx, &flags, f->tcp_flags, is_reply);
+	if (l->protocol == IPPROTO_TCP)
+		ct_tcp_next(&state, &tx, &rx, &flags, l->tcp_flags, is_reply);
 	if (is_reply)
 		flags |= CT_F_SEEN_REPLY;
 	timeout = ct_timeout_ns(state);
@@ -302,13 +321,11 @@ static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f
 		e->policy_rev = stamp;
 }
 
-/* Creates the entry for a new allowed flow, stamped with the policy revision its
- * verdict was evaluated under. Returns 0 or a negative errno; the caller drops the
- * packet on error (DROP_CT_MAP_INSERTION), never forwards it untracked. */
-static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
-				     __u32 len, __u64 now, __u32 stamp)
+/* The entry of a new allowed flow (either family), stamped with the policy revision
+ * its verdict was evaluated under. */
+static __always_inline struct ct_entry ct_entry_new(const struct flow_l4 *l, __u32 len,
+						    __u64 now, __u32 stamp)
 {
-	struct ct_key key = ct_key_of(endpoint_id, dir, f);
 	struct ct_entry e = { .policy_rev = stamp };
 
 #ifdef MEMBRANE_CT_ACCOUNTING
@@ -316,12 +333,12 @@ static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct f
 	e.bytes = len;
 #endif
 
-	switch (f->protocol) {
+	switch (l->protocol) {
 	case IPPROTO_TCP:
-		e.tx_flags = f->tcp_flags;
-		if (f->tcp_flags & TCP_FLAG_RST)
+		e.tx_flags = l->tcp_flags;
+		if (l->tcp_flags & TCP_FLAG_RST)
 			e.state = CT_STATE_CLOSING;
-		else if ((f->tcp_flags & TCP_FLAG_SYN) && !(f->tcp_flags & TCP_FLAG_ACK))
+		else if ((l->tcp_flags & TCP_FLAG_SYN) && !(l->tcp_flags & TCP_FLAG_ACK))
 			e.state = CT_STATE_SYN_SENT;
 		else
 			/* Mid-stream pickup (e.g. conntrack lost): allowed by policy, so
@@ -338,8 +355,93 @@ static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct f
 		e.state = CT_STATE_ICMP;
 	}
 	e.expires_ns = now + ct_timeout_ns(e.state);
+	return e;
+}
+
+/* Creates the entry for a new allowed IPv4 flow. Returns 0 or a negative errno; the
+ * caller drops the packet on error (DROP_CT_MAP_INSERTION), never forwards it
+ * untracked. */
+static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
+				     __u32 len, __u64 now, __u32 stamp)
+{
+	struct ct_key key = ct_key_of(endpoint_id, dir, f);
+	struct ct_entry e = ct_entry_new(&f->l4, len, now, stamp);
+
 	/* BPF_ANY: an expired entry with the same key may still be there. */
 	return conntrack.update(&key, &e);
+}
+
+/* --- IPv6: the same lookups on conntrack6 (the entry logic above is shared) --- */
+
+static __always_inline struct ct_entry *ct6_get(struct ct6_key *key, __u64 now)
+{
+	struct ct_entry *e = conntrack6.lookup(key);
+
+	if (e && e->expires_ns > now)
+		return e;
+	return NULL;
+}
+
+/* The key of f as seen in direction dir: its own tuple, or (swap) the tuple of the
+ * packet it replies to. */
+static __always_inline void ct6_key_fill(struct ct6_key *key, __u16 endpoint_id, __u8 dir,
+					 const struct flow6 *f, int swap)
+{
+	if (swap) {
+		__builtin_memcpy(key->saddr, f->daddr, sizeof(key->saddr));
+		__builtin_memcpy(key->daddr, f->saddr, sizeof(key->daddr));
+		key->sport = f->l4.dport;
+		key->dport = f->l4.sport;
+	} else {
+		__builtin_memcpy(key->saddr, f->saddr, sizeof(key->saddr));
+		__builtin_memcpy(key->daddr, f->daddr, sizeof(key->daddr));
+		key->sport = f->l4.sport;
+		key->dport = f->l4.dport;
+	}
+	key->endpoint_id = endpoint_id;
+	key->protocol = f->l4.protocol;
+	key->direction = dir;
+}
+
+/* ct_lookup for IPv6. */
+static __always_inline int ct6_lookup(__u16 endpoint_id, __u8 dir, const struct flow6 *f,
+				      __u64 now, struct ct_entry **entry)
+{
+	struct ct6_key key;
+
+	ct6_key_fill(&key, endpoint_id, dir, f, 0);
+	*entry = ct6_get(&key, now);
+	if (*entry)
+		return CT_ESTABLISHED;
+	ct6_key_fill(&key, endpoint_id, !dir, f, 1);
+	*entry = ct6_get(&key, now);
+	if (*entry)
+		return CT_REPLY;
+	return CT_NEW;
+}
+
+/* ct_related for IPv6 (the packet embedded in an ICMPv6 error). */
+static __always_inline int ct6_related(__u16 endpoint_id, __u8 dir, const struct flow6 *inner,
+				       __u64 now)
+{
+	struct ct6_key key;
+
+	ct6_key_fill(&key, endpoint_id, !dir, inner, 0);
+	if (ct6_get(&key, now))
+		return 1;
+	ct6_key_fill(&key, endpoint_id, dir, inner, 1);
+	return ct6_get(&key, now) != NULL;
+}
+
+/* ct_create for IPv6. */
+static __always_inline int ct6_create(__u16 endpoint_id, __u8 dir, const struct flow6 *f,
+				      __u32 len, __u64 now, __u32 stamp)
+{
+	struct ct6_key key;
+	struct ct_entry e = ct_entry_new(&f->l4, len, now, stamp);
+
+	ct6_key_fill(&key, endpoint_id, dir, f, 0);
+	return conntrack6.update(&key, &e);
 }
 
 #endif /* MEMBRANE_CONNTRACK_H */

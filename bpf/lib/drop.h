@@ -16,6 +16,7 @@
 #define DROP_CT_INVALID_HDR 135       /* CT: Truncated or invalid header */
 #define DROP_UNSUPPORTED_L3 139       /* Unsupported L3 protocol */
 #define DROP_CT_MAP_INSERTION 155     /* CT: Map insertion failed */
+#define DROP_INVALID_EXTHDR 156       /* Invalid IPv6 extension header */
 #define DROP_NO_ENDPOINT 190          /* Unknown endpoint */
 
 /* Size of the drop counter array: every reason above must be below it. */
