@@ -136,11 +136,7 @@ class Agent:
         self.datapath.start()
         self._reconcile_pinned()
         self._start_observer()
-        set_batch = getattr(self.datapath, "set_batch_handler", None)
-        if set_batch is not None:
-            set_batch(self.observer.on_events)   # one EventBatch per poll, one lock each
-        else:
-            self.datapath.set_event_handler(self._on_event)
+        self.datapath.set_batch_handler(self.observer.on_events)  # one EventBatch per poll
         self._serve()
         self._spawn("source", lambda: self.source.run(self.store, self._stop))
         self.store.subscribe(lambda _rev: self._kick.set())
@@ -390,9 +386,6 @@ class Agent:
             from observe.metrics import start_metrics_server
 
             start_metrics_server(self.config.metrics_port)
-
-    def _on_event(self, event: Any) -> None:
-        self.observer.on_event(event)
 
     def _events_loop(self) -> None:
         next_lost_check = 0.0
