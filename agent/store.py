@@ -114,11 +114,6 @@ class Store:
                             self._changed_at,
                             tuple(sorted(self._rejected.values())), self._synced)
 
-    def wait_for_change(self, after_revision: int, timeout: float) -> int:
-        with self._lock:
-            self._lock.wait_for(lambda: self._revision > after_revision, timeout)
-            return self._revision
-
     def subscribe(self, listener: Callable[[int], None]) -> None:
         self._listeners.append(listener)
 

@@ -19,7 +19,10 @@ from agent.api.gen import agent_pb2_grpc as pb_grpc
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 
-DEFAULT_SOCKET = "/run/membrane/agent.sock"
+DEFAULT_SOCKET = "/run/membrane/agent.sock"   # where the agent listens (AgentConfig's too)
+# How long a registration, or a wait for a revision, lasts when the caller names no
+# timeout: the client's, the server's and the agent's default.
+DEFAULT_WAIT_SECONDS = 30.0
 LAB_ROOT = Path(os.environ.get("MEMBRANE_LAB_ROOT", "/run/membrane/labs"))
 
 
@@ -96,7 +99,8 @@ class AgentClient:
 
     # -- endpoints -----------------------------------------------------------------
     def register_endpoint(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                          timeout: float = 30.0, container_id: str = "") -> pb.Endpoint:
+                          timeout: float = DEFAULT_WAIT_SECONDS,
+                          container_id: str = "") -> pb.Endpoint:
         req = pb.RegisterEndpointRequest(namespace=namespace, pod=pod, ifname=ifname, ipv4=ipv4,
                                          container_id=container_id, timeout_seconds=timeout)
         return self._call("RegisterEndpoint", self.stub.RegisterEndpoint, req, timeout + 5)
@@ -141,7 +145,8 @@ class AgentClient:
     def status(self) -> pb.StatusReply:
         return self._call("Status", self.stub.Status, pb.Empty())
 
-    def wait_for_revision(self, revision: int, timeout: float = 30.0) -> pb.StatusReply:
+    def wait_for_revision(self, revision: int,
+                          timeout: float = DEFAULT_WAIT_SECONDS) -> pb.StatusReply:
         """Blocks until the agent applied this store revision to every endpoint."""
         return self._call("WaitForRevision", self.stub.WaitForRevision,
                           pb.WaitRequest(revision=revision, timeout_seconds=timeout), timeout + 5)
