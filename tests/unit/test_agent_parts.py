@@ -22,13 +22,21 @@ from agent.api.status import AgentStatus, CheckKind, CheckResult, Health, Regene
 from agent.daemon import Agent
 from agent.datapath.fake import FakeDatapath
 from agent.datapath.interface import MapUsage
+from agent.endpoint_manager import EndpointManager
+from agent.endpoints import EndpointRegistry
+from agent.flowmeta import AgentMetadata
 from agent.health import ErrorHistory, HealthChecks, serve_health
 from agent.k8s.objects import Pod
+from agent.policy.engine import PolicyEngine
+from agent.regeneration import Regenerator
+from agent.store import Store
 from agent.policy.trace import TraceResult
 from agent.workers import Workers
 from core.errors import MembraneError
 from identity.allocator import Identity
+from identity.cidr import CidrAllocator
 from identity.labels import LabelSet
+from identity.local import LocalAllocator
 from observe.ring import ObserverStatus
 from tests.unit.test_agent import DENY_BACKEND, StaticSource, cluster, make_agent, push
 
@@ -72,6 +80,50 @@ def test_a_new_pod_address_syncs_the_cluster_maps_and_rewrites_no_endpoint(runni
     assert agent.wait_for_revision(2, 5)
     assert datapath.call_names() == ["sync_cluster_maps"]
     assert datapath.cluster.ipcache["10.244.1.4/32"] >= 256
+
+
+class FlakyAllocator(LocalAllocator):
+    """In memory; its next flush fails when told to (an etcd briefly away)."""
+
+    fail_next_flush = False
+
+    def flush(self) -> None:
+        if self.fail_next_flush:
+            self.fail_next_flush = False
+            raise OSError("identity store briefly unavailable")
+        super().flush()
+
+
+def test_a_pass_that_fails_after_the_engine_update_loses_no_change(tmp_path: Path) -> None:
+    # The parts alone, no threads: the second pass's engine delta is empty, so only what
+    # the failed pass left pending can still write the policy.
+    lock, kick, stop = threading.RLock(), threading.Event(), threading.Event()
+    errors, health, store = ErrorHistory(), HealthChecks(), Store()
+    datapath = FakeDatapath(node="n1")
+    datapath.start()
+    labels, cidrs = FlakyAllocator(None), CidrAllocator(None)
+    engine = PolicyEngine(labels, cidrs)
+    endpoints = EndpointManager(EndpointRegistry(tmp_path), datapath, lock, kick, errors)
+    regenerator = Regenerator(
+        node="n1", store=store, engine=engine, allocators=(labels, cidrs), datapath=datapath,
+        endpoints=endpoints, metadata=AgentMetadata("n1", labels, cidrs), lock=lock,
+        kick=kick, stop=stop, errors=errors, health=health)
+    store.replace_all(cluster(), synced=True, source_revision=1)
+    with pytest.raises(MembraneError):   # nobody regenerates yet: it stays fail-closed
+        endpoints.register("default", "backend", "lo", "10.244.1.3", timeout=0)
+    regenerator.regenerate(store.snapshot())
+    back = endpoints.by_pod("default/backend")
+    assert back is not None and back.state.value == "ready" and not back.ingress_enforced
+    objs = cluster()
+    objs.policies["default/deny"] = DENY_BACKEND
+    store.replace_all(objs, synced=True, source_revision=2)
+    labels.fail_next_flush = True
+    with pytest.raises(OSError):
+        regenerator.regenerate(store.snapshot())
+    assert not datapath.policies[back.id].ingress_enforced
+    regenerator.regenerate(store.snapshot())
+    assert datapath.policies[back.id].ingress_enforced and back.policy_revision == 2
+    assert regenerator.policy_written()
 
 
 # -- health ---------------------------------------------------------------------------------
