@@ -2,7 +2,7 @@
 
     datapath reader thread          worker thread              gRPC handlers
     on_events(batch) ─> bounded queue ─> FlowRing (compact) ─> flow_from_event ─> GetFlows
-    on_event(ev)        (overflow:       metrics: counts per   (lazily, kept once built;
+                        (overflow:       metrics: counts per   (lazily, kept once built;
                          OBSERVER_EVENTS  kind of flow          overwrite: a follower
                          _QUEUE)                                behind gets HUBBLE_RING_BUFFER)
     report_lost("PERF_EVENT_RING_BUFFER", n): the kernel ring buffer was full.
@@ -33,8 +33,9 @@ from observe.metadata import EndpointMetadata, StaticMetadata
 
 log = logging.getLogger(__name__)
 
+# The agent's defaults too (agent.config.AgentConfig reads these): one number each.
 DEFAULT_CAPACITY = 4095
-DEFAULT_QUEUE_SIZE = 8192
+DEFAULT_QUEUE_SIZE = 65536
 
 # Where events get lost: the names of flow.proto's LostEventSource.
 KERNEL = "PERF_EVENT_RING_BUFFER"
@@ -306,14 +307,14 @@ class ObserverStatus:
 
 class FlowObserver:
     """Owns the queue, the worker thread and the ring. The agent constructs one, hands
-    `on_events` (one EventBatch per poll) or `on_event` (one DatapathEvent) to the
-    datapath event reader, and the Observer service reads `ring`.
+    `on_events` (one EventBatch per poll) to the datapath as its batch handler, and the
+    Observer service reads `ring`. Events come in one way, as batches: `on_event` is a
+    one-event batch, for tests and replays.
 
     The queue holds up to `queue_size` events (a batch counts as its records). A batch
     goes into the ring as it is: flows are built when a reader wants them, and the
     listeners (metrics) hear each distinct kind of flow of a batch once, with its count
     (`flow_count(flow, n)`; a listener with only `flow(flow)` hears every flow, built).
-    A single DatapathEvent is built into a flow at once, as before.
     """
 
     def __init__(self, node: str, capacity: int = DEFAULT_CAPACITY,
@@ -328,7 +329,7 @@ class FlowObserver:
         self.queue_size = max(1, queue_size)
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
-        self._pending: deque[DatapathEvent | EventBatch] = deque()
+        self._pending: deque[EventBatch] = deque()
         self._queued = 0                    # events in _pending and being processed
         self._lost = {KERNEL: 0, QUEUE: 0, RING: 0}
         self._queue_lost_unreported = 0     # queue overflow not yet written into the ring
@@ -339,16 +340,8 @@ class FlowObserver:
 
     # -- inputs (reader thread) ----------------------------------------------------
     def on_event(self, event: DatapathEvent) -> None:
-        """Hands one event over; never blocks. A full queue counts the event as lost."""
-        with self._lock:
-            if self._queued < self.queue_size:
-                self._pending.append(event)
-                self._queued += 1
-                self._ready.notify()
-                return
-            self._lost[QUEUE] += 1
-            self._queue_lost_unreported += 1
-        self._notify_lost(QUEUE, 1)
+        """Hands one event over, as a batch of one; never blocks."""
+        self.on_events(EventBatch.of_events([event]))
 
     def on_events(self, batch: EventBatch) -> None:
         """Hands a batch over (one lock acquisition); never blocks. What does not fit in
@@ -357,20 +350,14 @@ class FlowObserver:
         if not n:
             return
         with self._lock:
-            room = self.queue_size - self._queued
-            if room >= n:
-                lost = 0
-            else:
-                lost = n - max(0, room)
-                if room <= 0:
-                    self._lost[QUEUE] += lost
-                    self._queue_lost_unreported += lost
-                    batch = None  # type: ignore[assignment]
-                else:
+            room = max(0, self.queue_size - self._queued)
+            lost = max(0, n - room)
+            if lost:
+                self._lost[QUEUE] += lost
+                self._queue_lost_unreported += lost
+            if room:
+                if lost:
                     batch = EventBatch(batch.records[:room], batch.decode, batch.key)
-                    self._lost[QUEUE] += lost
-                    self._queue_lost_unreported += lost
-            if batch is not None:
                 self._pending.append(batch)
                 self._queued += len(batch.records)
                 self._ready.notify()
@@ -437,7 +424,7 @@ class FlowObserver:
             self._thread = None
         self.ring.close()
 
-    def _take(self, timeout: float | None) -> list[DatapathEvent | EventBatch]:
+    def _take(self, timeout: float | None) -> list[EventBatch]:
         with self._lock:
             if not self._pending and timeout is not None:
                 self._ready.wait(timeout)
@@ -455,15 +442,11 @@ class FlowObserver:
                 return done
             done += self._process_items(items)
 
-    def _process_items(self, items: list[DatapathEvent | EventBatch]) -> int:
+    def _process_items(self, items: list[EventBatch]) -> int:
         done = 0
-        for item in items:
-            if isinstance(item, EventBatch):
-                n = len(item.records)
-                self._process_batch(item)
-            else:
-                n = 1
-                self._process(item)
+        for batch in items:
+            n = len(batch.records)
+            self._process_batch(batch)
             done += n
             with self._lock:
                 self._queued -= n
@@ -483,18 +466,8 @@ class FlowObserver:
         if n:
             self.ring.append(lost_response(QUEUE, n, self.node))
 
-    def _process(self, event: DatapathEvent) -> None:
-        # Overflow happened before this event was taken: say so before it, in order.
-        self._flush_queue_lost()
-        try:
-            flow = flow_from_event(event, self.meta)
-        except Exception:
-            # A malformed event or a metadata bug: drop this one, say so, keep going.
-            log.exception("cannot build a flow from %r", event)
-            return
-        self.add_flow(flow)
-
     def _process_batch(self, batch: EventBatch) -> None:
+        # Overflow happened before this batch was taken: say so before it, in order.
         self._flush_queue_lost()
         records = batch.records
         if not records:
