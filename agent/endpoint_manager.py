@@ -14,6 +14,7 @@ outside it. The regenerator is woken through the shared `kick` event.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from dataclasses import dataclass, replace
@@ -44,6 +45,18 @@ class Written:
 
     slot: EndpointSlot
     policy: EndpointPolicy
+
+
+def address_problem(text: str, version: int) -> str:
+    """Why `text` is not an IPv<version> address ("" when it is one, or empty)."""
+    if not text:
+        return ""
+    try:
+        if ipaddress.ip_address(text).version == version:
+            return ""
+    except ValueError:
+        pass
+    return f"ipv{version} {text!r} is not an IPv{version} address"
 
 
 class EndpointManager:
@@ -109,16 +122,22 @@ class EndpointManager:
 
     # -- registration --------------------------------------------------------------
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str = "", timeout: float = DEFAULT_WAIT_SECONDS) -> Endpoint:
+                 container_id: str = "", timeout: float = DEFAULT_WAIT_SECONDS,
+                 ipv6: str = "") -> Endpoint:
         """Returns the endpoint once it is enforced (ready); raises MembraneError when it
-        cannot be, with the endpoint left fail-closed."""
-        if not namespace or not pod or not ifname or not ipv4:
-            raise MembraneError("RegisterEndpoint needs namespace, pod, ifname and ipv4")
+        cannot be, with the endpoint left fail-closed. ipv4 and ipv6 are the pod's
+        addresses ("" for a family it lacks: at least one is needed)."""
+        if not namespace or not pod or not ifname or not (ipv4 or ipv6):
+            raise MembraneError("RegisterEndpoint needs namespace, pod, ifname and an "
+                                "address (ipv4, ipv6 or both)")
+        problem = address_problem(ipv4, 4) or address_problem(ipv6, 6)
+        if problem:
+            raise MembraneError(f"endpoint {namespace}/{pod}: {problem}")
         if interface_index(ifname) == 0:
             raise MembraneError(f"endpoint {namespace}/{pod}: no interface {ifname!r} in the "
                                 "agent's network namespace")
         with self._lock:
-            ep = self.registry.register(namespace, pod, ifname, ipv4, container_id)
+            ep = self.registry.register(namespace, pod, ifname, ipv4, container_id, ipv6)
             if not ep.attached:
                 # Fail closed at once; regeneration opens what policy allows.
                 self._close(ep)
@@ -149,7 +168,7 @@ class EndpointManager:
     # -- writing -------------------------------------------------------------------
     def _close(self, ep: Endpoint) -> None:
         slot = EndpointSlot(ep.id, ep.ifname, interface_index(ep.ifname), ep.ipv4,
-                            int(ReservedIdentity.INIT))
+                            int(ReservedIdentity.INIT), ep.ipv6)
         self.write(ep, slot, INIT_POLICY, 0)
 
     def write(self, ep: Endpoint, slot: EndpointSlot, policy: EndpointPolicy,
@@ -186,9 +205,9 @@ class EndpointApi:
         self._manager = manager
 
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str, timeout: float) -> EndpointView:
+                 container_id: str, timeout: float, ipv6: str = "") -> EndpointView:
         return self._manager.register(namespace, pod, ifname, ipv4, container_id,
-                                      timeout).view()
+                                      timeout, ipv6).view()
 
     def deregister(self, namespace: str, pod: str) -> None:
         self._manager.deregister(namespace, pod)

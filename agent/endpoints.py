@@ -47,6 +47,7 @@ class Endpoint:
     ifname: str
     ipv4: str
     container_id: str = ""
+    ipv6: str = ""
     ifindex: int = 0
     identity: int = 0
     state: EndpointState = EndpointState.WAITING_FOR_IDENTITY
@@ -69,7 +70,8 @@ class Endpoint:
             ipv4=self.ipv4, ifindex=self.ifindex, identity=self.identity,
             state=self.state.value, error=self.error, ingress_enforced=self.ingress_enforced,
             egress_enforced=self.egress_enforced, policy_revision=self.policy_revision,
-            policy_entries=self.policy_entries, last_regeneration_ms=self.last_regeneration_ms)
+            policy_entries=self.policy_entries, last_regeneration_ms=self.last_regeneration_ms,
+            ipv6=self.ipv6)
 
 
 def interface_index(ifname: str) -> int:
@@ -101,12 +103,14 @@ class EndpointRegistry:
         for row in rows:
             ep = Endpoint(id=int(row["id"]), namespace=row["namespace"], pod=row["pod"],
                           ifname=row["ifname"], ipv4=row["ipv4"],
-                          container_id=row.get("container_id", ""))
+                          container_id=row.get("container_id", ""),
+                          ipv6=row.get("ipv6", ""))
             self._by_id[ep.id] = ep
 
     def _save(self) -> None:
         rows = [{"id": e.id, "namespace": e.namespace, "pod": e.pod, "ifname": e.ifname,
-                 "ipv4": e.ipv4, "container_id": e.container_id} for e in self.all()]
+                 "ipv4": e.ipv4, "ipv6": e.ipv6, "container_id": e.container_id}
+                for e in self.all()]
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(sorted(rows, key=lambda r: r["id"]), indent=1))
         os.replace(tmp, self.path)
@@ -124,12 +128,12 @@ class EndpointRegistry:
             return next((ep for ep in self._by_id.values() if ep.key == key), None)
 
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str = "") -> Endpoint:
+                 container_id: str = "", ipv6: str = "") -> Endpoint:
         """A new endpoint, or the existing one for this pod updated (a CNI ADD retried)."""
         existing = self.by_pod(f"{namespace}/{pod}")
         if existing is not None:
-            if (existing.ifname, existing.ipv4) != (ifname, ipv4):
-                existing.ifname, existing.ipv4 = ifname, ipv4
+            if (existing.ifname, existing.ipv4, existing.ipv6) != (ifname, ipv4, ipv6):
+                existing.ifname, existing.ipv4, existing.ipv6 = ifname, ipv4, ipv6
                 existing.attached = False
                 existing.state = EndpointState.REGENERATING
             existing.container_id = container_id or existing.container_id
@@ -141,7 +145,7 @@ class EndpointRegistry:
             if new_id is None:
                 raise MembraneError(f"endpoint {namespace}/{pod}: all {MAX_ENDPOINT_ID} "
                                     "endpoint ids in use")
-            ep = Endpoint(new_id, namespace, pod, ifname, ipv4, container_id)
+            ep = Endpoint(new_id, namespace, pod, ifname, ipv4, container_id, ipv6=ipv6)
             self._by_id[new_id] = ep
         self._save()
         return ep

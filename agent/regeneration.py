@@ -149,7 +149,7 @@ class Regenerator:
         if ident is None:
             ep.state = EndpointState.WAITING_FOR_IDENTITY
             return
-        slot = EndpointSlot(ep.id, ep.ifname, ifindex, ep.ipv4, ident.id)
+        slot = EndpointSlot(ep.id, ep.ifname, ifindex, ep.ipv4, ident.id, ep.ipv6)
         written = self._endpoints.written(ep.id)
         if (ep.key not in self._pending and written is not None and written.slot == slot
                 and ep.state is EndpointState.READY):

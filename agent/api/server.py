@@ -52,7 +52,8 @@ class AgentServicer(pb_grpc.AgentServicer):
         try:
             ep = self.endpoints.register(request.namespace, request.pod, request.ifname,
                                          request.ipv4, request.container_id,
-                                         request.timeout_seconds or DEFAULT_WAIT_SECONDS)
+                                         request.timeout_seconds or DEFAULT_WAIT_SECONDS,
+                                         ipv6=request.ipv6)
         except MembraneError as err:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
         return self._endpoint(ep)
@@ -154,7 +155,7 @@ class AgentServicer(pb_grpc.AgentServicer):
 def endpoint_message(ep: EndpointView, labels: list[str]) -> pb.Endpoint:
     return pb.Endpoint(
         id=ep.id, namespace=ep.namespace, pod=ep.pod, identity=ep.identity, labels=labels,
-        ipv4=ep.ipv4, ifname=ep.ifname, ifindex=ep.ifindex,
+        ipv4=ep.ipv4, ipv6=ep.ipv6, ifname=ep.ifname, ifindex=ep.ifindex,
         ingress_enforced=ep.ingress_enforced, egress_enforced=ep.egress_enforced,
         state=ep.state, error=ep.error, policy_revision=ep.policy_revision,
         last_regeneration_ms=ep.last_regeneration_ms, policy_entries=ep.policy_entries)

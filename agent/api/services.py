@@ -40,6 +40,7 @@ class EndpointView:
     policy_revision: int
     policy_entries: int
     last_regeneration_ms: float
+    ipv6: str = ""
 
     @property
     def key(self) -> str:
@@ -48,7 +49,7 @@ class EndpointView:
 
 class EndpointService(Protocol):
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str, timeout: float) -> EndpointView:
+                 container_id: str, timeout: float, ipv6: str = "") -> EndpointView:
         """Returns once the endpoint is enforced; raises MembraneError when it cannot be
         (bad request, no such interface, not ready, or still waiting after timeout)."""
 

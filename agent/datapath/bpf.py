@@ -9,16 +9,21 @@ Life of a node's datapath:
                        (it removes stale endpoints and re-adds current ones: add_endpoint
                        on an existing endpoint re-attaches the freshly loaded programs
                        with tc "replace", atomically).
-  add_endpoint()       policy entries, then the endpoints entry, then tc attach: the
-                       first packet through the programs is already decided by policy.
+  add_endpoint()       policy entries, then the endpoints6 entry (the pod's IPv6
+                       address) and the endpoints entry, then tc attach: the first packet
+                       through the programs is already decided by policy.
   update_endpoint()    diff + write (writer.py); enforcement flags after the entries.
-  remove_endpoint()    detach, then delete the endpoint's entries (endpoints, policy,
-                       conntrack).
+  remove_endpoint()    detach, then delete the endpoint's entries (endpoints,
+                       endpoints6, policy, conntrack, conntrack6).
+
+Both families: ipcache/cidr/conntrack/endpoints have IPv6 twins (ipcache6, cidr6,
+conntrack6, endpoints6); sync_cluster_maps writes each family of ClusterMaps to its own
+tries, and the dumps and GC cover both. The policy map is family-free (identities).
 
 The policy revision (bpf/lib/revision.h): conntrack entries cache the forward verdict
 stamped with the revision it was decided under, and established packets skip the
 identity and policy lookups while the stamp is current. So every write that can change
-a verdict (policy, endpoints, ipcache, cidr) is followed by `_bump_revision()`: in
+a verdict (policy, endpoints, ipcache, cidr and the IPv6 twins) is followed by `_bump_revision()`: in
 add/update/remove_endpoint (in a `finally`, so a failed or partial write is covered),
 at the end of sync_cluster_maps, and on start() (a new agent over existing pins never
 trusts a stamp of the previous one). `_VerdictMap` also bumps when a write to one of
@@ -56,6 +61,7 @@ log = logging.getLogger(__name__)
 
 PINNED_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy",
                "conntrack", "conntrack6", "drop_metrics", "lost_events", "policy_revision")
+CONNTRACK_MAPS = ("conntrack", "conntrack6")
 # Maps whose contents decide verdicts: a write to any of them needs a revision bump.
 VERDICT_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy")
 
@@ -149,12 +155,15 @@ class BpfDatapath:
         return tc.ifname_of(ifindex, self.netns)
 
     def _read_endpoints(self) -> list[EndpointSlot]:
+        ipv6 = {int(k.value): layout.words_to_ip6(v.ipv6)
+                for k, v in self._maps["endpoints6"].items()}
         out = []
         for k, v in self._maps["endpoints"].items():
             ifindex = int(k.value)
             out.append(EndpointSlot(endpoint_id=v.endpoint_id, ifname=self._ifname(ifindex),
-                                    ifindex=ifindex, ipv4=layout.be32_to_ip(v.ipv4),
-                                    identity=v.identity))
+                                    ifindex=ifindex,
+                                    ipv4=layout.be32_to_ip(v.ipv4) if v.ipv4 else "",
+                                    identity=v.identity, ipv6=ipv6.get(ifindex, "")))
         return sorted(out, key=lambda s: s.endpoint_id)
 
     def pinned_endpoints(self) -> list[EndpointSlot]:
@@ -192,21 +201,36 @@ class BpfDatapath:
             flags |= layout.EP_F_INGRESS_ENFORCED
         if policy.egress_enforced:
             flags |= layout.EP_F_EGRESS_ENFORCED
-        return layout.endpoint_info(identity=slot.identity, ipv4=layout.ip_to_be32(slot.ipv4),
+        # No IPv4 address (an IPv6-only pod): 0.0.0.0, which no routed packet carries.
+        ipv4 = layout.ip_to_be32(slot.ipv4) if slot.ipv4 else 0
+        return layout.endpoint_info(identity=slot.identity, ipv4=ipv4,
                                     endpoint_id=slot.endpoint_id, flags=flags)
 
     def _write_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> bool:
-        """Writes the endpoints entry; returns whether it changed."""
-        m = self._maps["endpoints"]
+        """Writes the endpoints6 entry (the IPv6 address, or its absence), then the
+        endpoints entry, so a new endpoint's first IPv6 packet already finds its address;
+        returns whether either changed."""
         old = self._slots.get(slot.endpoint_id)
-        if old is not None and old.ifindex != slot.ifindex:
-            m.delete(ctypes.c_uint32(old.ifindex))   # the pod got a new veth
-        value = self._endpoint_value(slot, policy)
+        if old is not None and old.ifindex != slot.ifindex:   # the pod got a new veth
+            self._maps["endpoints"].delete(ctypes.c_uint32(old.ifindex))
+            self._maps["endpoints6"].delete(ctypes.c_uint32(old.ifindex))
         key = ctypes.c_uint32(slot.ifindex)
+        changed = False
+        if slot.ipv6:
+            changed |= self._write_if_changed(
+                "endpoints6", slot, key, layout.endpoint6_info(layout.ip6_to_words(slot.ipv6)))
+        else:
+            changed |= self._maps["endpoints6"].delete(key)
+        changed |= self._write_if_changed("endpoints", slot, key,
+                                          self._endpoint_value(slot, policy))
+        self._slots[slot.endpoint_id] = slot
+        return changed
+
+    def _write_if_changed(self, name: str, slot: EndpointSlot, key: ctypes.c_uint32,
+                          value: ctypes.Structure) -> bool:
+        m = self._maps[name]
         try:
-            cur = m.table[key]
-            if bytes(cur) == bytes(value):
-                self._slots[slot.endpoint_id] = slot
+            if bytes(m.table[key]) == bytes(value):
                 return False
         except KeyError:
             pass
@@ -215,10 +239,9 @@ class BpfDatapath:
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.E2BIG):
                 raise MapFullError(f"endpoint {slot.endpoint_id} ({slot.ifname}): BPF map "
-                                   f"'endpoints' is full (max_entries {m.max_entries})") from e
-            raise DatapathError(f"endpoint {slot.endpoint_id}: writing map 'endpoints': "
+                                   f"'{name}' is full (max_entries {m.max_entries})") from e
+            raise DatapathError(f"endpoint {slot.endpoint_id}: writing map '{name}': "
                                 f"{e}") from e
-        self._slots[slot.endpoint_id] = slot
         return True
 
     def _check_ifindex(self, slot: EndpointSlot) -> None:
@@ -243,7 +266,7 @@ class BpfDatapath:
                 self._bump_revision()
             tc.attach(slot.ifname, {n: p.fd for n, p in self._progs.items()}, self.netns)
             log.info("endpoint %d (%s, %s) attached; ingress %s, egress %s",
-                     slot.endpoint_id, slot.ifname, slot.ipv4,
+                     slot.endpoint_id, slot.ifname, slot.ipv4 or slot.ipv6,
                      "enforced" if policy.ingress_enforced else "open",
                      "enforced" if policy.egress_enforced else "open")
             if full is not None:
@@ -289,19 +312,22 @@ class BpfDatapath:
                     tc.detach(slot.ifname or None, netns=self.netns,
                               ifindex=None if slot.ifname else slot.ifindex)
                     self._maps["endpoints"].delete(ctypes.c_uint32(slot.ifindex))
+                    self._maps["endpoints6"].delete(ctypes.c_uint32(slot.ifindex))
                 self._writer.remove_endpoint(endpoint_id)
             finally:
                 self._bump_revision()
-            ct = self._maps["conntrack"]
-            for k, _ in ct.items():
-                if k.endpoint_id == endpoint_id:
-                    ct.delete(k)
+            for name in CONNTRACK_MAPS:
+                ct = self._maps[name]
+                for k, _ in ct.items():
+                    if k.endpoint_id == endpoint_id:
+                        ct.delete(k)
             self._slots.pop(endpoint_id, None)
             log.info("endpoint %d removed", endpoint_id)
 
     @staticmethod
     def _who(slot: EndpointSlot) -> str:
-        return f"endpoint {slot.endpoint_id} ({slot.ifname}, {slot.ipv4})"
+        addresses = ", ".join(a for a in (slot.ipv4, slot.ipv6) if a)
+        return f"endpoint {slot.endpoint_id} ({slot.ifname}, {addresses})"
 
     # --- cluster maps ----------------------------------------------------------
 
@@ -312,11 +338,15 @@ class BpfDatapath:
             # restarted agent diffs against the pinned maps), then diffed against the
             # shadow of what was written; a failed write makes the next sync re-read.
             writes = 0
-            for name, desired in (("ipcache", maps.ipcache), ("cidr", maps.cidrs)):
-                w = self._prefix_writers.get(name)
-                if w is None or w.map is not self._maps[name]:
-                    w = self._prefix_writers[name] = PrefixWriter(self._maps[name])
-                writes += w.sync(desired).writes
+            for version, suffix in ((4, ""), (6, "6")):
+                family = maps.family(version)
+                for name, desired in ((f"ipcache{suffix}", family.ipcache),
+                                      (f"cidr{suffix}", family.cidrs)):
+                    w = self._prefix_writers.get(name)
+                    if w is None or w.map is not self._maps[name]:
+                        w = self._prefix_writers[name] = PrefixWriter(self._maps[name],
+                                                                      version)
+                    writes += w.sync(desired).writes
             self._bump_revision()
             return writes
 
@@ -350,7 +380,10 @@ class BpfDatapath:
 
     def dump_ipcache(self) -> tuple[dict[str, int], dict[str, int]]:
         self._require()
-        return read_prefix_map(self._maps["ipcache"]), read_prefix_map(self._maps["cidr"])
+        ipcache = {**read_prefix_map(self._maps["ipcache"]),
+                   **read_prefix_map(self._maps["ipcache6"])}
+        cidrs = {**read_prefix_map(self._maps["cidr"]), **read_prefix_map(self._maps["cidr6"])}
+        return ipcache, cidrs
 
     # --- events ------------------------------------------------------------------
 
@@ -371,12 +404,13 @@ class BpfDatapath:
     def collect_conntrack_garbage(self) -> int:
         """Deletes entries whose expiry (CLOCK_MONOTONIC, as bpf_ktime_get_ns) passed."""
         self._require()
-        ct = self._maps["conntrack"]
         now = time.monotonic_ns()
         n = 0
-        for k, v in ct.items():
-            if v.expires_ns <= now and ct.delete(k):
-                n += 1
+        for name in CONNTRACK_MAPS:
+            ct = self._maps[name]
+            for k, v in ct.items():
+                if v.expires_ns <= now and ct.delete(k):
+                    n += 1
         if n:
             log.debug("conntrack GC on %s: %d expired entries deleted", self.node, n)
         return n
@@ -385,14 +419,16 @@ class BpfDatapath:
         self._require()
         now = time.monotonic_ns()
         out = []
-        for k, v in self._maps["conntrack"].items():
-            out.append(ConntrackEntry(
-                endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
-                src_ip=layout.be32_to_ip(k.saddr), src_port=k.sport,
-                dst_ip=layout.be32_to_ip(k.daddr), dst_port=k.dport,
-                state=layout.CT_STATE_NAMES.get(v.state, f"state-{v.state}"),
-                expires_in_s=round((v.expires_ns - now) / 1e9, 3),
-                packets=v.packets, bytes=v.bytes))
+        for name, address in (("conntrack", layout.be32_to_ip),
+                              ("conntrack6", layout.words_to_ip6)):
+            for k, v in self._maps[name].items():
+                out.append(ConntrackEntry(
+                    endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
+                    src_ip=address(k.saddr), src_port=k.sport,
+                    dst_ip=address(k.daddr), dst_port=k.dport,
+                    state=layout.CT_STATE_NAMES.get(v.state, f"state-{v.state}"),
+                    expires_in_s=round((v.expires_ns - now) / 1e9, 3),
+                    packets=v.packets, bytes=v.bytes))
         return sorted(out, key=lambda e: (e.endpoint_id, e.direction, e.protocol,
                                           e.src_ip, e.src_port, e.dst_ip, e.dst_port))
 
@@ -416,7 +452,8 @@ class BpfDatapath:
     def stats(self) -> DatapathStats:
         self._require()
         st = DatapathStats()
-        for name in ("endpoints", "ipcache", "cidr", "policy", "conntrack"):
+        for name in ("endpoints", "endpoints6", "ipcache", "ipcache6", "cidr", "cidr6",
+                     "policy", "conntrack", "conntrack6"):
             m = self._maps[name]
             st.maps.append(MapUsage(name=name, entries=len(m), max_entries=m.max_entries))
         drops = self._bpf[b"drop_metrics"]

@@ -195,7 +195,9 @@ def prefix_key(prefix: str) -> ipcache_key | ipcache6_key:
 
 
 def key_prefix(key: ipcache_key | ipcache6_key) -> str:
-    if isinstance(key, ipcache6_key):
+    """The prefix of an LPM key of either family: a mirror, or bcc's own ctypes type of
+    the map's key (told apart by the address's shape, one word or four)."""
+    if isinstance(key.addr, ctypes.Array):
         return f"{words_to_ip6(key.addr)}/{key.prefixlen}"
     return f"{be32_to_ip(key.addr)}/{key.prefixlen}"
 
