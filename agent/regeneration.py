@@ -202,7 +202,8 @@ class PolicyQueries:
             rejected=snapshot.rejected,
             selected_endpoints={k: tuple(ids) for k, ids in selected.items()})
 
-    def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
+    def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4
+              ) -> TraceResult:
         # The live engine: identity numbers in the explanation are the agent's own.
         with self._lock:
-            return trace_engine(self._engine, src, dst, port, protocol)
+            return trace_engine(self._engine, src, dst, port, protocol, family)

@@ -116,6 +116,21 @@ def _event_type(text: str) -> fpb.EventTypeFilter:
     return fpb.EventTypeFilter(type=EVENT_TYPES[text])
 
 
+# --ip-version values, as hubble takes them (and the plain numbers): flow.IP.ipVersion.
+_IP_VERSIONS: dict[str, fpb.IPVersion.ValueType] = {
+    "4": fpb.IPv4, "v4": fpb.IPv4, "ipv4": fpb.IPv4,
+    "6": fpb.IPv6, "v6": fpb.IPv6, "ipv6": fpb.IPv6,
+    "none": fpb.IP_NOT_USED}
+
+
+def _ip_version(text: str) -> int:
+    try:
+        return int(_IP_VERSIONS[text.lower()])
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"ip version {text!r}: use 4, 6 (v4, v6) or none "
+                                         "(flows of packets that are not IP)") from None
+
+
 # flag dest -> (kind, field suffix, converter). kind: from/to/either/both/ns-*.
 _FILTER_FLAGS: dict[str, tuple[str, str, Callable[[str], FilterValue]]] = {
     "from_label": ("from", "label", str), "to_label": ("to", "label", str),
@@ -139,6 +154,7 @@ _FILTER_FLAGS: dict[str, tuple[str, str, Callable[[str], FilterValue]]] = {
     "tcp_flags": ("both", "tcp_flags", parse_flags),
     "type": ("both", "event_type", _event_type),
     "node_name": ("both", "node_name", str),
+    "ip_version": ("both", "ip_version", _ip_version),
 }
 
 
@@ -179,7 +195,10 @@ class _FilterAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
         items: list[FilterItem] = list(getattr(ns, "filter_items", None) or [])
-        value = "true" if values is None else str(values)
+        if values is None or values == []:     # a flag without a value (-4, --is-reply)
+            value = self.const if isinstance(self.const, str) else "true"
+        else:
+            value = str(values)
         items.append((bool(getattr(ns, "negate_next", False)), self.dest, value))
         ns.filter_items = items
         ns.negate_next = False
@@ -231,3 +250,7 @@ def add_filter_flags(parser: argparse.ArgumentParser) -> None:
     add("-t", "--type", metavar="TYPE", choices=sorted(EVENT_TYPES),
         help="event type: drop, trace, policy-verdict")
     add("--node-name", metavar="PATTERN", help="flows of nodes matching (node1, node*)")
+    add("--ip-version", metavar="VERSION", help="4, 6 (or v4, v6) or none (not IP)")
+    for short, long, version in (("-4", "--ipv4", "4"), ("-6", "--ipv6", "6")):
+        flt.add_argument(short, long, dest="ip_version", action=_FilterAction, nargs=0,
+                         const=version, help=f"IPv{version} flows only (--ip-version {version})")

@@ -7,7 +7,7 @@ import argparse
 import json
 import subprocess
 
-from agent.policy.matrix import to_json, to_table
+from agent.policy.matrix import FAMILIES, to_json, to_table
 from core.errors import LabError
 from lab.controller import Lab
 from lab.netbuilder import pod_command
@@ -21,6 +21,7 @@ examples:
   membrane lab apply -f demo/tutorial/01-backend-ingress-deny.yaml
   membrane lab label namespace kube-system contains=coredns
   membrane lab probe --port 8080 -o table
+  membrane lab probe --family ipv6 --port 80 --protocol UDP
   membrane lab down
 """
 
@@ -81,6 +82,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="TCP (default) or UDP; SCTP is refused with the reason")
     p.add_argument("-o", "--output", choices=("json", "table"), default="json")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds per denied probe")
+    p.add_argument("--family", type=str.lower, choices=sorted(FAMILIES), default="ipv4",
+                   help="connect to the pods' addresses of this IP family (default ipv4)")
     p.set_defaults(func=cmd_probe)
 
     p = verb("down", "remove everything the lab created")
@@ -149,7 +152,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     state = _lab(args).state()
-    verdicts = run_probe(state, args.ports or [80], args.protocols or ["TCP"], args.timeout)
+    verdicts = run_probe(state, args.ports or [80], args.protocols or ["TCP"], args.timeout,
+                         FAMILIES[args.family])
     print(to_json(verdicts) if args.output == "json" else to_table(verdicts), end="\n")
     return 0
 

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from agent.k8s.loader import load_paths
 from agent.k8s.objects import ClusterObjects
-from agent.policy.matrix import reachability, to_json, to_table
+from agent.policy.matrix import FAMILIES, reachability, to_json, to_table
 from agent.policy.trace import trace
 from cli.command import Subparsers, add_command, add_group
 from cli.connection import add_connection_flags, agent_client
@@ -19,12 +19,14 @@ MATRIX_EXAMPLES = """\
 membrane policy matrix -f demo/tutorial
 membrane policy matrix -f app.yaml -f policies/ --port 80 --port 8080 -o json
 membrane policy matrix -f demo/tutorial --port 53 --protocol UDP
+membrane policy matrix -f dual-stack.yaml --family ipv6 -o json
 """
 
 TRACE_EXAMPLES = """\
 membrane policy trace -f demo/tutorial --from default/frontend --to default/backend --port 8080
 membrane policy trace --lab demo --from default/frontend --to kube-system/coredns \\
     --port 53 --protocol UDP -o json
+membrane policy trace -f dual-stack.yaml --from x/a --to y/b --port 80 --family ipv6
 """
 
 GET_EXAMPLES = """\
@@ -46,6 +48,7 @@ def register(subparsers: Subparsers) -> None:
                         help="destination port (repeatable; default 80)")
     matrix.add_argument("--protocol", type=str.upper, action="append",
                         choices=PORT_PROTOCOLS, help="protocol (repeatable; default TCP)")
+    _add_family(matrix)
     add_output_flag(matrix, "table", "json")
     matrix.set_defaults(func=run_matrix)
 
@@ -60,6 +63,7 @@ def register(subparsers: Subparsers) -> None:
     tr.add_argument("--to", dest="dst", required=True, metavar="NS/POD")
     tr.add_argument("--port", type=_port, default=80, metavar="N")
     tr.add_argument("--protocol", type=str.upper, choices=PORT_PROTOCOLS, default="TCP")
+    _add_family(tr)
     add_connection_flags(tr)
     add_output_flag(tr, "text", "json")
     tr.set_defaults(func=run_trace)
@@ -69,6 +73,12 @@ def register(subparsers: Subparsers) -> None:
     add_connection_flags(get)
     add_output_flag(get, "table", "json")
     get.set_defaults(func=run_get)
+
+
+def _add_family(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--family", type=str.lower, choices=sorted(FAMILIES), default="ipv4",
+                        help="the pods' addresses of this IP family, and the ipBlocks of "
+                             "it (default ipv4)")
 
 
 def _add_files(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -92,18 +102,21 @@ def _load(files: Sequence[str]) -> ClusterObjects:
 
 
 def run_matrix(args: argparse.Namespace) -> int:
-    verdicts = reachability(_load(args.files), args.port or [80], args.protocol or ["TCP"])
+    verdicts = reachability(_load(args.files), args.port or [80], args.protocol or ["TCP"],
+                            family=FAMILIES[args.family])
     print(to_json(verdicts) if args.output == "json" else to_table(verdicts))
     return 0
 
 
 def run_trace(args: argparse.Namespace) -> int:
     if args.files:
-        result = trace(_load(args.files), args.src, args.dst, args.port, args.protocol)
+        result = trace(_load(args.files), args.src, args.dst, args.port, args.protocol,
+                       FAMILIES[args.family])
         allowed, explanation = result.allowed, result.explanation
     else:
         with agent_client(args) as client:
-            reply = client.trace(args.src, args.dst, args.port, args.protocol)
+            reply = client.trace(args.src, args.dst, args.port, args.protocol,
+                                 FAMILIES[args.family])
         allowed, explanation = reply.allowed, reply.explanation
     if args.output == "json":
         print_json({"allowed": allowed, "explanation": explanation})

@@ -129,8 +129,10 @@ class AgentClient:
     def get_policies(self) -> pb.PolicyList:
         return self._call("GetPolicies", self.stub.GetPolicies, pb.Empty())
 
-    def trace(self, src: str, dst: str, port: int, protocol: str = "TCP") -> pb.TraceReply:
-        request = pb.TraceRequest(**{"from": src}, to=dst, port=port, protocol=protocol)
+    def trace(self, src: str, dst: str, port: int, protocol: str = "TCP",
+              family: int = 4) -> pb.TraceReply:
+        request = pb.TraceRequest(**{"from": src}, to=dst, port=port, protocol=protocol,
+                                  ip_version=family)
         return self._call("Trace", self.stub.Trace, request)
 
     # -- maps ----------------------------------------------------------------------

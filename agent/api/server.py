@@ -98,7 +98,7 @@ class AgentServicer(pb_grpc.AgentServicer):
         try:
             result = self.policies.trace(getattr(request, "from"), request.to,
                                          request.port or DEFAULT_TRACE_PORT,
-                                         request.protocol or "TCP")
+                                         request.protocol or "TCP", request.ip_version or 4)
         except MembraneError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         return pb.TraceReply(allowed=result.allowed, explanation=result.explanation)
@@ -132,10 +132,14 @@ class AgentServicer(pb_grpc.AgentServicer):
         ipcache, cidrs = self.maps.dump_ipcache()
         rows = []
         for table, content in (("ipcache", ipcache), ("cidr", cidrs)):
-            for prefix, ident in sorted(content.items(),
-                                        key=lambda kv: ipaddress.IPv4Network(kv[0])):
-                rows.append(pb.IpcacheEntry(prefix=prefix, identity=ident, table=table,
-                                            labels=self.identities.identity_labels(ident)))
+            # IPv4 first, then IPv6, each by address: the map each row is in is named
+            # (the IPv6 twins are ipcache6 and cidr6).
+            nets = [(ipaddress.ip_network(p), i) for p, i in content.items()]
+            for net, ident in sorted(nets, key=lambda n: (n[0].version, n[0])):
+                rows.append(pb.IpcacheEntry(
+                    prefix=str(net), identity=ident,
+                    table=table + ("6" if net.version == 6 else ""),
+                    labels=self.identities.identity_labels(ident)))
         return pb.IpcacheList(entries=rows)
 
     # -- status --------------------------------------------------------------------

@@ -83,9 +83,11 @@ class PolicyView(Protocol):
     def loaded(self) -> LoadedPolicies:
         """The policies of the snapshot last applied, and the endpoints each selects."""
 
-    def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
-        """Why src -> dst is allowed or denied, on the live engine (the agent's own
-        identity numbers). Raises MembraneError for an unknown pod or protocol."""
+    def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4
+              ) -> TraceResult:
+        """Why src -> dst is allowed or denied over IPv<family>, on the live engine (the
+        agent's own identity numbers). Raises MembraneError for an unknown pod, protocol
+        or family."""
 
 
 class MapDumps(Protocol):

@@ -5,7 +5,9 @@ out the difference with the previous one:
 
   pods        -> identities allocated / released; the selector cache learns new ones
   policies    -> compiled, indexed by namespace, their selectors referenced in the cache
-  ipBlocks    -> every cidr and except prefix gets a CIDR identity
+  ipBlocks    -> every cidr and except prefix gets a CIDR identity (either family: a
+                 block matches the addresses of its own family only, as each family's
+                 prefixes are looked up apart)
   then        -> only endpoints whose inputs changed are recomputed: new or changed pods,
                  pods selected (before or after) by a changed policy, and pods selected
                  by a policy whose contribution changed (a peer selector's identity set,
@@ -14,6 +16,10 @@ out the difference with the previous one:
 Isolation: an endpoint is enforced in a direction iff a policy of its namespace selects
 it and declares that policy type. The node always reaches its pods: an ingress-enforced
 endpoint gets (INGRESS, host, any) as well.
+
+Both families: a pod has one identity whatever its addresses (identities come from
+labels); every address in its status (IPv4 and IPv6) maps to it in the ipcache, and a
+node's addresses of both families to host / remote-node.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from identity.labels import LabelSet
 from identity.reserved import ReservedIdentity
 from identity.security import cidr_labels, security_labels
 
-WORLD_PREFIX = "0.0.0.0/0"
+WORLD_PREFIXES = ("0.0.0.0/0", "::/0")
 HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
 
 log = logging.getLogger(__name__)
@@ -67,24 +73,30 @@ class EngineDelta:
                     or self.cluster_maps_changed)
 
 
+_BITS = {4: 32, 6: 128}
+
+
 @dataclass(frozen=True, order=True)
 class _Net:
-    """An IPv4 prefix as integers, for containment without ipaddress objects."""
+    """An IPv4 or IPv6 prefix as integers, for containment without ipaddress objects.
+    Ordered by family first, so one sorted list holds both families apart."""
 
+    version: int
     net: int
     plen: int
 
     @classmethod
     def of(cls, prefix: str) -> "_Net":
-        n = ipaddress.IPv4Network(prefix, strict=False)
-        return cls(int(n.network_address), n.prefixlen)
+        n = ipaddress.ip_network(prefix, strict=False)
+        return cls(n.version, int(n.network_address), n.prefixlen)
 
     @property
     def last(self) -> int:
-        return self.net | ((1 << (32 - self.plen)) - 1)
+        return self.net | ((1 << (_BITS[self.version] - self.plen)) - 1)
 
     def covers(self, other: "_Net") -> bool:
-        return other.plen >= self.plen and self.net <= other.net <= self.last
+        return (other.version == self.version and other.plen >= self.plen
+                and self.net <= other.net <= self.last)
 
 
 @dataclass
@@ -93,31 +105,35 @@ class _Prefixes:
 
     ids: dict[str, Identity] = field(default_factory=dict)
     _sorted: list[tuple[_Net, str]] = field(default_factory=list)
-    _by_len: dict[int, dict[int, int]] = field(default_factory=dict)
+    # family -> prefix length -> network -> CIDR identity
+    _by_len: dict[int, dict[int, dict[int, int]]] = field(default_factory=dict)
 
     def reindex(self) -> None:
         self._sorted = sorted((_Net.of(p), p) for p in self.ids)
-        self._by_len = {}
+        self._by_len = {4: {}, 6: {}}
         for net, prefix in self._sorted:
-            self._by_len.setdefault(net.plen, {})[net.net] = self.ids[prefix].id
+            self._by_len[net.version].setdefault(net.plen, {})[net.net] = self.ids[prefix].id
 
     def inside(self, cidr: _Net) -> list[tuple[_Net, str]]:
-        """Prefixes contained in cidr (cidr included)."""
-        start = bisect.bisect_left(self._sorted, (_Net(cidr.net, 0), ""))
+        """Prefixes contained in cidr (cidr included), of its family."""
+        start = bisect.bisect_left(self._sorted, (_Net(cidr.version, cidr.net, 0), ""))
         out = []
         for net, prefix in self._sorted[start:]:
-            if net.net > cidr.last:
+            if net.version != cidr.version or net.net > cidr.last:
                 break
             if cidr.covers(net):
                 out.append((net, prefix))
         return out
 
     def lpm(self, address: str) -> int:
-        """The CIDR identity of an address (0: none), as the datapath's LPM finds it."""
-        ip = int(ipaddress.IPv4Address(address))
-        for plen in sorted(self._by_len, reverse=True):
-            key = (ip >> (32 - plen)) << (32 - plen) if plen else 0
-            found = self._by_len[plen].get(key)
+        """The CIDR identity of an address (0: none), as the datapath's LPM finds it in
+        the trie of the address's family."""
+        ip = ipaddress.ip_address(address)
+        value, bits = int(ip), _BITS[ip.version]
+        by_len = self._by_len.get(ip.version, {})
+        for plen in sorted(by_len, reverse=True):
+            key = (value >> (bits - plen)) << (bits - plen) if plen else 0
+            found = by_len[plen].get(key)
             if found is not None:
                 return found
         return 0
@@ -216,8 +232,8 @@ class PolicyEngine:
             self._cidr_pods = {}
             for key in sorted(self._pod_identity):
                 pod = self._pods[key]
-                if pod.ip:
-                    cid = self._prefixes.lpm(pod.ip)
+                for address in pod.addresses:
+                    cid = self._prefixes.lpm(address)
                     if cid:
                         self._cidr_pods.setdefault(cid, []).append(pod)
         return self._cidr_pods.get(cidr_identity, [])
@@ -286,9 +302,9 @@ class PolicyEngine:
                            frozenset(identities_before - identities_after))
 
     def _update_nodes(self, nodes: Mapping[str, Node]) -> bool:
-        old = {n: node.ip for n, node in self._nodes.items()}
+        old = {n: node.addresses for n, node in self._nodes.items()}
         self._nodes = dict(nodes)
-        return old != {n: node.ip for n, node in self._nodes.items()}
+        return old != {n: node.addresses for n, node in self._nodes.items()}
 
     def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace]
                      ) -> tuple[set[str], set[str], bool]:
@@ -301,7 +317,7 @@ class PolicyEngine:
             old = self._pods.pop(key)
             if key in self._pod_identity:
                 gone.add(key)
-                ip_changed |= bool(old.ip)
+                ip_changed |= bool(old.addresses)
                 self._drop_identity(key)
         for key, pod in pods.items():
             old_pod = self._pods.get(key)
@@ -309,7 +325,7 @@ class PolicyEngine:
             if pod.host_network:
                 if key in self._pod_identity:
                     gone.add(key)
-                    ip_changed |= bool(old_pod and old_pod.ip)
+                    ip_changed |= bool(old_pod and old_pod.addresses)
                     self._drop_identity(key)
                 continue
             current = self._pod_identity.get(key)
@@ -324,9 +340,9 @@ class PolicyEngine:
                 label_filter=self._filter)
             if current is not None and current.labels == labels:
                 assert old_pod is not None
-                if old_pod.ports != pod.ports or old_pod.ip != pod.ip:
+                if old_pod.ports != pod.ports or old_pod.addresses != pod.addresses:
                     changed.add(key)
-                    ip_changed |= old_pod.ip != pod.ip
+                    ip_changed |= old_pod.addresses != pod.addresses
                 continue
             # Take the new reference before dropping the old: a relabel back and forth
             # must not free a number still in use.
@@ -338,7 +354,7 @@ class PolicyEngine:
                 self._cache.add_identity(identity.id, identity.labels)
             holders.add(key)
             changed.add(key)
-            ip_changed |= bool(pod.ip) or bool(old_pod and old_pod.ip)
+            ip_changed |= bool(pod.addresses) or bool(old_pod and old_pod.addresses)
         return changed, gone, ip_changed
 
     def _drop_identity(self, key: str) -> None:
@@ -454,15 +470,19 @@ class PolicyEngine:
 
     # -- cluster maps ------------------------------------------------------------
     def _build_maps(self, local_node: str | None) -> ClusterMaps:
-        ipcache: dict[str, int] = {WORLD_PREFIX: int(ReservedIdentity.WORLD)}
+        ipcache: dict[str, int] = {p: int(ReservedIdentity.WORLD) for p in WORLD_PREFIXES}
         for key, identity in self._pod_identity.items():
-            ip = self._pods[key].ip
-            if ip:
-                ipcache[f"{ip}/32"] = identity.id
+            for address in self._pods[key].addresses:
+                ipcache[_host_prefix(address)] = identity.id
         # Node addresses win over a pod claiming one: the host must stay the host.
         for name, node in self._nodes.items():
-            if node.ip:
-                ipcache[f"{node.ip}/32"] = int(
+            for address in node.addresses:
+                ipcache[_host_prefix(address)] = int(
                     ReservedIdentity.HOST if name == local_node else ReservedIdentity.REMOTE_NODE)
         cidrs = {prefix: ident.id for prefix, ident in self._prefixes.ids.items()}
         return ClusterMaps(ipcache, cidrs)
+
+
+def _host_prefix(address: str) -> str:
+    """The one-address prefix of an address: /32 (IPv4) or /128 (IPv6)."""
+    return f"{address}/128" if ":" in address else f"{address}/32"

@@ -3,7 +3,8 @@
 For each direction: which policies select the pod (or that none does, so it is not
 isolated), which rule, peer and port allowed the packet, or that the pod is isolated in
 that direction and nothing allowed it. Works offline on manifests (`trace`) and inside
-the agent on its live engine (`trace_engine`).
+the agent on its live engine (`trace_engine`), for one IP family (4 by default): the
+pods' addresses of that family, and the ipBlocks that hold them.
 """
 
 from __future__ import annotations
@@ -26,29 +27,31 @@ class TraceResult:
 
 
 def trace(objects: ClusterObjects, src: str, dst: str, port: int,
-          protocol: str = "TCP") -> TraceResult:
-    return trace_engine(offline_engine(objects), src, dst, port, protocol)
+          protocol: str = "TCP", family: int = 4) -> TraceResult:
+    return trace_engine(offline_engine(objects), src, dst, port, protocol, family)
 
 
 def trace_engine(engine: PolicyEngine, src: str, dst: str, port: int,
-                 protocol: str = "TCP") -> TraceResult:
+                 protocol: str = "TCP", family: int = 4) -> TraceResult:
     proto = _protocol(protocol)
+    if family not in (4, 6):
+        raise MembraneError(f"IP family {family}: use 4 or 6")
     for key in (src, dst):
         if key not in engine.pods():
             raise MembraneError(f"pod {key}: not found; name pods as namespace/name")
     what = f"{proto.value}/{port}"
-    lines = [f"Tracing {src} -> {dst} on {what}"]
+    lines = [f"Tracing {src} -> {dst} on {what} over IPv{family}"]
     if src == dst:
         lines.append("A pod's traffic to itself never leaves it (loopback): allowed.")
         return TraceResult(True, "\n".join(lines) + "\n")
     src_pod, dst_pod = engine.pods()[src], engine.pods()[dst]
-    lines += [_describe(engine, src), _describe(engine, dst), ""]
+    lines += [_describe(engine, src, family), _describe(engine, dst, family), ""]
     # A hostNetwork pod is its node: seen from the other pod, it is host or remote-node.
     egress_ok = _side(engine, lines, src, Direction.EGRESS, dst,
-                      peer_identities(engine, dst, src_pod.node_name), proto, port)
+                      peer_identities(engine, dst, src_pod.node_name, family), proto, port)
     lines.append("")
     ingress_ok = _side(engine, lines, dst, Direction.INGRESS, src,
-                       peer_identities(engine, src, dst_pod.node_name), proto, port)
+                       peer_identities(engine, src, dst_pod.node_name, family), proto, port)
     lines.append("")
     allowed = egress_ok and ingress_ok
     if allowed:
@@ -66,11 +69,11 @@ def _protocol(name: str) -> Protocol:
         raise MembraneError(f"protocol {name!r}: use {', '.join(PORT_PROTOCOLS)}") from None
 
 
-def _describe(engine: PolicyEngine, key: str) -> str:
+def _describe(engine: PolicyEngine, key: str, family: int) -> str:
     pod = engine.pods()[key]
     identity = engine.identity_of(key)
     who = f"identity {identity.id}" if identity else "hostNetwork (the node itself)"
-    return f"  {key}: {who}, IP {pod.ip or 'none'}"
+    return f"  {key}: {who}, IPv{family} {pod.address(family) or 'none'}"
 
 
 def _side(engine: PolicyEngine, lines: list[str], pod: str, direction: Direction,

@@ -243,7 +243,8 @@ class FakePolicies:
         return LoadedPolicies(revision=7, policies={}, rejected=("bad: why",),
                               selected_endpoints={})
 
-    def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
+    def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4
+              ) -> TraceResult:
         return TraceResult(allowed=port == 80, explanation=f"{src} -> {dst}")
 
 
