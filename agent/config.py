@@ -14,7 +14,7 @@ class AgentConfig:
     socket: str = "/run/membrane/agent.sock"
     bpffs: str = "/sys/fs/bpf/membrane"
     cluster: str = "default"
-    identity_backend: str = "local"          # "local" | "etcd"
+    identity_backend: str = "local"          # "local" | "etcd" | "crd"
     etcd_endpoints: tuple[str, ...] = ()
     identity_grace_seconds: float = 300.0
     exclude_labels: tuple[str, ...] = ()

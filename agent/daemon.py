@@ -93,6 +93,15 @@ class Agent:
         # "on_flush": numbers are written once per regeneration (flush), always before any
         # map uses them, instead of an fsync'd rewrite per new identity.
         cidr = CidrAllocator(self.config.state_dir / "cidr-identities", persist="on_flush")
+        if self.config.identity_backend == "crd":
+            # Late imports: the kubernetes client and the API configuration only when chosen.
+            from kubernetes import client
+            from agent.sources.kubernetes import load_configuration
+            from identity.crd import CrdAllocator
+
+            api = client.ApiClient(load_configuration(self.config.kubeconfig))
+            return CrdAllocator(api, node=self.config.node,
+                                grace_seconds=self.config.identity_grace_seconds), cidr
         if self.config.identity_backend == "etcd":
             from identity.etcd import EtcdAllocator
 

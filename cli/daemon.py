@@ -30,7 +30,9 @@ def register(sub: Any) -> None:
     p.add_argument("--socket", default="/run/membrane/agent.sock")
     p.add_argument("--bpffs", default="/sys/fs/bpf/membrane")
     p.add_argument("--cluster", default="default")
-    p.add_argument("--identity-backend", choices=("local", "etcd"), default="local")
+    p.add_argument("--identity-backend", choices=("local", "etcd", "crd"), default="local",
+                   help="crd: MembraneIdentity objects shared by every node (the "
+                   "DaemonSet's default); local: this node alone (the lab's); etcd: --etcd")
     p.add_argument("--etcd", action="append", default=[], metavar="URL")
     p.add_argument("--identity-grace", type=float, default=300.0, metavar="SECONDS")
     p.add_argument("--exclude-label", action="append", default=[], metavar="KEY",
