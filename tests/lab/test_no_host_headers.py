@@ -110,3 +110,19 @@ def test_a_lab_enforces_with_lib_modules_empty(tmp_path: Path) -> None:
     assert result.stdout.rstrip().endswith("ok")
     # The empty tmpfs never reached the host's mount table.
     assert "membrane-test-empty" not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_setup_writes_nothing_under_lib_modules() -> None:
+    """`make setup` (scripts/setup.sh) on this machine, with /lib/modules an empty
+    read-only tmpfs: any write there would fail it, and the headers check must pass."""
+    needs_root()
+    if shutil.which("unshare") is None:
+        pytest.skip("needs util-linux unshare")
+    shell = ("mount -t tmpfs -o ro,mode=0755 membrane-test-empty /lib/modules && "
+             "bash scripts/setup.sh && test -z \"$(ls -A /lib/modules)\"")
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh",
+                             "-c", shell], cwd=REPO, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "kernel headers for bcc: /usr/src/linux-headers-" in result.stdout
+    assert "/lib/modules/" not in result.stdout.replace("(nothing under /lib/modules)", "")
