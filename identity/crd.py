@@ -2,9 +2,10 @@
 
 `CrdAllocator(api_client, node=...)` is `identity.cluster.ClusterAllocator` (the
 algorithm: retries, cache, grace, outages, resync) over `CrdBackend` (this module: which
-objects, and the guard on each write). Nothing else runs in the cluster: no etcd, no
-operator. The CRDs are in deploy/base/crds.yaml; the agent's RBAC grants exactly the verbs
-used here (deploy/base/rbac.yaml; tests/k8s/test_crd_rbac.py checks the two agree).
+objects, and the guard on each write; their shapes are in identity/crd_objects.py).
+Nothing else runs in the cluster: no etcd, no operator. The CRDs are in
+deploy/base/crds.yaml; the agent's RBAC grants exactly the verbs used here
+(deploy/base/rbac.yaml; tests/k8s/test_crd_rbac.py checks the two agree).
 
 The records of identity/backend.py, as objects (group membrane.io, version v1alpha1):
 
@@ -68,14 +69,10 @@ StoreRefused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import urllib3
@@ -86,27 +83,21 @@ from identity.allocator import Allocator
 from identity.backend import (Backend, Claim, OwnershipLost, StoredIdentity, StoreRefused,
                               StoreUnreachable, UnusedMarker, Version)
 from identity.cluster import ClusterAllocator
+from identity.crd_objects import (CLAIMS, GROUP, IDENTITIES, IDENTITY_KIND, LEASE_GROUP,
+                                  LEASE_LABEL, LEASE_VERSION, LEASES, VERSION, Doc,
+                                  claim_name, claim_object, counts, identity_object,
+                                  label_texts, lease_alive, lease_name, lease_object,
+                                  marker_id, owner_uid, parse_label_texts, parse_time,
+                                  pod_namespace, references_of, status_of, uid_of,
+                                  unused_marker)
 from identity.gc import Clock
-from identity.labels import Label, LabelSet
+from identity.labels import LabelSet
 from identity.reserved import MAX_LABEL_IDENTITY
 
 log = logging.getLogger(__name__)
 
-GROUP = "membrane.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-IDENTITY_KIND, IDENTITIES = "MembraneIdentity", "membraneidentities"
-CLAIM_KIND, CLAIMS = "MembraneIdentityClaim", "membraneidentityclaims"
-LEASE_GROUP, LEASE_VERSION, LEASES = "coordination.k8s.io", "v1", "leases"
-LEASE_LABEL = "membrane.io/identity-lease"     # on every node's Lease (a list selects them)
-LEASE_PREFIX = "membrane-identities-"
-DEFAULT_NAMESPACE = "membrane-system"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
 LIST_PAGE = 500          # objects per list request
 UPDATE_ATTEMPTS = 16     # read-modify-write rounds lost to other writers before giving up
-
-Doc = dict[str, Any]
 
 
 class _NotFound(Exception):
@@ -115,126 +106,6 @@ class _NotFound(Exception):
 
 class _Conflict(Exception):
     """409: the name is taken (create) or the object changed (update, delete)."""
-
-
-# -- the objects -------------------------------------------------------------------------
-
-def pod_namespace() -> str:
-    """The namespace of the pod this runs in (its service account's), else membrane-system."""
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or DEFAULT_NAMESPACE
-    except OSError:
-        return DEFAULT_NAMESPACE
-
-
-def claim_name(labels: LabelSet) -> str:
-    return hashlib.sha256(labels.key().encode()).hexdigest()
-
-
-def lease_name(node: str) -> str:
-    name = LEASE_PREFIX + node
-    if len(name) <= 253:
-        return name
-    return LEASE_PREFIX + hashlib.sha256(node.encode()).hexdigest()[:40]
-
-
-def label_texts(labels: LabelSet) -> list[str]:
-    """`source:key=value`, sorted; exact both ways for every label a pod can carry."""
-    for label in labels:
-        if ":" in label.source or "=" in label.key:
-            raise StoreRefused(f"label {label}: a source with ':' or a key with '=' cannot "
-                               "be stored as source:key=value")
-    return labels.lines()
-
-
-def parse_label_texts(texts: object) -> LabelSet:
-    """The inverse of label_texts; ValueError on anything else."""
-    if not isinstance(texts, list) or not texts:
-        raise ValueError("labels must be a non-empty list of source:key=value")
-    labels = []
-    for text in texts:
-        source, colon, rest = str(text).partition(":")
-        key, _, value = rest.partition("=")
-        if not colon or not source or not key:
-            raise ValueError(f"label {text!r} is not source:key=value")
-        labels.append(Label(source, key, value))
-    return LabelSet(labels)
-
-
-def micro_time(seconds: float) -> str:
-    """Kubernetes' MicroTime: RFC 3339, UTC, microseconds."""
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: object) -> float:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-
-
-def identity_object(number: int, labels: LabelSet, references: dict[str, str]) -> Doc:
-    return {"apiVersion": API_VERSION, "kind": IDENTITY_KIND,
-            "metadata": {"name": str(number)},
-            "spec": {"labels": label_texts(labels)},
-            "status": {"references": dict(references)}}
-
-
-def claim_object(labels: LabelSet, number: int, identity_uid: str) -> Doc:
-    owner = {"apiVersion": API_VERSION, "kind": IDENTITY_KIND, "name": str(number),
-             "uid": identity_uid}
-    return {"apiVersion": API_VERSION, "kind": CLAIM_KIND,
-            "metadata": {"name": claim_name(labels), "ownerReferences": [owner]},
-            "spec": {"labels": label_texts(labels), "identity": number}}
-
-
-def unused_marker(since: float, node: str) -> Doc:
-    return {"since": micro_time(since), "node": node, "marker": uuid.uuid4().hex}
-
-
-def lease_object(node: str, namespace: str, seconds: int, now: float) -> Doc:
-    return {"apiVersion": f"{LEASE_GROUP}/{LEASE_VERSION}", "kind": "Lease",
-            "metadata": {"name": lease_name(node), "namespace": namespace,
-                         "labels": {LEASE_LABEL: "true"}},
-            "spec": {"holderIdentity": node, "leaseDurationSeconds": seconds,
-                     "acquireTime": micro_time(now), "renewTime": micro_time(now)}}
-
-
-def _uid(doc: Doc) -> str:
-    return str(doc.get("metadata", {}).get("uid", ""))
-
-
-def _status(doc: Doc) -> Doc:
-    status = doc.get("status")
-    if not isinstance(status, dict):
-        status = doc["status"] = {}
-    return status
-
-
-def _references(doc: Doc) -> dict[str, str]:
-    """The identity's references, node -> Lease uid (made editable in doc)."""
-    status = _status(doc)
-    refs = status.get("references")
-    if not isinstance(refs, dict):
-        refs = status["references"] = {}
-    return refs
-
-
-def _marker_id(doc: Doc) -> str | None:
-    unused = _status(doc).get("unused")
-    return str(unused.get("marker")) if isinstance(unused, dict) else None
-
-
-def _owner_uid(claim: Doc) -> str:
-    for owner in claim.get("metadata", {}).get("ownerReferences") or []:
-        if owner.get("kind") == IDENTITY_KIND:
-            return str(owner.get("uid", ""))
-    return ""
-
-
-def _lease_alive(lease: Doc, now: float) -> bool:
-    spec = lease.get("spec") or {}
-    try:
-        return parse_time(spec["renewTime"]) + float(spec["leaseDurationSeconds"]) >= now
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -320,21 +191,36 @@ class CrdBackend:
         except _NotFound:
             return None
 
+    def _missing(self, what: str) -> StoreRefused:
+        """404 for a collection: the CRD (or the Leases' namespace) is not there."""
+        if what == LEASES:
+            return StoreRefused(f"{self._server}: no namespace {self.namespace!r} for the "
+                                "nodes' Leases (the agent's own, or the namespace option)")
+        return StoreRefused(f"{self._server}: the CRD {what}.{GROUP} is not installed "
+                            "(kubectl apply -k deploy/overlays/<yours>, or deploy/base/"
+                            "crds.yaml alone)")
+
     def _list(self, plural: str) -> list[Doc]:
         items: list[Doc] = []
         token: str | None = None
         while True:
-            page = self._call(lambda: self._api.list_cluster_custom_object(
-                GROUP, VERSION, plural, limit=LIST_PAGE, _continue=token,
-                _request_timeout=self.request_timeout))
+            try:
+                page = self._call(lambda: self._api.list_cluster_custom_object(
+                    GROUP, VERSION, plural, limit=LIST_PAGE, _continue=token,
+                    _request_timeout=self.request_timeout))
+            except _NotFound:
+                raise self._missing(plural) from None
             items += page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return items
 
     def _create(self, plural: str, body: Doc) -> Doc:
-        return self._call(lambda: self._api.create_cluster_custom_object(
-            GROUP, VERSION, plural, body, _request_timeout=self.request_timeout))
+        try:
+            return self._call(lambda: self._api.create_cluster_custom_object(
+                GROUP, VERSION, plural, body, _request_timeout=self.request_timeout))
+        except _NotFound:
+            raise self._missing(plural) from None
 
     def _replace(self, plural: str, doc: Doc) -> Doc:
         return self._call(lambda: self._api.replace_cluster_custom_object(
@@ -365,12 +251,15 @@ class CrdBackend:
 
     def _live_leases(self) -> dict[str, str]:
         """node -> uid of its Lease, for every Lease renewed within its duration."""
-        page = self._call(lambda: self._api.list_namespaced_custom_object(
-            LEASE_GROUP, LEASE_VERSION, self.namespace, LEASES, label_selector=LEASE_LABEL,
-            _request_timeout=self.request_timeout))
+        try:
+            page = self._call(lambda: self._api.list_namespaced_custom_object(
+                LEASE_GROUP, LEASE_VERSION, self.namespace, LEASES, label_selector=LEASE_LABEL,
+                _request_timeout=self.request_timeout))
+        except _NotFound:
+            raise self._missing(LEASES) from None
         now = self._clock()
-        return {str((lease.get("spec") or {}).get("holderIdentity")): _uid(lease)
-                for lease in page.get("items") or [] if _lease_alive(lease, now)}
+        return {str((lease.get("spec") or {}).get("holderIdentity")): uid_of(lease)
+                for lease in page.get("items") or [] if lease_alive(lease, now)}
 
     def _take_lease(self) -> None:
         """Creates this node's Lease, replacing one an earlier process left (whose
@@ -385,9 +274,11 @@ class CrdBackend:
             except _Conflict:
                 old = self._get_lease()
                 if old is not None:
-                    self._delete_lease(_uid(old))
+                    self._delete_lease(uid_of(old))
                 continue
-            self._lease = _HeldLease(_uid(made), made["metadata"]["resourceVersion"],
+            except _NotFound:
+                raise self._missing(LEASES) from None
+            self._lease = _HeldLease(uid_of(made), made["metadata"]["resourceVersion"],
                                      body["spec"]["acquireTime"], now)
             self._new_lease = True
             log.info("crd identities: node %s holds Lease %s/%s", self._node, self.namespace,
@@ -424,7 +315,7 @@ class CrdBackend:
                 return False
             except _Conflict:      # written by someone else since: still ours?
                 current = self._get_lease()
-                if current is None or _uid(current) != held.uid or not _lease_alive(current,
+                if current is None or uid_of(current) != held.uid or not lease_alive(current,
                                                                                    now):
                     return False
                 body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -453,8 +344,8 @@ class CrdBackend:
             assert self._lease is not None
             return self._lease.uid
         current = self._get_lease()
-        if (current is None or _uid(current) != self._lease.uid
-                or not _lease_alive(current, self._clock())):
+        if (current is None or uid_of(current) != self._lease.uid
+                or not lease_alive(current, self._clock())):
             self._lease = None
             raise OwnershipLost(f"node {self._node}: its Lease "
                                 f"{self.namespace}/{lease_name(self._node)} ended")
@@ -479,7 +370,7 @@ class CrdBackend:
             raise StoreRefused(f"{CLAIMS} {claim_name(labels)} holds {spec.get('labels')!r}, "
                                f"not {labels.key()!r}")
         try:
-            return Claim(labels, int(spec["identity"]), _owner_uid(claim))
+            return Claim(labels, int(spec["identity"]), owner_uid(claim))
         except (KeyError, TypeError, ValueError):
             raise StoreRefused(f"{CLAIMS} {claim_name(labels)}: no identity number") from None
 
@@ -513,24 +404,24 @@ class CrdBackend:
                 log.error("crd identities: ignoring malformed %s %d: %s", IDENTITY_KIND,
                           number, err)
                 continue
-            found.append(StoredIdentity(number, labels, _uid(doc)))
+            found.append(StoredIdentity(number, labels, uid_of(doc)))
         return found
 
     def referenced(self) -> set[int]:
         live = self._live_leases()
-        return {number for number, doc in self._identity_docs() if _counts(doc, live)}
+        return {number for number, doc in self._identity_docs() if counts(doc, live)}
 
     def own_references(self) -> set[int]:
         mine = self._live_leases().get(self._node)
         if mine is None:
             return set()
         return {number for number, doc in self._identity_docs()
-                if _references(doc).get(self._node) == mine}
+                if references_of(doc).get(self._node) == mine}
 
     def unused_markers(self) -> list[UnusedMarker]:
         found = []
         for number, doc in self._identity_docs():
-            unused = _status(doc).get("unused")
+            unused = status_of(doc).get("unused")
             if unused is None:
                 continue
             try:
@@ -549,7 +440,7 @@ class CrdBackend:
         (None: any), or change declined."""
         for _ in range(UPDATE_ATTEMPTS):
             doc = self._get(IDENTITIES, str(number))
-            if doc is None or (uid is not None and _uid(doc) != uid) or not change(doc):
+            if doc is None or (uid is not None and uid_of(doc) != uid) or not change(doc):
                 return False
             try:
                 self._replace(IDENTITIES, doc)
@@ -561,8 +452,8 @@ class CrdBackend:
 
     def _take_reference(self, number: int, uid: str, lease: str) -> bool:
         def take(doc: Doc) -> bool:
-            _references(doc)[self._node] = lease
-            _status(doc).pop("unused", None)
+            references_of(doc)[self._node] = lease
+            status_of(doc).pop("unused", None)
             return True
         return self._update(number, uid, take)
 
@@ -575,13 +466,13 @@ class CrdBackend:
             return False        # the number is taken
         for _ in range(2):
             try:
-                self._create(CLAIMS, claim_object(labels, number, _uid(made)))
+                self._create(CLAIMS, claim_object(labels, number, uid_of(made)))
                 return True
             except _Conflict:
                 if not self._drop_orphan_claim(labels):
                     break
         # The label set has a number already: ours was never handed out; give it back.
-        self._delete(IDENTITIES, str(number), _uid(made))
+        self._delete(IDENTITIES, str(number), uid_of(made))
         return False
 
     def _drop_orphan_claim(self, labels: LabelSet) -> bool:
@@ -591,17 +482,17 @@ class CrdBackend:
         if claim is None:
             return True
         owner = self._get(IDENTITIES, str((claim.get("spec") or {}).get("identity")))
-        if owner is not None and _uid(owner) == _owner_uid(claim):
+        if owner is not None and uid_of(owner) == owner_uid(claim):
             return False
         log.info("crd identities: deleting claim %s of %s, whose identity is gone",
                  claim_name(labels), labels.key())
-        self._delete(CLAIMS, claim_name(labels), _uid(claim))
+        self._delete(CLAIMS, claim_name(labels), uid_of(claim))
         return True
 
     def _drop_claim_owned_by(self, labels: LabelSet, identity_uid: str) -> None:
         claim = self._get(CLAIMS, claim_name(labels))
-        if claim is not None and _owner_uid(claim) == identity_uid:
-            self._delete(CLAIMS, claim_name(labels), _uid(claim))
+        if claim is not None and owner_uid(claim) == identity_uid:
+            self._delete(CLAIMS, claim_name(labels), uid_of(claim))
 
     def acquire(self, claim: Claim) -> bool:
         if self._take_reference(claim.number, claim.version, self._lease_for_refs()):
@@ -619,24 +510,24 @@ class CrdBackend:
 
     def drop_reference(self, number: int) -> None:
         def drop(doc: Doc) -> bool:
-            return _references(doc).pop(self._node, None) is not None
+            return references_of(doc).pop(self._node, None) is not None
         self._update(number, None, drop)
 
     def mark_unused(self, number: int, since: float, version: Version | None = None) -> bool:
         live = self._live_leases()
 
         def mark(doc: Doc) -> bool:
-            if _marker_id(doc) is not None or _counts(doc, live):
+            if marker_id(doc) is not None or counts(doc, live):
                 return False
-            _status(doc).update(references={}, unused=unused_marker(since, self._node))
+            status_of(doc).update(references={}, unused=unused_marker(since, self._node))
             return True
         return self._update(number, version, mark)
 
     def free(self, identity: StoredIdentity, marker: UnusedMarker) -> bool:
         live = self._live_leases()
         doc = self._get(IDENTITIES, str(identity.number))
-        if (doc is None or _uid(doc) != identity.version or _counts(doc, live)
-                or _marker_id(doc) != marker.version):
+        if (doc is None or uid_of(doc) != identity.version or counts(doc, live)
+                or marker_id(doc) != marker.version):
             return False
         if not self._delete(IDENTITIES, str(identity.number), identity.version,
                             doc["metadata"]["resourceVersion"]):
@@ -652,16 +543,11 @@ class CrdBackend:
 
     def drop_marker(self, marker: UnusedMarker) -> bool:
         def drop(doc: Doc) -> bool:
-            if _marker_id(doc) != marker.version:
+            if marker_id(doc) != marker.version:
                 return False
-            del _status(doc)["unused"]
+            del status_of(doc)["unused"]
             return True
         return self._update(marker.number, None, drop)
-
-
-def _counts(doc: Doc, live: dict[str, str]) -> bool:
-    """Whether a reference on this identity counts: one naming a live Lease."""
-    return any(live.get(node) == lease for node, lease in _references(doc).items())
 
 
 def _message(err: ApiException) -> str:

@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client
 
 from fake_apiserver import FakeApiServer
-from identity.crd import lease_name
+from identity.crd_objects import lease_name
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "deploy" / "base" / "crds.yaml"

@@ -23,7 +23,8 @@ from core.errors import AllocationError
 from crd_cluster import NAMESPACE, api_client, claims, crd_server, identities
 from fake_apiserver import FakeApiServer
 from identity.allocator import Identity
-from identity.crd import CrdAllocator, lease_name
+from identity.crd import CrdAllocator
+from identity.crd_objects import lease_name
 from identity.labels import LabelSet
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,10 +11,12 @@ import pytest
 from kubernetes import client
 
 from crd_cluster import NAMESPACE, api_client, claims, crd_server, expire_lease, identities
+from core.errors import AllocationError
 from fake_apiserver import FakeApiServer
 from identity.backend import Backend, OwnershipLost, StoreRefused, StoreUnreachable
-from identity.crd import (CrdBackend, claim_name, claim_object, identity_object, lease_name,
-                          micro_time)
+from identity.crd import CrdAllocator, CrdBackend
+from identity.crd_objects import (claim_name, claim_object, identity_object, lease_name,
+                                  micro_time)
 from identity.labels import Label, LabelSet
 from tests.identity_backend_contract import DB, WEB, BackendContract, Expire, Pair, stored
 
@@ -269,6 +271,16 @@ def test_rbac_refusal_is_store_refused_and_an_outage_is_unreachable(
     finally:
         server.start()
     assert a.numbers() == set() and a.reachable
+
+
+def test_without_the_crds_allocation_says_what_to_install() -> None:
+    with FakeApiServer() as bare, api_client(bare) as api:
+        allocator = CrdAllocator(api, "a", NAMESPACE, start=False)
+        with pytest.raises(AllocationError, match=r"CRD membraneidentities.membrane.io is "
+                                                  r"not installed"):
+            allocator.allocate(WEB)
+        assert allocator.lookup_labels(WEB) is None
+        allocator.close()
 
 
 def test_labels_round_trip_exactly_and_odd_ones_are_refused(

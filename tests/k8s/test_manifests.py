@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from identity import crd
+from identity import crd_objects as crd
 from identity.labels import LabelSet
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
