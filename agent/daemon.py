@@ -94,10 +94,9 @@ class Agent:
         # map uses them, instead of an fsync'd rewrite per new identity.
         cidr = CidrAllocator(self.config.state_dir / "cidr-identities", persist="on_flush")
         if self.config.identity_backend == "crd":
-            # Late imports: the kubernetes client and the API configuration only when chosen.
             from kubernetes import client
-            from agent.sources.kubernetes import load_configuration
-            from identity.crd import CrdAllocator
+            from agent.sources.kubernetes import load_configuration  # only for crd: a client
+            from identity.crd import CrdAllocator  # only for crd: the kubernetes client
 
             api = client.ApiClient(load_configuration(self.config.kubeconfig))
             return CrdAllocator(api, node=self.config.node,
