@@ -28,10 +28,12 @@ over two objects, so allocation is two creates, each decided by the API server a
     1. create MembraneIdentity <n> (with this node's reference): n is now taken;
     2. create the claim <h> owned by that identity's uid: the label set is now taken.
 
+Agents racing for one number are decided at step 1 (the losers try the next number).
 Agents racing for one label set with different numbers each pass step 1 and meet at
 step 2: the claim's name is the label set's hash, so exactly one claim is created. The
-losers see 409, delete their own identity again (uid precondition) and, on the cluster
-algorithm's next read, acquire the winner's. An identity is only ever handed out through
+losers see 409, delete their own identity again (uid precondition; should that fail,
+their resync drops the reference) and, on the cluster algorithm's next read, acquire
+the winner's. An identity is only ever handed out through
 its claim (acquire and reacquire read the claim first and guard on the uid it names), so
 an identity without a claim -- a loser's between steps 1 and 2, or one left by a crash
 there -- is never used: it only keeps its number reserved until garbage collection
