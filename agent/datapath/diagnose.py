@@ -58,7 +58,9 @@ MAP_TYPES: dict[str, tuple[str, str]] = {
 # "events" is the ring buffer, or a perf event array when the kernel has none.
 MAPS: dict[str, str] = {
     "events": "ringbuf", "ipcache": "lpm_trie", "cidr": "lpm_trie", "policy": "lpm_trie",
-    "policy_revision": "array", "conntrack": "lru_hash", "endpoints": "hash",
+    "ipcache6": "lpm_trie", "cidr6": "lpm_trie",
+    "policy_revision": "array", "conntrack": "lru_hash", "conntrack6": "lru_hash",
+    "endpoints": "hash", "endpoints6": "hash",
     "drop_metrics": "percpu_array", "lost_events": "percpu_array",
 }
 

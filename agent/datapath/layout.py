@@ -18,7 +18,7 @@ import ctypes
 import ipaddress
 import socket
 import struct
-from typing import Sequence
+from typing import Any, Iterable
 
 # --- constants mirrored from bpf/lib/endpoints.h, policy.h, conntrack.h, ipv6.h --
 # (directions are core.protocols.Direction, event types observe.events.EventType;
@@ -167,13 +167,13 @@ def be32_to_ip(value: int) -> str:
     return socket.inet_ntoa(struct.pack("=I", value & 0xFFFFFFFF))
 
 
-def ip6_to_words(ip: str) -> Words4:
+def ip6_to_words(ip: str) -> ctypes.Array[ctypes.c_uint32]:
     """IPv6 text -> the four u32 words whose in-memory bytes are the address in network
     order (`__be32 addr[4]`)."""
     return Words4(*struct.unpack("=4I", socket.inet_pton(socket.AF_INET6, ip)))
 
 
-def words_to_ip6(words: Sequence[int]) -> str:
+def words_to_ip6(words: Iterable[int] | ctypes.Array[Any]) -> str:
     return socket.inet_ntop(socket.AF_INET6, struct.pack("=4I", *(w & 0xFFFFFFFF
                                                                   for w in words)))
 
@@ -201,12 +201,3 @@ def key_prefix(key: ipcache_key | ipcache6_key) -> str:
         return f"{words_to_ip6(key.addr)}/{key.prefixlen}"
     return f"{be32_to_ip(key.addr)}/{key.prefixlen}"
 
-
-def words_to_ip(words: Sequence[int], version: int) -> str:
-    """An address held as `__be32 addr[4]` (events): IPv4 in the first word when version
-    is 4, IPv6 in all four when 6; "" when 0 (not IP)."""
-    if version == 4:
-        return be32_to_ip(words[0])
-    if version == 6:
-        return words_to_ip6(words)
-    return ""

@@ -268,7 +268,7 @@ def parse_prefix(prefix: str) -> tuple[str, int, int]:
     return str(n), n.prefixlen, layout.ip_to_be32(str(n.network_address))
 
 
-def parse_prefix6(prefix: str) -> tuple[str, int, layout.Words4]:
+def parse_prefix6(prefix: str) -> tuple[str, int, ctypes.Array[ctypes.c_uint32]]:
     """IPv6 prefix text -> (normal text "fd00::/8", prefixlen, the four words the LPM key
     holds), host bits cleared; a bare address means /128. ValueError otherwise."""
     n = ipaddress.IPv6Network(prefix, strict=False)
