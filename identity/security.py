@@ -59,8 +59,9 @@ def security_labels(pod_labels: Mapping[str, str], *, namespace: str,
 def cidr_labels(prefix: str) -> LabelSet:
     """The label of a CIDR identity: `cidr:<normalised prefix>`. An IPv6 prefix is
     written as Cilium writes it, colons as dashes (":" separates a label's source), and
-    a leading or trailing dash padded with 0: fd00::/8 -> `cidr:fd00--0/8`."""
-    net = ipaddress.ip_network(prefix, strict=False)
+    a leading or trailing dash padded with 0: fd00::/8 -> `cidr:fd00--0/8`. `prefix` may
+    be written either way (a label's own key reads back to the same label)."""
+    net = ipaddress.ip_network(prefix.replace("-", ":"), strict=False)
     if net.version == 4:
         return LabelSet([Label(SOURCE_CIDR, str(net))])
     address = str(net.network_address).replace(":", "-")
