@@ -48,13 +48,14 @@ FAMILIES = (4, 6)
 Plan = Mapping[str, tuple[str, str]]
 
 
-def model_plan() -> dict[str, tuple[str, str]]:
-    """The unit model's addresses: x/a 10.244.1.10 and fd00:10:244:1::10, y/b
-    10.244.2.11 and fd00:10:244:2::11: one /24 and one /64 per namespace."""
+def model_plan(first_subnet: int = 1) -> dict[str, tuple[str, str]]:
+    """The model's addresses: x/a 10.244.1.10 and fd00:10:244:1::10, y/b 10.244.2.11 and
+    fd00:10:244:2::11: one /24 and one /64 per namespace, from `first_subnet` on."""
     plan = {}
     for key in PODS:
         namespace, name = key.split("/")
-        n, host = NAMESPACES.index(namespace) + 1, POD_NAMES.index(name) + 10
+        n = NAMESPACES.index(namespace) + first_subnet
+        host = POD_NAMES.index(name) + 10
         plan[key] = (f"10.244.{n}.{host}", f"fd00:10:244:{n}::{host}")
     return plan
 
@@ -72,14 +73,15 @@ def prefix_pool(plan: Plan) -> tuple[str, ...]:
     return tuple(sorted(pool, key=lambda p: (":" in p, p)))
 
 
-def cluster_documents(plan: Plan) -> list[Document]:
-    """Upstream's namespaces and the nine pods, dual-stack, as manifests."""
+def cluster_documents(plan: Plan, nodes: Mapping[str, str] | None = None) -> list[Document]:
+    """Upstream's namespaces and the nine pods, dual-stack (both addresses in
+    status.podIPs), as manifests; `nodes`: pod key -> spec.nodeName."""
     docs = [to_document(Namespace(n, {"ns": n, NAMESPACE_NAME_LABEL: n})) for n in NAMESPACES]
     for key in PODS:
         namespace, name = key.split("/")
         ipv4, ipv6 = plan[key]
         docs.append(to_document(Pod(namespace, name, {"pod": name}, ip=ipv4, ipv6=ipv6,
-                                    ports=SERVES)))
+                                    ports=SERVES, node_name=(nodes or {}).get(key))))
     return docs
 
 
