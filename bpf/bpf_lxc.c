@@ -293,7 +293,7 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpo
 	if (ipv6_link_control(&f))
 		return TC_ACT_OK;
 
-	if (dir == DIR_EGRESS && !endpoint_owns_ipv6(skb->ifindex, f.saddr)) {
+	if (dir == DIR_EGRESS && !endpoint_owns_ipv6(ep, f.saddr)) {
 		event_for6(&ev, ep, dir, &f);
 		ev.src_identity = 0;
 		return drop_packet(skb, &ev, DROP_INVALID_SIP);

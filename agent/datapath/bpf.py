@@ -155,16 +155,19 @@ class BpfDatapath:
         return tc.ifname_of(ifindex, self.netns)
 
     def _read_endpoints(self) -> list[EndpointSlot]:
-        ipv6 = {int(k.value): layout.words_to_ip6(v.ipv6)
-                for k, v in self._maps["endpoints6"].items()}
         out = []
         for k, v in self._maps["endpoints"].items():
             ifindex = int(k.value)
             out.append(EndpointSlot(endpoint_id=v.endpoint_id, ifname=self._ifname(ifindex),
                                     ifindex=ifindex,
                                     ipv4=layout.be32_to_ip(v.ipv4) if v.ipv4 else "",
-                                    identity=v.identity, ipv6=ipv6.get(ifindex, "")))
+                                    identity=v.identity, ipv6=self._read_ipv6(v.endpoint_id)))
         return sorted(out, key=lambda s: s.endpoint_id)
+
+    def _read_ipv6(self, endpoint_id: int) -> str:
+        """The endpoint's endpoints6 slot: its IPv6 address, "" when all zeros."""
+        words = self._maps["endpoints6"].table[ctypes.c_uint32(endpoint_id)].ipv6
+        return layout.words_to_ip6(words) if any(words) else ""
 
     def pinned_endpoints(self) -> list[EndpointSlot]:
         self._require()
@@ -206,22 +209,22 @@ class BpfDatapath:
         return layout.endpoint_info(identity=slot.identity, ipv4=ipv4,
                                     endpoint_id=slot.endpoint_id, flags=flags)
 
+    @staticmethod
+    def _ipv6_value(ipv6: str) -> layout.endpoint6_info:
+        """An endpoints6 slot: the address, or zeros (the unspecified address) for none."""
+        return layout.endpoint6_info(layout.ip6_to_words(ipv6)) if ipv6 \
+            else layout.endpoint6_info()
+
     def _write_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> bool:
-        """Writes the endpoints6 entry (the IPv6 address, or its absence), then the
-        endpoints entry, so a new endpoint's first IPv6 packet already finds its address;
-        returns whether either changed."""
+        """Writes the endpoints6 slot (the IPv6 address, or zeros), then the endpoints
+        entry, so a new endpoint's first IPv6 packet already finds its address; returns
+        whether either changed."""
         old = self._slots.get(slot.endpoint_id)
         if old is not None and old.ifindex != slot.ifindex:   # the pod got a new veth
             self._maps["endpoints"].delete(ctypes.c_uint32(old.ifindex))
-            self._maps["endpoints6"].delete(ctypes.c_uint32(old.ifindex))
-        key = ctypes.c_uint32(slot.ifindex)
-        changed = False
-        if slot.ipv6:
-            changed |= self._write_if_changed(
-                "endpoints6", slot, key, layout.endpoint6_info(layout.ip6_to_words(slot.ipv6)))
-        else:
-            changed |= self._maps["endpoints6"].delete(key)
-        changed |= self._write_if_changed("endpoints", slot, key,
+        changed = self._write_if_changed("endpoints6", slot, ctypes.c_uint32(slot.endpoint_id),
+                                         self._ipv6_value(slot.ipv6))
+        changed |= self._write_if_changed("endpoints", slot, ctypes.c_uint32(slot.ifindex),
                                           self._endpoint_value(slot, policy))
         self._slots[slot.endpoint_id] = slot
         return changed
@@ -312,7 +315,9 @@ class BpfDatapath:
                     tc.detach(slot.ifname or None, netns=self.netns,
                               ifindex=None if slot.ifname else slot.ifindex)
                     self._maps["endpoints"].delete(ctypes.c_uint32(slot.ifindex))
-                    self._maps["endpoints6"].delete(ctypes.c_uint32(slot.ifindex))
+                # An array slot cannot be deleted: zeros, the address no pod has.
+                self._maps["endpoints6"].update(ctypes.c_uint32(endpoint_id),
+                                                self._ipv6_value(""))
                 self._writer.remove_endpoint(endpoint_id)
             finally:
                 self._bump_revision()
@@ -452,10 +457,14 @@ class BpfDatapath:
     def stats(self) -> DatapathStats:
         self._require()
         st = DatapathStats()
-        for name in ("endpoints", "endpoints6", "ipcache", "ipcache6", "cidr", "cidr6",
-                     "policy", "conntrack", "conntrack6"):
+        for name in ("endpoints", "ipcache", "ipcache6", "cidr", "cidr6", "policy",
+                     "conntrack", "conntrack6"):
             m = self._maps[name]
             st.maps.append(MapUsage(name=name, entries=len(m), max_entries=m.max_entries))
+        # endpoints6 is an array (every slot exists): count the endpoints that have IPv6.
+        st.maps.append(MapUsage(name="endpoints6",
+                                entries=sum(1 for s in self._slots.values() if s.ipv6),
+                                max_entries=self._maps["endpoints6"].max_entries))
         drops = self._bpf[b"drop_metrics"]
         for k, per_cpu in drops.items():
             total = sum(int(c.packets) for c in per_cpu)

@@ -60,7 +60,7 @@ MAPS: dict[str, str] = {
     "events": "ringbuf", "ipcache": "lpm_trie", "cidr": "lpm_trie", "policy": "lpm_trie",
     "ipcache6": "lpm_trie", "cidr6": "lpm_trie",
     "policy_revision": "array", "conntrack": "lru_hash", "conntrack6": "lru_hash",
-    "endpoints": "hash", "endpoints6": "hash",
+    "endpoints": "hash", "endpoints6": "array",
     "drop_metrics": "percpu_array", "lost_events": "percpu_array",
 }
 

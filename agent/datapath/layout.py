@@ -26,6 +26,8 @@ from typing import Any, Iterable
 
 EP_F_INGRESS_ENFORCED = 0x01
 EP_F_EGRESS_ENFORCED = 0x02
+# endpoints6 slots, one per u16 endpoint id (agent/endpoints.py gives ids 1..65535).
+ENDPOINT_IDS = 65536
 
 POLICY_PREFIX_ANY_PROTO = 56
 POLICY_PREFIX_ANY_PORT = 64
@@ -65,7 +67,8 @@ class endpoint_info(ctypes.Structure):
 
 
 class endpoint6_info(ctypes.Structure):
-    """`endpoints6` value (the pod's IPv6 address); the key is a u32 ifindex."""
+    """`endpoints6` value (the pod's IPv6 address, zeros for none); the key is a u32
+    endpoint id (an array slot)."""
     _fields_ = [("ipv6", Words4)]
 
 

@@ -32,7 +32,8 @@
 
 /* Map sizes (max_entries). A pinned map keeps the size it was created with; a new
  * size takes effect only after the pins are removed. Each size is that of one family's
- * map: ipcache6, cidr6, endpoints6 and conntrack6 get the same as their IPv4 twins. */
+ * map: ipcache6, cidr6 and conntrack6 get the same as their IPv4 twins (endpoints6 is
+ * indexed by endpoint id, endpoints.h). */
 #ifndef MEMBRANE_IPCACHE_MAX
 #define MEMBRANE_IPCACHE_MAX 16384
 #endif
