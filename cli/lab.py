@@ -132,15 +132,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(status, indent=2))
         return 0
-    print(f"lab {status['lab']}  dns {status['dns']}  external {status['external']['ip']}")
+    external = status["external"]
+    print(f"lab {status['lab']}  dns {status['dns']} {status['dns6']}  external "
+          f"{external['ip']} {external['ip6']}".rstrip())
     print()
-    print(_table(["NODE", "IP", "POD CIDR", "NETNS", "AGENT"],
-                 [[n["name"], n["ip"], n["podCIDR"], n["netns"], n["agent"]]
-                  for n in status["nodes"]]))
+    print(_table(["NODE", "IPv4", "IPv6", "POD CIDRs", "NETNS", "AGENT"],
+                 [[n["name"], n["ip"], n["ip6"] or "-",
+                   ",".join(c for c in (n["podCIDR"], n["podCIDR6"]) if c), n["netns"],
+                   n["agent"]] for n in status["nodes"]]))
     print()
-    print(_table(["POD", "IP", "NODE", "NETNS", "PORTS"],
-                 [[p["pod"], p["ip"], p["node"], p["netns"] or "(hostNetwork)",
-                   ",".join(p["ports"])] for p in status["pods"]]))
+    print(_table(["POD", "IPv4", "IPv6", "NODE", "NETNS", "PORTS"],
+                 [[p["pod"], p["ip"], p["ip6"] or "-", p["node"],
+                   p["netns"] or "(hostNetwork)", ",".join(p["ports"])]
+                  for p in status["pods"]]))
     return 0
 
 
