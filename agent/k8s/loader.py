@@ -47,7 +47,8 @@ from agent.k8s.validation.node import node_from_document
 from agent.k8s.validation.pod import pod_from_document
 from agent.k8s.validation.service import service_from_document
 from agent.k8s.validation.workload import workload_from_document
-from agent.k8s.validation.fields import Field, ObjectRef, ValidationWarning, describe_type, quoted
+from agent.k8s.validation.fields import (Field, ObjectRef, ValidationWarning, describe_type,
+                                         printable, quoted)
 from agent.k8s.validation.meta import display_name, object_ref
 from agent.k8s.workloads import expand
 from agent.k8s.workloads import API_VERSIONS as WORKLOAD_API_VERSIONS
@@ -134,9 +135,10 @@ def manifest_files(path: Path, errors: list[MembraneError]) -> list[Path]:
 def read_file(file: Path) -> tuple[list[tuple[Any, str]], LoadError | None]:
     """The documents of one file and, if it breaks off, the error. Documents before a
     syntax error are kept, as kubectl applies them before failing."""
-    name = "<stdin>" if str(file) == STDIN_PATH else str(file)
+    stdin = str(file) == STDIN_PATH
+    name = "<stdin>" if stdin else printable(str(file))   # a file name is one line too
     try:
-        text = sys.stdin.read() if name == "<stdin>" else file.read_text(encoding="utf-8-sig")
+        text = sys.stdin.read() if stdin else file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         return [], LoadError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start})")
     except OSError as error:

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from core.errors import InvalidObject, MembraneError
 from agent.k8s.loader import parse_document
 from agent.k8s.objects import ClusterObjects
+from agent.k8s.validation.fields import printable
 from agent.store import Store, StoreObject, object_key
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ def parse(kind: str, doc: Doc) -> Parsed:
     except MembraneError as e:
         return e
     except Exception as e:  # noqa: BLE001 (a loader bug must cost one object, not the watch)
-        log.exception("kubernetes: could not parse %s %s", kind, doc_key(kind, doc))
-        return InvalidObject(kind, doc_key(kind, doc), "(document)", f"could not be read: {e}")
+        name = printable(doc_key(kind, doc))   # from the document: one line in the log
+        log.exception("kubernetes: could not parse %s %s", kind, name)
+        return InvalidObject(kind, name, "(document)", printable(f"could not be read: {e}"))
 
 
 class Mirror:
