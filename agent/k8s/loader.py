@@ -1,7 +1,8 @@
 """Manifests -> cluster objects, as `kubectl apply -f` reads them.
 
     read_documents(paths)                 files and directories (recursive), multi-document
-                                          YAML, JSON, `List` kinds
+                                          YAML (aliases within the API server's limit:
+                                          agent.k8s.yaml_limits), JSON, `List` kinds
                                           -> [(document, "file.yaml#2")], errors
     parse_document(doc, source, w)        one document -> validated objects (workloads ->
                                           pods)
@@ -51,6 +52,7 @@ from agent.k8s.validation.fields import (Field, ObjectRef, ValidationWarning, de
                                          printable, quoted)
 from agent.k8s.validation.meta import display_name, object_ref
 from agent.k8s.workloads import expand
+from agent.k8s.yaml_limits import aliasing_problem
 from agent.k8s.workloads import API_VERSIONS as WORKLOAD_API_VERSIONS
 
 log = logging.getLogger(__name__)
@@ -193,6 +195,10 @@ def yaml_documents(text: str, name: str) -> tuple[list[tuple[Any, str]], LoadErr
         while loader.check_node():
             node = loader.get_node()
             index += 1
+            problem = aliasing_problem(node) if node is not None else None
+            if problem is not None:
+                # Before constructing: the expanded tree is what must never be built.
+                return documents, LoadError(f"{name}#{index}: invalid YAML: {problem}")
             value = loader.construct_document(node)
             if value is not None:  # empty documents are skipped, as kubectl does
                 documents.append((value, f"{name}#{index}"))
