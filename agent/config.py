@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.api.client import DEFAULT_SOCKET
+from agent.health import HEALTH_ADDRESS
 from core.errors import MembraneError
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
 
@@ -38,6 +39,7 @@ class AgentConfig:
     event_ring_pages: int = 512
     metrics_port: int | None = None
     health_port: int | None = None
+    health_address: str = HEALTH_ADDRESS     # loopback: the probes ask 127.0.0.1
     kubeconfig: str | None = None
     datapath: str = "bpf"                    # "bpf" | "fake" (tests of the control plane)
     max_policy_entries: int = 65536

@@ -48,6 +48,8 @@ def register(sub: Any) -> None:
                    help="kernel ring buffer size in pages (a power of two)")
     p.add_argument("--metrics-port", type=int, default=d.metrics_port)
     p.add_argument("--health-port", type=int, default=d.health_port)
+    p.add_argument("--health-address", default=d.health_address, metavar="ADDRESS",
+                   help="where /healthz and /readyz listen (default: loopback)")
     p.add_argument("--observer-listen", default=d.observer_listen, metavar="HOST:PORT",
                    help="also serve the Observer on TCP (needs the three --tls-* files)")
     p.add_argument("--tls-cert", default=d.tls_cert)
@@ -68,7 +70,8 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         exclude_labels=tuple(args.exclude_label), flow_capacity=args.flow_capacity,
         event_queue_size=args.event_queue, event_ring_pages=args.event_ring_pages,
         metrics_port=args.metrics_port,
-        health_port=args.health_port, kubeconfig=args.kubeconfig, datapath=args.datapath,
+        health_port=args.health_port, health_address=args.health_address,
+        kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
