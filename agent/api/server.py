@@ -14,8 +14,8 @@ import yaml
 from agent.api.client import DEFAULT_WAIT_SECONDS
 from agent.api.gen import agent_pb2 as pb
 from agent.api.gen import agent_pb2_grpc as pb_grpc
-from agent.api.services import (EndpointService, EndpointView, IdentityView, MapDumps,
-                                PolicyView, StatusProvider)
+from agent.api.services import (EndpointService, EndpointView, IdentityView,
+                                InvalidRegistration, MapDumps, PolicyView, StatusProvider)
 from agent.api.status import AgentStatus, CheckKind
 from agent.k8s.serialize import to_document
 from core.errors import MembraneError
@@ -53,6 +53,8 @@ class AgentServicer(pb_grpc.AgentServicer):
             ep = self.endpoints.register(request.namespace, request.pod, request.ifname,
                                          request.ipv4, request.container_id,
                                          request.timeout_seconds or DEFAULT_WAIT_SECONDS)
+        except InvalidRegistration as err:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         except MembraneError as err:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
         return self._endpoint(ep)

@@ -19,7 +19,14 @@ from agent.api.status import AgentStatus
 from agent.datapath.interface import ConntrackEntry, KernelPolicyEntry
 from agent.k8s.objects import NetworkPolicy
 from agent.policy.trace import TraceResult
+from core.errors import MembraneError
 from identity.allocator import Identity
+
+
+class InvalidRegistration(MembraneError):
+    """A RegisterEndpoint request that can never be an endpoint (a field that is not an
+    IPv4 address, an interface name or a Kubernetes name): the API answers
+    INVALID_ARGUMENT, and nothing is recorded."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,9 @@ class EndpointView:
 class EndpointService(Protocol):
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
                  container_id: str, timeout: float) -> EndpointView:
-        """Returns once the endpoint is enforced; raises MembraneError when it cannot be
-        (bad request, no such interface, not ready, or still waiting after timeout)."""
+        """Returns once the endpoint is enforced; raises InvalidRegistration for a request
+        that can never be an endpoint, MembraneError when it cannot be enforced (no such
+        interface, not ready, or still waiting after timeout)."""
 
     def deregister(self, namespace: str, pod: str) -> None:
         """Idempotent, as CNI DEL must be."""
