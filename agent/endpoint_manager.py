@@ -14,7 +14,6 @@ outside it. The regenerator is woken through the shared `kick` event.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from dataclasses import dataclass, replace
@@ -23,10 +22,10 @@ from typing import Callable
 from agent.api.client import DEFAULT_WAIT_SECONDS
 from agent.api.services import EndpointView, InvalidRegistration
 from agent.datapath.interface import Datapath, EndpointSlot
-from agent.endpoints import Endpoint, EndpointRegistry, EndpointState, interface_index
+from agent.endpoints import (Endpoint, EndpointRegistry, EndpointState, interface_index,
+                             registration_problems)
 from agent.health import ErrorHistory
-from agent.k8s.validation.fields import printable, quoted
-from agent.k8s.validation.names import dns1123_label_problem, dns1123_subdomain_problem
+from agent.k8s.validation.fields import printable
 from agent.policy.mapstate import ANY_PROTOCOL, Direction, EndpointPolicy, PolicyKey
 from core.errors import DatapathError, MapFullError, MembraneError
 from identity.reserved import ReservedIdentity
@@ -39,64 +38,6 @@ INIT_POLICY = EndpointPolicy(
     ingress_enforced=True, egress_enforced=True,
     entries=frozenset({PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)}),
 )
-
-# Linux's IFNAMSIZ is 16 with the terminating NUL: a name has at most 15 bytes.
-MAX_IFNAME_BYTES = 15
-
-
-def registration_problems(namespace: str, pod: str, ifname: str, ipv4: str) -> list[str]:
-    """Every field of a RegisterEndpoint request that can never be an endpoint, as
-    "<field>: <problem>" (empty: the request may be tried). An IPv6 field, when the
-    request gets one, is checked here beside ipv4."""
-    problems = [f"namespace: {p}" for p in _name_problems(namespace, dns1123_label_problem)]
-    problems += [f"pod: {p}" for p in _name_problems(pod, dns1123_subdomain_problem)]
-    problems += [f"ifname: {p}" for p in ifname_problems(ifname)]
-    problems += [f"ipv4: {p}" for p in ipv4_problems(ipv4)]
-    return problems
-
-
-def _name_problems(name: str, rule: Callable[[str], str | None]) -> list[str]:
-    if not name:
-        return ["Required value"]
-    problem = rule(name)
-    return [f"invalid value {quoted(name)}: {problem}"] if problem else []
-
-
-def ifname_problems(ifname: str) -> list[str]:
-    """The kernel's dev_valid_name: 1 to 15 bytes, not "." or "..", no '/', ':' or
-    whitespace; and printable, since the name goes into logs and tables."""
-    if not ifname:
-        return ["Required value"]
-    shown = quoted(ifname)
-    if len(ifname.encode()) > MAX_IFNAME_BYTES:
-        return [f"invalid value {shown}: a Linux interface name has at most "
-                f"{MAX_IFNAME_BYTES} bytes"]
-    if ifname in (".", ".."):
-        return [f'invalid value {shown}: may not be "." or ".."']
-    for bad, what in (("/", "'/'"), (":", "':'")):
-        if bad in ifname:
-            return [f"invalid value {shown}: may not contain {what}"]
-    if any(ch.isspace() for ch in ifname):
-        return [f"invalid value {shown}: may not contain whitespace"]
-    if not ifname.isprintable():
-        return [f"invalid value {shown}: must be printable"]
-    return []
-
-
-def ipv4_problems(ipv4: str) -> list[str]:
-    """An IPv4 unicast address a pod can have: not a network, not IPv6, not the
-    unspecified, loopback, multicast or broadcast address."""
-    if not ipv4:
-        return ["Required value"]
-    try:
-        address = ipaddress.IPv4Address(ipv4)
-    except ValueError:
-        return [f"invalid value {quoted(ipv4)}: must be an IPv4 address (a.b.c.d)"]
-    if (address.is_unspecified or address.is_loopback or address.is_multicast
-            or address == ipaddress.IPv4Address("255.255.255.255")):
-        return [f"invalid value {quoted(ipv4)}: must be a unicast address a pod can have"]
-    return []
-
 
 @dataclass(frozen=True)
 class Written:

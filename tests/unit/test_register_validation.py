@@ -14,7 +14,7 @@ import pytest
 from agent.api.client import AgentClient
 from agent.api.gen import agent_pb2 as pb
 from agent.api.services import InvalidRegistration
-from agent.endpoint_manager import registration_problems
+from agent.endpoints import registration_problems
 from tests.unit.test_agent import StaticSource, cluster, make_agent
 
 GOOD = dict(namespace="default", pod="backend", ifname="lo", ipv4="10.244.1.3")
