@@ -103,7 +103,8 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
                              PolicyQueries(regenerator, engine, endpoints, lock), datapath,
                              status)
     tls = (TlsListener(config.observer_listen, config.tls_cert, config.tls_key,
-                       config.tls_client_ca) if config.observer_listen else None)
+                       config.tls_client_ca, config.tls_client_names)
+           if config.observer_listen else None)
     return AgentParts(
         config=config, stop=stop, lock=lock, store=store, feed=feed, datapath=datapath,
         allocator=allocator, cidr_allocator=cidr_allocator, engine=engine, health=health,

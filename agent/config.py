@@ -50,6 +50,9 @@ class AgentConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # Client certificate names (subject CN or SAN) that may read flows over TCP; "*":
+    # every certificate the client CA signed. Required with observer_listen.
+    tls_client_names: tuple[str, ...] = ()
 
     @property
     def lab_store(self) -> str | None:

@@ -55,6 +55,10 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-cert", default=d.tls_cert)
     p.add_argument("--tls-key", default=d.tls_key)
     p.add_argument("--tls-client-ca", default=d.tls_client_ca)
+    p.add_argument("--tls-client-name", action="append", default=list(d.tls_client_names),
+                   metavar="NAME[,NAME]",
+                   help="a client certificate CN or SAN that may read flows over TCP "
+                        "(repeatable; '*': any the client CA signed)")
     p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
     p.add_argument("--max-policy-entries", type=int, default=d.max_policy_entries)
     p.add_argument("--max-conntrack-entries", type=int, default=d.max_conntrack_entries)
@@ -74,7 +78,9 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+        tls_client_names=tuple(name.strip() for names in args.tls_client_name
+                               for name in names.split(",") if name.strip()))
 
 
 def run(args: argparse.Namespace) -> int:
