@@ -5,7 +5,9 @@
 result into a StatusReply.
 
 What is wrong now (`problems`) is computed afresh: objects the source's validation
-refused, endpoints that are not ready and why. What went wrong lately is the bounded
+refused (also apart, in `rejected`, each with what is in force in its place), endpoints
+that are not ready and why. Validation warnings about accepted objects are
+`object_warnings`. What went wrong lately is the bounded
 error history (agent.health.ErrorHistory). Warnings are maps at least 90% full.
 """
 
@@ -52,7 +54,8 @@ class StatusReporter:
             by_state[ep.state.value] = by_state.get(ep.state.value, 0) + 1
         stats = self._datapath.stats()
         applied = self._regenerator.snapshot
-        problems = list(applied.rejected) + [
+        rejected = tuple(str(r) for r in applied.rejected)
+        problems = list(rejected) + [
             f"endpoint {ep.id} ({ep.key}) {ep.state.value}: {ep.error}"
             for ep in endpoints if ep.state is EndpointState.NOT_READY]
         return AgentStatus(
@@ -68,7 +71,8 @@ class StatusReporter:
             regeneration=RegenerationTimes(self._regenerator.last_regeneration_ms,
                                            self._regenerator.last_change_to_maps_ms),
             errors=self._errors.recent(), problems=tuple(problems),
-            warnings=tuple(map_warning(m) for m in stats.maps if nearly_full(m)))
+            warnings=tuple(map_warning(m) for m in stats.maps if nearly_full(m)),
+            rejected=rejected, object_warnings=tuple(str(w) for w in applied.warnings))
 
     def applied_revision(self) -> int:
         return self._regenerator.applied_revision

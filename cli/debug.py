@@ -152,8 +152,18 @@ def status(args: argparse.Namespace) -> int:
         print("Drops:")
         for c in st.drops:
             print(f"  {c.name:<30} {c.value}")
-    if st.errors:
+    if st.rejected:
+        print("Rejected objects (what is in force instead):")
+        for r in st.rejected:
+            print(f"  {r}")
+    if st.object_warnings:
+        print("Object warnings:")
+        for w in st.object_warnings:
+            print(f"  {w}")
+    # The errors field also carries the rejections (older clients read them there).
+    errors = [e for e in st.errors if e not in set(st.rejected)]
+    if errors:
         print("Errors:")
-        for e in st.errors:
+        for e in errors:
             print(f"  {e}")
     return 0 if st.healthy else 1

@@ -18,6 +18,8 @@ from typing import Mapping, Protocol
 from agent.api.status import AgentStatus
 from agent.datapath.interface import ConntrackEntry, KernelPolicyEntry
 from agent.k8s.objects import NetworkPolicy
+from agent.k8s.rejection import Rejection
+from agent.k8s.validation.fields import ValidationWarning
 from agent.policy.trace import TraceResult
 from core.errors import MembraneError
 from identity.allocator import Identity
@@ -81,9 +83,11 @@ class IdentityView(Protocol):
 @dataclass(frozen=True)
 class LoadedPolicies:
     revision: int                                  # the source revision they came with
-    policies: Mapping[str, NetworkPolicy]          # "namespace/name" -> policy
-    rejected: tuple[str, ...]                      # objects validation refused, why
+    policies: Mapping[str, NetworkPolicy]          # "namespace/name" -> policy (stand-ins
+                                                   # of rejected ones included, marked)
+    rejected: tuple[Rejection, ...]                # objects validation refused, why
     selected_endpoints: Mapping[str, tuple[int, ...]]   # policy key -> local endpoint ids
+    warnings: tuple[ValidationWarning, ...] = ()   # about accepted objects, any kind
 
 
 class PolicyView(Protocol):

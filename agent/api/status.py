@@ -71,6 +71,8 @@ class AgentStatus:
     errors: tuple[str, ...] = ()     # what went wrong lately, oldest first (bounded)
     problems: tuple[str, ...] = ()   # what is wrong now: rejected objects, endpoints not ready
     warnings: tuple[str, ...] = field(default=())   # maps nearly full
+    rejected: tuple[str, ...] = ()   # objects validation refused: reason; what is in force
+    object_warnings: tuple[str, ...] = ()   # validation warnings about accepted objects
 
     @property
     def healthy(self) -> bool:

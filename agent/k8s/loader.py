@@ -10,7 +10,9 @@
     load_paths(paths, w)                  both steps
 
 One bad file or document is reported (LoadError, InvalidObject) and skipped; the others
-keep applying, as they would against an API server. Objects the API server would accept
+keep applying, as they would against an API server. A rejected NetworkPolicy document
+leaves its fail-closed stand-in among the objects (`stand_in_for`, agent.k8s.rejection):
+whoever enforces or evaluates the objects isolates the pods it covers. Objects the API server would accept
 are never rejected; what Membrane still has to say about one is a ValidationWarning
 (agent.k8s.validation), appended to the `warnings` list the caller passes to each
 function here, or logged when it passes none.
@@ -43,7 +45,7 @@ from agent.k8s.objects import (
 )
 from agent.k8s.validation.namespace import namespace_from_document
 from agent.k8s.validation.networkpolicy import API_VERSION as NETWORK_POLICY_API_VERSION
-from agent.k8s.validation.networkpolicy import network_policy_from_document
+from agent.k8s.validation.networkpolicy import fail_closed_stand_in, network_policy_from_document
 from agent.k8s.validation.node import node_from_document
 from agent.k8s.validation.pod import pod_from_document
 from agent.k8s.validation.service import service_from_document
@@ -397,6 +399,9 @@ def objects_from_sourced_documents(docs: Iterable[tuple[Any, str]],
                 parsed = parse_object(item, item_source, sink)
             except InvalidObject as invalid:
                 errors.append(invalid)
+                stand_in = stand_in_for(item, item_source, invalid)
+                if stand_in is not None:
+                    add_object(objects, stand_in)
                 continue
             if isinstance(parsed, Deployment):
                 workloads.append(parsed)
@@ -410,6 +415,14 @@ def objects_from_sourced_documents(docs: Iterable[tuple[Any, str]],
     if warnings is None:
         log_warnings(sink)
     return LoadResult(objects, errors)
+
+
+def stand_in_for(doc: Document, source: str, error: MembraneError) -> ClusterObject | None:
+    """What is enforced in place of a document rejected with `error`: a NetworkPolicy's
+    fail-closed stand-in (agent.k8s.rejection), nothing for other kinds."""
+    if not isinstance(doc, dict) or doc.get("kind") != "NetworkPolicy":
+        return None
+    return fail_closed_stand_in(doc, source, str(error))
 
 
 def add_object(objects: ClusterObjects, obj: ClusterObject) -> None:
