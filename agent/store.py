@@ -147,6 +147,17 @@ class Store:
         with self._lock:
             return self._source_revision
 
+    def networked_pods_on(self, node: str) -> list[Pod]:
+        """Pods the source places on `node` that have an address and are not
+        hostNetwork: the runtime has networked them (the kubelet reports status.podIP
+        only after the CNI chain ran; a finished pod's address is dropped by the loader).
+        Cheap: no snapshot. Nothing until synced: a half-known store names nobody."""
+        with self._lock:
+            if not self._synced:
+                return []
+            return [pod for pod in self._objects.pods.values()
+                    if pod.node_name == node and pod.ip and not pod.host_network]
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(

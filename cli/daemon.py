@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     p.add_argument("--health-port", type=int, default=d.health_port)
     p.add_argument("--health-address", default=d.health_address, metavar="ADDRESS",
                    help="where /healthz and /readyz listen (default: loopback)")
+    p.add_argument("--unmanaged-grace", type=float, default=d.unmanaged_grace_seconds,
+                   metavar="SECONDS", help="how long a pod of this node may run without "
+                   "an endpoint before it is reported unmanaged (and /readyz fails)")
     p.add_argument("--observer-listen", default=d.observer_listen, metavar="HOST:PORT",
                    help="also serve the Observer on TCP (needs the three --tls-* files)")
     p.add_argument("--tls-cert", default=d.tls_cert)
@@ -75,6 +78,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         event_queue_size=args.event_queue, event_ring_pages=args.event_ring_pages,
         metrics_port=args.metrics_port,
         health_port=args.health_port, health_address=args.health_address,
+        unmanaged_grace_seconds=args.unmanaged_grace,
         kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,

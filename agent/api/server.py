@@ -209,4 +209,5 @@ def status_message(st: AgentStatus) -> pb.StatusReply:
                for code, count in sorted(st.drops.items())],
         flows_seen=st.observer.seen_flows, lost=lost,
         last_regeneration_ms=st.regeneration.last_ms, errors=errors, source=st.source,
-        rejected=list(st.rejected), object_warnings=list(st.object_warnings))
+        rejected=list(st.rejected), object_warnings=list(st.object_warnings),
+        unmanaged=list(st.unmanaged))

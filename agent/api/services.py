@@ -42,7 +42,8 @@ class EndpointView:
     ipv4: str
     ifindex: int
     identity: int
-    state: str               # waiting-for-identity | regenerating | ready | not-ready | disconnecting
+    state: str               # waiting-for-identity | regenerating | ready | not-ready |
+                             # disconnecting | unmanaged (a pod without an endpoint; id 0)
     error: str
     ingress_enforced: bool
     egress_enforced: bool
@@ -66,7 +67,7 @@ class EndpointService(Protocol):
         """Idempotent, as CNI DEL must be."""
 
     def endpoints(self) -> list[EndpointView]:
-        """Every local endpoint, by id."""
+        """Every local endpoint, by id, then every unmanaged pod of this node."""
 
     def find(self, endpoint_id: int, pod_key: str) -> EndpointView | None:
         """By id when endpoint_id is not 0, else by "namespace/pod"."""
