@@ -324,6 +324,41 @@ def test_an_invalid_policy_is_rejected_naming_the_field_while_others_apply(
     assert matches_truth(store, server)
 
 
+def test_validation_warnings_reach_the_store_with_their_object(
+        server: FakeApiServer, store: RecordingStore) -> None:
+    small_cluster(server)
+    twice = policy("twice", "a", app="web")
+    twice["spec"]["policyTypes"] = ["Ingress", "Ingress"]
+    server.apply(twice)
+    with running(KubernetesSource(api_client=api_client(server), settings=FAST), store):
+        wait_until(lambda: store.snapshot().synced)
+        (warning,) = store.snapshot().warnings          # from the initial list
+        assert (warning.kind, warning.name) == ("NetworkPolicy", "a/twice")
+        assert "repeated value" in str(warning)
+        server.wait_for_watches(4)
+        again = policy("again", "a", app="db")
+        again["spec"]["policyTypes"] = ["Egress", "Egress"]
+        server.apply(again)                             # from a watch event
+        wait_until(lambda: len(store.snapshot().warnings) == 2)
+        server.apply(policy("twice", "a", app="web"))   # fixed: its warning goes
+        wait_until(lambda: [w.name for w in store.snapshot().warnings] == ["a/again"])
+        server.delete("NetworkPolicy", "again", "a")
+        wait_until(lambda: not store.snapshot().warnings)
+
+
+def test_a_relist_keeps_the_last_good_version_of_a_rejected_policy(
+        synced: KubernetesSource, server: FakeApiServer, store: RecordingStore) -> None:
+    good = store.snapshot().objects.policies["a/allow-web"]
+    server.apply(policy("allow-web", "a", cidr="300.0.0.0/8", app="web"))
+    wait_until(lambda: bool(store.snapshot().rejected))
+    server.expire_watches()   # 410 Expired: every kind is listed again
+    wait_until(lambda: all(w.lists >= 2 for w in synced.watchers))
+    wait_until(lambda: bool(store.snapshot().rejected))
+    snap = store.snapshot()
+    assert snap.objects.policies["a/allow-web"].fail_closed
+    assert snap.rejected[0].last_good == good
+
+
 # -- connectivity ---------------------------------------------------------------------------------
 def test_backs_off_while_the_server_is_unreachable_then_recovers(store: RecordingStore) -> None:
     server = FakeApiServer()  # port chosen, nobody listening yet
