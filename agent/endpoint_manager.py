@@ -46,12 +46,14 @@ class PodSource(Protocol):
 
     def networked_pods_on(self, node: str) -> list[Pod]: ...
 
+
 # A registered endpoint whose pod (and so identity) is not known yet: deny everything
 # but its node, like Cilium's init identity. Fail closed from the first packet.
 INIT_POLICY = EndpointPolicy(
     ingress_enforced=True, egress_enforced=True,
     entries=frozenset({PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)}),
 )
+
 
 @dataclass(frozen=True)
 class Written:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -260,8 +261,10 @@ def lab_store(tmp_path: Path) -> Iterator[tuple[LabStoreDir, Store]]:
 
 
 def wait_for(store: Store, revision: int) -> None:
-    with store._lock:
-        assert store._lock.wait_for(lambda: store._source_revision >= revision, 5)
+    deadline = time.monotonic() + 5
+    while store.source_revision < revision:
+        assert time.monotonic() < deadline, f"the source did not deliver revision {revision}"
+        time.sleep(0.02)
 
 
 def test_the_lab_source_hands_warnings_and_rejections_to_the_store(
