@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.api.client import DEFAULT_SOCKET
+from agent.endpoint_manager import UNMANAGED_GRACE
+from agent.health import HEALTH_ADDRESS
 from core.errors import MembraneError
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
 
@@ -38,6 +40,10 @@ class AgentConfig:
     event_ring_pages: int = 512
     metrics_port: int | None = None
     health_port: int | None = None
+    health_address: str = HEALTH_ADDRESS     # loopback: the probes ask 127.0.0.1
+    # A networked pod of this node without an endpoint this long is "unmanaged" (status,
+    # /readyz, endpoint list): its CNI ADD may still be on its way until then.
+    unmanaged_grace_seconds: float = UNMANAGED_GRACE
     kubeconfig: str | None = None
     datapath: str = "bpf"                    # "bpf" | "fake" (tests of the control plane)
     max_policy_entries: int = 65536
@@ -48,6 +54,9 @@ class AgentConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # Client certificate names (subject CN or SAN) that may read flows over TCP; "*":
+    # every certificate the client CA signed. Required with observer_listen.
+    tls_client_names: tuple[str, ...] = ()
 
     @property
     def lab_store(self) -> str | None:

@@ -304,11 +304,14 @@ def test_an_ipv6_only_pod_registers_and_a_bad_address_is_refused(running) -> Non
                                  ipv6="fd00:10:244:1::3")
     assert (ep.ipv4, ep.ipv6, ep.state.value) == ("", "fd00:10:244:1::3", "ready")
     assert datapath.endpoints[ep.id].ipv4 == ""
-    with pytest.raises(MembraneError, match="an address"):
+    with pytest.raises(MembraneError, match="ipv4: Required value"):
         agent.register_endpoint("default", "frontend", "lo", "", timeout=1)
-    with pytest.raises(MembraneError, match="not an IPv6 address"):
+    with pytest.raises(MembraneError, match="ipv6: .*must be an IPv6 address"):
         agent.register_endpoint("default", "frontend", "lo", "10.244.1.2", timeout=1,
                                 ipv6="10.244.1.2")
+    with pytest.raises(MembraneError, match="ipv6: .*a unicast address a pod can have"):
+        agent.register_endpoint("default", "frontend", "lo", "10.244.1.2", timeout=1,
+                                ipv6="fe80::2")
 
 
 def test_a_registration_keeps_its_ipv6_address_across_a_restart(tmp_path: Path) -> None:
