@@ -14,7 +14,8 @@ Keys under `prefix` (default /membrane/identities), one per record of identity/b
 Each Backend write is one etcd transaction; its compares are the method's guards:
 
     create       labels/.. and ids/<id> both absent (create_revision 0) -> put both, take ref
-    acquire      labels/.. still has the create_revision read          -> take ref
+    acquire      labels/.. still has the create_revision read, and ids/<id>
+                 holds exactly these labels                            -> take ref
     reacquire    ids/<id> holds exactly these labels                   -> take ref
     mark_unused  no key under refs/<id>/, no marker, ids/<id> exists (at the mod_revision
                  read, when given)                                     -> put marker
@@ -340,7 +341,10 @@ class EtcdBackend:
                           *self._take_reference(number)])
 
     def acquire(self, claim: Claim) -> bool:
-        return self._txn([_created(self._labels_key(claim.labels), int(claim.version))],
+        # The identity compare makes a claim planted by hand (labels/<X> = number of Y)
+        # worthless: X never gets Y's number.
+        return self._txn([_created(self._labels_key(claim.labels), int(claim.version)),
+                          _holds(self._id_key(claim.number), _labels_value(claim.labels))],
                          self._take_reference(claim.number))
 
     def reacquire(self, number: int, labels: LabelSet) -> bool:
