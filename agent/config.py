@@ -15,7 +15,7 @@ from core.errors import MembraneError
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
 
 LAB_SOURCE_PREFIX = "lab:"
-IDENTITY_BACKENDS = ("local", "etcd")
+IDENTITY_BACKENDS = ("local", "etcd", "crd")
 DATAPATHS = ("bpf", "fake")
 
 
@@ -27,7 +27,7 @@ class AgentConfig:
     socket: str = DEFAULT_SOCKET
     bpffs: str = "/sys/fs/bpf/membrane"
     cluster: str = "default"
-    identity_backend: str = "local"          # "local" | "etcd"
+    identity_backend: str = "local"          # "local" | "etcd" | "crd"
     etcd_endpoints: tuple[str, ...] = ()
     # etcd security (identity.etcd.EtcdAccess): TLS files, and an etcd user whose
     # password is read from a file (never a flag: flags show in `ps`).
