@@ -147,6 +147,17 @@ def make_source(config: AgentConfig) -> Source:
     raise MembraneError(f"--source {config.source!r}: expected kubernetes or lab:<dir>")
 
 
+def _read_secret(path: str | None) -> str | None:
+    """A secret's text from its file (a mounted Secret's key), without the newline an
+    editor or `echo` leaves."""
+    if path is None:
+        return None
+    try:
+        return open(path, encoding="utf-8").read().rstrip("\r\n")
+    except OSError as err:
+        raise MembraneError(f"--etcd-password-file {path}: {err.strerror}") from None
+
+
 def make_allocators(config: AgentConfig) -> tuple[Allocator, Allocator]:
     """(label identities, CIDR identities). Both persist "on_flush": numbers are written
     once per regeneration, always before any map uses them, instead of an fsync'd
@@ -160,10 +171,14 @@ def make_allocators(config: AgentConfig) -> tuple[Allocator, Allocator]:
                              grace_seconds=config.identity_grace_seconds), cidr
     if config.identity_backend == "etcd":
         # etcd3gw and requests (~0.2 s) only for the etcd backend.
-        from identity.etcd import EtcdAllocator
+        from identity.etcd import EtcdAccess, EtcdAllocator
 
+        access = EtcdAccess(ca_file=config.etcd_ca_file, cert_file=config.etcd_cert_file,
+                            key_file=config.etcd_key_file, user=config.etcd_user,
+                            password=_read_secret(config.etcd_password_file))
         etcd: Allocator = EtcdAllocator(list(config.etcd_endpoints), node=config.node,
-                                        grace_seconds=config.identity_grace_seconds)
+                                        grace_seconds=config.identity_grace_seconds,
+                                        access=access)
         return etcd, cidr
     local: Allocator = LocalAllocator(config.state_dir / "identities",
                                       grace_seconds=config.identity_grace_seconds,

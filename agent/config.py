@@ -31,6 +31,13 @@ class AgentConfig:
     cluster: str = "default"
     identity_backend: str = "local"          # "local" | "etcd" | "crd"
     etcd_endpoints: tuple[str, ...] = ()
+    # etcd security (identity.etcd.EtcdAccess): TLS files, and an etcd user whose
+    # password is read from a file (never a flag: flags show in `ps`).
+    etcd_ca_file: str | None = None
+    etcd_cert_file: str | None = None
+    etcd_key_file: str | None = None
+    etcd_user: str | None = None
+    etcd_password_file: str | None = None
     identity_grace_seconds: float = 300.0
     exclude_labels: tuple[str, ...] = ()
     flow_capacity: int = DEFAULT_CAPACITY
@@ -73,3 +80,14 @@ class AgentConfig:
                                 f"{' or '.join(IDENTITY_BACKENDS)}")
         if self.identity_backend == "etcd" and not self.etcd_endpoints:
             raise MembraneError("--identity-backend etcd needs --etcd URL")
+        if bool(self.etcd_cert_file) != bool(self.etcd_key_file):
+            raise MembraneError("--etcd-cert and --etcd-key go together: give both or "
+                                "neither")
+        if bool(self.etcd_user) != bool(self.etcd_password_file):
+            raise MembraneError("--etcd-user and --etcd-password-file go together: give "
+                                "both or neither")
+        if self.etcd_ca_file or self.etcd_cert_file:
+            plain = [e for e in self.etcd_endpoints if not e.startswith("https://")]
+            if plain:
+                raise MembraneError(f"--etcd {', '.join(plain)}: the --etcd-ca/--etcd-cert "
+                                    "options need https:// endpoints")

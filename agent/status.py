@@ -89,6 +89,12 @@ def nearly_full(m: MapUsage) -> bool:
     return bool(m.max_entries) and m.entries >= m.max_entries * NEARLY_FULL
 
 
+EVICTION_NOTES = {
+    "conntrack": ": the oldest connections are being evicted",
+    "ct_unreplied": ": connections not answered yet are being evicted (a pod flooding?)",
+}
+
+
 def map_warning(m: MapUsage) -> str:
     return (f"{m.name} map {100 * m.entries // m.max_entries}% full"
-            + (": the oldest connections are being evicted" if m.name == "conntrack" else ""))
+            + EVICTION_NOTES.get(m.name, ""))

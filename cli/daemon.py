@@ -39,7 +39,16 @@ def register(sub: Any) -> None:
     p.add_argument("--identity-backend", choices=IDENTITY_BACKENDS, default=d.identity_backend,
                    help="crd: MembraneIdentity objects shared by every node (the "
                    "DaemonSet's default); local: this node alone (the lab's); etcd: --etcd")
-    p.add_argument("--etcd", action="append", default=list(d.etcd_endpoints), metavar="URL")
+    p.add_argument("--etcd", action="append", default=list(d.etcd_endpoints), metavar="URL",
+                   help="etcd endpoint (repeatable, or comma-separated)")
+    p.add_argument("--etcd-ca", default=d.etcd_ca_file, metavar="FILE",
+                   help="CA of etcd's serving certificate (https endpoints)")
+    p.add_argument("--etcd-cert", default=d.etcd_cert_file, metavar="FILE",
+                   help="client certificate for etcd (with --etcd-key)")
+    p.add_argument("--etcd-key", default=d.etcd_key_file, metavar="FILE")
+    p.add_argument("--etcd-user", default=d.etcd_user, metavar="NAME",
+                   help="etcd user, when etcd auth is on (with --etcd-password-file)")
+    p.add_argument("--etcd-password-file", default=d.etcd_password_file, metavar="FILE")
     p.add_argument("--identity-grace", type=float, default=d.identity_grace_seconds,
                    metavar="SECONDS")
     p.add_argument("--exclude-label", action="append", default=list(d.exclude_labels),
@@ -75,7 +84,11 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
     return AgentConfig(
         node=args.node, source=args.source, state_dir=args.state_dir, socket=args.socket,
         bpffs=args.bpffs, cluster=args.cluster, identity_backend=args.identity_backend,
-        etcd_endpoints=tuple(args.etcd), identity_grace_seconds=args.identity_grace,
+        etcd_endpoints=tuple(e for arg in args.etcd for e in arg.split(",") if e),
+        etcd_ca_file=args.etcd_ca or None, etcd_cert_file=args.etcd_cert or None,
+        etcd_key_file=args.etcd_key or None, etcd_user=args.etcd_user or None,
+        etcd_password_file=args.etcd_password_file or None,
+        identity_grace_seconds=args.identity_grace,
         exclude_labels=tuple(args.exclude_label), flow_capacity=args.flow_capacity,
         event_queue_size=args.event_queue, event_ring_pages=args.event_ring_pages,
         metrics_port=args.metrics_port,
