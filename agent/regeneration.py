@@ -149,6 +149,7 @@ class Regenerator:
         if ident is None:
             ep.state = EndpointState.WAITING_FOR_IDENTITY
             return
+        ep.labels_left_out = self._engine.left_out_labels(ep.key)
         slot = EndpointSlot(ep.id, ep.ifname, ifindex, ep.ipv4, ident.id)
         written = self._endpoints.written(ep.id)
         if (ep.key not in self._pending and written is not None and written.slot == slot

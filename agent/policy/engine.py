@@ -3,6 +3,8 @@
 `update(objects)` takes the whole desired state (as the store snapshots it) and works
 out the difference with the previous one:
 
+  policies'   -> left-out label keys they select on (identitykeys.py): pods of the
+                 scopes that gained or lost one get their identities recomputed
   pods        -> identities allocated / released; the selector cache learns new ones
   policies    -> compiled, indexed by namespace, their selectors referenced in the cache
   ipBlocks    -> every cidr and except prefix gets a CIDR identity
@@ -27,6 +29,7 @@ from typing import Iterable, Mapping, Protocol, Sequence
 
 from core.protocols import ANY_PROTOCOL, Direction
 from agent.k8s.objects import ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod
+from agent.policy.identitykeys import SelectedKeys
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
 from agent.policy.selectorcache import Selector, SelectorCache
@@ -34,7 +37,7 @@ from identity.allocator import Identity
 from identity.filter import LabelFilter
 from identity.labels import LabelSet
 from identity.reserved import ReservedIdentity
-from identity.security import cidr_labels, security_labels
+from identity.security import cidr_labels, left_out_labels, security_labels
 
 WORLD_PREFIX = "0.0.0.0/0"
 HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
@@ -135,6 +138,7 @@ class PolicyEngine:
     def _clear(self) -> None:
         """Knows nothing: the state of a new engine."""
         self._cache = SelectorCache()
+        self._selected_keys = SelectedKeys(lambda key: not self._filter.is_relevant(key))
         self._namespaces: dict[str, Namespace] = {}
         self._nodes: dict[str, Node] = {}
         self._pods: dict[str, Pod] = {}                    # every pod, hostNetwork too
@@ -163,6 +167,15 @@ class PolicyEngine:
         if pod_key not in self._pods:
             raise KeyError(f"pod {pod_key} is not known to the policy engine")
         return self._endpoints.get(pod_key, EndpointPolicy())
+
+    def left_out_labels(self, pod_key: str) -> tuple[str, ...]:
+        """The pod's labels its identity does not hold, each with why."""
+        pod = self._pods.get(pod_key)
+        if pod is None or pod_key not in self._pod_identity:
+            return ()
+        return tuple(left_out_labels(
+            pod.labels, label_filter=self._filter,
+            selected_keys=self._selected_keys.keys_for(pod.namespace)))
 
     def provenance(self, pod_key: str) -> dict[PolicyKey, list[Provenance]]:
         return {k: list(v) for k, v in self._provenance.get(pod_key, {}).items()}
@@ -250,7 +263,9 @@ class PolicyEngine:
         identities_before = set(self._identity_pods)
         maps_changed = self._update_nodes(objects.nodes)
         old_namespaces, self._namespaces = self._namespaces, dict(objects.namespaces)
-        pods_changed, removed_pods, ip_changed = self._update_pods(objects.pods, old_namespaces)
+        rescoped = self._selected_keys.update(objects.policies)
+        pods_changed, removed_pods, ip_changed = self._update_pods(
+            objects.pods, old_namespaces, rescoped)
         maps_changed |= ip_changed
         dirty = set(pods_changed)
         invalidate: set[str] = set()
@@ -290,10 +305,11 @@ class PolicyEngine:
         self._nodes = dict(nodes)
         return old != {n: node.ip for n, node in self._nodes.items()}
 
-    def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace]
-                     ) -> tuple[set[str], set[str], bool]:
+    def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace],
+                     rescoped: set[str]) -> tuple[set[str], set[str], bool]:
         """Allocates and releases identities; returns (changed pods, gone endpoints,
-        whether the ipcache changed)."""
+        whether the ipcache changed). rescoped: namespaces (or ANY_NAMESPACE) whose
+        selected left-out keys changed."""
         changed: set[str] = set()
         gone: set[str] = set()
         ip_changed = False
@@ -315,13 +331,15 @@ class PolicyEngine:
             current = self._pod_identity.get(key)
             namespace = self._namespaces.get(pod.namespace)
             if (current is not None and old_pod == pod
-                    and old_namespaces.get(pod.namespace) == namespace):
+                    and old_namespaces.get(pod.namespace) == namespace
+                    and not SelectedKeys.concerns(rescoped, pod.namespace)):
                 continue  # nothing an identity or a policy could depend on changed
             labels = security_labels(
                 pod.labels, namespace=pod.namespace,
                 namespace_labels=namespace.labels if namespace else {},
                 service_account=pod.service_account, cluster=self._cluster,
-                label_filter=self._filter)
+                label_filter=self._filter,
+                selected_keys=self._selected_keys.keys_for(pod.namespace))
             if current is not None and current.labels == labels:
                 assert old_pod is not None
                 if old_pod.ports != pod.ports or old_pod.ip != pod.ip:
