@@ -5,8 +5,10 @@
 result into a StatusReply.
 
 What is wrong now (`problems`) is computed afresh: objects the source's validation
-refused, endpoints that are not ready and why. What went wrong lately is the bounded
-error history (agent.health.ErrorHistory). Warnings are maps at least 90% full.
+refused, endpoints that are not ready and why, and what the regenerator cannot enforce
+as asked (policies not enforced, pods without identity, cluster maps out of step).
+What went wrong lately is the bounded error history (agent.health.ErrorHistory).
+Warnings are maps at least 90% full.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class StatusReporter:
         applied = self._regenerator.snapshot
         problems = list(applied.rejected) + [
             f"endpoint {ep.id} ({ep.key}) {ep.state.value}: {ep.error}"
-            for ep in endpoints if ep.state is EndpointState.NOT_READY]
+            for ep in endpoints if ep.state is EndpointState.NOT_READY
+        ] + list(self._regenerator.problems())
         return AgentStatus(
             node=self._node, version=self._version,
             uptime_seconds=time.monotonic() - self._started_at,
