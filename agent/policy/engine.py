@@ -151,7 +151,7 @@ class PolicyEngine:
         self._identities = GuardedAllocation(self._alloc, self._clock)
         self._by_labels: dict[LabelSet, Identity] = {}     # identities some pod holds
         self._sizes: dict[str, dict[object, int]] = {}      # policy -> map entries
-        self._problems: dict[str, tuple[str, ...]] = {}     # endpoint -> what it lacks
+        self._problems: dict[str, dict[str, str]] = {}      # endpoint -> policy -> why
         self._namespaces: dict[str, Namespace] = {}
         self._nodes: dict[str, Node] = {}
         self._pods: dict[str, Pod] = {}                    # every pod, hostNetwork too
@@ -193,7 +193,11 @@ class PolicyEngine:
     def endpoint_problems(self, pod_key: str) -> tuple[str, ...]:
         """Why the endpoint's policy allows less than the spec (policies of it that are
         not enforced, for it or at all); () when it is exactly the spec's."""
-        return self._problems.get(pod_key, ())
+        return tuple(f"policy {k} {why}" for k, why in self._problems.get(pod_key, {}).items())
+
+    def unenforced_policies(self, pod_key: str) -> frozenset[str]:
+        """The policies selecting this endpoint that only isolate it (allow nothing)."""
+        return frozenset(self._problems.get(pod_key, ()))
 
     def identity_problems(self) -> Mapping[str, str]:
         """Pods without an identity because it cannot be allocated, and why."""
@@ -504,25 +508,25 @@ class PolicyEngine:
         self._endpoints[pod_key] = policy
         return old != policy
 
-    def _fitting(self, selecting: Sequence[str], pod: Pod) -> tuple[set[str], tuple[str, ...]]:
+    def _fitting(self, selecting: Sequence[str], pod: Pod) -> tuple[set[str], dict[str, str]]:
         """The selecting policies whose entries fit the endpoint's share of the policy
         map, smallest first (counted, not built), and why the others are left out."""
-        problems = [f"policy {k} is not enforced: {self._policies[k].not_enforced}"
-                    for k in selecting if self._policies[k].not_enforced]
+        problems = {k: f"is not enforced: {self._policies[k].not_enforced}"
+                    for k in selecting if self._policies[k].not_enforced}
         sized = sorted((self._size(self._policies[k], pod), k) for k in selecting
                        if not self._policies[k].not_enforced)
         room = self._limits.max_entries_per_endpoint - 1     # the node's own entry
         admitted: set[str] = set()
         for need, k in sized:
             if need > room:
-                problems.append(
-                    f"policy {k} needs {need} policy map entries here, more than the {room} "
-                    f"left of the {self._limits.max_entries_per_endpoint} an endpoint may "
-                    "have (--max-policy-entries-per-endpoint): it isolates and allows nothing")
+                problems[k] = (
+                    f"needs {need} policy map entries here, more than the {room} left of "
+                    f"the {self._limits.max_entries_per_endpoint} an endpoint may have "
+                    "(--max-policy-entries-per-endpoint): it isolates and allows nothing")
                 continue
             room -= need
             admitted.add(k)
-        return admitted, tuple(problems)
+        return admitted, problems
 
     def _size(self, cp: CompiledPolicy, pod: Pod) -> int:
         signature: object = pod.ports if cp.ingress_named else None

@@ -19,11 +19,17 @@ verdicts from identities (as the engine does) is checked against the pods' own l
 
 Pods' labels are read whole: a per-replica key or a key the agent reserves for its own
 identity labels is a label like any other here.
+
+`not_enforced` (pod key -> policy keys) names policies too large to enforce for a pod
+(agent/policy/limits.py): they still isolate it and allow it nothing, the agent's
+fail-closed answer, which the reference then gives too.
 """
 
 from __future__ import annotations
 
 import ipaddress
+
+from typing import Collection, Mapping
 
 from agent.k8s.objects import (NAMESPACE_NAME_LABEL, ClusterObjects, IPBlock, NetworkPolicy,
                                Pod, PolicyPeer, PolicyPort, PolicyType, Protocol)
@@ -32,22 +38,27 @@ _TYPE = {"ingress": PolicyType.INGRESS, "egress": PolicyType.EGRESS}
 
 
 def spec_allows(objects: ClusterObjects, src: str, dst: str, protocol: Protocol,
-                port: int) -> bool:
+                port: int, not_enforced: Mapping[str, Collection[str]] | None = None) -> bool:
     if src == dst:
         return True
     source, destination = objects.pods[src], objects.pods[dst]
-    return (_side(objects, source, "egress", destination, destination, protocol, port)
-            and _side(objects, destination, "ingress", source, destination, protocol, port))
+    skip = not_enforced or {}
+    return (_side(objects, source, "egress", destination, destination, protocol, port,
+                  skip.get(src, ()))
+            and _side(objects, destination, "ingress", source, destination, protocol, port,
+                      skip.get(dst, ())))
 
 
 def _side(objects: ClusterObjects, subject: Pod, direction: str, other: Pod,
-          destination: Pod, protocol: Protocol, port: int) -> bool:
+          destination: Pod, protocol: Protocol, port: int, skip: Collection[str]) -> bool:
     selecting = [p for p in objects.policies.values()
                  if p.namespace == subject.namespace and _TYPE[direction] in p.policy_types
                  and p.pod_selector.matches(subject.labels)]
     if not selecting:
         return True
     for policy in selecting:
+        if policy.key in skip:
+            continue   # isolates, allows nothing
         for rule in policy.ingress if direction == "ingress" else policy.egress:
             if rule.peers and not any(_peer(objects, policy, q, other) for q in rule.peers):
                 continue

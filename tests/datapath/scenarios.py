@@ -19,7 +19,12 @@ A scenario is a list of Kubernetes documents, as a user would apply them:
               (none: deny-all), a rule's peers absent (every peer) or podSelector,
               namespaceSelector, both (ANDed), ipBlock with 0-2 excepts; its ports absent
               (every port) or numbers, named ports (one no pod declares), endPort
-              ranges, TCP/UDP/SCTP (or no protocol: TCP).
+              ranges, TCP/UDP/SCTP (or no protocol: TCP);
+  huge        an eighth of the scenarios add one policy far beyond the agent's default
+              limits, next to the small ones: 1025 or 4100 /32 ipBlocks (more prefixes
+              than a policy may have), or 170 ipBlocks x 170 port ranges (more entries
+              than an endpoint may have). The agent enforces it fail-closed (it isolates
+              and allows nothing); everything else keeps the spec's verdicts.
 
 Selectors are empty a quarter of the time, and half of the others take their
 matchLabels from an existing pod or namespace, so that most policies select something.
@@ -218,6 +223,22 @@ def _policy(draw: st.DrawFn, name: str, cluster: _Cluster) -> Document:
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
+def _huge_policy(draw: st.DrawFn, name: str, cluster: _Cluster) -> Document:
+    """A policy the agent cannot enforce within its default limits; one of its blocks
+    covers every pod, so the spec would allow what the agent's fail-closed denies."""
+    direction, peers_key = draw(st.sampled_from((("ingress", "from"), ("egress", "to"))))
+    many = draw(st.sampled_from((170, 1025, 4100)))
+    hosts = [{"ipBlock": {"cidr": f"198.18.{i // 250}.{i % 250 + 1}/32"}} for i in range(many)]
+    rule: Document = {peers_key: hosts + [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}
+    if many == 170:   # enforceable prefixes, but ipBlocks x port ranges do not fit
+        rule["ports"] = ([{"port": 1000 + 300 * i, "endPort": 1100 + 300 * i}
+                          for i in range(170)] + [{"port": 80}])
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": draw(st.sampled_from(cluster.pod_namespaces))},
+            "spec": {"podSelector": _selector(draw, SELECTABLE_POD_LABELS, cluster.pod_labels),
+                     "policyTypes": [direction.capitalize()], direction: [rule]}}
+
+
 def _pod(draw: st.DrawFn, name: str, namespaces: list[str], ip: str) -> Document:
     ports: list[Document] = []
     for pname, number, protocol in draw(st.lists(st.sampled_from(CONTAINER_PORTS),
@@ -262,6 +283,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         sorted({p["metadata"]["namespace"] for p in pods}), pod_ips)
     docs += pods
     docs += [_policy(draw, f"np{i}", cluster) for i in range(draw(st.integers(1, 4)))]
+    if draw(st.integers(0, 7)) == 0:
+        docs.append(_huge_policy(draw, "huge", cluster))
     loaded = objects_from_documents(docs, "scenario")
     assert not loaded.errors, "the generator made an invalid object: " + "; ".join(
         str(e) for e in loaded.errors)
@@ -269,11 +292,13 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 def probed_ports(scenario: Scenario) -> list[int]:
-    """Ports the scenario mentions, the neighbours of each range bound, a few others."""
+    """Ports the scenario mentions, the neighbours of each range bound, a few others (of
+    the huge policy's 170 ranges, the first two and its last port)."""
     ports = set(EXTRA_PORTS)
     for policy in scenario.objects.policies.values():
         for rule in policy.ingress + policy.egress:
-            for p in rule.ports:
+            mentioned = rule.ports if policy.name != "huge" else rule.ports[:2] + rule.ports[-1:]
+            for p in mentioned:
                 if isinstance(p.port, int):
                     ports |= {p.port - 1, p.port, p.port + 1}
                 if p.end_port is not None:

@@ -26,7 +26,8 @@ For each random cluster with random NetworkPolicies (scenarios.py):
    source port, from a range no probed port falls in, so each is a new flow at both
    ends and never a reply of another.
 4. Verdicts: the combined one (both programs pass) must equal `matrix.allowed` for pod
-   pairs, which must be the spec's (netpol_spec.py, read off the pods' own labels), and each program's must equal `matrix.direction_allows` for its side (an
+   pairs, which must be the spec's (netpol_spec.py, read off the pods' own labels; a
+   policy beyond the default limits isolating and allowing nothing), and each program's must equal `matrix.direction_allows` for its side (an
    off-cluster peer has only the pod's side). Each run must report one policy-verdict
    event with that verdict, the match type `EndpointPolicy.evaluate` gives and the
    peer identity `ClusterMaps.identities_of` gives; a denied run also a drop with
@@ -40,6 +41,7 @@ change. Deterministic: hypothesis derandomized, probes sampled with the scenario
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from contextlib import contextmanager
@@ -53,7 +55,7 @@ from agent.datapath.interface import EndpointSlot
 from agent.k8s.objects import Protocol
 from agent.policy.engine import PolicyEngine
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType
-from agent.policy.matrix import allowed, direction_allows, endpoints, peer_identities
+from agent.policy.matrix import direction_allows, endpoints, peer_identities
 from identity.cidr import CidrAllocator
 from identity.local import LocalAllocator
 from identity.reserved import ReservedIdentity
@@ -243,7 +245,8 @@ def sample_probes(scenario: Scenario, engine: PolicyEngine) -> list[Probe]:
     internal = space([(s, d) for s in pods for d in pods if s != d])
     off = space([(p, x) for p in pods for x in external]
                 + [(x, p) for p in pods for x in external])
-    rng = random.Random(scenario.yaml())   # str seed: stable across runs and processes
+    # A str seed is stable across runs and processes (JSON: a huge policy dumps fast).
+    rng = random.Random(json.dumps(scenario.documents, sort_keys=True))
     n_internal = min(len(internal), PROBES_PER_SCENARIO // 2)
     n_off = min(len(off), PROBES_PER_SCENARIO - n_internal)
     chosen = ([internal[i] for i in sorted(rng.sample(range(len(internal)), n_internal))]
@@ -273,6 +276,8 @@ def reference(scenario: Scenario, engine: PolicyEngine, probes: list[Probe]) -> 
                                                         p.port)
         return Side(pod, direction, ok, match if ok else MatchType.NONE, shown)
 
+    # A policy beyond the default limits is enforced fail-closed, and only it.
+    skip = {pod: engine.unenforced_policies(pod) for pod in endpoints(engine)}
     out = []
     for p in probes:
         sides = []
@@ -282,8 +287,11 @@ def reference(scenario: Scenario, engine: PolicyEngine, probes: list[Probe]) -> 
             sides.append(side(p.dst.pod, Direction.INGRESS, p.src, p))
         spec = None
         if p.src.pod and p.dst.pod:
-            want = allowed(engine, p.src.pod, p.dst.pod, p.protocol, p.port)
-            spec = spec_allows(scenario.objects, p.src.pod, p.dst.pod, p.protocol, p.port)
+            # matrix.allowed: both sides' direction_allows on the peers' identities (as
+            # computed once per peer above, not per probe).
+            want = all(s.want for s in sides)
+            spec = spec_allows(scenario.objects, p.src.pod, p.dst.pod, p.protocol, p.port,
+                               skip)
         else:
             want = sides[0].want
         out.append(Result(p, sides, want, spec))
