@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from agent.api.client import AgentClient
+from agent.api.gen import agent_pb2 as pb
 from cli.command import Subparsers, add_command, add_group
 from cli.connection import add_connection_flags, agent_client
 from cli.output import add_output_flag, message_dict, print_json, print_messages, print_table
@@ -68,8 +70,15 @@ def endpoint_list(args: argparse.Namespace) -> int:
          "IDENTITY", "LABELS (source:key[=value])", "IPv6", "IPv4", "STATUS"],
         lambda e: [str(e.id), _enforcement(e.ingress_enforced),
                    _enforcement(e.egress_enforced), str(e.identity),
-                   "\n".join(e.labels) or "-", e.ipv6, e.ipv4, e.state])
+                   "\n".join(e.labels) or "-", e.ipv6, e.ipv4, _state(e)])
     return 0
+
+
+def _state(ep: pb.Endpoint) -> str:
+    """The state, and under it why when it is not ready (wrapped to the column)."""
+    if not ep.error or ep.state == "ready":
+        return ep.state
+    return "\n".join([ep.state, *textwrap.wrap(ep.error, 40)])
 
 
 def endpoint_get(args: argparse.Namespace) -> int:
