@@ -25,7 +25,7 @@ from agent.config import AgentConfig
 from agent.datapath.bpf import BpfDatapath
 from agent.datapath.fake import FakeDatapath
 from agent.datapath.interface import Datapath
-from agent.endpoint_manager import EndpointApi, EndpointManager
+from agent.endpoint_manager import EndpointApi, EndpointManager, UnmanagedPods
 from agent.endpoints import EndpointRegistry
 from agent.feed import SourceFeed
 from agent.flowmeta import AgentMetadata
@@ -90,6 +90,8 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
                           label_filter=LabelFilter.default().with_excluded(*config.exclude_labels),
                           limits=config.policy_limits())
     endpoints = EndpointManager(EndpointRegistry(config.state_dir), datapath, lock, kick, errors)
+    unmanaged = UnmanagedPods(config.node, store, endpoints.registry, health,
+                              config.unmanaged_grace_seconds)
     metadata = AgentMetadata(config.node, allocator, cidr_allocator)
     regenerator = Regenerator(
         node=config.node, store=store, engine=engine, allocators=(allocator, cidr_allocator),
@@ -101,12 +103,13 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
     status = StatusReporter(
         node=config.node, source_name=feed.name, store=store, endpoints=endpoints,
         regenerator=regenerator, datapath=datapath, observer=observer, identities=allocator,
-        health=health, errors=errors)
-    servicer = AgentServicer(config.node, EndpointApi(endpoints), metadata,
+        health=health, errors=errors, unmanaged=unmanaged)
+    servicer = AgentServicer(config.node, EndpointApi(endpoints, unmanaged), metadata,
                              PolicyQueries(regenerator, engine, endpoints, lock), datapath,
                              status)
     tls = (TlsListener(config.observer_listen, config.tls_cert, config.tls_key,
-                       config.tls_client_ca) if config.observer_listen else None)
+                       config.tls_client_ca, config.tls_client_names)
+           if config.observer_listen else None)
     return AgentParts(
         config=config, stop=stop, lock=lock, store=store, feed=feed, datapath=datapath,
         allocator=allocator, cidr_allocator=cidr_allocator, engine=engine, health=health,

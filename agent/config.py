@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.api.client import DEFAULT_SOCKET
+from agent.endpoint_manager import UNMANAGED_GRACE
+from agent.health import HEALTH_ADDRESS
 from agent.policy.limits import (DEFAULT_MAX_CIDR_PREFIXES, DEFAULT_MAX_ENTRIES_PER_ENDPOINT,
                                  DEFAULT_MAX_PREFIXES_PER_POLICY, DEFAULT_NAMESPACE_SHARE,
                                  PolicyLimits)
@@ -47,6 +49,10 @@ class AgentConfig:
     event_ring_pages: int = 512
     metrics_port: int | None = None
     health_port: int | None = None
+    health_address: str = HEALTH_ADDRESS     # loopback: the probes ask 127.0.0.1
+    # A networked pod of this node without an endpoint this long is "unmanaged" (status,
+    # /readyz, endpoint list): its CNI ADD may still be on its way until then.
+    unmanaged_grace_seconds: float = UNMANAGED_GRACE
     kubeconfig: str | None = None
     datapath: str = "bpf"                    # "bpf" | "fake" (tests of the control plane)
     # BPF map sizes (max_entries).
@@ -65,6 +71,9 @@ class AgentConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # Client certificate names (subject CN or SAN) that may read flows over TCP; "*":
+    # every certificate the client CA signed. Required with observer_listen.
+    tls_client_names: tuple[str, ...] = ()
 
     @property
     def lab_store(self) -> str | None:

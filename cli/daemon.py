@@ -50,11 +50,20 @@ def register(sub: Any) -> None:
                    help="kernel ring buffer size in pages (a power of two)")
     p.add_argument("--metrics-port", type=int, default=d.metrics_port)
     p.add_argument("--health-port", type=int, default=d.health_port)
+    p.add_argument("--health-address", default=d.health_address, metavar="ADDRESS",
+                   help="where /healthz and /readyz listen (default: loopback)")
+    p.add_argument("--unmanaged-grace", type=float, default=d.unmanaged_grace_seconds,
+                   metavar="SECONDS", help="how long a pod of this node may run without "
+                   "an endpoint before it is reported unmanaged (and /readyz fails)")
     p.add_argument("--observer-listen", default=d.observer_listen, metavar="HOST:PORT",
                    help="also serve the Observer on TCP (needs the three --tls-* files)")
     p.add_argument("--tls-cert", default=d.tls_cert)
     p.add_argument("--tls-key", default=d.tls_key)
     p.add_argument("--tls-client-ca", default=d.tls_client_ca)
+    p.add_argument("--tls-client-name", action="append", default=list(d.tls_client_names),
+                   metavar="NAME[,NAME]",
+                   help="a client certificate CN or SAN that may read flows over TCP "
+                        "(repeatable; '*': any the client CA signed)")
     p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
     maps = p.add_argument_group(
         "map sizes and shares",
@@ -95,7 +104,9 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         exclude_labels=tuple(args.exclude_label), flow_capacity=args.flow_capacity,
         event_queue_size=args.event_queue, event_ring_pages=args.event_ring_pages,
         metrics_port=args.metrics_port,
-        health_port=args.health_port, kubeconfig=args.kubeconfig, datapath=args.datapath,
+        health_port=args.health_port, health_address=args.health_address,
+        unmanaged_grace_seconds=args.unmanaged_grace,
+        kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries,
         max_ipcache_entries=args.max_ipcache_entries, max_cidr_entries=args.max_cidr_entries,
@@ -103,7 +114,9 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         max_policy_entries_per_endpoint=args.max_policy_entries_per_endpoint,
         max_cidr_prefixes_per_policy=args.max_cidr_prefixes_per_policy,
         namespace_map_share=args.namespace_map_share, observer_listen=args.observer_listen,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+        tls_client_names=tuple(name.strip() for names in args.tls_client_name
+                               for name in names.split(",") if name.strip()))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -110,7 +110,7 @@ def test_ipblocks_times_port_ranges_fail_only_their_endpoint_closed_in_bounded_t
     web = agent.endpoints.by_pod("big/web")
     assert web is not None and web.state.value == "not-ready"
     assert datapath.policies[web.id].egress_enforced and not datapath.policies[web.id].entries
-    assert agent.parts.regenerator.last_regeneration_ms < 500, "seconds of CPU under the lock"
+    assert agent.parts.regenerator.last_regeneration_ms < 1000, "seconds under the lock"
     # Elsewhere, a new deny is enforced promptly, and the big endpoint stays settled.
     objs.policies["default/deny"] = DENY_BACKEND
     push(source, objs, 3)
