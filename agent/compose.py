@@ -29,6 +29,7 @@ from agent.endpoint_manager import EndpointApi, EndpointManager, UnmanagedPods
 from agent.endpoints import EndpointRegistry
 from agent.feed import SourceFeed
 from agent.flowmeta import AgentMetadata
+from agent.mapshares import PolicyMapShares
 from agent.gc import GarbageCollector
 from agent.health import ErrorHistory, HealthChecks
 from agent.observing import EventPipeline
@@ -86,7 +87,8 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
     feed = SourceFeed(source or make_source(config), store, stop, health)
     allocator, cidr_allocator = make_allocators(config)
     engine = PolicyEngine(allocator, cidr_allocator, cluster=config.cluster,
-                          label_filter=LabelFilter.default().with_excluded(*config.exclude_labels))
+                          label_filter=LabelFilter.default().with_excluded(*config.exclude_labels),
+                          limits=config.policy_limits())
     endpoints = EndpointManager(EndpointRegistry(config.state_dir), datapath, lock, kick, errors)
     unmanaged = UnmanagedPods(config.node, store, endpoints.registry, health,
                               config.unmanaged_grace_seconds)
@@ -94,7 +96,8 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
     regenerator = Regenerator(
         node=config.node, store=store, engine=engine, allocators=(allocator, cidr_allocator),
         datapath=datapath, endpoints=endpoints, metadata=metadata, lock=lock, kick=kick,
-        stop=stop, errors=errors, health=health)
+        stop=stop, errors=errors, health=health,
+        shares=PolicyMapShares(config.max_policy_entries, config.namespace_map_share))
     observer = FlowObserver(node=config.node, capacity=config.flow_capacity, meta=metadata,
                             queue_size=config.event_queue_size, listeners=[default_metrics()])
     status = StatusReporter(
@@ -122,12 +125,18 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
 def make_datapath(config: AgentConfig) -> Datapath:
     # Typed as the Protocol: mypy proves FakeDatapath and BpfDatapath implement it.
     if config.datapath == "fake":
-        fake: Datapath = FakeDatapath(node=config.node)
+        fake: Datapath = FakeDatapath(node=config.node, max_policy=config.max_policy_entries,
+                                      max_conntrack=config.max_conntrack_entries,
+                                      max_ipcache=config.max_ipcache_entries,
+                                      max_cidr=config.max_cidr_entries)
         return fake
     if config.datapath == "bpf":
         bpf: Datapath = BpfDatapath(node=config.node, pin_dir=config.bpffs,
                                     max_policy=config.max_policy_entries,
                                     max_conntrack=config.max_conntrack_entries,
+                                    max_ipcache=config.max_ipcache_entries,
+                                    max_cidr=config.max_cidr_entries,
+                                    max_endpoints=config.max_endpoints,
                                     ring_pages=config.event_ring_pages)
         return bpf
     raise MembraneError(f"--datapath {config.datapath!r}: expected bpf or fake")
@@ -147,6 +156,17 @@ def make_source(config: AgentConfig) -> Source:
     raise MembraneError(f"--source {config.source!r}: expected kubernetes or lab:<dir>")
 
 
+def _read_secret(path: str | None) -> str | None:
+    """A secret's text from its file (a mounted Secret's key), without the newline an
+    editor or `echo` leaves."""
+    if path is None:
+        return None
+    try:
+        return open(path, encoding="utf-8").read().rstrip("\r\n")
+    except OSError as err:
+        raise MembraneError(f"--etcd-password-file {path}: {err.strerror}") from None
+
+
 def make_allocators(config: AgentConfig) -> tuple[Allocator, Allocator]:
     """(label identities, CIDR identities). Both persist "on_flush": numbers are written
     once per regeneration, always before any map uses them, instead of an fsync'd
@@ -160,10 +180,14 @@ def make_allocators(config: AgentConfig) -> tuple[Allocator, Allocator]:
                              grace_seconds=config.identity_grace_seconds), cidr
     if config.identity_backend == "etcd":
         # etcd3gw and requests (~0.2 s) only for the etcd backend.
-        from identity.etcd import EtcdAllocator
+        from identity.etcd import EtcdAccess, EtcdAllocator
 
+        access = EtcdAccess(ca_file=config.etcd_ca_file, cert_file=config.etcd_cert_file,
+                            key_file=config.etcd_key_file, user=config.etcd_user,
+                            password=_read_secret(config.etcd_password_file))
         etcd: Allocator = EtcdAllocator(list(config.etcd_endpoints), node=config.node,
-                                        grace_seconds=config.identity_grace_seconds)
+                                        grace_seconds=config.identity_grace_seconds,
+                                        access=access)
         return etcd, cidr
     local: Allocator = LocalAllocator(config.state_dir / "identities",
                                       grace_seconds=config.identity_grace_seconds,

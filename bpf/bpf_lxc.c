@@ -17,15 +17,17 @@
  *      (ipv6_link_control says exactly which);
  *   3. from_container only: the source must be the pod's own address (endpoints for
  *      IPv4, endpoints6 for IPv6) -> else drop "Invalid source ip", enforced or not;
- *   4. conntrack (conntrack / conntrack6): replies and related ICMP / ICMPv6 errors
- *      pass; an established forward packet whose entry carries the current policy
- *      revision (revision.h) passes on its cached verdict (the fast path: no identity or
- *      policy lookup, no event built, and no map write unless its entry's state or
- *      expiry must change, conntrack.h);
- *   5. every other forward packet (new, established with a stale stamp, untracked):
+ *   4. conntrack (conntrack and ct_unreplied; conntrack6 and ct6_unreplied): a forward
+ *      or reply packet of a connection whose entry carries the current policy revision
+ *      (revision.h) passes on its cached verdict (the fast path: no identity or policy
+ *      lookup, no event built, and no map write unless its entry's state or expiry must
+ *      change, conntrack.h); so does a related ICMP / ICMPv6 error of such a
+ *      connection;
+ *   5. every other packet (new, untracked, or of a connection with a stale stamp):
  *      peer identity (ipcache / ipcache6 LPM, unknown = world) and CIDR identity (cidr /
- *      cidr6 LPM), then policy when the direction is enforced; allowed established
- *      entries are re-stamped;
+ *      cidr6 LPM), then policy when the direction is enforced, a reply decided as its
+ *      connection's forward packet; allowed tracked entries are re-stamped, a denied
+ *      packet of a tracked connection is dropped whichever way it goes;
  *   6. a new allowed tracked flow gets a conntrack entry (enforced or not) and one
  *      POLICY_VERDICT event; a denied packet a DROP event (plus a POLICY_VERDICT for a
  *      new flow). A failed conntrack insert drops the packet: never a silent allow.
@@ -108,28 +110,37 @@ static __always_inline int drop_packet(struct __sk_buff *skb, struct event *ev, 
 
 /* --- the decision, the same for both families -------------------------------------- */
 
-/* Step 5's verdict for a forward packet to decide, once its family has looked up the
- * peer's identities: into the event (named by the CIDR identity when nothing more
- * specific than world knows the address: an off-cluster host inside an ipBlock), then
- * policy when the direction is enforced. Returns 1 to forward; 0 to drop (a denied new
- * flow's POLICY_VERDICT event already emitted, the caller drops with DROP_POLICY). The
- * one place a policy verdict is made: what issue-13 tiers would change. */
-static __always_inline int forward_allowed(struct __sk_buff *skb, const struct endpoint_info *ep,
-					   __u8 dir, struct event *ev, int ct, __u32 peer_id,
-					   __u32 cidr_id, const struct flow_l4 *l)
+/* The peer's identities into the event, on the side the packet's hook says (a peer is
+ * named by its CIDR identity when nothing more specific than world knows the address:
+ * an off-cluster host inside an ipBlock). */
+static __always_inline void event_peer(struct event *ev, __u8 dir, __u32 peer_id,
+				       __u32 cidr_id)
 {
 	__u32 shown_id = (peer_id == IDENTITY_WORLD && cidr_id) ? cidr_id : peer_id;
-	struct policy_entry *allow;
-	__u8 match = MATCH_NONE;
 
 	if (dir == DIR_EGRESS)
 		ev->dst_identity = shown_id;
 	else
 		ev->src_identity = shown_id;
-	if (!endpoint_enforced(ep, dir))
+}
+
+/* Step 5's verdict, the same for both families once the peer's identities are known:
+ * policy in verdict_dir (the connection's direction: a reply is decided as its forward
+ * packet, conntrack.h rule 2) on protocol and port. Returns 1 to pass; 0 to drop (a
+ * denied new flow's POLICY_VERDICT event already emitted, the caller drops with
+ * DROP_POLICY). The one place a policy verdict is made: what issue-13 tiers would
+ * change. */
+static __always_inline int forward_allowed(struct __sk_buff *skb, const struct endpoint_info *ep,
+					   __u8 verdict_dir, struct event *ev, int ct,
+					   __u32 peer_id, __u32 cidr_id, __u8 protocol, __u16 port)
+{
+	struct policy_entry *allow;
+	__u8 match = MATCH_NONE;
+
+	if (!endpoint_enforced(ep, verdict_dir))
 		return 1;
-	allow = policy_match(ep->endpoint_id, dir, peer_id, cidr_id, l->protocol,
-			     l->policy_port, skb->len, &match);
+	allow = policy_match(ep->endpoint_id, verdict_dir, peer_id, cidr_id, protocol, port,
+			     skb->len, &match);
 	ev->match_type = match;
 	if (allow)
 		return 1;
@@ -139,8 +150,9 @@ static __always_inline int forward_allowed(struct __sk_buff *skb, const struct e
 		ev->drop_reason = DROP_POLICY;
 		emit_event(skb, ev);
 	}
-	/* An established entry keeps its old stamp: every further forward packet is
-	 * evaluated (and dropped, and reported) until an allow returns. */
+	/* A tracked connection keeps its old stamp and expiry: every further packet of
+	 * it, either way, is evaluated (and dropped, and reported) until an allow
+	 * returns. */
 	return 0;
 }
 
@@ -157,7 +169,7 @@ static __always_inline void report_new_flow(struct __sk_buff *skb, struct event 
 /* For ICMP errors: does the embedded packet belong to a flow this endpoint tracks? */
 static __always_inline int icmp4_error_related(struct __sk_buff *skb, __u32 l4off,
 					       __u16 endpoint_id, __u8 dir,
-					       const struct flow4 *f, __u64 now)
+					       const struct flow4 *f, __u64 now, __u32 rev)
 {
 	struct flow4 inner = {};
 	__u32 inner_l4off;
@@ -173,7 +185,7 @@ static __always_inline int icmp4_error_related(struct __sk_buff *skb, __u32 l4of
 		return 0;
 	if (!ct_tracked(&inner.l4, IPPROTO_ICMP))
 		return 0;
-	return ct_related(endpoint_id, dir, &inner, now);
+	return ct_related(endpoint_id, dir, &inner, now, rev);
 }
 
 static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpoint_info *ep,
@@ -183,9 +195,10 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	struct event ev;
 	struct ct_entry *entry = NULL;
 	__u32 l4off = 0, peer_id, cidr_id, rev;
+	__u8 unreplied = 0, verdict_dir;
 	__be32 peer_addr;
 	__u64 now;
-	int ret, ct;
+	int ret, ct, is_reply;
 
 	/* Linear headers (nearly every packet): direct access; otherwise copies. */
 	ret = parse_ipv4_direct(skb, &f, &l4off);
@@ -207,37 +220,43 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	rev = current_policy_revision();
 	now = bpf_ktime_get_ns();
 	if (ct_tracked(&f.l4, IPPROTO_ICMP))
-		ct = ct_lookup(ep->endpoint_id, dir, &f, now, &entry);
-	else if (icmp4_error_related(skb, l4off, ep->endpoint_id, dir, &f, now))
+		ct = ct_lookup(ep->endpoint_id, dir, &f, now, &entry, &unreplied);
+	else if (icmp4_error_related(skb, l4off, ep->endpoint_id, dir, &f, now, rev))
 		ct = CT_RELATED;
 	else
 		ct = CT_UNTRACKED;
+	is_reply = ct == CT_REPLY;
 
 	/* entry is non-NULL for CT_REPLY and CT_ESTABLISHED. The verifier follows that
 	 * only because ct_lookup() is inlined (each result comes from a branch that tested
 	 * the pointer); an out-of-line ct_lookup would need explicit NULL tests here. */
-	if (ct == CT_REPLY) {
-		ct_refresh(entry, &f.l4, 1, skb->len, now, 0);
-		return TC_ACT_OK;
-	}
 	if (ct == CT_RELATED)
 		return TC_ACT_OK;
-	if (ct == CT_ESTABLISHED && rev && entry->policy_rev == rev) {
-		/* The fast path: allowed under the current revision already. */
-		ct_refresh(entry, &f.l4, 0, skb->len, now, 0);
+	if ((ct == CT_ESTABLISHED || is_reply) && rev && entry->policy_rev == rev) {
+		/* The fast path, both directions: the connection is allowed under the
+		 * current revision already (conntrack.h, rule 1). */
+		ct_packet(entry, unreplied, ep->endpoint_id, dir, &f, is_reply, skb->len, now, 0);
 		return TC_ACT_OK;
 	}
 
-	/* A forward packet to decide: new, established with a stale stamp, untracked. */
+	/* A packet to decide: new, untracked, or of a connection whose stamp is stale.
+	 * A reply is decided as its connection's forward packet (conntrack.h, rule 2):
+	 * the entry's direction, the forward destination port; the peer is the remote
+	 * address either way. */
 	event_for4(&ev, ep, dir, &f);
+	ev.is_reply = is_reply;
+	verdict_dir = is_reply ? !dir : dir;
 	peer_addr = dir == DIR_EGRESS ? f.daddr : f.saddr;
 	peer_id = lookup_peer_identity(peer_addr);
 	cidr_id = lookup_cidr_identity(peer_addr);
-	if (!forward_allowed(skb, ep, dir, &ev, ct, peer_id, cidr_id, &f.l4))
+	event_peer(&ev, dir, peer_id, cidr_id);
+	if (!forward_allowed(skb, ep, verdict_dir, &ev, ct, peer_id, cidr_id, f.l4.protocol,
+			     ct_verdict_port(&f.l4, is_reply, IPPROTO_ICMP)))
 		return drop_packet(skb, &ev, DROP_POLICY);
 
-	if (ct == CT_ESTABLISHED) {
-		ct_refresh(entry, &f.l4, 0, skb->len, now, rev);
+	if (ct == CT_ESTABLISHED || is_reply) {
+		ct_packet(entry, unreplied, ep->endpoint_id, dir, &f, is_reply, skb->len, now,
+			  rev);
 		return TC_ACT_OK;
 	}
 	if (ct == CT_NEW) {
@@ -254,7 +273,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
  * problem): does the embedded packet belong to a flow this endpoint tracks? */
 static __always_inline int icmp6_error_related(struct __sk_buff *skb, __u32 l4off,
 					       __u16 endpoint_id, __u8 dir,
-					       const struct flow6 *f, __u64 now)
+					       const struct flow6 *f, __u64 now, __u32 rev)
 {
 	struct flow6 inner = {};
 	__u32 inner_l4off;
@@ -269,7 +288,7 @@ static __always_inline int icmp6_error_related(struct __sk_buff *skb, __u32 l4of
 		return 0;
 	if (!ct_tracked(&inner.l4, IPPROTO_ICMPV6))
 		return 0;
-	return ct6_related(endpoint_id, dir, &inner, now);
+	return ct6_related(endpoint_id, dir, &inner, now, rev);
 }
 
 static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpoint_info *ep,
@@ -279,9 +298,10 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpo
 	struct event ev;
 	struct ct_entry *entry = NULL;
 	__u32 l4off = 0, peer_id, cidr_id, rev;
+	__u8 unreplied = 0, verdict_dir;
 	const __be32 *peer_addr;
 	__u64 now;
-	int ret, ct;
+	int ret, ct, is_reply;
 
 	ret = parse_ipv6_direct(skb, &f, &l4off);
 	if (ret == PARSE_SLOW)
@@ -302,33 +322,36 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpo
 	rev = current_policy_revision();
 	now = bpf_ktime_get_ns();
 	if (ct_tracked(&f.l4, IPPROTO_ICMPV6))
-		ct = ct6_lookup(ep->endpoint_id, dir, &f, now, &entry);
-	else if (icmp6_error_related(skb, l4off, ep->endpoint_id, dir, &f, now))
+		ct = ct6_lookup(ep->endpoint_id, dir, &f, now, &entry, &unreplied);
+	else if (icmp6_error_related(skb, l4off, ep->endpoint_id, dir, &f, now, rev))
 		ct = CT_RELATED;
 	else
 		ct = CT_UNTRACKED;
+	is_reply = ct == CT_REPLY;
 
 	/* entry is non-NULL for CT_REPLY and CT_ESTABLISHED (see handle_ipv4). */
-	if (ct == CT_REPLY) {
-		ct_refresh(entry, &f.l4, 1, skb->len, now, 0);
-		return TC_ACT_OK;
-	}
 	if (ct == CT_RELATED)
 		return TC_ACT_OK;
-	if (ct == CT_ESTABLISHED && rev && entry->policy_rev == rev) {
-		ct_refresh(entry, &f.l4, 0, skb->len, now, 0);
+	if ((ct == CT_ESTABLISHED || is_reply) && rev && entry->policy_rev == rev) {
+		ct6_packet(entry, unreplied, ep->endpoint_id, dir, &f, is_reply, skb->len, now,
+			   0);
 		return TC_ACT_OK;
 	}
 
 	event_for6(&ev, ep, dir, &f);
+	ev.is_reply = is_reply;
+	verdict_dir = is_reply ? !dir : dir;
 	peer_addr = dir == DIR_EGRESS ? f.daddr : f.saddr;
 	peer_id = lookup_peer_identity6(peer_addr);
 	cidr_id = lookup_cidr_identity6(peer_addr);
-	if (!forward_allowed(skb, ep, dir, &ev, ct, peer_id, cidr_id, &f.l4))
+	event_peer(&ev, dir, peer_id, cidr_id);
+	if (!forward_allowed(skb, ep, verdict_dir, &ev, ct, peer_id, cidr_id, f.l4.protocol,
+			     ct_verdict_port(&f.l4, is_reply, IPPROTO_ICMPV6)))
 		return drop_packet(skb, &ev, DROP_POLICY);
 
-	if (ct == CT_ESTABLISHED) {
-		ct_refresh(entry, &f.l4, 0, skb->len, now, rev);
+	if (ct == CT_ESTABLISHED || is_reply) {
+		ct6_packet(entry, unreplied, ep->endpoint_id, dir, &f, is_reply, skb->len, now,
+			   rev);
 		return TC_ACT_OK;
 	}
 	if (ct == CT_NEW) {

@@ -4,7 +4,9 @@ Life of a node's datapath:
 
   start()              compile bpf/bpf_lxc.c once (compiler.py); maps are created and
                        pinned under pin_dir, or reused when already pinned (a restart
-                       keeps enforcing and keeps conntrack); load both programs.
+                       keeps enforcing and keeps conntrack); a pinned map whose size is
+                       not the configured one is recreated first (pinsize.py); load
+                       both programs.
   pinned_endpoints()   what the pinned endpoints map holds, for the agent to reconcile
                        (it removes stale endpoints and re-adds current ones: add_endpoint
                        on an existing endpoint re-attaches the freshly loaded programs
@@ -31,7 +33,9 @@ those maps fails, for callers whose own bump a raised error would skip.
 
 Failures are DatapathError (MapFullError for a full map) with the endpoint and map in
 the message. A full policy map during add_endpoint still attaches the programs with
-enforcement on (the pod denies more than desired, never allows more), then raises.
+enforcement on (the pod denies more than desired, never allows more), then raises. A
+full ipcache or cidr map in sync_cluster_maps writes every entry that fits in both maps
+(deletes first), then raises: the caller decides what may be enforced meanwhile.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from agent.datapath.compiler import (CompileOptions, Features, compile_datapath,
                                      load_programs, probe_features)
 from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStats,
                                       EndpointSlot, KernelPolicyEntry, MapUsage)
+from agent.datapath.pinsize import map_size, resize_pins
 from agent.datapath.reader import EventReader
 from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, PrefixWriter,
                                    read_prefix_map)
@@ -60,8 +65,12 @@ from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 log = logging.getLogger(__name__)
 
 PINNED_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy",
-               "conntrack", "conntrack6", "drop_metrics", "lost_events", "policy_revision")
-CONNTRACK_MAPS = ("conntrack", "conntrack6")
+               "conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied", "drop_metrics",
+               "lost_events", "policy_revision")
+# Conntrack's two tables per family (bpf/lib/conntrack.h): confirmed connections, and
+# those not answered yet. GC, dumps, stats and endpoint removal cover all four.
+CONNTRACK_MAPS = ("conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied")
+IPV6_CONNTRACK_MAPS = ("conntrack6", "ct6_unreplied")
 # Maps whose contents decide verdicts: a write to any of them needs a revision bump.
 VERDICT_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy")
 
@@ -85,7 +94,7 @@ class _VerdictMap(KernelMap):
 
 class BpfDatapath:
     def __init__(self, node: str, pin_dir: str, *, max_conntrack: int = 65536,
-                 max_policy: int = 16384, max_ipcache: int = 16384, max_cidr: int = 4096,
+                 max_conntrack_unreplied: int | None = None, max_policy: int = 16384, max_ipcache: int = 16384, max_cidr: int = 4096,
                  max_endpoints: int = 1024, ring_pages: int = 64,
                  ct_timeouts: dict[str, int] | None = None, netns: str | None = None,
                  features: Features | None = None, ct_accounting: bool = False) -> None:
@@ -93,14 +102,19 @@ class BpfDatapath:
         /sys/fs/bpf/membrane/<lab>/<node>. netns: name of the network namespace holding
         the pods' host-side veths (None: the current one, as when the agent runs inside
         the node's namespace). ct_accounting: per-packet conntrack packet/byte counters
-        (off: `bpf ct list` shows 0; see bpf/lib/conntrack.h)."""
+        (off: `bpf ct list` shows 0; see bpf/lib/conntrack.h). max_conntrack_unreplied:
+        the table of connections not answered yet (default a quarter of
+        max_conntrack, at least 1024)."""
         self.node = node
         self.pin_dir = pin_dir.rstrip("/")
         self.netns = netns
         self.options = CompileOptions(
             pin_dir=self.pin_dir, max_ipcache=max_ipcache, max_cidr=max_cidr,
             max_endpoints=max_endpoints, max_policy=max_policy,
-            max_conntrack=max_conntrack, ring_pages=ring_pages,
+            max_conntrack=max_conntrack,
+            max_conntrack_unreplied=(max_conntrack_unreplied if max_conntrack_unreplied
+                                     else max(1024, max_conntrack // 4)),
+            ring_pages=ring_pages,
             ct_timeouts=dict(ct_timeouts or {}), ct_accounting=ct_accounting)
         self.features = features or probe_features()
         self._bpf: Any = None
@@ -113,6 +127,7 @@ class BpfDatapath:
         self._batch_handler: BatchHandler | None = None
         self._slots: dict[int, EndpointSlot] = {}          # endpoint id -> slot
         self._pinned: list[EndpointSlot] = []
+        self.resized: dict[str, tuple[int, int]] = {}      # recreated at start: old, new
         self._lock = threading.RLock()
 
     # --- lifecycle -----------------------------------------------------------
@@ -124,6 +139,7 @@ class BpfDatapath:
             if not os.path.isdir("/sys/fs/bpf"):
                 raise DatapathError("/sys/fs/bpf is not mounted: mount bpffs "
                                     "(mount -t bpf bpf /sys/fs/bpf)")
+            self.resized = resize_pins(self.pin_dir, self._sizes())
             reused = [m for m in PINNED_MAPS
                       if os.path.exists(os.path.join(self.pin_dir, m))]
             t0 = time.monotonic()
@@ -133,6 +149,9 @@ class BpfDatapath:
                 table = self._bpf[name.encode()]
                 self._maps[name] = (_VerdictMap(table, name, self._bump_revision)
                                     if name in VERDICT_MAPS else KernelMap(table, name))
+                # The kernel's size, not the C's declaration (they differ for a pin bcc
+                # reused: status and MapFullError name the real one).
+                self._maps[name].max_entries = map_size(table.map_fd)
             # Pinned conntrack entries may carry stamps of the previous agent: make
             # them all stale before this one writes (or reconciles) anything.
             self._bump_revision()
@@ -145,6 +164,15 @@ class BpfDatapath:
                      "endpoints; policy revision %d", self.node, time.monotonic() - t0,
                      self.pin_dir, f"reused {len(reused)} maps" if reused else "new maps",
                      len(self._pinned), self.policy_revision())
+
+    def _sizes(self) -> dict[str, int]:
+        """Configured max_entries of the maps whose size is configurable."""
+        o = self.options
+        return {"ipcache": o.max_ipcache, "cidr": o.max_cidr, "endpoints": o.max_endpoints,
+                "policy": o.max_policy, "conntrack": o.max_conntrack,
+                # The IPv6 twins take their IPv4 map's size (bpf/lib/common.h).
+                "ipcache6": o.max_ipcache, "cidr6": o.max_cidr,
+                "conntrack6": o.max_conntrack}
 
     def _require(self) -> None:
         if self._bpf is None:
@@ -342,17 +370,30 @@ class BpfDatapath:
             # Each map is read from the kernel once (the first sync after start(): a
             # restarted agent diffs against the pinned maps), then diffed against the
             # shadow of what was written; a failed write makes the next sync re-read.
+            # Both maps are synced even when one is full: each holds all it can.
             writes = 0
-            for version, suffix in ((4, ""), (6, "6")):
-                family = maps.family(version)
-                for name, desired in ((f"ipcache{suffix}", family.ipcache),
-                                      (f"cidr{suffix}", family.cidrs)):
-                    w = self._prefix_writers.get(name)
-                    if w is None or w.map is not self._maps[name]:
-                        w = self._prefix_writers[name] = PrefixWriter(self._maps[name],
-                                                                      version)
-                    writes += w.sync(desired).writes
-            self._bump_revision()
+            failed: list[DatapathError] = []
+            try:
+                for version, suffix in ((4, ""), (6, "6")):
+                    family = maps.family(version)
+                    for name, desired in ((f"ipcache{suffix}", family.ipcache),
+                                          (f"cidr{suffix}", family.cidrs)):
+                        w = self._prefix_writers.get(name)
+                        if w is None or w.map is not self._maps[name]:
+                            w = self._prefix_writers[name] = PrefixWriter(self._maps[name],
+                                                                          version)
+                        try:
+                            writes += w.sync(desired).writes
+                        except DatapathError as err:
+                            failed.append(err)
+            finally:
+                self._bump_revision()
+            if len(failed) == 1:
+                raise failed[0]
+            if failed:
+                kind = (MapFullError if all(isinstance(e, MapFullError) for e in failed)
+                        else DatapathError)
+                raise kind("; ".join(str(e) for e in failed)) from failed[0]
             return writes
 
     # --- policy revision ---------------------------------------------------------
@@ -424,8 +465,8 @@ class BpfDatapath:
         self._require()
         now = time.monotonic_ns()
         out = []
-        for name, address in (("conntrack", layout.be32_to_ip),
-                              ("conntrack6", layout.words_to_ip6)):
+        for name in CONNTRACK_MAPS:
+            address = layout.words_to_ip6 if name in IPV6_CONNTRACK_MAPS else layout.be32_to_ip
             for k, v in self._maps[name].items():
                 out.append(ConntrackEntry(
                     endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
@@ -458,7 +499,7 @@ class BpfDatapath:
         self._require()
         st = DatapathStats()
         for name in ("endpoints", "ipcache", "ipcache6", "cidr", "cidr6", "policy",
-                     "conntrack", "conntrack6"):
+                     *CONNTRACK_MAPS):
             m = self._maps[name]
             st.maps.append(MapUsage(name=name, entries=len(m), max_entries=m.max_entries))
         # endpoints6 is an array (every slot exists): count the endpoints that have IPv6.

@@ -59,7 +59,8 @@ MAP_TYPES: dict[str, tuple[str, str]] = {
 MAPS: dict[str, str] = {
     "events": "ringbuf", "ipcache": "lpm_trie", "cidr": "lpm_trie", "policy": "lpm_trie",
     "ipcache6": "lpm_trie", "cidr6": "lpm_trie",
-    "policy_revision": "array", "conntrack": "lru_hash", "conntrack6": "lru_hash",
+    "policy_revision": "array", "conntrack": "lru_hash", "ct_unreplied": "lru_hash",
+    "conntrack6": "lru_hash", "ct6_unreplied": "lru_hash",
     "endpoints": "hash", "endpoints6": "array",
     "drop_metrics": "percpu_array", "lost_events": "percpu_array",
 }

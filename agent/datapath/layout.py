@@ -39,7 +39,7 @@ IPV6_EXT_MAX = 8
 
 # CT_STATE_* value -> the name `membrane bpf ct list` shows.
 CT_STATE_NAMES = {1: "syn-sent", 2: "established", 3: "fin-wait", 4: "closing",
-                  5: "udp", 6: "icmp", 7: "sctp"}
+                  5: "udp", 6: "icmp", 7: "sctp", 8: "midstream"}
 
 
 Words4 = ctypes.c_uint32 * 4     # an IPv6 address: __be32 addr[4]
@@ -147,7 +147,9 @@ MAPS: dict[str, tuple[type[ctypes.Structure] | None, type[ctypes.Structure] | No
     "endpoints6": (None, endpoint6_info),
     "policy": (policy_key, policy_entry),
     "conntrack": (ct_key, ct_entry),
+    "ct_unreplied": (ct_key, ct_entry),
     "conntrack6": (ct6_key, ct_entry),
+    "ct6_unreplied": (ct6_key, ct_entry),
     "policy_revision": (None, policy_revision),
     "drop_metrics": (None, metrics_value),
 }

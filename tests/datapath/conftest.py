@@ -86,7 +86,7 @@ class Env:
         return out
 
     def flush_conntrack(self) -> None:
-        for name in ("conntrack", "conntrack6"):
+        for name in ("conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied"):
             ct = self.dp._maps[name]  # type: ignore[attr-defined]
             for k, _ in ct.items():
                 ct.delete(k)

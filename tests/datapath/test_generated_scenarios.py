@@ -28,7 +28,8 @@ For each random cluster with random NetworkPolicies (scenarios.py):
    source port, from a range no probed port falls in, so each is a new flow at both
    ends and never a reply of another.
 4. Verdicts: the combined one (both programs pass) must equal `matrix.allowed` for pod
-   pairs, and each program's must equal `matrix.direction_allows` for its side (an
+   pairs, which must be the spec's (netpol_spec.py, read off the pods' own labels; a
+   policy beyond the default limits isolating and allowing nothing), and each program's must equal `matrix.direction_allows` for its side (an
    off-cluster peer has only the pod's side). Each run must report one policy-verdict
    event with that verdict, the match type `EndpointPolicy.evaluate` gives and the
    peer identity `ClusterMaps.identities_of` gives; a denied run also a drop with
@@ -42,6 +43,7 @@ change. Deterministic: hypothesis derandomized, probes sampled with the scenario
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from contextlib import contextmanager
@@ -55,18 +57,19 @@ from agent.datapath.interface import EndpointSlot
 from agent.k8s.objects import Protocol
 from agent.policy.engine import PolicyEngine
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType
-from agent.policy.matrix import allowed, direction_allows, endpoints, peer_identities
+from agent.policy.matrix import direction_allows, endpoints, peer_identities
 from identity.cidr import CidrAllocator
 from identity.local import LocalAllocator
 from identity.reserved import ReservedIdentity
 from observe.events import EventBatch, EventType
 from observe.reasons import DropReason
 from tests.datapath.conftest import EventListeners
+from tests.datapath.netpol_spec import spec_allows
 from tests.datapath.progrun import (TC_ACT_OK, TC_ACT_SHOT, Ext, dest_options, first_packet,
                                     fragment, hop_by_hop, prog_test_run, routing)
 from tests.datapath.scenarios import (LOCAL_NODE, LOCAL_NODE_IP, LOCAL_NODE_IP6,
                                       REMOTE_NODE_IP, REMOTE_NODE_IP6, WORLD_IPS, WORLD_IPS6,
-                                      Scenario, scenarios)
+                                      Scenario, probed_ports, scenarios)
 
 # CI runs a fixed set. To hunt further, a seeded random one, e.g.
 #   MEMBRANE_SCENARIOS=2000 MEMBRANE_SCENARIO_SEED=7 .venv/bin/pytest -q tests/datapath/...
@@ -76,7 +79,6 @@ PROBES_PER_SCENARIO = 400
 LOOPBACK = 1                   # skb->ifindex of every BPF_PROG_TEST_RUN packet
 FIRST_ENDPOINT_ID = 3000       # clear of conftest's (100+)
 PARKED_IFINDEX = 0x7FFF0000    # endpoints' own ifindices: no interface has them
-EXTRA_PORTS = (1, 7, 12345, 65535)
 IP_OPTIONS = (0, 0, 0, 0, 4, 40)   # a probe's IPv4 options: mostly none, some, the most
 # An IPv6 probe's extension headers: mostly none, some, a long chain with a first fragment.
 EXT_CHAINS: tuple[tuple[Ext, ...], ...] = (
@@ -136,6 +138,7 @@ class Result:
     probe: Probe
     sides: list[Side]
     want: bool                 # matrix.allowed (pod pairs), else the one side's
+    spec: bool | None = None   # netpol_spec.spec_allows (pod pairs)
 
     @property
     def got(self) -> bool:
@@ -217,7 +220,8 @@ class Harness:
         maps = self.dp._maps
         ours = range(FIRST_ENDPOINT_ID, FIRST_ENDPOINT_ID + 64)
         assert not [k for k, _ in maps["policy"].items() if k.endpoint_id in ours]
-        assert not [k for k, _ in maps["conntrack"].items() if k.endpoint_id in ours]
+        for ct in ("conntrack", "ct_unreplied"):
+            assert not [k for k, _ in maps[ct].items() if k.endpoint_id in ours]
         assert not [v for _, v in maps["endpoints"].items() if v.endpoint_id in ours]
         assert self.dp.dump_ipcache() == (dict(self.baseline.ipcache),
                                           dict(self.baseline.cidrs))
@@ -237,21 +241,6 @@ def harness(datapath: Any, event_listeners: EventListeners) -> Iterator[Harness]
 
 # --- probes and the reference --------------------------------------------------------------
 
-def probed_ports(scenario: Scenario) -> list[int]:
-    """Ports the scenario mentions, the neighbours of each range bound, a few others."""
-    ports = set(EXTRA_PORTS)
-    for policy in scenario.objects.policies.values():
-        for rule in policy.ingress + policy.egress:
-            for p in rule.ports:
-                if isinstance(p.port, int):
-                    ports |= {p.port - 1, p.port, p.port + 1}
-                if p.end_port is not None:
-                    ports |= {p.end_port - 1, p.end_port, p.end_port + 1}
-    for pod in scenario.objects.pods.values():
-        ports |= {cp.port for cp in pod.ports}
-    return sorted(p for p in ports if 1 <= p <= 65535)
-
-
 def source_ports(ports: list[int], n: int) -> range:
     """n source ports, none of them a probed port (so no probe is another's reply)."""
     base = 20000
@@ -266,7 +255,8 @@ def sample_probes(scenario: Scenario, engine: PolicyEngine) -> list[Probe]:
     pods (all there are, if fewer), the rest with off-cluster peers; drawn with the
     scenario as seed."""
     ports = probed_ports(scenario)
-    rng = random.Random(scenario.yaml())   # str seed: stable across runs and processes
+    # A str seed is stable across runs and processes (JSON: a huge policy dumps fast).
+    rng = random.Random(json.dumps(scenario.documents, sort_keys=True))
 
     def space(pairs: list[tuple[Peer, Peer]]) -> list[tuple[Peer, Peer, Protocol, int]]:
         return [(s, d, proto, port) for s, d in pairs for proto in Protocol for port in ports]
@@ -290,7 +280,7 @@ def sample_probes(scenario: Scenario, engine: PolicyEngine) -> list[Probe]:
             for c, sport in zip(chosen, sports)]
 
 
-def reference(engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
+def reference(scenario: Scenario, engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
     maps = engine.cluster_maps(LOCAL_NODE)
     cache: dict[Peer, tuple[set[int], int]] = {}
 
@@ -312,6 +302,8 @@ def reference(engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
                                                         p.port)
         return Side(pod, direction, ok, match if ok else MatchType.NONE, shown)
 
+    # A policy beyond the default limits is enforced fail-closed, and only it.
+    skip = {pod: engine.unenforced_policies(pod) for pod in endpoints(engine)}
     out = []
     for p in probes:
         sides = []
@@ -319,11 +311,16 @@ def reference(engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
             sides.append(side(p.src.pod, Direction.EGRESS, p.dst, p))
         if p.dst.pod:
             sides.append(side(p.dst.pod, Direction.INGRESS, p.src, p))
+        spec = None
         if p.src.pod and p.dst.pod:
-            want = allowed(engine, p.src.pod, p.dst.pod, p.protocol, p.port, p.family)
+            # matrix.allowed: both sides' direction_allows on the peers' identities (as
+            # computed once per peer above, not per probe).
+            want = all(s.want for s in sides)
+            spec = spec_allows(scenario.objects, p.src.pod, p.dst.pod, p.protocol, p.port,
+                               skip, family=p.family)
         else:
             want = sides[0].want
-        out.append(Result(p, sides, want))
+        out.append(Result(p, sides, want, spec))
     return out
 
 
@@ -410,7 +407,11 @@ def test_the_datapath_decides_every_probe_as_the_reference_matrix(
     harness.assert_clear()
     try:
         engine = harness.program(scenario)
-        results = reference(engine, sample_probes(scenario, engine))
+        results = reference(scenario, engine, sample_probes(scenario, engine))
+        off_spec = [f"{r.probe}: reference {'allows' if r.want else 'denies'}, the spec "
+                    f"{'allows' if r.spec else 'denies'}"
+                    for r in results if r.spec is not None and r.spec != r.want]
+        assert not off_spec, "\n".join(off_spec[:25]) + "\nscenario:\n" + scenario.yaml()
         run_probes(harness, results)
         harness.drain()
         bad = [r for r in results if not r.agrees]

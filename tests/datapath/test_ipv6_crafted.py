@@ -10,8 +10,9 @@ write it:
 
 Each test sends the packets it needs through to_container (into the pod) or
 from_container (out of it) and checks the tc verdict, and where it matters the events
-and conntrack6. Every test starts with the pod's conntrack entries gone. The module
-leaves the session datapath's maps as it found them.
+and the IPv6 conntrack tables (conntrack6, ct6_unreplied: the rules of conntrack.h hold
+for IPv6 alike, the last tests show them). Every test starts with the pod's conntrack
+entries gone. The module leaves the session datapath's maps as it found them.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class Pod:
         return [e for e in self.dp.dump_conntrack() if e.endpoint_id == ENDPOINT_ID]
 
     def forget_connections(self) -> None:
-        for name in ("conntrack", "conntrack6"):
+        for name in ("conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied"):
             ct = self.dp._maps[name]
             for k, _ in ct.items():
                 if k.endpoint_id == ENDPOINT_ID:
@@ -357,3 +358,71 @@ def test_the_dual_stack_pods_ipv4_side_keeps_its_own_checks(pod: Pod) -> None:
     assert drops(pod.drain()) == [DropReason.INVALID_SIP]
     [entry] = pod.conntrack()
     assert (entry.src_ip, entry.dst_ip) == (POD4, PEER4)
+
+
+# --- conntrack's rules, IPv6 alike (bpf/lib/conntrack.h) -------------------------------------
+
+def tables_of(pod: Pod) -> dict[str, list[tuple[int, int]]]:
+    """The pod's IPv6 entries per table: (source port, destination port)."""
+    return {name: sorted((k.sport, k.dport) for k, _ in pod.dp._maps[name].items()
+                         if k.endpoint_id == ENDPOINT_ID)
+            for name in ("conntrack6", "ct6_unreplied")}
+
+
+def test_an_ipv6_connection_moves_to_conntrack6_once_answered(pod: Pod) -> None:
+    assert pod.into(syn6(PEER, POD, 80)) == TC_ACT_OK
+    assert tables_of(pod) == {"conntrack6": [], "ct6_unreplied": [(40000, 80)]}
+    synack = ipv6_frame(POD, PEER, TCP, tcp_header(80, 40000, TCP_SYN | TCP_ACK))
+    assert pod.out_of(synack) == TC_ACT_OK
+    # TCP is confirmed by the originator's first packet after the answer.
+    assert tables_of(pod)["conntrack6"] == []
+    assert pod.into(ipv6_frame(PEER, POD, TCP, tcp_header(40000, 80, TCP_ACK))) == TC_ACT_OK
+    assert tables_of(pod) == {"conntrack6": [(40000, 80)], "ct6_unreplied": []}
+    # UDP by its first reply.
+    assert pod.out_of(first_packet(UDP, POD, PEER, 40001, 53)) == TC_ACT_OK
+    reply = ipv6_frame(PEER, POD, UDP, b"\0\x35\x9c\x41\0\x09\0\0x")   # 53 -> 40001
+    assert pod.into(reply) == TC_ACT_OK
+    assert tables_of(pod)["conntrack6"] == [(40000, 80), (40001, 53)]
+
+
+def test_an_ipv6_tcp_entry_opened_without_a_syn_lives_seconds(pod: Pod) -> None:
+    ack = ipv6_frame(PEER, POD, TCP, tcp_header(40000, 80, TCP_ACK, b"x"))
+    assert pod.into(ack) == TC_ACT_OK
+    [entry] = pod.conntrack()
+    assert entry.state == "midstream" and entry.expires_in_s <= 10
+
+
+def test_after_a_revocation_no_ipv6_packet_of_the_connection_passes_either_way(
+        pod: Pod) -> None:
+    assert pod.into(syn6(PEER, POD, 80)) == TC_ACT_OK
+    assert pod.out_of(ipv6_frame(POD, PEER, TCP, tcp_header(80, 40000, TCP_SYN | TCP_ACK))) \
+        == TC_ACT_OK
+    data_in = ipv6_frame(PEER, POD, TCP, tcp_header(40000, 80, TCP_ACK, b"x"))
+    data_out = ipv6_frame(POD, PEER, TCP, tcp_header(80, 40000, TCP_ACK, b"y"))
+    assert pod.into(data_in) == TC_ACT_OK
+    slot = EndpointSlot(ENDPOINT_ID, "", LOOPBACK, POD4, IDENT, POD)
+    revoked = EndpointPolicy(True, True, frozenset(
+        k for k in POLICY.entries if not (k.peer == PEER_ID and k.direction is Direction.INGRESS)))
+    pod.drain()
+    pod.dp.update_endpoint(slot, revoked)
+    try:
+        assert pod.into(data_in) == TC_ACT_SHOT
+        assert pod.out_of(data_out) == TC_ACT_SHOT        # the reply is decided as forward
+        assert drops(pod.drain()) == [DropReason.POLICY, DropReason.POLICY]
+    finally:
+        pod.dp.update_endpoint(slot, POLICY)
+    assert pod.out_of(data_out) == TC_ACT_OK              # allowed again: re-stamped
+    assert pod.into(data_in) == TC_ACT_OK
+
+
+def test_an_icmpv6_error_about_a_stale_connection_is_decided_as_plain_icmpv6(pod: Pod) -> None:
+    assert pod.out_of(syn6(POD, PEER, 80)) == TC_ACT_OK
+    before = pod.dp.policy_revision()
+    pod.dp.sync_cluster_maps(ClusterMaps(*pod.dp.dump_ipcache()))     # a bump, no re-stamp
+    assert pod.dp.policy_revision() > before
+    embedded = ipv6_packet(POD, PEER, TCP, tcp_header(40000, 80, TCP_SYN))
+    error = ipv6_frame(WORLD_OUTSIDE, POD, IPPROTO_ICMPV6,
+                       icmp6_error(ICMP6_DEST_UNREACH, embedded))
+    assert pod.into(error) == TC_ACT_SHOT                 # world may send the pod nothing
+    assert pod.out_of(syn6(POD, PEER, 80)) == TC_ACT_OK   # the SYN again: re-stamped
+    assert pod.into(error) == TC_ACT_OK

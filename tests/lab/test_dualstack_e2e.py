@@ -17,7 +17,7 @@ agree with the NetworkPolicy spec.
   the check     per family: the CLI's `lab probe --family` verdicts for every ordered pair
                 of the nine pods on TCP and UDP, ports 80 and 81, and `policy matrix -f
                 --family` over the same manifests, each equal to the spec's answer
-                (netpol_spec.py, which shares no code with the engine)
+                (tests/datapath/netpol_spec.py, which shares no code with the engine)
 
 SCTP is not sent: this kernel has no SCTP sockets (the unit test covers SCTP).
 """
@@ -37,17 +37,17 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from agent.k8s.objects import ClusterObjects
+from agent.k8s.objects import ClusterObjects, Protocol
 from cli.main import main as membrane
 from lab.controller import Lab
 from tests.lab.agentlab import state_of
+from tests.datapath.netpol_spec import spec_allows
 from tests.lab.conftest import needs_root, unique_lab_name
 
-# The generator and the oracle live with the unit tests (pytest puts tests/unit on
-# sys.path only when it collects that directory).
+# The generator lives with the unit tests (pytest puts tests/unit on sys.path only when
+# it collects that directory).
 sys.path.append(str(Path(__file__).resolve().parents[1] / "unit"))
 import dualstack_scenarios as dual  # noqa: E402
-from netpol_spec import allowed as spec_allowed  # noqa: E402
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
@@ -90,7 +90,8 @@ def verdicts(data: dict[str, Any]) -> dict[Key, bool]:
 
 
 def spec(objects: ClusterObjects, family: int) -> dict[Key, bool]:
-    return {(s, d, port, proto): spec_allowed(objects, s, d, proto, port, family)
+    return {(s, d, port, proto): spec_allows(objects, s, d, Protocol(proto), port,
+                                             family=family)
             for s in dual.PODS for d in dual.PODS if s != d
             for port in PORTS for proto in PROTOCOLS}
 
