@@ -41,6 +41,20 @@ def server_credentials(cert: str | Path | None, key: str | Path | None,
                                        require_client_auth=True)
 
 
+def tls_server_credentials(cert: str | Path | None, key: str | Path | None,
+                           client_ca: str | Path | None) -> grpc.ServerCredentials:
+    """TLS with the server's certificate and key; with a client CA, clients must show a
+    certificate it signed (mutual TLS), without one any client may connect (the relay's
+    listener in front of a port-forward)."""
+    cert_pem = _read("server certificate", cert, "--tls-cert")
+    key_pem = _read("server key", key, "--tls-key")
+    if client_ca is None:
+        return grpc.ssl_server_credentials([(key_pem, cert_pem)])
+    ca_pem = _read("client CA", client_ca, "--tls-client-ca")
+    return grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=ca_pem,
+                                       require_client_auth=True)
+
+
 def serve_tcp_with_tls(observer: FlowObserver, address: str, cert: str | Path | None,
                        key: str | Path | None, client_ca: str | Path | None,
                        max_workers: int = 16) -> grpc.Server:
