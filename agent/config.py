@@ -1,9 +1,22 @@
-"""The agent's settings, from flags (or the DaemonSet's ConfigMap, which sets flags)."""
+"""The agent's settings, from flags (or the DaemonSet's ConfigMap, which sets flags).
+
+Every default lives here: `membrane agent`'s flags (cli/daemon.py) read theirs from
+`AgentConfig`, and the flow ring's sizes are observe.ring's constants, one number each.
+`validate()` refuses a combination the agent cannot run with, before anything is built.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from agent.api.client import DEFAULT_SOCKET
+from core.errors import MembraneError
+from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
+
+LAB_SOURCE_PREFIX = "lab:"
+IDENTITY_BACKENDS = ("local", "etcd")
+DATAPATHS = ("bpf", "fake")
 
 
 @dataclass(frozen=True)
@@ -11,15 +24,15 @@ class AgentConfig:
     node: str
     source: str = "kubernetes"               # "kubernetes" | "lab:<store dir>"
     state_dir: Path = Path("/var/lib/membrane")
-    socket: str = "/run/membrane/agent.sock"
+    socket: str = DEFAULT_SOCKET
     bpffs: str = "/sys/fs/bpf/membrane"
     cluster: str = "default"
     identity_backend: str = "local"          # "local" | "etcd"
     etcd_endpoints: tuple[str, ...] = ()
     identity_grace_seconds: float = 300.0
     exclude_labels: tuple[str, ...] = ()
-    flow_capacity: int = 4095
-    event_queue_size: int = 65536
+    flow_capacity: int = DEFAULT_CAPACITY
+    event_queue_size: int = DEFAULT_QUEUE_SIZE
     # 2 MiB of kernel ring holds ~180 ms of events at 200k/s (64 pages: ~23 ms), enough
     # to ride out reader stalls on a busy 2-CPU node (docs/PERFORMANCE.md, events).
     event_ring_pages: int = 512
@@ -30,8 +43,24 @@ class AgentConfig:
     max_policy_entries: int = 65536
     max_conntrack_entries: int = 262144
     conntrack_gc_interval: float = 5.0
+    identity_gc_interval: float = 30.0       # unreferenced identities past their grace
     observer_listen: str | None = None       # "0.0.0.0:4245": Observer on TCP, mutual TLS only
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def lab_store(self) -> str | None:
+        """The store directory of a "lab:<dir>" source, else None."""
+        if self.source.startswith(LAB_SOURCE_PREFIX):
+            return self.source[len(LAB_SOURCE_PREFIX):]
+        return None
+
+    def validate(self) -> None:
+        """The source and the datapath are checked where they are built (agent.compose),
+        since tests hand the agent their own."""
+        if self.identity_backend not in IDENTITY_BACKENDS:
+            raise MembraneError(f"--identity-backend {self.identity_backend!r}: expected "
+                                f"{' or '.join(IDENTITY_BACKENDS)}")
+        if self.identity_backend == "etcd" and not self.etcd_endpoints:
+            raise MembraneError("--identity-backend etcd needs --etcd URL")

@@ -9,18 +9,25 @@ registers a pod's host-side veth. Its lifecycle follows Cilium's states:
 
 Registrations are persisted in the state directory so a restarted agent knows which
 pinned endpoints are still wanted (reconciliation), and ids stay stable.
+
+The registry keeps the records; `agent.endpoint_manager` drives their lifecycle and the
+regenerator (`agent.regeneration`) their maps. Records are mutated under the agent's
+state lock; readers elsewhere (the API) take `Endpoint.view()` copies.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Callable
 
+from agent.api.services import EndpointView
 from core.errors import MembraneError
 
 
@@ -56,6 +63,22 @@ class Endpoint:
     def key(self) -> str:
         return f"{self.namespace}/{self.pod}"
 
+    def view(self) -> EndpointView:
+        return EndpointView(
+            id=self.id, namespace=self.namespace, pod=self.pod, ifname=self.ifname,
+            ipv4=self.ipv4, ifindex=self.ifindex, identity=self.identity,
+            state=self.state.value, error=self.error, ingress_enforced=self.ingress_enforced,
+            egress_enforced=self.egress_enforced, policy_revision=self.policy_revision,
+            policy_entries=self.policy_entries, last_regeneration_ms=self.last_regeneration_ms)
+
+
+def interface_index(ifname: str) -> int:
+    """The interface's index in this network namespace, 0 if there is none."""
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return 0
+
 
 MAX_ENDPOINT_ID = 65535  # the datapath stores endpoint ids in 16 bits
 
@@ -66,6 +89,7 @@ class EndpointRegistry:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "endpoints.json"
         self._by_id: dict[int, Endpoint] = {}
+        self._lock = threading.Lock()            # _by_id: read from API threads too
         self._changed = threading.Condition()
         self._load()
 
@@ -82,22 +106,22 @@ class EndpointRegistry:
 
     def _save(self) -> None:
         rows = [{"id": e.id, "namespace": e.namespace, "pod": e.pod, "ifname": e.ifname,
-                 "ipv4": e.ipv4, "container_id": e.container_id} for e in self._by_id.values()]
+                 "ipv4": e.ipv4, "container_id": e.container_id} for e in self.all()]
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(sorted(rows, key=lambda r: r["id"]), indent=1))
         os.replace(tmp, self.path)
 
     def all(self) -> list[Endpoint]:
-        return sorted(self._by_id.values(), key=lambda e: e.id)
+        with self._lock:
+            return sorted(self._by_id.values(), key=lambda e: e.id)
 
     def get(self, endpoint_id: int) -> Endpoint | None:
-        return self._by_id.get(endpoint_id)
+        with self._lock:
+            return self._by_id.get(endpoint_id)
 
     def by_pod(self, key: str) -> Endpoint | None:
-        for ep in self._by_id.values():
-            if ep.key == key:
-                return ep
-        return None
+        with self._lock:
+            return next((ep for ep in self._by_id.values() if ep.key == key), None)
 
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
                  container_id: str = "") -> Endpoint:
@@ -111,17 +135,20 @@ class EndpointRegistry:
             existing.container_id = container_id or existing.container_id
             self._save()
             return existing
-        used = set(self._by_id)
-        new_id = next((i for i in range(1, MAX_ENDPOINT_ID + 1) if i not in used), None)
-        if new_id is None:
-            raise MembraneError(f"endpoint {namespace}/{pod}: all {MAX_ENDPOINT_ID} endpoint ids in use")
-        ep = Endpoint(new_id, namespace, pod, ifname, ipv4, container_id)
-        self._by_id[new_id] = ep
+        with self._lock:
+            used = set(self._by_id)
+            new_id = next((i for i in range(1, MAX_ENDPOINT_ID + 1) if i not in used), None)
+            if new_id is None:
+                raise MembraneError(f"endpoint {namespace}/{pod}: all {MAX_ENDPOINT_ID} "
+                                    "endpoint ids in use")
+            ep = Endpoint(new_id, namespace, pod, ifname, ipv4, container_id)
+            self._by_id[new_id] = ep
         self._save()
         return ep
 
     def remove(self, endpoint_id: int) -> Endpoint | None:
-        ep = self._by_id.pop(endpoint_id, None)
+        with self._lock:
+            ep = self._by_id.pop(endpoint_id, None)
         self._save()
         return ep
 
@@ -129,12 +156,7 @@ class EndpointRegistry:
         with self._changed:
             self._changed.notify_all()
 
-    def wait(self, predicate: "callable[[], bool]", timeout: float) -> bool:  # type: ignore[valid-type]
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Blocks until predicate holds (checked at every notify) or timeout; its value."""
         with self._changed:
-            return self._changed.wait_for(predicate, timeout)  # type: ignore[misc]
-
-
-def endpoint_dict(ep: Endpoint) -> dict[str, object]:
-    d = asdict(ep)
-    d["state"] = ep.state.value
-    return d
+            return self._changed.wait_for(predicate, timeout)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Union
+from typing import Callable
 
-from core.errors import MembraneError
-from agent.k8s.objects import ClusterObjects, Namespace, NetworkPolicy, Node, Pod, Service
+from core.errors import InvalidObject, MembraneError
+from agent.k8s.objects import (ClusterObject, ClusterObjects, Namespace, NetworkPolicy, Node,
+                               Pod, Service)
 
-StoreObject = Union[Namespace, Pod, NetworkPolicy, Service, Node]
+StoreObject = ClusterObject
 
 KINDS: dict[type, str] = {Namespace: "Namespace", Pod: "Pod", NetworkPolicy: "NetworkPolicy",
                           Service: "Service", Node: "Node"}
@@ -67,13 +68,13 @@ class Store:
     def upsert(self, obj: StoreObject) -> None:
         with self._lock:
             kind, key = object_key(obj)
-            self._table(kind)[key] = obj
+            self._put(key, obj)
             self._rejected.pop((kind, key), None)
             self._bump()
 
     def delete(self, kind: str, key: str) -> None:
         with self._lock:
-            self._table(kind).pop(key, None)
+            self._remove(kind, key)
             self._rejected.pop((kind, key), None)
             self._bump()
 
@@ -81,7 +82,7 @@ class Store:
         """An object the source saw but validation refused: the previous version is
         dropped too (enforcing a stale policy would be silent), and the error is kept."""
         with self._lock:
-            self._table(kind).pop(key, None)
+            self._remove(kind, key)
             self._rejected[(kind, key)] = str(error)
             self._bump()
 
@@ -97,27 +98,56 @@ class Store:
         with self._lock:
             return self._revision
 
+    @property
+    def synced(self) -> bool:
+        """The source's initial list is in (cheap: no snapshot)."""
+        with self._lock:
+            return self._synced
+
+    @property
+    def source_revision(self) -> int:
+        with self._lock:
+            return self._source_revision
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(self._revision, _copy(self._objects), self._source_revision,
                             self._changed_at,
                             tuple(sorted(self._rejected.values())), self._synced)
 
-    def wait_for_change(self, after_revision: int, timeout: float) -> int:
-        with self._lock:
-            self._lock.wait_for(lambda: self._revision > after_revision, timeout)
-            return self._revision
-
     def subscribe(self, listener: Callable[[int], None]) -> None:
         self._listeners.append(listener)
 
     # -- internals -----------------------------------------------------------------
-    def _table(self, kind: str) -> dict:  # type: ignore[type-arg]
-        return {
-            "Namespace": self._objects.namespaces, "Pod": self._objects.pods,
-            "NetworkPolicy": self._objects.policies, "Service": self._objects.services,
-            "Node": self._objects.nodes,
-        }[kind]
+    def _put(self, key: str, obj: StoreObject) -> None:
+        objects = self._objects
+        match obj:
+            case Namespace():
+                objects.namespaces[key] = obj
+            case Pod():
+                objects.pods[key] = obj
+            case NetworkPolicy():
+                objects.policies[key] = obj
+            case Service():
+                objects.services[key] = obj
+            case Node():
+                objects.nodes[key] = obj
+
+    def _remove(self, kind: str, key: str) -> None:
+        objects = self._objects
+        match kind:
+            case "Namespace":
+                objects.namespaces.pop(key, None)
+            case "Pod":
+                objects.pods.pop(key, None)
+            case "NetworkPolicy":
+                objects.policies.pop(key, None)
+            case "Service":
+                objects.services.pop(key, None)
+            case "Node":
+                objects.nodes.pop(key, None)
+            case _:
+                raise KeyError(f"store: no kind {kind!r}")
 
     def _bump(self) -> None:
         self._revision += 1
@@ -129,8 +159,6 @@ class Store:
 
 def _error_key(error: MembraneError, index: int) -> tuple[str, str]:
     """Rejections are keyed like objects, so a fixed object's upsert clears its error."""
-    from core.errors import InvalidObject
-
     if isinstance(error, InvalidObject):
         return error.kind, error.name
     return "?", str(index)

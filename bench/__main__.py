@@ -6,8 +6,9 @@
     --endpoints 100,...  endpoint counts of the programming benchmark
     --out PATH           where the JSON goes (default bench/results.json)
 
-Needs root, bpffs and bcc (scripts/setup.sh). Every namespace is mbrb-<pid>-*, deleted
-by name at the end even on failure; a failing benchmark is reported and the others run.
+Needs root, bpffs and bcc (scripts/setup.sh). Every namespace is mbrb-<pid>-*, recorded
+when created and deleted by that name at the end even on failure; a failing benchmark is
+reported and the others run.
 """
 
 from __future__ import annotations
@@ -26,20 +27,10 @@ from typing import Any, Callable
 
 from bench import datapath, events, memory, programming, startup
 from bench.report import Table, verdicts, write_results
-from bench.topology import PREFIX, cleanup_pins, sh
+from bench.topology import remove_leftovers
 
 NAMES = ("datapath", "programming", "startup", "events", "memory")
 log = logging.getLogger("bench")
-
-
-def _leftovers() -> None:
-    """Deletes any namespace of this run that a crash left behind (by exact name)."""
-    out = sh("ip", "netns", "list", check=False).stdout
-    for line in out.splitlines():
-        name = line.split()[0] if line.split() else ""
-        if name.startswith(PREFIX + "-"):
-            sh("ip", "netns", "del", name, check=False)
-    cleanup_pins()
 
 
 def main() -> int:
@@ -108,7 +99,7 @@ def main() -> int:
             for tab in tabs:
                 print(tab.render() + "\n", flush=True)
     finally:
-        _leftovers()
+        remove_leftovers()
     summary = verdicts(targets)
     results["targets"] = summary.to_dict()
     results["tables"] = [t.to_dict() for t in all_tables]

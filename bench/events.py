@@ -9,9 +9,9 @@ records (a POLICY_VERDICT for the new flow and a DROP). bench/traffic.py flood s
 Python sender can. (iperf3 -u cannot be the sender: its UDP handshake is denied too.)
 
 The worker runs inside the node namespace and does what the agent does with events
-(agent.daemon._events_loop): a thread calls datapath.poll_events(100) and then
+(agent.observing.EventPipeline.run): a thread calls datapath.poll_events(100) and then
 datapath.lost_events() for the kernel's lost counter, which it reports to the FlowObserver;
-the handler is FlowObserver.on_event (queue 65,536, the agent's default), whose worker
+the handler is FlowObserver.on_events (queue 65,536, the agent's default), whose worker
 builds Flows into the ring (4,095). Per stage, after the sender stops and the pipeline
 drains, the books must balance exactly:
 
@@ -55,7 +55,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     from agent.datapath.bpf import BpfDatapath
     from agent.datapath.interface import EndpointSlot
     from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, PolicyKey
-    from bench.topology import pin_dir, python_in_pod
+    from bench.topology import pin_dir, pod_cmd, python_in_pod
     from observe.ring import FlowObserver
 
     rates = [int(r) for r in a.rates.split(",")]
@@ -69,7 +69,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     every = a.lost_every_ms / 1000
 
     def events_loop() -> None:
-        # As agent.daemon._events_loop: poll, then check the kernel's lost counter (at
+        # As agent.observing.EventPipeline.run: poll, then check the kernel's lost counter (at
         # most every `every` seconds: lost_events() walks a per-CPU map through bcc,
         # which costs more than reading a poll's records; the counter is cumulative, so
         # reading it less often delays the report, never loses a count).
@@ -97,7 +97,10 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             {PolicyKey(Direction.EGRESS, 901, 6, 5201, 5201)})))
         observer.start()
         if a.per_event:
-            dp.set_event_handler(observer.on_event)
+            def one_by_one(batch: Any) -> None:
+                for event in batch.events():
+                    observer.on_event(event)
+            dp.set_batch_handler(one_by_one)
         else:
             dp.set_batch_handler(observer.on_events)
         mode = dp._reader.mode if dp._reader is not None else ""
@@ -109,9 +112,9 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
                                       "klost": lost_seen[0],
                       "seen": observer.status().seen_flows,
                       "qlost": observer.status().lost.get("OBSERVER_EVENTS_QUEUE", 0)}
-            cmd = ["ip", "netns", "exec", a.client_ns,
-                   *python_in_pod("flood", a.server_ip, "5204", str(rate), str(a.seconds),
-                                  str(DATAGRAM))]
+            cmd = pod_cmd(a.client_ns,
+                          *python_in_pod("flood", a.server_ip, "5204", str(rate),
+                                         str(a.seconds), str(DATAGRAM)))
             t0 = time.monotonic()
             r = subprocess.run(cmd, text=True, capture_output=True, timeout=a.seconds + 30)
             sent_s = time.monotonic() - t0
@@ -198,7 +201,7 @@ def tables(res: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, str]]
                 "the kernel's drop counters) / stage seconds; "
                 "read + kernel lost must equal it, and read = flows + queue lost "
                 "(unaccounted = the difference, 0 when the books balance).",
-                "reader as agent.daemon._events_loop: poll_events(100), then "
+                "reader as agent.observing.EventPipeline.run: poll_events(100), then "
                 "datapath.lost_events() at most every "
                 f"{res.get('lost_every_ms', 0)} ms (0: every poll); "
                 f"kernel ring {res.get('ring_pages', AGENT_RING_PAGES)} pages; "
@@ -221,7 +224,7 @@ def main() -> None:
     for flag in ("--seconds", "--client-ifindex", "--server-ifindex"):
         w.add_argument(flag, type=int, required=True)
     w.add_argument("--per-event", action="store_true",
-                   help="the old hand-over: set_event_handler(FlowObserver.on_event)")
+                   help="the old hand-over: each event decoded and handed over alone")
     w.add_argument("--ring-pages", type=int, default=AGENT_RING_PAGES)
     w.add_argument("--lost-every-ms", type=int, default=100,
                    help="read the kernel lost counter at most this often (0: every poll)")

@@ -29,9 +29,8 @@ import sys
 import time
 from typing import Any, Iterator
 
-from pyroute2 import netns as pyroute2_netns
-
 from bench.topology import own
+from lab.netbuilder import enter_netns, open_netns
 
 REQUEST = 64
 RST_ON_CLOSE = struct.pack("ii", 1, 0)   # close with RST: no TIME_WAIT pile-up
@@ -50,14 +49,13 @@ class Namespaces:
 
     def __init__(self, pods: dict[str, tuple[str, str]]) -> None:
         self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
-        self.fds = {m: os.open(f"/run/netns/{own(ns)}", os.O_RDONLY)
-                    for m, (ns, _) in pods.items()}
+        self.fds = {m: open_netns(own(ns)) for m, (ns, _) in pods.items()}
 
     def enter(self, mode: str) -> None:
-        pyroute2_netns.setns(self.fds[mode], flags=0)
+        enter_netns(self.fds[mode])
 
     def leave(self) -> None:
-        pyroute2_netns.setns(self.home, flags=0)
+        enter_netns(self.home)
 
     def socket_in(self, mode: str) -> socket.socket:
         self.enter(mode)

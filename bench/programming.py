@@ -100,7 +100,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     from agent.policy.engine import PolicyEngine
     from bench import cluster
     from bench.memory import rss_kb
-    from bench.topology import pin_dir, python_in_pod
+    from bench.topology import pin_dir, pod_cmd, python_in_pod
     from identity.cidr import CidrAllocator
     from identity.local import LocalAllocator
 
@@ -142,9 +142,9 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             slots[key] = slot
         attach_s = time.monotonic() - t0
         setup_s = time.monotonic() - t_start
-        probe = subprocess.Popen(["ip", "netns", "exec", a.client_ns,
-                                  *python_in_pod("probe", a.server_ip,
-                                                 str(cluster.PROBE_PORT))],
+        probe = subprocess.Popen(pod_cmd(a.client_ns,
+                                         *python_in_pod("probe", a.server_ip,
+                                                        str(cluster.PROBE_PORT))),
                                  stdout=subprocess.PIPE, text=True)
         watch = ProbeWatch(probe)
         if watch.wait(1, 0, 10) is None:

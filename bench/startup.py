@@ -78,8 +78,8 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
            "start_ms": (t_started - t_constructed) / 1e6,
            "register_ms": (t_ready - t_started) / 1e6,
            "total_ms": (t_ready - a.t0) / 1e6,
-           "endpoints_by_state": status["endpoints_by_state"],
-           "identities": status["identities"], "rss_kb": rss_kb()}
+           "endpoints_by_state": dict(status.endpoints_by_state),
+           "identities": status.identities, "rss_kb": rss_kb()}
     agent.stop()   # programs and pins stay: the parent checks enforcement afterwards
     return out
 

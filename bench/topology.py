@@ -4,12 +4,14 @@
        |  veth
     node netns  <host_if>, /32 route + static neighbour per pod, ip_forward=1
 
-This is the lab's shape (agent/lab) without its controller, so that a benchmark can build
-three identical nodes side by side and compare them. Every namespace is named
-`mbrb-<pid>-<tag>-...`; veths are created inside the node namespace so their names never
-touch the machine's. `destroy()` kills the processes it started (by pid) and deletes the
-namespaces it created (by name), which takes their veths, routes, iptables rules and
-ipsets with them. Nothing here touches the root namespace.
+This is the lab's shape (lab/) without its controller, so that a benchmark can build
+three identical nodes side by side and compare them, with the lab's builder
+(lab/netbuilder.py). Every namespace is named `mbrb-<pid>-<tag>-...` and recorded before
+it is created, in its node and in this run's list (`remove_leftovers`); veths are created
+inside the node namespace so their names never touch the machine's. `destroy()` kills the
+processes it started (by pid) and deletes the namespaces it created (by name), which
+takes their veths, routes, iptables rules and ipsets with them. Nothing here touches the
+root namespace.
 
 Extra endpoints for scale tests are veth pairs with both ends in the node namespace
 (`dm<i>` / `dp<i>`; this kernel has no `dummy` driver): `dm<i>` gets an ifindex, a clsact
@@ -26,7 +28,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
+
+from core.errors import LabError
+from lab.netbuilder import NetBuilder, net_command, pod_command
 
 # Workers started by a benchmark inherit its prefix, so they may touch its namespaces.
 PREFIX = os.environ.get("MBRB_PREFIX") or f"mbrb-{os.getpid()}"
@@ -36,6 +41,8 @@ if not os.path.exists(PYTHON):
     PYTHON = sys.executable
 GATEWAY = "169.254.1.1"
 PIN_ROOT = f"/sys/fs/bpf/{PREFIX}"
+# Every namespace this process created, in order: what `remove_leftovers` deletes.
+CREATED: list[str] = []
 
 
 def sh(*args: str, check: bool = True, input: str | None = None,
@@ -55,22 +62,38 @@ def own(ns: str) -> str:
     return ns
 
 
+def pod_cmd(ns: str, *args: str) -> list[str]:
+    """The command line running args in one of our namespaces as a pod's process (it
+    remounts /sys, fine for pods and iptables; what needs /sys/fs/bpf uses `nsenter_cmd`)."""
+    return pod_command(own(ns), args)
+
+
 def in_ns(ns: str, *args: str, check: bool = True, input: str | None = None,
           timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """A command inside one of our namespaces. `ip netns exec` remounts /sys, which is
-    fine for pods and iptables; code that needs /sys/fs/bpf uses `nsenter_cmd`."""
-    return sh("ip", "netns", "exec", own(ns), *args, check=check, input=input,
-              timeout=timeout)
+    """Runs a command inside one of our namespaces (`pod_cmd`) to completion."""
+    return sh(*pod_cmd(ns, *args), check=check, input=input, timeout=timeout)
 
 
 def nsenter_cmd(ns: str, *args: str) -> list[str]:
     """Enter only the network namespace (as the agent does): bpffs pins stay visible."""
-    return ["nsenter", f"--net=/run/netns/{own(ns)}", *args]
+    return net_command(own(ns), args)
 
 
-def link(ns: str, ifname: str) -> dict[str, object]:
-    out = sh("ip", "-n", own(ns), "-j", "link", "show", ifname).stdout
-    return json.loads(out)[0]  # type: ignore[no-any-return]
+def _record(name: str) -> None:
+    CREATED.append(own(name))
+
+
+def remove_leftovers() -> None:
+    """Deletes every namespace this process created that a crash left behind (by name),
+    and the pin root."""
+    with NetBuilder() as net:
+        for name in reversed(CREATED):
+            try:
+                net.delete(name)
+            except LabError as err:   # say so, and remove the others
+                print(f"bench: {err}", file=sys.stderr)
+    CREATED.clear()
+    cleanup_pins()
 
 
 @dataclass
@@ -95,15 +118,20 @@ class Node:
     dummies: list[tuple[str, int]] = field(default_factory=list)   # (ifname, ifindex)
     _namespaces: list[str] = field(default_factory=list)
     _procs: list[subprocess.Popen[str]] = field(default_factory=list)
+    _net: NetBuilder = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = f"{PREFIX}-{self.tag}-node"
+        self._net = NetBuilder(record=self._record)
+
+    def _record(self, name: str) -> None:
+        _record(name)
+        self._namespaces.append(name)
 
     # -- build / destroy ------------------------------------------------------------
     def build(self) -> "Node":
         try:
-            self._add_ns(self.name)
-            in_ns(self.name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            self._net.create(own(self.name), {"net.ipv4.ip_forward": "1"})
             for i, pod in enumerate(self.pod_names):
                 self._add_pod(pod, f"10.{self.subnet}.0.{10 + i}", f"lxc{i}")
         except BaseException:
@@ -111,45 +139,36 @@ class Node:
             raise
         return self
 
-    def _add_ns(self, name: str) -> None:
-        sh("ip", "netns", "add", own(name))
-        self._namespaces.append(name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-
     def _add_pod(self, pod: str, ip: str, host_if: str) -> None:
-        ns = f"{PREFIX}-{self.tag}-{pod}"
-        self._add_ns(ns)
-        sh("ip", "-n", self.name, "link", "add", host_if, "type", "veth", "peer", "name",
-           "eth0", "netns", ns)
-        host_mac = str(link(self.name, host_if)["address"])
-        pod_mac = str(link(ns, "eth0")["address"])
-        batch_pod = [f"addr add {ip}/32 dev eth0", "link set eth0 up",
-                     f"route add {GATEWAY} dev eth0 scope link",
-                     f"route add default via {GATEWAY} dev eth0",
-                     f"neigh add {GATEWAY} lladdr {host_mac} dev eth0 nud permanent"]
-        sh("ip", "-n", ns, "-batch", "-", input="\n".join(batch_pod) + "\n")
-        batch_node = [f"link set {host_if} up", f"route add {ip}/32 dev {host_if}",
-                      f"neigh add {ip} lladdr {pod_mac} dev {host_if} nud permanent"]
-        sh("ip", "-n", self.name, "-batch", "-", input="\n".join(batch_node) + "\n")
-        ifindex = int(link(self.name, host_if)["ifindex"])  # type: ignore[call-overload]
-        self.pods[pod] = Pod(pod, ns, ip, host_if, ifindex)
+        ns = own(f"{PREFIX}-{self.tag}-{pod}")
+        net = self._net
+        net.create(ns)
+        host = net.veth(self.name, host_if, "eth0", peer_netns=ns)
+        pod_mac = net.link(ns, "eth0").mac
+        net.address(ns, "eth0", f"{ip}/32")
+        net.up(ns, "eth0")
+        net.route(ns, GATEWAY, dev="eth0")
+        net.route(ns, "default", via=GATEWAY, dev="eth0")
+        net.neighbour(ns, "eth0", GATEWAY, host.mac)
+        net.up(self.name, host_if)
+        net.route(self.name, f"{ip}/32", dev=host_if)
+        net.neighbour(self.name, host_if, ip, pod_mac)
+        self.pods[pod] = Pod(pod, ns, ip, host_if, host.index)
 
     def add_dummies(self, n: int) -> list[tuple[str, int]]:
-        """n idle endpoints `dm<i>` in the node namespace, created in one batch."""
+        """n idle endpoints `dm<i>` in the node namespace (peers `dp<i>` beside them)."""
         start = len(self.dummies)
-        names = [f"dm{start + i}" for i in range(n)]
-        cmds = [f"link add {d} type veth peer name dp{d[2:]}" for d in names]
-        cmds += [f"link set {d} up" for d in names]
-        sh("ip", "-n", self.name, "-batch", "-", input="\n".join(cmds) + "\n")
-        out = json.loads(sh("ip", "-n", self.name, "-j", "link", "show").stdout)
-        index = {str(x["ifname"]): int(x["ifindex"]) for x in out}
-        added = [(d, index[d]) for d in names]
+        added = []
+        for i in range(start, start + n):
+            end = self._net.veth(self.name, f"dm{i}", f"dp{i}")
+            self._net.up(self.name, end.name)
+            added.append((end.name, end.index))
         self.dummies += added
         return added
 
     def spawn(self, pod: str, *args: str) -> subprocess.Popen[str]:
         """A long-running process in a pod's namespace; destroy() kills it by pid."""
-        p = subprocess.Popen(["ip", "netns", "exec", own(self.pods[pod].ns), *args],
+        p = subprocess.Popen(pod_cmd(self.pods[pod].ns, *args),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._procs.append(p)
         return p
@@ -167,9 +186,16 @@ class Node:
             except subprocess.TimeoutExpired:
                 pass
         self._procs.clear()
+        failed: list[LabError] = []
         for ns in reversed(self._namespaces):
-            sh("ip", "netns", "del", ns, check=False)
+            try:
+                self._net.delete(ns)
+            except LabError as err:   # the others still go; this one is reported
+                failed.append(err)
         self._namespaces.clear()
+        self._net.close()
+        if failed:
+            raise failed[0]
 
 
 def cleanup_pins() -> None:
@@ -206,4 +232,4 @@ def run_worker(node: str, module: str, *args: str, timeout: float = 600) -> dict
     if r.returncode != 0 or not lines:
         raise RuntimeError(f"worker {module} {' '.join(args)} failed (exit {r.returncode}):"
                            f"\n{r.stderr[-3000:]}")
-    return json.loads(lines[-1])  # type: ignore[no-any-return]
+    return cast(dict[str, object], json.loads(lines[-1]))

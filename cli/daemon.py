@@ -1,4 +1,7 @@
-"""`membrane agent`: run the agent on this node until SIGTERM."""
+"""`membrane agent`: run the agent on this node until SIGTERM.
+
+Every flag's default is AgentConfig's (agent/config.py), the one place defaults live.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig
+from agent.config import DATAPATHS, IDENTITY_BACKENDS, AgentConfig
+
+DEFAULTS = AgentConfig(node="")
 
 EXAMPLES = """\
 examples:
@@ -21,44 +26,42 @@ examples:
 
 
 def register(sub: Any) -> None:
+    d = DEFAULTS
     p = sub.add_parser("agent", help="run the agent on this node",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--node", required=True, help="this node's name")
-    p.add_argument("--source", default="kubernetes", help="kubernetes | lab:<store dir>")
-    p.add_argument("--kubeconfig", default=None)
-    p.add_argument("--state-dir", default="/var/lib/membrane", type=Path)
-    p.add_argument("--socket", default="/run/membrane/agent.sock")
-    p.add_argument("--bpffs", default="/sys/fs/bpf/membrane")
-    p.add_argument("--cluster", default="default")
-    p.add_argument("--identity-backend", choices=("local", "etcd"), default="local")
-    p.add_argument("--etcd", action="append", default=[], metavar="URL")
-    p.add_argument("--identity-grace", type=float, default=300.0, metavar="SECONDS")
-    p.add_argument("--exclude-label", action="append", default=[], metavar="KEY",
-                   help="a pod label key left out of identities (repeatable)")
-    p.add_argument("--flow-capacity", type=int, default=4095)
-    p.add_argument("--event-queue", type=int, default=65536)
-    p.add_argument("--event-ring-pages", type=int, default=512,
+    p.add_argument("--source", default=d.source, help="kubernetes | lab:<store dir>")
+    p.add_argument("--kubeconfig", default=d.kubeconfig)
+    p.add_argument("--state-dir", default=d.state_dir, type=Path)
+    p.add_argument("--socket", default=d.socket)
+    p.add_argument("--bpffs", default=d.bpffs)
+    p.add_argument("--cluster", default=d.cluster)
+    p.add_argument("--identity-backend", choices=IDENTITY_BACKENDS, default=d.identity_backend)
+    p.add_argument("--etcd", action="append", default=list(d.etcd_endpoints), metavar="URL")
+    p.add_argument("--identity-grace", type=float, default=d.identity_grace_seconds,
+                   metavar="SECONDS")
+    p.add_argument("--exclude-label", action="append", default=list(d.exclude_labels),
+                   metavar="KEY", help="a pod label key left out of identities (repeatable)")
+    p.add_argument("--flow-capacity", type=int, default=d.flow_capacity)
+    p.add_argument("--event-queue", type=int, default=d.event_queue_size)
+    p.add_argument("--event-ring-pages", type=int, default=d.event_ring_pages,
                    help="kernel ring buffer size in pages (a power of two)")
-    p.add_argument("--metrics-port", type=int, default=None)
-    p.add_argument("--health-port", type=int, default=None)
-    p.add_argument("--observer-listen", default=None, metavar="HOST:PORT",
+    p.add_argument("--metrics-port", type=int, default=d.metrics_port)
+    p.add_argument("--health-port", type=int, default=d.health_port)
+    p.add_argument("--observer-listen", default=d.observer_listen, metavar="HOST:PORT",
                    help="also serve the Observer on TCP (needs the three --tls-* files)")
-    p.add_argument("--tls-cert", default=None)
-    p.add_argument("--tls-key", default=None)
-    p.add_argument("--tls-client-ca", default=None)
-    p.add_argument("--datapath", choices=("bpf", "fake"), default="bpf")
-    p.add_argument("--max-policy-entries", type=int, default=65536)
-    p.add_argument("--max-conntrack-entries", type=int, default=262144)
+    p.add_argument("--tls-cert", default=d.tls_cert)
+    p.add_argument("--tls-key", default=d.tls_key)
+    p.add_argument("--tls-client-ca", default=d.tls_client_ca)
+    p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
+    p.add_argument("--max-policy-entries", type=int, default=d.max_policy_entries)
+    p.add_argument("--max-conntrack-entries", type=int, default=d.max_conntrack_entries)
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from agent.daemon import Agent
-
-    config = AgentConfig(
+def config_from(args: argparse.Namespace) -> AgentConfig:
+    return AgentConfig(
         node=args.node, source=args.source, state_dir=args.state_dir, socket=args.socket,
         bpffs=args.bpffs, cluster=args.cluster, identity_backend=args.identity_backend,
         etcd_endpoints=tuple(args.etcd), identity_grace_seconds=args.identity_grace,
@@ -69,7 +72,16 @@ def run(args: argparse.Namespace) -> int:
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
-    agent = Agent(config)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Every other `membrane` command builds this parser too: only the agent loads the
+    # engine, allocators, datapath and servers.
+    from agent.daemon import Agent
+
+    agent = Agent(config_from(args))
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -79,10 +91,6 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     agent.start()
-    if args.health_port:
-        from agent.health import serve_health
-
-        serve_health(agent, args.health_port)
     stopping.wait()
     agent.stop()
     return 0

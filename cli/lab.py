@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
-from typing import Any
 
+from agent.policy.matrix import to_json, to_table
 from core.errors import LabError
+from lab.controller import Lab
+from lab.netbuilder import pod_command
+from lab.probe import run_probe
+from lab.state import known_labs
 
 EXAMPLES = """\
 examples:
@@ -22,13 +25,18 @@ examples:
 """
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lab = sub.add_parser("lab", help="a cluster of network namespaces on this machine",
                          description="Build and drive a lab: node and pod network namespaces, "
                                      "an agent per node, a DNS pod and an external host.",
                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = lab.add_subparsers(dest="verb", metavar="VERB")
-    lab.set_defaults(func=lambda a: (lab.print_help(), 2)[1])
+
+    def usage(args: argparse.Namespace) -> int:
+        lab.print_help()
+        return 2
+
+    lab.set_defaults(func=usage)
 
     def verb(name: str, help: str) -> argparse.ArgumentParser:
         p = verbs.add_parser(name, help=help, description=help)
@@ -80,9 +88,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_down)
 
 
-def _lab(args: argparse.Namespace) -> Any:
-    from lab.controller import Lab
-
+def _lab(args: argparse.Namespace) -> Lab:
     return Lab(args.name)
 
 
@@ -113,7 +119,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         raise LabError("nothing to run: `membrane lab exec NS/NAME -- CMD ...`")
     netns = _lab(args).netns_of(args.pod)
     try:
-        return subprocess.call(["ip", "netns", "exec", netns, *command])
+        return subprocess.call(pod_command(netns, command))
     except KeyboardInterrupt:
         return 130
 
@@ -142,27 +148,15 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from lab.probe import run_probe
-    from agent.policy.matrix import to_json, to_table
-
-    state = _lab(args)._state()
+    state = _lab(args).state()
     verdicts = run_probe(state, args.ports or [80], args.protocols or ["TCP"], args.timeout)
     print(to_json(verdicts) if args.output == "json" else to_table(verdicts), end="\n")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from lab.controller import Lab
-    from lab.state import known_labs
-
     for name in (known_labs() if args.all_mine else [args.name]):
         removed = Lab(name).down()
         print(f"lab {name}: " + ("removed" if removed else "nothing to remove"))
     return 0
 
-
-if __name__ == "__main__":  # handy while other CLI modules are still being written
-    parser = argparse.ArgumentParser(prog="membrane")
-    register(parser.add_subparsers())
-    ns = parser.parse_args()
-    sys.exit(ns.func(ns))

@@ -1,7 +1,8 @@
 """Wire constants every layer shares: IP protocols and traffic directions.
 
 One source for each: the datapath (bpf/lib/common.h), the policy map state, flows and the
-CLIs all read these. `tests/unit/test_core_protocols.py` checks them against the C.
+CLIs all read these. tests/unit/test_c_mirrors.py checks them against the C and the
+kernel's headers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """One `membrane agent` per lab node, run inside the node's netns like a hostNetwork
 DaemonSet pod; and, for `--identity-backend etcd` without a URL, one etcd for the lab.
 
-The agent is entered with `nsenter --net` only: `ip netns exec` would remount /sys and
-hide /sys/fs/bpf, so the agent's pins would not be the node's.
+The agent enters the node's network namespace only (netbuilder.net_command, nsenter
+--net): `ip netns exec` would remount /sys and hide /sys/fs/bpf, so the agent's pins would
+not be the node's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from agent.api.client import AgentClient, lab_socket
 from core.errors import AgentUnreachable, LabError, MembraneError
 from lab.names import UNDERLAY_ETCD_IP
-from lab.netns import spawn, tail
+from lab.netbuilder import net_command
+from lab.processes import spawn, tail
 from lab.state import LabState, NodeState, Process
 
 BPFFS_ROOT = Path("/sys/fs/bpf/membrane")
@@ -33,16 +35,16 @@ def node_dir(state: LabState, node: NodeState) -> Path:
 
 
 def agent_command(state: LabState, node: NodeState) -> list[str]:
-    cmd = ["nsenter", f"--net=/run/netns/{node.netns}", *membrane_command(), "agent",
-           "--node", node.name,
-           "--source", f"lab:{state.store_dir}",
-           "--state-dir", str(node_dir(state, node) / "state"),
-           "--socket", node.socket,
-           "--bpffs", node.bpffs,
-           "--identity-backend", state.identity_backend]
+    args = [*membrane_command(), "agent",
+            "--node", node.name,
+            "--source", f"lab:{state.store_dir}",
+            "--state-dir", str(node_dir(state, node) / "state"),
+            "--socket", node.socket,
+            "--bpffs", node.bpffs,
+            "--identity-backend", state.identity_backend]
     if state.identity_backend == "etcd":
-        cmd += ["--etcd", state.etcd_url]
-    return cmd
+        args += ["--etcd", state.etcd_url]
+    return net_command(node.netns, args)
 
 
 def start_agent(state: LabState, node: NodeState) -> subprocess.Popen[bytes]:
@@ -99,12 +101,12 @@ def start_etcd(state: LabState) -> None:
     """An etcd on the underlay bridge (172.18.0.2), reachable from every node netns."""
     url = f"http://{UNDERLAY_ETCD_IP}:{ETCD_PORT}"
     data = Path(state.root) / "etcd"
-    cmd = ["nsenter", f"--net=/run/netns/{state.underlay_netns}", "etcd",
-           "--name", f"mb-{state.name}", "--data-dir", str(data),
-           "--listen-client-urls", url, "--advertise-client-urls", url,
-           "--listen-peer-urls", "http://127.0.0.1:2380",
-           "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-           "--initial-cluster", f"mb-{state.name}=http://127.0.0.1:2380"]
+    cmd = net_command(state.underlay_netns, [
+        "etcd", "--name", f"mb-{state.name}", "--data-dir", str(data),
+        "--listen-client-urls", url, "--advertise-client-urls", url,
+        "--listen-peer-urls", "http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+        "--initial-cluster", f"mb-{state.name}=http://127.0.0.1:2380"])
     log = Path(state.root) / "etcd.log"
     proc = spawn(cmd, log)
     state.processes.append(Process(pid=proc.pid, marker=f"--data-dir {data} "))
@@ -114,8 +116,9 @@ def start_etcd(state: LabState) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
-        ok = subprocess.run(["nsenter", f"--net=/run/netns/{state.underlay_netns}", "curl",
-                             "-sf", "-m", "1", f"{url}/health"], capture_output=True)
+        ok = subprocess.run(net_command(state.underlay_netns,
+                                        ["curl", "-sf", "-m", "1", f"{url}/health"]),
+                            capture_output=True)
         if ok.returncode == 0:
             return
         time.sleep(0.2)

@@ -12,19 +12,25 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from agent.api.client import LAB_ROOT
+from agent.api.client import LAB_ROOT, AgentClient
+from agent.k8s.loader import parse_document, read_documents
+from agent.k8s.objects import Namespace, Node, Pod
+from agent.k8s.workloads import WORKLOAD_KINDS
+from agent.sources.labdir import Doc, LabStoreDir, doc_key
+from agent.store import StoreObject
 from core.errors import LabError, MembraneError
 from lab import agents as agent_procs
+from lab import netbuilder
 from lab import pods as podlib
 from lab import topology
 from lab.documents import dns_pod_doc, namespace_doc, node_doc, pod_document
 from lab.names import EXTERNAL_NAMES, LabNames
-from lab.netns import delete_netns, netns_exists, python_in_netns, spawn, stop, wait_ready
+from lab.processes import python_in_pod, spawn, stop, wait_ready
 from lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
-from agent.sources.labdir import Doc, LabStoreDir, doc_key
 
 MAX_NODES = 50
 CLUSTER_SCOPED = ("Namespace", "Node")
@@ -37,7 +43,8 @@ class Lab:
         self.name = name
         self.err = err
 
-    def _state(self) -> LabState:
+    def state(self) -> LabState:
+        """The lab's recorded state; LabError when the lab is not up."""
         state = LabState.load(self.name)
         if state is None:
             raise LabError(f"lab {self.name} is not up: `membrane lab up --name {self.name}`")
@@ -75,14 +82,16 @@ class Lab:
         store = LabStoreDir(state.store_dir)
         store.create()
         etcd_here = state.agents and state.identity_backend == "etcd" and not state.etcd_url
-        topology.create_underlay(state, self.names.underlay_netns, with_etcd_ip=etcd_here)
-        topology.create_external(state, self.names.external_netns)
-        for i in range(1, count + 1):
-            name = self.names.node_name(i)
-            topology.create_node(state, NodeState(
-                name=name, index=i, netns=self.names.node_netns(name),
-                ip=LabNames.node_ip(i), pod_cidr=LabNames.pod_cidr(i)))
-        topology.route_pod_cidrs(state)
+        with topology.builder(state) as net:
+            topology.create_underlay(net, state, self.names.underlay_netns,
+                                     with_etcd_ip=etcd_here)
+            topology.create_external(net, state, self.names.external_netns)
+            for i in range(1, count + 1):
+                name = self.names.node_name(i)
+                topology.create_node(net, state, NodeState(
+                    name=name, index=i, netns=self.names.node_netns(name),
+                    ip=LabNames.node_ip(i), pod_cidr=LabNames.pod_cidr(i)))
+            topology.route_pod_cidrs(net, state)
         self._start_external_server(state)
         # Nodes and the namespaces every cluster has, before any agent reads the store.
         store.apply([node_doc(n) for n in state.nodes.values()]
@@ -95,10 +104,10 @@ class Lab:
                 agent_procs.wait_agent(state, node, proc)
 
     def _start_external_server(self, state: LabState) -> None:
-        cmd = python_in_netns(state.external_netns, "lab.servers",
-                              ["--lab", state.name, "--name", EXTERNAL_NAMES[0],
-                               "--status", "301", "--location", "https://kubernetes.io/",
-                               "--tcp", "80", "--udp", "80"])
+        cmd = python_in_pod(state.external_netns, "lab.servers",
+                            ["--lab", state.name, "--name", EXTERNAL_NAMES[0],
+                             "--status", "301", "--location", "https://kubernetes.io/",
+                             "--tcp", "80", "--udp", "80"])
         log = Path(state.root) / "external.log"
         proc = spawn(cmd, log, stdout=subprocess.PIPE)
         state.processes.append(Process(
@@ -117,21 +126,21 @@ class Lab:
     def _create_pods(self, state: LabState,
                      pods: list[tuple[PodState, tuple[list[str], str]]]) -> None:
         """Wire, register, then start workloads. Pod docs are already in the store."""
-        for pod, _ in pods:
-            state.pods[pod.key] = pod
-            state.save()
-            if pod.netns:
-                topology.create_pod_link(state, pod, self.names.pod_macs(pod.namespace, pod.name))
-                podlib.write_resolv_conf(state, pod)
+        with topology.builder(state) as net:
+            for pod, _ in pods:
+                state.pods[pod.key] = pod
+                state.save()
+                if pod.netns:
+                    topology.create_pod_link(net, state, pod,
+                                             self.names.pod_macs(pod.namespace, pod.name))
+                    podlib.write_resolv_conf(state, pod)
         netted = [(p, c) for p, c in pods if p.netns]
         if state.agents:
-            self._parallel([lambda p=p: self._register(state, p) for p, _ in netted])
+            self._parallel([partial(self._register, state, p) for p, _ in netted])
             state.save()
         podlib.start_workloads(state, netted)
 
     def _register(self, state: LabState, pod: PodState) -> None:
-        from agent.api.client import AgentClient
-
         node = state.nodes[pod.node]
         with AgentClient(node.socket) as client:
             client.register_endpoint(pod.namespace, pod.name, pod.host_ifname, pod.ip, timeout=30)
@@ -141,12 +150,11 @@ class Lab:
         if pod.server:
             stop([pod.server])
         if pod.registered and state.agents:
-            from agent.api.client import AgentClient
-
             with AgentClient(state.nodes[pod.node].socket) as client:
                 client.deregister_endpoint(pod.namespace, pod.name)
         if pod.netns:
-            topology.remove_pod_link(state, pod)
+            with topology.builder(state) as net:
+                topology.remove_pod_link(net, state, pod)
             podlib.remove_resolv_conf(state, pod)
         state.pods.pop(pod.key, None)
         state.save()
@@ -162,17 +170,15 @@ class Lab:
     # -- apply / delete --------------------------------------------------------------
     def apply(self, paths: list[str], namespace: str | None = None) -> bool:
         with lab_lock(self.name):
-            return self._apply(self._state(), paths, namespace)
+            return self._apply(self.state(), paths, namespace)
 
-    def _read(self, paths: list[str], namespace: str | None) -> tuple[list[tuple[Doc, Any]], bool]:
+    def _read(self, paths: list[str], namespace: str | None) -> tuple[list[tuple[Doc, StoreObject]], bool]:
         """(document, object) pairs of the files, errors printed; ok False if any failed."""
-        from agent.k8s.loader import parse_document, read_documents
-
         docs, errors = read_documents(paths)
         ok = not errors
         for error in errors:
             self._error(error)
-        out: list[tuple[Doc, Any]] = []
+        out: list[tuple[Doc, StoreObject]] = []
         for doc, source in docs:
             if namespace and doc.get("kind") not in CLUSTER_SCOPED:
                 doc.setdefault("metadata", {}).setdefault("namespace", namespace)
@@ -189,8 +195,6 @@ class Lab:
     def _apply(self, state: LabState, paths: list[str], namespace: str | None) -> bool:
         if not paths:
             return True
-        from agent.k8s.objects import Namespace, Node, Pod
-
         pairs, ok = self._read(paths, namespace)
         store = LabStoreDir(state.store_dir)
         _, existing = store.read()
@@ -250,24 +254,24 @@ class Lab:
         return ok
 
     def _restart_workloads(self, state: LabState, pods: list[PodState],
-                           pairs: list[tuple[Doc, Any]]) -> None:
+                           pairs: list[tuple[Doc, StoreObject]]) -> None:
         """Re-applied pods whose container ports changed serve the new ports."""
         if not pods:
             return
-        objs = {f"{o.namespace}/{o.name}": o for _, o in pairs if hasattr(o, "ports")}
+        objs = {o.key: o for _, o in pairs if isinstance(o, Pod)}
         stop([p.server for p in pods if p.server])
         for pod in pods:
             pod.ports = podlib.served_ports(objs[pod.key])
         podlib.start_workloads(state, [(p, podlib.server_command(state, p)) for p in pods])
 
-    def _pod_for(self, state: LabState, obj: Any) -> PodState:
+    def _pod_for(self, state: LabState, obj: Pod) -> PodState:
         key = f"{obj.namespace}/{obj.name}"
         if key in state.pods:
             return state.pods[key]  # re-applied: same node and address, new labels
         req = podlib.PodRequest(obj.namespace, obj.name, node=obj.node_name, ip=obj.ip,
                                 ports=[port for port, _ in podlib.served_ports(obj)],
                                 host_network=obj.host_network,
-                                dns=podlib.is_dns_pod(obj.namespace, dict(obj.labels)), obj=obj)
+                                dns=podlib.is_dns_pod(obj.namespace, dict(obj.labels)))
         pod = podlib.place(state, self.names, req)
         if not pod.netns:
             pod.ports = []  # hostNetwork: the node's own processes, the lab starts none
@@ -275,10 +279,8 @@ class Lab:
         return pod
 
     def delete(self, paths: list[str], namespace: str | None = None) -> bool:
-        from agent.k8s.objects import Namespace, Pod
-
         with lab_lock(self.name):
-            state = self._state()
+            state = self.state()
             pairs, ok = self._read(paths, namespace)
             keys: set[tuple[str, str, str]] = set()
             gone_ns: set[str] = set()
@@ -312,7 +314,7 @@ class Lab:
             raise LabError(f"label: kind {kind!r}: expected Pod or Namespace")
         sets, removes = parse_label_changes(changes)
         with lab_lock(self.name):
-            state = self._state()
+            state = self.state()
             if kind == "Pod":
                 pod = find_pod(state, target)
                 ns, name = pod.namespace, pod.name
@@ -339,13 +341,13 @@ class Lab:
 
     # -- exec ------------------------------------------------------------------------
     def netns_of(self, target: str) -> str:
-        state = self._state()
+        state = self.state()
         pod = find_pod(state, target)
         return pod.netns or state.nodes[pod.node].netns
 
     # -- status ----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        state = self._state()
+        state = self.state()
         nodes = []
         for node in sorted(state.nodes.values(), key=lambda n: n.index):
             nodes.append({"name": node.name, "ip": node.ip, "podCIDR": node.pod_cidr,
@@ -380,12 +382,16 @@ class Lab:
         servers = [p.server for p in state.pods.values() if p.server]
         stop(servers + state.processes)
         stop([n.agent for n in state.nodes.values() if n.agent])
-        for name in reversed(state.netns):
-            delete_netns(name)
+        with netbuilder.NetBuilder() as net:
+            for name in reversed(state.netns):
+                try:
+                    net.delete(name)
+                except LabError:
+                    pass  # the others still go; what is left is reported just below
         for path in reversed(state.paths):
             shutil.rmtree(path, ignore_errors=True)
         _remove_if_empty(agent_procs.BPFFS_ROOT)
-        left = [n for n in state.netns if netns_exists(n)] + \
+        left = [n for n in state.netns if netbuilder.exists(n)] + \
             [p for p in state.paths if Path(p).exists()]
         if left:
             state.save()
@@ -406,8 +412,6 @@ def _remove_if_empty(shared: Path) -> None:
 def workload_of(doc: Doc) -> str:
     """"Kind/namespace/name" when the document is a workload (its pods are the
     controller's), "" for anything else. The namespace is the expanded pods' one."""
-    from agent.k8s.workloads import WORKLOAD_KINDS
-
     kind = doc.get("kind")
     if kind not in WORKLOAD_KINDS:
         return ""
@@ -432,8 +436,6 @@ def find_pod(state: LabState, target: str) -> PodState:
 def agent_health(state: LabState, node: NodeState) -> str:
     if not state.agents:
         return "none (--no-agent)"
-    from agent.api.client import AgentClient
-
     try:
         with AgentClient(node.socket, timeout=2.0) as client:
             reply = client.status()

@@ -20,14 +20,13 @@ import sys
 import threading
 from typing import Any
 
-from dnslib import QTYPE, RCODE, RR, A, DNSRecord  # type: ignore[import-untyped]
-from dnslib.server import BaseResolver, DNSServer  # type: ignore[import-untyped]
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from dnslib.server import BaseResolver, DNSServer
 
+from agent.sources.labdir import Doc, LabStoreDir
 from lab.names import CLUSTER_DOMAIN, EXTERNAL_NAMES
-from agent.sources.labdir import LabStoreDir
 
 TTL = 5
-Doc = dict[str, Any]
 
 
 def _meta(doc: Doc) -> tuple[str, str, dict[str, str]]:

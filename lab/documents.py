@@ -5,10 +5,11 @@ filled in, as the scheduler and the kubelet would)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
-from lab.state import NodeState, PodState
+from agent.k8s.objects import Pod
+from agent.k8s.serialize import to_document
 from agent.sources.labdir import Doc
+from lab.state import NodeState, PodState
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -37,8 +38,6 @@ def dns_pod_doc(pod: PodState) -> Doc:
             "status": {"podIP": pod.ip, "podIPs": [{"ip": pod.ip}], "phase": "Running"}}
 
 
-def pod_document(obj: Any, pod: PodState) -> Doc:
+def pod_document(obj: Pod, pod: PodState) -> Doc:
     """The pod as the agent will read it: the loader's object with IP and node filled."""
-    from agent.k8s.serialize import to_document
-
     return to_document(replace(obj, ip=pod.ip, node_name=pod.node))

@@ -11,11 +11,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
+from agent.k8s.objects import Pod
 from core.errors import LabError
 from lab.names import CLUSTER_DOMAIN, LabNames
-from lab.netns import python_in_netns, spawn, wait_ready
+from lab.processes import python_in_pod, spawn, wait_ready
 from lab.state import LabState, PodState, Process
 
 DEFAULT_PORT = 80
@@ -33,7 +32,6 @@ class PodRequest:
     ports: list[int] = field(default_factory=list)
     host_network: bool = False
     dns: bool = False
-    obj: Any = None  # the agent.k8s.objects.Pod it came from, if any
 
     @property
     def key(self) -> str:
@@ -53,7 +51,7 @@ def has_dns_address(state: LabState) -> bool:
     return any(p.ip == LabNames.dns_ip() and p.netns for p in state.pods.values())
 
 
-def served_ports(obj: Any) -> list[tuple[int, str]]:
+def served_ports(obj: Pod) -> list[tuple[int, str]]:
     """What the lab serves for a Pod object: every declared container port (80 when none),
     on TCP and UDP both. SCTP ports are left out: the lab's servers do not speak it."""
     ports = sorted({p.port for p in obj.ports if p.protocol.value != "SCTP"}) or [DEFAULT_PORT]
@@ -144,13 +142,13 @@ def server_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
     args = ["--lab", state.name, "--name", pod.key]
     for port, proto in pod.ports:
         args += ["--tcp" if proto == "TCP" else "--udp", str(port)]
-    return python_in_netns(pod.netns, "lab.servers", args), \
+    return python_in_pod(pod.netns, "lab.servers", args), \
         f"lab.servers --lab {state.name} --name {pod.key} "
 
 
 def dns_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
     args = ["--store", str(state.store_dir), "--external-ip", state.external_ip]
-    return python_in_netns(pod.netns, "lab.dns", args), \
+    return python_in_pod(pod.netns, "lab.dns", args), \
         f"lab.dns --store {state.store_dir} "
 
 

@@ -1,8 +1,9 @@
 """What a lab created, recorded in <root>/lab.json so `down` removes exactly that.
 
-Every resource is recorded *before* it is created (see `Recorder` users in topology.py):
-a lab interrupted half-way up can still be taken down, since deleting something that
-was never created is a no-op.
+Every resource is recorded *before* it is created (namespaces by lab/netbuilder.py's
+`record` hook, see topology.builder; paths and processes by their creators): a lab
+interrupted half-way up can still be taken down, since deleting something that was never
+created is a no-op.
 """
 
 from __future__ import annotations

@@ -8,17 +8,22 @@ Routing is Cilium's: a pod's /32 on eth0, a default route via 169.254.1.1 (onlin
 node routes each local pod by a /32 on its lxc link and other nodes' pod CIDRs via their
 node IP. Neighbours are static both ways, so no ARP crosses the datapath and the first
 packet of a probe is not delayed by resolution.
+
+Built with lab/netbuilder.py: every namespace is recorded in the lab's state file before
+it is created (`builder`), so `down` removes exactly what `up` and `apply` made.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
+from core.errors import LabError
 from lab.names import EXTERNAL_IP, EXTERNAL_NET, POD_GATEWAY, UNDERLAY_ETCD_IP, UNDERLAY_NET
-from lab.netns import add_netns, delete_netns, ip, ip_batch, sysctl
+from lab.netbuilder import NamespaceExists, NetBuilder
 from lab.state import LabState, NodeState, PodState
 
 PREFIXLEN = UNDERLAY_NET.prefixlen
+BRIDGE = "br0"
 
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 ROUTER = {
@@ -31,103 +36,108 @@ ROUTER = {
 }
 
 
-def create_underlay(state: LabState, netns: str, with_etcd_ip: bool) -> None:
+def builder(state: LabState) -> NetBuilder:
+    """A builder that records every namespace in the lab's state file before making it."""
+    return NetBuilder(record=state.record_netns)
+
+
+def _create_netns(net: NetBuilder, name: str, sysctls: dict[str, str]) -> None:
+    try:
+        net.create(name, sysctls)
+    except NamespaceExists as err:
+        raise NamespaceExists(f"{err}: another lab's leftover? Run `membrane lab down` "
+                              "for that lab first") from None
+
+
+def create_underlay(net: NetBuilder, state: LabState, netns: str, with_etcd_ip: bool) -> None:
     state.underlay_netns = netns
-    state.record_netns(netns)
-    add_netns(netns)
-    sysctl(netns, NO_IPV6)
-    cmds = ["link set lo up", "link add br0 type bridge", "link set br0 up"]
+    _create_netns(net, netns, NO_IPV6)
+    net.bridge(netns, BRIDGE)
+    net.up(netns, BRIDGE)
     if with_etcd_ip:
-        cmds.append(f"addr add {UNDERLAY_ETCD_IP}/{PREFIXLEN} dev br0")
-    ip_batch(netns, cmds)
+        net.address(netns, BRIDGE, f"{UNDERLAY_ETCD_IP}/{PREFIXLEN}")
 
 
-def _uplink(state: LabState, netns: str, bridge_port: str) -> None:
+def _uplink(net: NetBuilder, state: LabState, netns: str, bridge_port: str) -> None:
     """A veth from a namespace's eth0 to a port of the underlay bridge."""
-    ip("link", "add", bridge_port, "type", "veth", "peer", "name", "eth0", "netns", netns,
-       netns=state.underlay_netns)
-    ip_batch(state.underlay_netns, [f"link set {bridge_port} master br0", f"link set {bridge_port} up"])
+    net.veth(state.underlay_netns, bridge_port, "eth0", peer_netns=netns)
+    net.attach_to_bridge(state.underlay_netns, bridge_port, BRIDGE)
+    net.up(state.underlay_netns, bridge_port)
 
 
-def create_node(state: LabState, node: NodeState) -> None:
+def create_node(net: NetBuilder, state: LabState, node: NodeState) -> None:
     state.nodes[node.name] = node
-    state.record_netns(node.netns)
-    add_netns(node.netns)
-    # Before any link exists: links copy the "default" settings when they are created.
-    sysctl(node.netns, ROUTER)
-    _uplink(state, node.netns, node.name)
-    ip_batch(node.netns, ["link set lo up",
-                          f"addr add {node.ip}/{PREFIXLEN} dev eth0",
-                          "link set eth0 up",
-                          f"route add {EXTERNAL_NET} dev eth0 scope link"])
+    # ROUTER before any link exists: links copy the "default" settings when created.
+    _create_netns(net, node.netns, ROUTER)
+    _uplink(net, state, node.netns, node.name)
+    net.address(node.netns, "eth0", f"{node.ip}/{PREFIXLEN}")
+    net.up(node.netns, "eth0")
+    net.route(node.netns, str(EXTERNAL_NET), dev="eth0")
 
 
-def route_pod_cidrs(state: LabState) -> None:
+def route_pod_cidrs(net: NetBuilder, state: LabState) -> None:
     """Every node (and the external host) reaches every other node's pod CIDR."""
     for node in state.nodes.values():
-        cmds = [f"route replace {other.pod_cidr} via {other.ip} dev eth0"
-                for other in state.nodes.values() if other.name != node.name]
-        if cmds:
-            ip_batch(node.netns, cmds)
+        for other in state.nodes.values():
+            if other.name != node.name:
+                net.route(node.netns, other.pod_cidr, via=other.ip, dev="eth0", replace=True)
     if state.external_netns:
-        ip_batch(state.external_netns,
-                 [f"route replace {n.pod_cidr} via {n.ip} dev eth0 onlink"
-                  for n in state.nodes.values()])
+        for n in state.nodes.values():
+            net.route(state.external_netns, n.pod_cidr, via=n.ip, dev="eth0", onlink=True,
+                      replace=True)
 
 
-def create_external(state: LabState, netns: str) -> None:
+def create_external(net: NetBuilder, state: LabState, netns: str) -> None:
     state.external_netns = netns
     state.external_ip = EXTERNAL_IP
-    state.record_netns(netns)
-    add_netns(netns)
-    sysctl(netns, NO_IPV6)
-    _uplink(state, netns, "ext0")
-    ip_batch(netns, ["link set lo up",
-                     f"addr add {EXTERNAL_IP}/{EXTERNAL_NET.prefixlen} dev eth0",
-                     "link set eth0 up",
-                     f"route add {UNDERLAY_NET} dev eth0 scope link"])
+    _create_netns(net, netns, NO_IPV6)
+    _uplink(net, state, netns, "ext0")
+    net.address(netns, "eth0", f"{EXTERNAL_IP}/{EXTERNAL_NET.prefixlen}")
+    net.up(netns, "eth0")
+    net.route(netns, str(UNDERLAY_NET), dev="eth0")
 
 
-def create_pod_link(state: LabState, pod: PodState, macs: tuple[str, str]) -> None:
+def create_pod_link(net: NetBuilder, state: LabState, pod: PodState,
+                    macs: tuple[str, str]) -> None:
     """netns + veth + addresses + routes + neighbours for one pod (not hostNetwork)."""
     node = state.nodes[pod.node]
     host_mac, pod_mac = macs
-    state.record_netns(pod.netns)
-    add_netns(pod.netns)
     # IPv6 off before eth0 exists, so no router solicitation or DAD ever leaves the pod.
-    sysctl(pod.netns, NO_IPV6)
-    ip("link", "add", pod.host_ifname, "address", host_mac, "type", "veth", "peer", "name",
-       "eth0", "address", pod_mac, "netns", pod.netns, netns=node.netns)
-    ip_batch(pod.netns, ["link set lo up",
-                         f"addr add {pod.ip}/32 dev eth0",
-                         "link set eth0 up",
-                         f"neigh add {POD_GATEWAY} lladdr {host_mac} dev eth0 nud permanent",
-                         f"route add default via {POD_GATEWAY} dev eth0 onlink"])
-    cmds = [f"link set {pod.host_ifname} up",
-            f"route add {pod.ip}/32 dev {pod.host_ifname}",
-            f"neigh add {pod.ip} lladdr {pod_mac} dev {pod.host_ifname} nud permanent"]
-    ip_batch(node.netns, cmds)
-    _route_foreign_ip(state, pod, add=True)
+    _create_netns(net, pod.netns, NO_IPV6)
+    net.veth(node.netns, pod.host_ifname, "eth0", peer_netns=pod.netns,
+             mac=host_mac, peer_mac=pod_mac)
+    net.address(pod.netns, "eth0", f"{pod.ip}/32")
+    net.up(pod.netns, "eth0")
+    net.neighbour(pod.netns, "eth0", POD_GATEWAY, host_mac)
+    net.route(pod.netns, "default", via=POD_GATEWAY, dev="eth0", onlink=True)
+    net.up(node.netns, pod.host_ifname)
+    net.route(node.netns, f"{pod.ip}/32", dev=pod.host_ifname)
+    net.neighbour(node.netns, pod.host_ifname, pod.ip, pod_mac)
+    _route_foreign_ip(net, state, pod, add=True)
 
 
-def _route_foreign_ip(state: LabState, pod: PodState, add: bool) -> None:
+def _route_foreign_ip(net: NetBuilder, state: LabState, pod: PodState, add: bool) -> None:
     """A pod whose status.podIP lies outside its node's CIDR needs a /32 elsewhere."""
     node = state.nodes[pod.node]
     if ipaddress.ip_address(pod.ip) in ipaddress.ip_network(node.pod_cidr):
         return
-    verb = "replace" if add else "del"
-    for other in state.nodes.values():
-        if other.name != node.name:
-            ip("route", verb, f"{pod.ip}/32", "via", node.ip, "dev", "eth0",
-               netns=other.netns, check=add)
+    hosts = [(o.netns, False) for o in state.nodes.values() if o.name != node.name]
     if state.external_netns:
-        ip("route", verb, f"{pod.ip}/32", "via", node.ip, "dev", "eth0", "onlink",
-           netns=state.external_netns, check=add)
+        hosts.append((state.external_netns, True))
+    for netns, onlink in hosts:
+        if add:
+            net.route(netns, f"{pod.ip}/32", via=node.ip, dev="eth0", onlink=onlink,
+                      replace=True)
+        else:
+            try:
+                net.delete_route(netns, f"{pod.ip}/32", via=node.ip, dev="eth0")
+            except LabError:
+                pass  # already gone (a half-built pod): nothing to undo
 
 
-def remove_pod_link(state: LabState, pod: PodState) -> None:
+def remove_pod_link(net: NetBuilder, state: LabState, pod: PodState) -> None:
     """Deleting the pod's netns deletes its veth pair and, with the link, the node's /32."""
-    _route_foreign_ip(state, pod, add=False)
-    delete_netns(pod.netns)
+    _route_foreign_ip(net, state, pod, add=False)
+    net.delete(pod.netns)
     if pod.netns in state.netns:
         state.netns.remove(pod.netns)

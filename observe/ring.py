@@ -35,6 +35,7 @@ from observe.namespaces import NamespaceTracker
 
 log = logging.getLogger(__name__)
 
+# The agent's defaults too (agent.config.AgentConfig reads these): one number each.
 DEFAULT_CAPACITY = 4095
 DEFAULT_QUEUE_SIZE = 65536
 

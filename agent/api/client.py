@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import grpc
 
@@ -16,7 +16,13 @@ from core.errors import AgentUnreachable, MembraneError
 from agent.api.gen import agent_pb2 as pb
 from agent.api.gen import agent_pb2_grpc as pb_grpc
 
-DEFAULT_SOCKET = "/run/membrane/agent.sock"
+Request = TypeVar("Request")
+Reply = TypeVar("Reply")
+
+DEFAULT_SOCKET = "/run/membrane/agent.sock"   # where the agent listens (AgentConfig's too)
+# How long a registration, or a wait for a revision, lasts when the caller names no
+# timeout: the client's, the server's and the agent's default.
+DEFAULT_WAIT_SECONDS = 30.0
 LAB_ROOT = Path(os.environ.get("MEMBRANE_LAB_ROOT", "/run/membrane/labs"))
 
 
@@ -81,61 +87,67 @@ class AgentClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+    def _call(self, name: str, rpc: grpc.UnaryUnaryMultiCallable[Request, Reply],
+              request: Request, timeout: float | None = None) -> Reply:
         try:
-            return getattr(self.stub, method)(request, timeout=timeout or self.timeout)
+            return rpc(request, timeout=timeout or self.timeout)
         except grpc.RpcError as err:
-            code = err.code()  # type: ignore[attr-defined]
-            detail = err.details()  # type: ignore[attr-defined]
-            if code in (grpc.StatusCode.UNAVAILABLE,):
+            detail = err.details()
+            if err.code() == grpc.StatusCode.UNAVAILABLE:
                 raise AgentUnreachable(f"agent at {self.address} is unreachable: {detail}") from None
-            raise MembraneError(f"{method}: {detail}") from None
+            raise MembraneError(f"{name}: {detail}") from None
 
     # -- endpoints -----------------------------------------------------------------
     def register_endpoint(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                          timeout: float = 30.0, container_id: str = "") -> pb.Endpoint:
+                          timeout: float = DEFAULT_WAIT_SECONDS,
+                          container_id: str = "") -> pb.Endpoint:
         req = pb.RegisterEndpointRequest(namespace=namespace, pod=pod, ifname=ifname, ipv4=ipv4,
                                          container_id=container_id, timeout_seconds=timeout)
-        return self._call("RegisterEndpoint", req, timeout + 5)
+        return self._call("RegisterEndpoint", self.stub.RegisterEndpoint, req, timeout + 5)
 
     def deregister_endpoint(self, namespace: str, pod: str) -> None:
-        self._call("DeregisterEndpoint", pb.EndpointRef(namespace=namespace, pod=pod))
+        self._call("DeregisterEndpoint", self.stub.DeregisterEndpoint,
+                   pb.EndpointRef(namespace=namespace, pod=pod))
 
     def list_endpoints(self) -> list[pb.Endpoint]:
-        return list(self._call("ListEndpoints", pb.Empty()).endpoints)
+        return list(self._call("ListEndpoints", self.stub.ListEndpoints, pb.Empty()).endpoints)
 
     def get_endpoint(self, endpoint_id: int = 0, namespace: str = "", pod: str = "") -> pb.Endpoint:
-        return self._call("GetEndpoint", pb.EndpointRef(id=endpoint_id, namespace=namespace, pod=pod))
+        return self._call("GetEndpoint", self.stub.GetEndpoint,
+                          pb.EndpointRef(id=endpoint_id, namespace=namespace, pod=pod))
 
     # -- identities and policy -----------------------------------------------------
     def list_identities(self) -> list[pb.IdentityInfo]:
-        return list(self._call("ListIdentities", pb.Empty()).identities)
+        reply = self._call("ListIdentities", self.stub.ListIdentities, pb.Empty())
+        return list(reply.identities)
 
     def get_identity(self, identity: int) -> pb.IdentityInfo:
-        return self._call("GetIdentity", pb.IdentityRef(id=identity))
+        return self._call("GetIdentity", self.stub.GetIdentity, pb.IdentityRef(id=identity))
 
     def get_policies(self) -> pb.PolicyList:
-        return self._call("GetPolicies", pb.Empty())
+        return self._call("GetPolicies", self.stub.GetPolicies, pb.Empty())
 
     def trace(self, src: str, dst: str, port: int, protocol: str = "TCP") -> pb.TraceReply:
-        return self._call("Trace", pb.TraceRequest(**{"from": src}, to=dst, port=port,
-                                                   protocol=protocol))
+        request = pb.TraceRequest(**{"from": src}, to=dst, port=port, protocol=protocol)
+        return self._call("Trace", self.stub.Trace, request)
 
     # -- maps ----------------------------------------------------------------------
     def bpf_policy(self, endpoint_id: int) -> pb.BpfPolicyReply:
-        return self._call("BpfPolicy", pb.EndpointRef(id=endpoint_id))
+        return self._call("BpfPolicy", self.stub.BpfPolicy, pb.EndpointRef(id=endpoint_id))
 
     def bpf_conntrack(self) -> list[pb.CtEntry]:
-        return list(self._call("BpfConntrack", pb.Empty()).entries)
+        return list(self._call("BpfConntrack", self.stub.BpfConntrack, pb.Empty()).entries)
 
     def bpf_ipcache(self) -> list[pb.IpcacheEntry]:
-        return list(self._call("BpfIpcache", pb.Empty()).entries)
+        return list(self._call("BpfIpcache", self.stub.BpfIpcache, pb.Empty()).entries)
 
     # -- status --------------------------------------------------------------------
     def status(self) -> pb.StatusReply:
-        return self._call("Status", pb.Empty())
+        return self._call("Status", self.stub.Status, pb.Empty())
 
-    def wait_for_revision(self, revision: int, timeout: float = 30.0) -> pb.StatusReply:
+    def wait_for_revision(self, revision: int,
+                          timeout: float = DEFAULT_WAIT_SECONDS) -> pb.StatusReply:
         """Blocks until the agent applied this store revision to every endpoint."""
-        return self._call("WaitForRevision",
+        return self._call("WaitForRevision", self.stub.WaitForRevision,
                           pb.WaitRequest(revision=revision, timeout_seconds=timeout), timeout + 5)
+

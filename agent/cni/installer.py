@@ -14,6 +14,7 @@ and the runtime falls back to the untouched original.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -80,7 +81,7 @@ def as_conflist(doc: dict[str, Any], path: Path) -> dict[str, Any]:
     if "plugins" in doc:
         if not isinstance(doc["plugins"], list) or not doc["plugins"]:
             raise InstallError(f"{path}: `plugins` must be a non-empty list")
-        return json.loads(json.dumps(doc))  # deep copy
+        return copy.deepcopy(doc)
     if "type" not in doc:
         raise InstallError(f"{path}: neither a conflist (plugins) nor a conf (type)")
     plugin = {k: v for k, v in doc.items() if k not in ("cniVersion", "name")}

@@ -21,12 +21,12 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, Callable, Mapping, Protocol, TextIO
 
 from agent.cni import endpoint as ep
 from agent.cni.spec import (ERR_AGENT_REFUSED, ERR_ENDPOINT_NOT_READY, ERR_INVALID_CONFIG,
                             ERR_INVALID_ENV, ERR_IO, ERR_TRY_AGAIN_LATER, CniError, Invocation,
-                            read_invocation, version_reply)
+                            Outcome, read_invocation, version_reply)
 
 DEFAULT_SOCKET = "/run/membrane/agent.sock"
 DEFAULT_TIMEOUT = 60.0     # seconds the agent may take to enforce; the kubelet allows ~4 min
@@ -59,61 +59,26 @@ def _log(inv: Invocation, message: str) -> None:
 
 # -- the agent, behind one small seam so tests can swap it ---------------------------------
 
-class AgentLink:
-    """The three calls the plugin makes, with gRPC status codes mapped to CNI outcomes."""
+class Link(Protocol):
+    """What the commands need of the agent (agent/cni/link.py's AgentLink over gRPC)."""
 
-    def __init__(self, socket: str, wait: float) -> None:
-        from agent.api.client import AgentClient  # lazy: VERSION must not need gRPC
-        from core.errors import AgentUnreachable
+    def close(self) -> None: ...
 
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                self.client = AgentClient(socket)
-                return
-            except AgentUnreachable as err:
-                if time.monotonic() >= deadline:
-                    raise CniError(ERR_TRY_AGAIN_LATER, str(err)) from None
-                time.sleep(0.2)
+    def register(self, inv: Invocation, iface: ep.PodInterface, timeout: float) -> Any: ...
 
-    def close(self) -> None:
-        self.client.close()
+    def deregister(self, namespace: str, pod: str) -> Outcome: ...
 
-    def register(self, inv: Invocation, iface: ep.PodInterface, timeout: float) -> Any:
-        from core.errors import AgentUnreachable, MembraneError
-
-        namespace, pod = inv.pod
-        try:
-            return self.client.register_endpoint(namespace, pod, iface.host_ifname, iface.ipv4,
-                                                 timeout=timeout, container_id=inv.container_id)
-        except AgentUnreachable as err:
-            raise CniError(ERR_TRY_AGAIN_LATER, str(err)) from None
-        except MembraneError as err:
-            raise CniError(ERR_AGENT_REFUSED, f"agent did not enforce {namespace}/{pod}: {err}")\
-                from None
-
-    def _raw(self, method: str, request: Any) -> tuple[Any, Any]:
-        """(reply, None) or (None, grpc.StatusCode): DEL and CHECK branch on NOT_FOUND, which
-        AgentClient folds into a plain MembraneError."""
-        import grpc
-
-        try:
-            return getattr(self.client.stub, method)(request, timeout=self.client.timeout), None
-        except grpc.RpcError as err:
-            return None, err.code()  # type: ignore[attr-defined]
-
-    def deregister(self, namespace: str, pod: str) -> Any:
-        from agent.api.gen import agent_pb2 as pb
-
-        return self._raw("DeregisterEndpoint", pb.EndpointRef(namespace=namespace, pod=pod))[1]
-
-    def get(self, namespace: str, pod: str) -> tuple[Any, Any]:
-        from agent.api.gen import agent_pb2 as pb
-
-        return self._raw("GetEndpoint", pb.EndpointRef(namespace=namespace, pod=pod))
+    def get(self, namespace: str, pod: str) -> tuple[Any, Outcome]: ...
 
 
-LinkFactory = Callable[[str, float], AgentLink]
+def connect_to_agent(socket: str, wait: float) -> Link:
+    # gRPC loads only when a command talks to the agent: VERSION answers without it.
+    from agent.cni.link import AgentLink
+
+    return AgentLink(socket, wait)
+
+
+LinkFactory = Callable[[str, float], Link]
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -155,8 +120,6 @@ def cmd_add(inv: Invocation, connect: LinkFactory) -> dict[str, Any]:
 
 
 def cmd_del(inv: Invocation, connect: LinkFactory) -> None:
-    import grpc
-
     namespace, pod = inv.pod
     if not namespace or not pod:
         return  # nothing we could ever have registered
@@ -171,17 +134,15 @@ def cmd_del(inv: Invocation, connect: LinkFactory) -> None:
         code = link.deregister(namespace, pod)
     finally:
         link.close()
-    if code in (None, grpc.StatusCode.NOT_FOUND):
+    if code in (Outcome.OK, Outcome.NOT_FOUND):
         return
-    if code == grpc.StatusCode.UNAVAILABLE:
+    if code is Outcome.UNAVAILABLE:
         _log(inv, f"{namespace}/{pod}: agent unavailable, left to its reconciliation")
         return
     raise CniError(ERR_TRY_AGAIN_LATER, f"agent failed to deregister {namespace}/{pod}: {code}")
 
 
 def cmd_check(inv: Invocation, connect: LinkFactory) -> None:
-    import grpc
-
     namespace, pod = _require_pod(inv)
     prev = _require_prev(inv)
     iface = ep.find_pod_interface(prev, inv.netns, inv.ifname)
@@ -190,9 +151,9 @@ def cmd_check(inv: Invocation, connect: LinkFactory) -> None:
         got, code = link.get(namespace, pod)
     finally:
         link.close()
-    if code == grpc.StatusCode.NOT_FOUND:
+    if code is Outcome.NOT_FOUND:
         raise CniError(ERR_ENDPOINT_NOT_READY, f"agent has no endpoint for {namespace}/{pod}")
-    if code is not None:
+    if code is not Outcome.OK:
         raise CniError(ERR_TRY_AGAIN_LATER, f"agent: GetEndpoint {namespace}/{pod}: {code}")
     if got.state != "ready":
         raise CniError(ERR_ENDPOINT_NOT_READY,
@@ -204,7 +165,7 @@ def cmd_check(inv: Invocation, connect: LinkFactory) -> None:
 
 
 def run(environ: Mapping[str, str], stdin: str,
-        connect: LinkFactory = AgentLink) -> tuple[int, dict[str, Any] | None]:
+        connect: LinkFactory = connect_to_agent) -> tuple[int, dict[str, Any] | None]:
     """One invocation -> (exit status, JSON for stdout or None). Never raises CniError."""
     version = "1.0.0"
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Mapping
 
 # Result formats we can pass through untouched. 0.1.0/0.2.0 results have no `interfaces`
@@ -27,6 +28,15 @@ ERR_INVALID_CONFIG = 7
 ERR_TRY_AGAIN_LATER = 11
 ERR_AGENT_REFUSED = 100        # the agent answered, but would not (or could not) enforce
 ERR_ENDPOINT_NOT_READY = 101   # CHECK: the endpoint exists but is not enforced
+
+
+class Outcome(Enum):
+    """How a call to the agent ended, as the DEL and CHECK commands branch on it."""
+
+    OK = "ok"
+    NOT_FOUND = "not-found"        # the agent has no such endpoint
+    UNAVAILABLE = "unavailable"    # the agent is not answering
+    FAILED = "failed"              # any other error
 
 
 class CniError(Exception):

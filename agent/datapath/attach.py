@@ -43,7 +43,7 @@ class NamespaceNotFound(DatapathError):
 
 @contextmanager
 def _netlink(netns: str | None) -> Iterator[Any]:
-    from pyroute2 import IPRoute, NetNS
+    from pyroute2 import IPRoute, NetNS  # late: only processes that attach need pyroute2
 
     if netns:
         # flags=0: open an existing namespace only. pyroute2's default (O_CREAT) would

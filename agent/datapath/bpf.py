@@ -44,14 +44,13 @@ from agent.datapath import attach as tc
 from agent.datapath import layout
 from agent.datapath.compiler import (CompileOptions, Features, compile_datapath,
                                      load_programs, probe_features)
-from agent.datapath.interface import (ConntrackEntry, DatapathStats, EndpointSlot,
-                                      KernelPolicyEntry, MapUsage)
+from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStats,
+                                      EndpointSlot, KernelPolicyEntry, MapUsage)
 from agent.datapath.reader import EventReader
 from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, PrefixWriter,
                                    read_prefix_map)
 from core.errors import DatapathError, MapFullError
-from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy
-from observe.events import DatapathEvent
+from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ class BpfDatapath:
         # ipcache/cidr shadows: map name -> PrefixWriter (made at the first sync after start)
         self._prefix_writers: dict[str, PrefixWriter] = {}
         self._reader: EventReader | None = None
-        self._handler: Callable[[DatapathEvent], None] | None = None
+        self._batch_handler: BatchHandler | None = None
         self._slots: dict[int, EndpointSlot] = {}          # endpoint id -> slot
         self._pinned: list[EndpointSlot] = []
         self._lock = threading.RLock()
@@ -133,7 +132,7 @@ class BpfDatapath:
             self._bump_revision()
             self._writer = PolicyWriter(self._maps["policy"])
             self._reader = EventReader(self._bpf, self.node, ringbuf=self.features.ringbuf)
-            self._reader.handler = self._handler
+            self._reader.batch_handler = self._batch_handler
             self._pinned = self._read_endpoints()
             self._slots = {s.endpoint_id: s for s in self._pinned}
             log.info("datapath for node %s loaded in %.2fs; pins in %s (%s); %d pinned "
@@ -355,15 +354,9 @@ class BpfDatapath:
 
     # --- events ------------------------------------------------------------------
 
-    def set_event_handler(self, handler: Callable[[DatapathEvent], None]) -> None:
-        self._handler = handler
-        if self._reader is not None:
-            self._reader.handler = handler
-
-    def set_batch_handler(self, handler: Callable[[Any], None] | None) -> None:
+    def set_batch_handler(self, handler: BatchHandler | None) -> None:
         """Events in batches, one observe.events.EventBatch per poll (records decoded
-        only when needed): observe.ring.FlowObserver.on_events. Takes precedence over
-        the per-event handler; None goes back to it."""
+        only when needed): observe.ring.FlowObserver.on_events."""
         self._batch_handler = handler
         if self._reader is not None:
             self._reader.batch_handler = handler
@@ -371,7 +364,6 @@ class BpfDatapath:
     def poll_events(self, timeout_ms: int) -> int:
         self._require()
         assert self._reader is not None
-        self._reader.batch_handler = getattr(self, "_batch_handler", None)
         return self._reader.poll(timeout_ms)
 
     # --- conntrack -----------------------------------------------------------------
@@ -442,17 +434,3 @@ class BpfDatapath:
         if self._reader is not None:
             total += self._reader.user_lost
         return total
-
-    def drops_by_reason(self) -> dict[int, int]:
-        return self.stats().drops
-
-    def policy_direction_enforced(self, endpoint_id: int, direction: Direction) -> bool:
-        """From the kernel's endpoints map (for status/debug)."""
-        self._require()
-        slot = self._slots.get(endpoint_id)
-        if slot is None:
-            return False
-        v = self._maps["endpoints"].table[ctypes.c_uint32(slot.ifindex)]
-        bit = (layout.EP_F_INGRESS_ENFORCED if direction is Direction.INGRESS
-               else layout.EP_F_EGRESS_ENFORCED)
-        return bool(v.flags & bit)

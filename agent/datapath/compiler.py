@@ -71,10 +71,17 @@ def probe_features(release: str | None = None) -> Features:
     return Features(kernel=kv, ringbuf=False, notes=(note,))
 
 
+# ct_timeouts key -> the CT_TIMEOUT_<NAME> macro of bpf/lib/conntrack.h it overrides.
+CT_TIMEOUT_NAMES = {"TCP_SYN": "SYN", "TCP_ESTABLISHED": "ESTABLISHED",
+                    "TCP_FIN_WAIT": "FIN_WAIT", "TCP_CLOSE": "CLOSE", "UDP": "UDP",
+                    "SCTP": "SCTP", "ICMP": "ICMP"}
+
+
 @dataclass(frozen=True)
 class CompileOptions:
     """Everything that becomes a -D cflag. Sizes are max_entries; a pinned map keeps
-    the size it was created with (remove the pins to resize)."""
+    the size it was created with (remove the pins to resize). The defaults are the C's
+    (bpf/lib/common.h MEMBRANE_*_MAX, MEMBRANE_RING_PAGES; tests/unit/test_c_mirrors.py)."""
 
     pin_dir: str
     max_ipcache: int = 16384
@@ -104,14 +111,11 @@ class CompileOptions:
             f"-DMEMBRANE_CT_MAX={self.max_conntrack}",
             f"-DMEMBRANE_RING_PAGES={self.ring_pages}",
         ]
-        names = {"TCP_SYN": "SYN", "TCP_ESTABLISHED": "ESTABLISHED",
-                 "TCP_FIN_WAIT": "FIN_WAIT", "TCP_CLOSE": "CLOSE", "UDP": "UDP",
-                 "SCTP": "SCTP", "ICMP": "ICMP"}
         for key, seconds in sorted(self.ct_timeouts.items()):
-            if key not in names:
+            if key not in CT_TIMEOUT_NAMES:
                 raise DatapathError(f"unknown conntrack timeout {key!r}: "
-                                    f"use one of {sorted(names)}")
-            flags.append(f"-DCT_TIMEOUT_{names[key]}={int(seconds)}")
+                                    f"use one of {sorted(CT_TIMEOUT_NAMES)}")
+            flags.append(f"-DCT_TIMEOUT_{CT_TIMEOUT_NAMES[key]}={int(seconds)}")
         if not features.ringbuf:
             flags.append("-DMEMBRANE_USE_PERF_EVENTS")
         if self.ct_accounting:
@@ -181,7 +185,7 @@ def compile_datapath(options: CompileOptions, features: Features | None = None) 
 
 def load_programs(bpf: Any) -> dict[str, Any]:
     """Loads both tc entry points; returns name -> bcc function (with .fd)."""
-    from bcc import BPF
+    from bcc import BPF  # imported late: only the datapath module needs bcc
 
     progs = {}
     for name in ("from_container", "to_container"):

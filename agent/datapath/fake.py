@@ -3,21 +3,25 @@
 Decisions are `EndpointPolicy.evaluate` with identities from `ClusterMaps` (the same
 semantics the C implements), so an agent test can ask "would this packet pass?" via
 `decide()` without a kernel. Every call is recorded in `calls` (name, args) in order,
-and tests can inject events (`inject_event`) and map-full failures (`fail_next`).
+and tests can inject events (`inject_event`: handed over as one EventBatch at the next
+poll, as the real reader does) and map-full failures (`fail_next`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from agent.datapath.interface import (ConntrackEntry, DatapathStats, EndpointSlot,
-                                      KernelPolicyEntry, MapUsage)
+from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStats,
+                                      EndpointSlot, KernelPolicyEntry, MapUsage)
 from agent.datapath.writer import expand
 from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType
-from observe.events import DatapathEvent
+from observe.events import DatapathEvent, EventBatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +39,7 @@ class FakeDatapath:
     conntrack: list[ConntrackEntry] = field(default_factory=list)
     drops: dict[int, int] = field(default_factory=dict)
     lost_events_count: int = 0   # what lost_events() and stats() report
-    _handler: Callable[[DatapathEvent], None] | None = None
+    _handler: BatchHandler | None = None
     _pending: list[DatapathEvent] = field(default_factory=list)
     _fail: dict[str, Exception] = field(default_factory=dict)
 
@@ -140,16 +144,20 @@ class FakeDatapath:
             writes += len(set(a) ^ set(b)) + sum(1 for k in set(a) & set(b) if a[k] != b[k])
         return writes
 
-    def set_event_handler(self, handler: Callable[[DatapathEvent], None]) -> None:
+    def set_batch_handler(self, handler: BatchHandler | None) -> None:
         self._handler = handler
 
     def poll_events(self, timeout_ms: int) -> int:
         pending, self._pending = self._pending, []
-        if not pending and timeout_ms > 0:
-            time.sleep(min(timeout_ms, 10) / 1000)
-        for ev in pending:
-            if self._handler:
-                self._handler(ev)
+        if not pending:
+            if timeout_ms > 0:
+                time.sleep(min(timeout_ms, 10) / 1000)
+            return 0
+        if self._handler is not None:
+            try:
+                self._handler(EventBatch.of_events(pending))
+            except Exception:  # as the real reader: a failing handler must not stop it
+                log.exception("event batch handler failed")
         return len(pending)
 
     def collect_conntrack_garbage(self) -> int:

@@ -2,7 +2,11 @@
 
 `agent.datapath.bpf.BpfDatapath` implements it with bcc and pyroute2 on real kernels;
 `agent.datapath.fake.FakeDatapath` implements it in memory (decisions via
-`EndpointPolicy.evaluate`) for unit tests of everything above it.
+`EndpointPolicy.evaluate`) for unit tests of everything above it. `agent.compose` builds
+either one typed as `Datapath`, so mypy proves both match the Protocol.
+
+Events take one path: `poll_events` hands everything one poll read to the batch handler
+as a single `observe.events.EventBatch` (records decoded only when something needs them).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
-from observe.events import DatapathEvent
+from observe.events import EventBatch
+
+BatchHandler = Callable[[EventBatch], None]
 
 
 @dataclass(frozen=True)
@@ -89,10 +95,14 @@ class Datapath(Protocol):
     def sync_cluster_maps(self, maps: ClusterMaps) -> int:
         """Diffs ipcache and cidr maps against the kernel; returns writes."""
 
-    def set_event_handler(self, handler: Callable[[DatapathEvent], None]) -> None: ...
+    def set_batch_handler(self, handler: BatchHandler | None) -> None:
+        """Who gets the events (observe.ring.FlowObserver.on_events in the agent); None:
+        nobody, records are read and dropped. A handler that raises is logged, and the
+        reading goes on."""
 
     def poll_events(self, timeout_ms: int) -> int:
-        """Reads ring buffer records and calls the handler; returns how many."""
+        """Reads what the ring buffer holds (waiting up to timeout_ms for the first
+        record) and hands it to the handler as one EventBatch; returns how many."""
 
     def collect_conntrack_garbage(self) -> int:
         """Deletes expired conntrack entries; returns how many."""

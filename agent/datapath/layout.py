@@ -5,7 +5,9 @@ says: addresses in keys/values are network byte order (we store them as the raw 
 that `socket.inet_aton` bytes give on this little-endian host: see `ip_to_be32`),
 identities and endpoint ids host byte order, the policy key's port big-endian.
 tests/unit/test_datapath_layout.py compares sizes and offsets with what bcc compiled
-(Cilium's alignchecker idea). Pure ctypes: importing this needs no bcc.
+(Cilium's alignchecker idea); tests/unit/test_c_mirrors.py parses bpf/ and checks every
+constant, struct and map copied here (and everywhere else in Python) against the C.
+Pure ctypes: importing this needs no bcc.
 """
 
 from __future__ import annotations
@@ -15,11 +17,9 @@ import ipaddress
 import socket
 import struct
 
-# --- constants mirrored from bpf/lib/common.h, policy.h, conntrack.h, endpoints.h ---
-# (revision.h: 0 is "no revision"; the agent never writes it, see next_revision)
-
-DIR_INGRESS = 0
-DIR_EGRESS = 1
+# --- constants mirrored from bpf/lib/endpoints.h, policy.h, conntrack.h ---------
+# (directions are core.protocols.Direction, event types observe.events.EventType;
+# revision.h: 0 is "no revision", the agent never writes it, see next_revision)
 
 EP_F_INGRESS_ENFORCED = 0x01
 EP_F_EGRESS_ENFORCED = 0x02
@@ -28,12 +28,9 @@ POLICY_PREFIX_ANY_PROTO = 56
 POLICY_PREFIX_ANY_PORT = 64
 POLICY_PREFIX_FULL = 80
 
+# CT_STATE_* value -> the name `membrane bpf ct list` shows.
 CT_STATE_NAMES = {1: "syn-sent", 2: "established", 3: "fin-wait", 4: "closing",
                   5: "udp", 6: "icmp", 7: "sctp"}
-CT_F_SEEN_REPLY = 0x01
-
-EVENT_POLICY_VERDICT = 1
-EVENT_DROP = 2
 
 
 class ipcache_key(ctypes.Structure):

@@ -19,9 +19,8 @@ The hot path has no Python work per record:
   (lost_events map).
 
 A poll delivers one `observe.events.EventBatch` to the batch handler (records decoded to
-DatapathEvent only when something needs them: observe.ring builds flows lazily). A
-per-event handler (`handler`, the older interface) still works: it gets DatapathEvents
-one by one, at the old per-record cost.
+DatapathEvent only when something needs them: observe.ring builds flows lazily). That
+is the only way events leave the reader.
 """
 
 from __future__ import annotations
@@ -34,16 +33,15 @@ import select
 import struct
 import time
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any
 
 from agent.datapath import layout
+from agent.datapath.interface import BatchHandler
 from core.protocols import Direction
 from observe.events import DatapathEvent, EventBatch, EventType
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[DatapathEvent], None]
-BatchHandler = Callable[[EventBatch], None]
 
 # -- the record layout, derived from the ctypes mirror so a change there follows here --
 
@@ -278,7 +276,6 @@ class EventReader:
         self.bpf = bpf
         self.node = node
         self.ringbuf = ringbuf
-        self.handler: Handler | None = None
         self.batch_handler: BatchHandler | None = None
         self.user_lost = 0          # perf buffer only
         self._decode_errors = 0
@@ -359,12 +356,6 @@ class EventReader:
                 self.batch_handler(EventBatch(recs, decoder, METRICS_KEY))
             except Exception:  # a failing handler must not stop the datapath reader
                 log.exception("event batch handler failed")
-        elif self.handler is not None:
-            for rec in recs:
-                try:
-                    self.handler(decoder(rec))
-                except Exception:
-                    log.exception("event handler failed")
         return n
 
     def close(self) -> None:

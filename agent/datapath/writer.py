@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import ipaddress
 import logging
 import os
 import re
@@ -26,10 +27,10 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Protocol
 
-from agent.datapath import layout
 from core.errors import DatapathError, MapFullError
-from agent.policy.mapstate import (ANY_PROTOCOL, Direction, EndpointPolicy, MatchType,
-                                   PolicyKey)
+from core.protocols import ANY_PROTOCOL, Direction
+from agent.datapath import layout
+from agent.policy.mapstate import EndpointPolicy, MatchType, PolicyKey
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class KernelMap:
         self.max_entries = int(table.max_entries)
 
     def update(self, key: Any, value: Any) -> None:
-        from bcc.libbcc import lib
+        from bcc.libbcc import lib  # late: tests drive the writer with dict maps, no bcc
 
         res = lib.bpf_update_elem(self.table.map_fd, ctypes.byref(key),
                                   ctypes.byref(value), 0)
@@ -67,7 +68,7 @@ class KernelMap:
             raise OSError(err, os.strerror(err))
 
     def delete(self, key: Any) -> bool:
-        from bcc.libbcc import lib
+        from bcc.libbcc import lib  # late: as in update()
 
         return bool(lib.bpf_delete_elem(self.table.map_fd, ctypes.byref(key)) == 0)
 
@@ -106,8 +107,7 @@ class PolicyMapKey:
         blocks, each a PolicyKey)."""
         if self.prefixlen <= layout.POLICY_PREFIX_ANY_PROTO:
             return PolicyKey(Direction(self.direction), self.peer, ANY_PROTOCOL)
-        bits = self.prefixlen - layout.POLICY_PREFIX_ANY_PORT
-        size = 1 << (16 - bits)
+        size = 1 << (layout.POLICY_PREFIX_FULL - self.prefixlen)
         return PolicyKey(Direction(self.direction), self.peer, self.protocol,
                          self.port, self.port + size - 1)
 
@@ -263,8 +263,6 @@ def parse_prefix(prefix: str) -> tuple[str, int, int]:
                 text = (f"{net >> 24}.{(net >> 16) & 255}.{(net >> 8) & 255}.{net & 255}"
                         f"/{plen}")
             return text, plen, socket.htonl(net)
-    import ipaddress
-
     n = ipaddress.IPv4Network(prefix, strict=False)
     return str(n), n.prefixlen, layout.ip_to_be32(str(n.network_address))
 

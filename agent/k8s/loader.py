@@ -1,19 +1,28 @@
 """Manifests -> cluster objects, as `kubectl apply -f` reads them.
 
-    read_documents(paths)           files and directories (recursive), multi-document YAML,
-                                    JSON, `List` kinds -> [(document, "file.yaml#2")], errors
-    parse_document(doc, source)     one document -> validated objects (workloads -> pods)
-    objects_from_documents(docs)    many documents -> ClusterObjects, errors
-    load_paths(paths)               both steps
+    read_documents(paths)                 files and directories (recursive), multi-document
+                                          YAML, JSON, `List` kinds
+                                          -> [(document, "file.yaml#2")], errors
+    parse_document(doc, source, w)        one document -> validated objects (workloads ->
+                                          pods)
+    objects_from_documents(docs, src, w)  many documents -> ClusterObjects, errors
+    load_paths(paths, w)                  both steps
 
 One bad file or document is reported (LoadError, InvalidObject) and skipped; the others
-keep applying, as they would against an API server.
+keep applying, as they would against an API server. Objects the API server would accept
+are never rejected; what Membrane still has to say about one is a ValidationWarning
+(agent.k8s.validation), appended to the `warnings` list the caller passes to each
+function here, or logged when it passes none.
+
+This module reads files and dispatches on kind; each kind's rules live in
+agent.k8s.validation.<kind>.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
@@ -23,41 +32,33 @@ import yaml
 from core.errors import InvalidObject, LoadError, MembraneError
 from agent.k8s.objects import (
     NAMESPACE_NAME_LABEL,
+    ClusterObject,
     ClusterObjects,
     Deployment,
     Namespace,
     NetworkPolicy,
     Node,
     Pod,
-    Service,
-    ServicePort,
 )
-from agent.k8s.validation import (
-    Field,
-    ObjectRef,
-    describe_type,
-    display_name,
-    dns1035_label_problem,
-    dns1123_label_problem,
-    int_or_port_name,
-    ipv4_address,
-    labels,
-    network_policy,
-    object_name,
-    object_namespace,
-    object_ref,
-    parse_cidr,
-    parse_protocol,
-    pod_spec,
-    quoted,
-    required_port_number,
-)
-from agent.k8s.workloads import expand, workload_from_document
+from agent.k8s.validation.namespace import namespace_from_document
+from agent.k8s.validation.networkpolicy import API_VERSION as NETWORK_POLICY_API_VERSION
+from agent.k8s.validation.networkpolicy import network_policy_from_document
+from agent.k8s.validation.node import node_from_document
+from agent.k8s.validation.pod import pod_from_document
+from agent.k8s.validation.service import service_from_document
+from agent.k8s.validation.workload import workload_from_document
+from agent.k8s.validation.fields import Field, ObjectRef, ValidationWarning, describe_type, quoted
+from agent.k8s.validation.meta import display_name, object_ref
+from agent.k8s.workloads import expand
 from agent.k8s.workloads import API_VERSIONS as WORKLOAD_API_VERSIONS
-from agent.store import StoreObject
+
+log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 SourcedDocument = tuple[Document, str]
+# Where validation warnings go: a list the caller passes and reads afterwards. A caller
+# that passes none gets them in the log.
+Warnings = list[ValidationWarning]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_PATH = "-"
@@ -67,7 +68,7 @@ API_VERSIONS: dict[str, str] = {
     "Pod": "v1",
     "Service": "v1",
     "Node": "v1",
-    "NetworkPolicy": "networking.k8s.io/v1",
+    "NetworkPolicy": NETWORK_POLICY_API_VERSION,
     **WORKLOAD_API_VERSIONS,
 }
 
@@ -169,6 +170,9 @@ class _ManifestLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
 
 def _timestamp_as_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
     # Kubernetes keeps timestamps as RFC 3339 strings; datetimes would not survive JSON.
+    if not isinstance(node, yaml.ScalarNode):   # an explicit !!timestamp on a collection
+        raise yaml.constructor.ConstructorError(None, None, "a timestamp must be a scalar",
+                                                node.start_mark)
     return str(loader.construct_scalar(node))
 
 
@@ -262,38 +266,50 @@ def flatten_lists(doc: Document, source: str) -> Iterator[SourcedDocument]:
 
 # --- documents -> objects ---------------------------------------------------------------------
 
-def parse_document(doc: Document, source: str = "") -> list[StoreObject]:
+def parse_document(doc: Document, source: str = "",
+                   warnings: Warnings | None = None) -> list[ClusterObject]:
     """The objects one document declares: validated, workloads expanded into their pods,
     `List` items included. Kinds that do not matter to network policy give []."""
     if not isinstance(doc, dict):
         raise not_an_object(doc, source)
-    objects: list[StoreObject] = []
+    sink: Warnings = [] if warnings is None else warnings
+    objects: list[ClusterObject] = []
     for item, item_source in flatten_lists(doc, source):
-        parsed = parse_object(item, item_source)
+        parsed = parse_object(item, item_source, sink)
         if isinstance(parsed, Deployment):
             objects.extend(expand(parsed))
         elif parsed is not None:
             objects.append(parsed)
+    if warnings is None:
+        log_warnings(sink)
     return objects
 
 
-def parse_object(doc: Document, source: str) -> StoreObject | Deployment | None:
+def parse_object(doc: Document, source: str,
+                 warnings: Warnings | None = None) -> ClusterObject | Deployment | None:
     """One object (not a List); a workload is returned unexpanded so that DaemonSets can
     be spread over the nodes once all documents are read."""
     kind = object_kind(doc, source)
     if kind is None:
         return None
     if kind == "NetworkPolicy":
-        return network_policy(doc, source)
+        return network_policy_from_document(doc, source, warnings)
     if kind == "Namespace":
-        return namespace_from_document(doc, source)
+        return namespace_from_document(doc, source, warnings)
     if kind == "Pod":
-        return pod_from_document(doc, source)
+        return pod_from_document(doc, source, warnings)
     if kind == "Service":
-        return service_from_document(doc, source)
+        return service_from_document(doc, source, warnings)
     if kind == "Node":
-        return node_from_document(doc, source)
-    return workload_from_document(doc, kind, source)
+        return node_from_document(doc, source, warnings)
+    return workload_from_document(doc, kind, source, warnings)
+
+
+def log_warnings(warnings: Iterable[ValidationWarning]) -> None:
+    """Where warnings go when the caller passes no list for them: the log, never
+    nowhere."""
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def object_kind(doc: Document, source: str) -> str | None:
@@ -343,111 +359,20 @@ def not_an_object(value: Any, source: str) -> InvalidObject:
                          f"{describe_type(value)}", source)
 
 
-def namespace_from_document(doc: Document, source: str) -> Namespace:
-    root = Field(object_ref(doc, "Namespace", namespaced=False, source=source), "", doc)
-    meta = root.get("metadata")
-    name = object_name(meta, dns1123_label_problem)
-    namespace_labels = labels(meta.get("labels"))
-    # The API server sets this label on every namespace and does not let it be changed.
-    namespace_labels[NAMESPACE_NAME_LABEL] = name
-    return Namespace(name=name, labels=namespace_labels)
-
-
-FINISHED_PHASES = ("Succeeded", "Failed")
-
-
-def pod_from_document(doc: Document, source: str) -> Pod:
-    root = Field(object_ref(doc, "Pod", namespaced=True, source=source), "", doc)
-    meta = root.get("metadata")
-    name = object_name(meta)
-    namespace = object_namespace(meta)
-    pod_labels = labels(meta.get("labels"))
-    spec = pod_spec(root.get("spec"))
-    status = root.get("status")
-    ip = ipv4_address(status.get("podIP"))
-    if status.get("phase").optional_string() in FINISHED_PHASES:
-        # A finished pod's IP goes back to the pool and may already be another pod's:
-        # keeping it would give that pod this one's identity in the ipcache.
-        ip = None
-    return Pod(
-        namespace=namespace,
-        name=name,
-        labels=pod_labels,
-        ip=ip,
-        node_name=spec.node_name,
-        service_account=spec.service_account,
-        ports=spec.ports,
-        host_network=spec.host_network,
-        uid=meta.get("uid").optional_string() or "",
-    )
-
-
-def service_from_document(doc: Document, source: str) -> Service:
-    root = Field(object_ref(doc, "Service", namespaced=True, source=source), "", doc)
-    meta = root.get("metadata")
-    name = object_name(meta, dns1035_label_problem)
-    namespace = object_namespace(meta)
-    labels(meta.get("labels"))
-    spec = root.get("spec")
-    return Service(
-        namespace=namespace,
-        name=name,
-        selector=labels(spec.get("selector")),
-        ports=tuple(service_port(port) for port in spec.get("ports").items()),
-    )
-
-
-def service_port(field: Field) -> ServicePort:
-    if field.is_absent:
-        field.fail("must be a port object with port, not null")
-    port = required_port_number(field, "port")
-    target_field = field.get("targetPort")
-    # targetPort 0 is Go's zero value, which the API server defaults like a missing one.
-    target = None if target_field.value == 0 else int_or_port_name(target_field)
-    name_field = field.get("name")
-    name = name_field.optional_string() or None
-    if name is not None and dns1123_label_problem(name):
-        name_field.fail(f"invalid value {quoted(name)}: {dns1123_label_problem(name)}")
-    return ServicePort(port=port, target_port=port if target is None else target,
-                       protocol=parse_protocol(field.get("protocol")), name=name)
-
-
-def node_from_document(doc: Document, source: str) -> Node:
-    root = Field(object_ref(doc, "Node", namespaced=False, source=source), "", doc)
-    meta = root.get("metadata")
-    name = object_name(meta)
-    node_labels = labels(meta.get("labels"))
-    cidr_field = root.get("spec").get("podCIDR")
-    pod_cidr = None if not cidr_field.value else str(parse_cidr(cidr_field))
-    return Node(name=name, ip=node_internal_ip(root.get("status").get("addresses")),
-                pod_cidr=pod_cidr, labels=node_labels)
-
-
-def node_internal_ip(addresses: Field) -> str | None:
-    """The first IPv4 InternalIP; IPv6 ones (dual-stack nodes) are skipped, as the
-    datapath is IPv4 only."""
-    for entry in addresses.items():
-        if entry.get("type").optional_string() != "InternalIP":
-            continue
-        address = entry.get("address")
-        if ":" in (address.optional_string() or ""):
-            continue
-        ip = ipv4_address(address)
-        if ip is not None:
-            return ip
-    return None
-
-
 # --- many documents -> ClusterObjects ---------------------------------------------------------
 
-def objects_from_documents(docs: list[Document], source: str = "") -> LoadResult:
+def objects_from_documents(docs: list[Document], source: str = "",
+                           warnings: Warnings | None = None) -> LoadResult:
     """ClusterObjects from documents (e.g. the lab's store). Invalid ones are reported and
     skipped; documents are named "<source>#<n>", counted from 1."""
     return objects_from_sourced_documents(
-        (doc, f"{source}#{i}" if source else f"document {i}") for i, doc in enumerate(docs, 1))
+        ((doc, f"{source}#{i}" if source else f"document {i}")
+         for i, doc in enumerate(docs, 1)), warnings)
 
 
-def objects_from_sourced_documents(docs: Iterable[tuple[Any, str]]) -> LoadResult:
+def objects_from_sourced_documents(docs: Iterable[tuple[Any, str]],
+                                   warnings: Warnings | None = None) -> LoadResult:
+    sink: Warnings = [] if warnings is None else warnings
     objects = ClusterObjects()
     errors: list[MembraneError] = []
     workloads: list[Deployment] = []
@@ -461,7 +386,7 @@ def objects_from_sourced_documents(docs: Iterable[tuple[Any, str]]) -> LoadResul
             continue
         for item, item_source in items:
             try:
-                parsed = parse_object(item, item_source)
+                parsed = parse_object(item, item_source, sink)
             except InvalidObject as invalid:
                 errors.append(invalid)
                 continue
@@ -474,10 +399,12 @@ def objects_from_sourced_documents(docs: Iterable[tuple[Any, str]]) -> LoadResul
         for pod in expand(workload, node_names=list(objects.nodes)):
             add_object(objects, pod)
     add_implicit_namespaces(objects)
+    if warnings is None:
+        log_warnings(sink)
     return LoadResult(objects, errors)
 
 
-def add_object(objects: ClusterObjects, obj: StoreObject) -> None:
+def add_object(objects: ClusterObjects, obj: ClusterObject) -> None:
     """Later documents replace earlier ones with the same key, as repeated applies do."""
     if isinstance(obj, Namespace):
         objects.namespaces[obj.name] = obj
@@ -500,8 +427,8 @@ def add_implicit_namespaces(objects: ClusterObjects) -> None:
         objects.namespaces[name] = Namespace(name=name, labels={NAMESPACE_NAME_LABEL: name})
 
 
-def load_paths(paths: Sequence[str | Path]) -> LoadResult:
+def load_paths(paths: Sequence[str | Path], warnings: Warnings | None = None) -> LoadResult:
     """read_documents + objects_from_documents: read errors first, then invalid objects."""
     documents, errors = read_documents(paths)
-    objects, invalid = objects_from_sourced_documents(documents)
+    objects, invalid = objects_from_sourced_documents(documents, warnings)
     return LoadResult(objects, errors + invalid)

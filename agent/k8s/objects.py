@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
+from typing import Mapping, Union
+
+from core.protocols import PROTOCOL_NUMBERS
 
 # Namespaces carry this label with their own name; identities need it too, so it is defined
 # beside them and re-exported here for the loader and its readers.
@@ -17,6 +19,8 @@ from identity.security import NAMESPACE_NAME_LABEL as NAMESPACE_NAME_LABEL
 
 
 class Protocol(str, Enum):
+    """A port protocol as Kubernetes writes it (core.protocols.PORT_PROTOCOLS)."""
+
     TCP = "TCP"
     UDP = "UDP"
     SCTP = "SCTP"
@@ -24,7 +28,7 @@ class Protocol(str, Enum):
     @property
     def number(self) -> int:
         """IANA protocol number, as the datapath sees it."""
-        return {"TCP": 6, "UDP": 17, "SCTP": 132}[self.value]
+        return PROTOCOL_NUMBERS[self.value]
 
 
 class Operator(str, Enum):
@@ -220,6 +224,10 @@ class Node:
     ip: str | None = None          # status.addresses[type=InternalIP]
     pod_cidr: str | None = None    # spec.podCIDR
     labels: Mapping[str, str] = field(default_factory=dict)
+
+
+# Every kind a source hands the store (workloads are expanded into Pods first).
+ClusterObject = Union[Namespace, Pod, NetworkPolicy, Service, Node]
 
 
 @dataclass

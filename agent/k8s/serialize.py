@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from agent.k8s.objects import (
     NAMESPACE_NAME_LABEL,
+    ClusterObject,
     ContainerPort,
     Deployment,
     IPBlock,
@@ -30,7 +31,7 @@ from agent.k8s.objects import (
 from agent.k8s.workloads import API_VERSIONS as WORKLOAD_API_VERSIONS
 
 Document = dict[str, Any]
-Serializable = Namespace | Pod | NetworkPolicy | Service | Node | Deployment
+Serializable = ClusterObject | Deployment
 
 # The container every serialised pod gets: Membrane keeps a pod's ports, not its containers.
 CONTAINER_NAME = "main"
@@ -147,15 +148,28 @@ def namespace_document(namespace: Namespace) -> Document:
 
 
 def pod_spec_document(pod: Pod) -> Document:
-    container: Document = {"name": CONTAINER_NAME}
-    if pod.ports:
-        container["ports"] = [container_port_document(p) for p in pod.ports]
-    spec: Document = {"containers": [container], "serviceAccountName": pod.service_account}
+    spec: Document = {"containers": containers_document(pod.ports),
+                      "serviceAccountName": pod.service_account}
     if pod.node_name:
         spec["nodeName"] = pod.node_name
     if pod.host_network:
         spec["hostNetwork"] = True
     return spec
+
+
+def containers_document(ports: tuple[ContainerPort, ...]) -> list[Document]:
+    """The ports in order, in as few containers as keep each port name unique within its
+    container (the API server's rule): one container unless two ports share a name."""
+    containers: list[Document] = [{"name": CONTAINER_NAME}]
+    names: set[str] = set()
+    for port in ports:
+        if port.name is not None and port.name in names:
+            containers.append({"name": f"{CONTAINER_NAME}-{len(containers) + 1}"})
+            names = set()
+        if port.name is not None:
+            names.add(port.name)
+        containers[-1].setdefault("ports", []).append(container_port_document(port))
+    return containers
 
 
 def container_port_document(port: ContainerPort) -> Document:
@@ -183,6 +197,8 @@ def service_document(service: Service) -> Document:
         spec["selector"] = dict(sorted(service.selector.items()))
     if service.ports:
         spec["ports"] = [service_port_document(p) for p in service.ports]
+    else:
+        spec["clusterIP"] = "None"   # only a headless Service may have no ports
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": metadata(service.name, service.namespace), "spec": spec}
 

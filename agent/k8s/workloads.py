@@ -1,5 +1,6 @@
 """Workloads (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, ReplicationController)
-turned into the Pods their controllers would create.
+turned into the Pods their controllers would create (agent.k8s.validation.workload
+validates the documents).
 
 Names and labels look like the real controllers' so that what the lab shows matches a
 cluster (`backend-7c9f5b6d8x-q2kzt`, `web-0`, `pod-template-hash`, ...), but every random
@@ -12,18 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from typing import Any, Sequence
+from typing import Sequence
 
-from agent.k8s.objects import Deployment, LabelSelector, Pod
-from agent.k8s.validation import (
-    Field,
-    label_selector,
-    labels,
-    object_name,
-    object_namespace,
-    object_ref,
-    pod_spec,
-)
+from agent.k8s.objects import Deployment, Pod
 
 API_VERSIONS: dict[str, str] = {
     "Deployment": "apps/v1",
@@ -34,10 +26,6 @@ API_VERSIONS: dict[str, str] = {
     "ReplicationController": "v1",
 }
 WORKLOAD_KINDS = frozenset(API_VERSIONS)
-
-# More replicas than any lab can run is a mistake in the manifest, and expanding it would
-# only exhaust memory.
-MAX_REPLICAS = 1000
 
 # The alphabet of k8s.io/apimachinery's rand.SafeEncodeString: no vowels (no words) and no
 # look-alike characters, so generated names read like the real ones.
@@ -57,64 +45,6 @@ JOB_CONTROLLER_UID_LEGACY = "controller-uid"
 JOB_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 JOB_NAME_LEGACY = "job-name"
 JOB_NAME = "batch.kubernetes.io/job-name"
-
-
-# --- documents -> Deployment (the object model's workload record) ---------------------------
-
-def workload_from_document(doc: dict[str, Any], kind: str, source: str = "") -> Deployment:
-    """Validates a workload document: its name, replica count, selector and pod template."""
-    ref = object_ref(doc, kind, namespaced=True, source=source)
-    root = Field(ref, "", doc)
-    meta = root.get("metadata")
-    name = object_name(meta)
-    namespace = object_namespace(meta)
-    labels(meta.get("labels"))
-    if kind == "Job" and len(name) > MAX_LABEL_VALUE:
-        meta.get("name").fail("must be no more than 63 characters: it becomes the job-name label")
-    spec = root.get("spec")
-    template = spec.get("template")
-    pod_labels = labels(template.get("metadata").get("labels"))
-    check_selector_matches_template(spec, kind, pod_labels)
-    fields = pod_spec(template.get("spec"))
-    template_pod = Pod(namespace=namespace, name=name, labels=pod_labels,
-                       node_name=fields.node_name, service_account=fields.service_account,
-                       ports=fields.ports, host_network=fields.host_network)
-    return Deployment(namespace=namespace, name=name, kind=kind,
-                      replicas=replica_count(spec, kind), template=template_pod)
-
-
-def replica_count(spec: Field, kind: str) -> int:
-    if kind == "DaemonSet":
-        return 1  # one per node; expand() uses the nodes when they are known
-    field = spec.get("parallelism" if kind == "Job" else "replicas")
-    count = field.optional_integer()
-    count = 1 if count is None else count
-    if count < 0:
-        field.fail(f"invalid value {count}: must be greater than or equal to 0")
-    if count > MAX_REPLICAS:
-        field.fail(f"invalid value {count}: at most {MAX_REPLICAS} replicas are supported")
-    if kind == "Job":
-        completions = spec.get("completions").optional_integer()
-        if completions is not None and completions >= 0:
-            count = min(count, completions)
-    return count
-
-
-def check_selector_matches_template(spec: Field, kind: str, pod_labels: dict[str, str]) -> None:
-    """apps/v1 workloads need a selector matching their template's labels; a Job's is
-    generated and a ReplicationController's defaults to the template's labels."""
-    selector_field = spec.get("selector")
-    if kind == "Job" or (kind == "ReplicationController" and selector_field.is_absent):
-        return
-    if kind == "ReplicationController":
-        selector = LabelSelector.of(labels(selector_field))
-    else:
-        selector = label_selector(selector_field, strict=False)
-        if selector.is_empty:
-            selector_field.fail("Required value: a non-empty selector matching the template")
-    if not selector.matches(pod_labels):
-        spec.get("template").get("metadata").get("labels").fail(
-            f"`selector` does not match template `labels` (selector {selector})")
 
 
 # --- Deployment -> Pods ---------------------------------------------------------------------------

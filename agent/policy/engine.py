@@ -25,8 +25,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol, Sequence
 
+from core.protocols import ANY_PROTOCOL, Direction
 from agent.k8s.objects import ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod
-from agent.policy.mapstate import ANY_PROTOCOL, ClusterMaps, Direction, EndpointPolicy, PolicyKey
+from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
 from agent.policy.selectorcache import Selector, SelectorCache
 from identity.allocator import Identity

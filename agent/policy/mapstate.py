@@ -17,24 +17,19 @@ Lookup semantics the datapath implements (and `evaluate` below mirrors, so the e
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Iterable, Mapping
 
+# Direction and ANY_PROTOCOL are core.protocols' (one source; importable from here too).
+from core.protocols import ANY_PROTOCOL, Direction
 # How an allow matched is a flow fact (events carry it, Hubble prints it): observe owns it.
 from observe.events import MatchType as MatchType
 
-ANY_IDENTITY = 0   # entry matches every peer
-ANY_PROTOCOL = 0   # entry matches every protocol and every port
+__all__ = ["ANY_IDENTITY", "ANY_PROTOCOL", "ClusterMaps", "Direction", "EndpointPolicy",
+           "MatchType", "PolicyKey"]
 
-
-class Direction(IntEnum):
-    INGRESS = 0  # into the endpoint: checked on to-container
-    EGRESS = 1   # out of the endpoint: checked on from-container
-
-    @property
-    def label(self) -> str:
-        return self.name
+ANY_IDENTITY = 0   # entry matches every peer (bpf/lib/common.h IDENTITY_UNKNOWN)
 
 
 @dataclass(frozen=True, order=True)
@@ -120,8 +115,6 @@ class ClusterMaps:
 
 
 def _lpm(table: Mapping[str, int], address: str) -> int:
-    import ipaddress
-
     ip = ipaddress.IPv4Address(address)
     best_len, best = -1, 0
     for prefix, ident in table.items():

@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import Iterable
 
+from core.protocols import Direction
 from agent.k8s.objects import ClusterObjects, Protocol
 from agent.policy.engine import PolicyEngine
-from agent.policy.mapstate import Direction
 from identity.cidr import CidrAllocator
 from identity.local import LocalAllocator
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from core.protocols import ANY_PROTOCOL, protocol_name
 from agent.k8s.objects import Pod, PolicyPort
-from agent.policy.mapstate import ANY_PROTOCOL
 
 # (IP protocol number or ANY_PROTOCOL, first port, last port), inclusive.
 PortRange = tuple[int, int, int]
@@ -57,13 +57,10 @@ def describe_port(port: PolicyPort | None) -> str:
     return f"{proto}/{port.port}"
 
 
-_PROTOCOL_NAMES = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP"}
-
-
 def describe_range(protocol: int, low: int, high: int) -> str:
     if protocol == ANY_PROTOCOL:
         return "any protocol and port"
-    name = _PROTOCOL_NAMES.get(protocol, str(protocol))
+    name = protocol_name(protocol)
     if (low, high) == (0, 65535):
         return f"{name} any port"
     return f"{name}/{low}" if low == high else f"{name}/{low}-{high}"

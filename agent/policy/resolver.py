@@ -16,9 +16,10 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
+from core.protocols import Direction
 from agent.k8s.objects import (IPBlock, NetworkPolicy, Pod, PolicyPeer, PolicyPort, PolicyRule,
                                PolicyType)
-from agent.policy.mapstate import ANY_IDENTITY, Direction, PolicyKey
+from agent.policy.mapstate import ANY_IDENTITY, PolicyKey
 from agent.policy.ports import ANY_PORTS, PortRange, describe_port, is_named, named_on, numeric_range
 from agent.policy.selectorcache import Selector
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.errors import MembraneError
+from core.protocols import PORT_PROTOCOLS, Direction
 from agent.k8s.objects import ClusterObjects, Protocol
 from agent.policy.engine import PolicyEngine
-from agent.policy.mapstate import Direction
 from agent.policy.matrix import offline_engine, peer_identities
 
 
@@ -63,7 +63,7 @@ def _protocol(name: str) -> Protocol:
     try:
         return Protocol(name.upper())
     except ValueError:
-        raise MembraneError(f"protocol {name!r}: use TCP, UDP or SCTP") from None
+        raise MembraneError(f"protocol {name!r}: use {', '.join(PORT_PROTOCOLS)}") from None
 
 
 def _describe(engine: PolicyEngine, key: str) -> str:

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Iterable
 
 from core.errors import InvalidObject, MembraneError
+from agent.k8s.loader import parse_document
 from agent.k8s.objects import ClusterObjects
 from agent.store import Store, StoreObject, object_key
 
@@ -38,8 +39,6 @@ def doc_key(kind: str, doc: Doc) -> str:
 
 def parse(kind: str, doc: Doc) -> Parsed:
     """The loader's verdict on one document; never raises."""
-    from agent.k8s.loader import parse_document  # written in parallel; imported late
-
     rv = (doc.get("metadata") or {}).get("resourceVersion", "?")
     try:
         return tuple(parse_document(doc, source=f"kubernetes API, resourceVersion {rv}"))

@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from core.errors import MembraneError
+from agent.k8s.loader import objects_from_documents
 from agent.k8s.objects import ClusterObjects
+from core.errors import MembraneError
 from agent.store import Store
 
 Doc = dict[str, Any]
@@ -99,8 +100,6 @@ class LabDirSource:
         self.poll_interval = poll_interval
 
     def load(self) -> tuple[int, ClusterObjects, list[MembraneError]]:
-        from agent.k8s.loader import objects_from_documents
-
         revision, docs = self.dir.read()
         objects, errors = objects_from_documents(docs, source=str(self.dir.file))
         return revision, objects, errors

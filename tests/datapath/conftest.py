@@ -13,14 +13,15 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import pytest
 
-from agent.datapath.interface import EndpointSlot
+from agent.datapath.interface import BatchHandler, EndpointSlot
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy
-from observe.events import DatapathEvent
+from observe.events import DatapathEvent, EventBatch
 from tests.datapath.topology import EXT2_IP, EXT_IP, NODE_IP, Topology
 
 PIN_ROOT = f"/sys/fs/bpf/mbrt-{os.getpid()}"
@@ -59,6 +60,9 @@ class Env:
 
     def slot(self, pod: str) -> EndpointSlot:
         return self.slots[pod]
+
+    def on_events(self, batch: EventBatch) -> None:
+        self.events.extend(batch.events())
 
     def ns(self, pod: str) -> str:
         return next(p.ns for p in self.topo.pods if p.name == pod)
@@ -136,8 +140,35 @@ def datapath() -> Iterator["object"]:
         shutil.rmtree(PIN_ROOT, ignore_errors=True)
 
 
+class EventListeners:
+    """The session datapath's one batch handler, passing each batch to whoever listens
+    now: a fixture that takes the events over (`listening`) hands them back when done."""
+
+    def __init__(self) -> None:
+        self._stack: list[BatchHandler] = []
+
+    def __call__(self, batch: EventBatch) -> None:
+        if self._stack:
+            self._stack[-1](batch)
+
+    @contextmanager
+    def listening(self, handler: BatchHandler) -> Iterator[None]:
+        self._stack.append(handler)
+        try:
+            yield
+        finally:
+            self._stack.remove(handler)
+
+
 @pytest.fixture(scope="session")
-def env(datapath: "object") -> Iterator[Env]:
+def event_listeners(datapath: "object") -> EventListeners:
+    listeners = EventListeners()
+    datapath.set_batch_handler(listeners)  # type: ignore[attr-defined]
+    return listeners
+
+
+@pytest.fixture(scope="session")
+def env(datapath: "object", event_listeners: EventListeners) -> Iterator[Env]:
     topo = Topology(SESSION_TAG, npods=3)
     dp = datapath
     slots: dict[str, EndpointSlot] = {}
@@ -146,8 +177,8 @@ def env(datapath: "object") -> Iterator[Env]:
         dp.sync_cluster_maps(cluster_maps(topo))  # type: ignore[attr-defined]
         slots.update(attach_all(topo, dp))
         e = Env(topo=topo, dp=dp, slots=slots)
-        dp.set_event_handler(e.events.append)  # type: ignore[attr-defined]
-        yield e
+        with event_listeners.listening(e.on_events):
+            yield e
     finally:
         try:
             for slot in slots.values():   # detached while their namespace exists

@@ -3,7 +3,7 @@ policy engine's reference matrix (agent/policy/matrix.py) says.
 
 For each random cluster with random NetworkPolicies (scenarios.py):
 
-1. The maps are programmed as agent/daemon.py's regenerate() does: a fresh PolicyEngine
+1. The maps are programmed as agent/regeneration.py's regenerate() does: a fresh PolicyEngine
    (the agent's allocator classes, in memory) takes the objects, the allocators are
    flushed, `sync_cluster_maps(engine.cluster_maps(local node))`, then every pod's
    EndpointPolicy is written with `update_endpoint`. (The agent's first write is
@@ -59,6 +59,7 @@ from identity.local import LocalAllocator
 from identity.reserved import ReservedIdentity
 from observe.events import EventBatch, EventType
 from observe.reasons import DropReason
+from tests.datapath.conftest import EventListeners
 from tests.datapath.progrun import TC_ACT_OK, TC_ACT_SHOT, first_packet, prog_test_run
 from tests.datapath.scenarios import (LOCAL_NODE, LOCAL_NODE_IP, REMOTE_NODE_IP, WORLD_IPS,
                                       Scenario, scenarios)
@@ -155,8 +156,8 @@ class Harness:
             pass
 
     def program(self, scenario: Scenario) -> PolicyEngine:
-        """agent.daemon.Agent.regenerate's order: engine, allocator flush, cluster maps,
-        then every endpoint."""
+        """agent.regeneration.Regenerator.regenerate's order: engine, allocator flush,
+        cluster maps, then every endpoint."""
         labels = LocalAllocator(None, persist="on_flush")
         cidrs = CidrAllocator(None, persist="on_flush")
         engine = PolicyEngine(labels, cidrs)
@@ -206,18 +207,15 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-def harness(datapath: Any) -> Iterator[Harness]:
+def harness(datapath: Any, event_listeners: EventListeners) -> Iterator[Harness]:
     ipcache, cidrs = datapath.dump_ipcache()
     h = Harness(datapath, ClusterMaps(ipcache, cidrs))
     h.drain()
-    datapath.set_batch_handler(h.on_events)
-    try:
-        yield h
-    finally:
+    with event_listeners.listening(h.on_events):   # the session's listener gets them back
         try:
-            h.clear()
+            yield h
         finally:
-            datapath.set_batch_handler(None)   # back to the per-event handler, if any
+            h.clear()
 
 
 # --- probes and the reference --------------------------------------------------------------

@@ -6,36 +6,33 @@
 
 Pods route everything via 169.254.1.1 (a static neighbour entry for the host veth's MAC),
 the node has a /32 route and static neighbour per pod. Nothing links to the machine's
-real network. Every namespace is named mbrt-<pid>-<tag>-*; veths are created inside the
-node namespace, so their names never touch the host's. destroy() deletes exactly the
-namespaces this object created (which takes their veths with them) and kills the
+real network. Built with lab/netbuilder.py: every namespace is named
+mbrt-<pid>-<tag>-* and recorded before it is created; veths are created inside the node
+namespace, so their names never touch the host's. destroy() deletes exactly the
+namespaces this object recorded (which takes their veths with them) and kills the
 servers it started, by pid.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+from core.errors import LabError
+from lab.netbuilder import NetBuilder, pod_command
 
 NETTOOL = str(Path(__file__).with_name("nettool.py"))
 SERVER_PORTS = (80, 443, 5353, 8080, 9000)
 NODE_IP = "10.200.255.1"
 EXT_IP = "172.31.250.2"
 EXT2_IP = "172.31.251.10"
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), check=check, text=True, capture_output=True)
-
-
-def link_info(ns: str, ifname: str) -> dict[str, object]:
-    out = sh("ip", "-n", ns, "-j", "link", "show", ifname).stdout
-    return json.loads(out)[0]  # type: ignore[no-any-return]
+EXT_GATEWAY = "172.31.250.1"
+POD_GATEWAY = "169.254.1.1"
 
 
 @dataclass
@@ -67,64 +64,52 @@ class Topology:
 
     # --- build / destroy ---------------------------------------------------
 
-    def _netns(self, name: str) -> None:
-        sh("ip", "netns", "add", name)
-        self._namespaces.append(name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-
     def build(self) -> "Topology":
         try:
-            self._build()
+            with NetBuilder(record=self._namespaces.append) as net:
+                self._build(net)
+            for ns in [p.ns for p in self.pods] + ([self.ext] if self.external else []):
+                self.spawn(ns, "serve", "both", *map(str, SERVER_PORTS), wait_ready=True)
         except BaseException:
             self.destroy()
             raise
         return self
 
-    def _build(self) -> None:
-        self._netns(self.node)
-        sh("ip", "netns", "exec", self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        sh("ip", "-n", self.node, "addr", "add", f"{NODE_IP}/32", "dev", "lo")
+    def _build(self, net: NetBuilder) -> None:
+        net.create(self.node, {"net.ipv4.ip_forward": "1"})
+        net.address(self.node, "lo", f"{NODE_IP}/32")
         for i in range(self.npods):
             pod = Pod(name=f"p{i}", ns=f"{self.prefix}-p{i}",
                       ip=f"10.200.{self.subnet}.{10 + i}", host_if=f"lxc{i}")
-            self._netns(pod.ns)
-            sh("ip", "-n", self.node, "link", "add", pod.host_if, "type", "veth", "peer",
-               "name", "eth0", "netns", pod.ns)
-            host_mac = str(link_info(self.node, pod.host_if)["address"])
-            pod_mac = str(link_info(pod.ns, "eth0")["address"])
-            pod.ifindex = int(link_info(self.node, pod.host_if)["ifindex"])  # type: ignore
-            sh("ip", "-n", pod.ns, "addr", "add", f"{pod.ip}/32", "dev", "eth0")
-            sh("ip", "-n", pod.ns, "link", "set", "eth0", "up")
-            sh("ip", "-n", pod.ns, "route", "add", "169.254.1.1", "dev", "eth0",
-               "scope", "link")
-            sh("ip", "-n", pod.ns, "route", "add", "default", "via", "169.254.1.1",
-               "dev", "eth0")
-            sh("ip", "-n", pod.ns, "neigh", "add", "169.254.1.1", "lladdr", host_mac,
-               "dev", "eth0", "nud", "permanent")
-            sh("ip", "-n", self.node, "link", "set", pod.host_if, "up")
-            sh("ip", "-n", self.node, "route", "add", f"{pod.ip}/32", "dev", pod.host_if)
-            sh("ip", "-n", self.node, "neigh", "add", pod.ip, "lladdr", pod_mac, "dev",
-               pod.host_if, "nud", "permanent")
+            net.create(pod.ns)
+            host = net.veth(self.node, pod.host_if, "eth0", peer_netns=pod.ns)
+            pod_mac = net.link(pod.ns, "eth0").mac
+            pod.ifindex = host.index
+            net.address(pod.ns, "eth0", f"{pod.ip}/32")
+            net.up(pod.ns, "eth0")
+            net.route(pod.ns, POD_GATEWAY, dev="eth0")
+            net.route(pod.ns, "default", via=POD_GATEWAY, dev="eth0")
+            net.neighbour(pod.ns, "eth0", POD_GATEWAY, host.mac)
+            net.up(self.node, pod.host_if)
+            net.route(self.node, f"{pod.ip}/32", dev=pod.host_if)
+            net.neighbour(self.node, pod.host_if, pod.ip, pod_mac)
             self.pods.append(pod)
         if self.external:
-            self._netns(self.ext)
-            sh("ip", "-n", self.node, "link", "add", "ext0", "type", "veth", "peer",
-               "name", "eth0", "netns", self.ext)
-            sh("ip", "-n", self.node, "addr", "add", "172.31.250.1/24", "dev", "ext0")
-            sh("ip", "-n", self.node, "link", "set", "ext0", "up")
-            sh("ip", "-n", self.ext, "addr", "add", f"{EXT_IP}/24", "dev", "eth0")
-            sh("ip", "-n", self.ext, "addr", "add", f"{EXT2_IP}/32", "dev", "lo")
-            sh("ip", "-n", self.ext, "link", "set", "eth0", "up")
-            sh("ip", "-n", self.ext, "route", "add", "default", "via", "172.31.250.1")
-            sh("ip", "-n", self.node, "route", "add", "172.31.251.0/24", "via", EXT_IP)
-        for ns in [p.ns for p in self.pods] + ([self.ext] if self.external else []):
-            self.spawn(ns, "serve", "both", *map(str, SERVER_PORTS), wait_ready=True)
+            net.create(self.ext)
+            net.veth(self.node, "ext0", "eth0", peer_netns=self.ext)
+            net.address(self.node, "ext0", f"{EXT_GATEWAY}/24")
+            net.up(self.node, "ext0")
+            net.address(self.ext, "eth0", f"{EXT_IP}/24")
+            net.address(self.ext, "lo", f"{EXT2_IP}/32")
+            net.up(self.ext, "eth0")
+            net.route(self.ext, "default", via=EXT_GATEWAY)
+            net.route(self.node, "172.31.251.0/24", via=EXT_IP)
 
     def spawn(self, ns: str, *args: str, wait_ready: bool = False,
               interactive: bool = False) -> subprocess.Popen[str]:
         """interactive: the process reads commands from a stdin pipe (nettool conn)."""
-        p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-u", NETTOOL,
-                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        p = subprocess.Popen(pod_command(ns, [sys.executable, "-u", NETTOOL, *args]),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              stdin=subprocess.PIPE if interactive else None, text=True)
         self._procs.append(p)
         if wait_ready:
@@ -147,14 +132,21 @@ class Topology:
             except Exception:
                 pass
         self._procs.clear()
-        for ns in reversed(self._namespaces):
-            sh("ip", "netns", "del", ns, check=False)
+        failed: list[LabError] = []
+        with NetBuilder() as net:
+            for ns in reversed(self._namespaces):
+                try:
+                    net.delete(ns)
+                except LabError as err:   # the others still go; this one is reported
+                    failed.append(err)
         self._namespaces.clear()
+        if failed:
+            raise failed[0]
 
     # --- traffic -------------------------------------------------------------
 
     def run(self, ns: str, *args: str, timeout: float = 10) -> str:
-        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, NETTOOL, *args],
+        r = subprocess.run(pod_command(ns, [sys.executable, NETTOOL, *args]),
                            text=True, capture_output=True, timeout=timeout)
         if r.returncode != 0:
             raise RuntimeError(f"nettool {args} in {ns} failed: {r.stderr}")
@@ -170,7 +162,7 @@ class Topology:
         return self.run(src, "ping", ip, str(timeout))
 
 
-def wait_for(pred, timeout: float = 3.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(pred: Callable[[], object], timeout: float = 3.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():

@@ -19,6 +19,8 @@ from agent.config import AgentConfig
 from agent.daemon import Agent
 from agent.datapath.fake import FakeDatapath
 from agent.policy.mapstate import Direction
+from agent.sources.k8s_watch import WatchSettings
+from agent.sources.kubernetes import KubernetesSource
 from fake_apiserver import FakeApiServer
 
 Doc = dict[str, Any]
@@ -86,18 +88,20 @@ current-context: c
     config = AgentConfig(node="n1", source="kubernetes", kubeconfig=str(kubeconfig),
                          state_dir=tmp_path / "state", socket=str(tmp_path / "agent.sock"),
                          bpffs=str(tmp_path / "bpf"), datapath="fake")
-    agent = Agent(config, datapath=datapath)
+    # As `membrane agent --source kubernetes --kubeconfig` builds it, with short watches
+    # so restarts happen within the test.
+    source = KubernetesSource(kubeconfig=config.kubeconfig, node_name=config.node,
+                              settings=WatchSettings(watch_timeout=2, connect_timeout=2,
+                                                     read_grace=3, backoff_initial=0.05,
+                                                     backoff_cap=0.4))
+    agent = Agent(config, datapath=datapath, source=source)
     agent.start()
-    # Short watches, so restarts happen within the test.
-    from agent.sources.k8s_watch import WatchSettings
-    agent.source.settings = WatchSettings(watch_timeout=2, connect_timeout=2, read_grace=3,  # type: ignore[attr-defined]
-                                          backoff_initial=0.05, backoff_cap=0.4)
     yield agent, datapath
     agent.stop()
 
 
 def verdict(datapath: FakeDatapath, agent: Agent, dst: str, src_ip: str) -> bool:
-    ep = agent.registry.by_pod(f"shop/{dst}")
+    ep = agent.endpoints.by_pod(f"shop/{dst}")
     assert ep is not None
     return datapath.decide(ep.id, Direction.INGRESS, src_ip, 6, 8080)[0]
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from agent.k8s.loader import objects_from_documents
 from lab import agents as agent_procs
 from lab.controller import Lab
+from lab.netbuilder import pod_command
 from lab.probe import run_probe
-from lab.state import LabState
+from lab.processes import spawn
+from lab.state import LabState, Process
 from agent.policy.matrix import reachability, to_json
 from agent.sources.labdir import LabStoreDir
 
@@ -68,8 +70,8 @@ def pod_ip(lab: Lab, key: str) -> str:
 
 
 def in_pod(lab: Lab, key: str, script: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ip", "netns", "exec", pod_netns(lab, key), sys.executable, "-c",
-                             script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen(pod_command(pod_netns(lab, key), [sys.executable, "-c", script, *args]),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
 
 
@@ -128,9 +130,6 @@ def restart_agent(lab: Lab, node: str, while_down=None,  # type: ignore[no-untyp
     if while_down is not None:
         while_down()
     if extra_args:
-        from lab.netns import spawn
-        from lab.state import Process
-
         cmd = [*agent_procs.agent_command(state, n), *extra_args]
         proc = spawn(cmd, agent_procs.node_dir(state, n) / "agent.log")
         n.agent = Process(pid=proc.pid, marker=f"--socket {n.socket} ")

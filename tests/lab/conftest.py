@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 
 import pytest
 
+from cli import lab as lab_cli
+from core.errors import MembraneError
 from lab.controller import Lab
 
 
@@ -64,9 +66,6 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], 
 
 def run_cli(*argv: str) -> int:
     """The `membrane lab` verbs, without the rest of the CLI."""
-    from cli import lab as lab_cli
-    from core.errors import MembraneError
-
     parser = argparse.ArgumentParser(prog="membrane")
     lab_cli.register(parser.add_subparsers())
     args = parser.parse_args(list(argv))

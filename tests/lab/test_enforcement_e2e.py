@@ -17,6 +17,7 @@ from typing import Iterator
 import pytest
 
 from lab.controller import Lab
+from lab.netbuilder import pod_command
 from tests.lab.agentlab import (ECHO_CLIENT, ECHO_SERVER, differences, dump, expect_line,
                                 in_pod, ping, pod_ip, probe_and_matrix, restart_agent,
                                 state_of, stop, write)
@@ -204,8 +205,7 @@ spec:
 
 def lab_exec(lab: Lab, key: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
     netns = state_of(lab).pods[key].netns
-    return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True,
-                          text=True, timeout=20)
+    return subprocess.run(pod_command(netns, argv), capture_output=True, text=True, timeout=20)
 
 
 def test_icmp_echo_follows_policy_and_replies_pass(lab: Lab, policies) -> None:  # type: ignore[no-untyped-def]
@@ -233,10 +233,9 @@ spec: {podSelector: {matchLabels: {app: db}}, policyTypes: [Ingress]}
 """)
     state = state_of(lab)
     node = state.nodes[state.pods["shop/db"].node]
-    probe = subprocess.run(["ip", "netns", "exec", node.netns, "curl", "-s", "-o", "/dev/null",
-                            "-w", "%{http_code}", "--connect-timeout", "2",
-                            f"http://{pod_ip(lab, 'shop/db')}:5432/"], capture_output=True,
-                           text=True, timeout=20)
+    probe = subprocess.run(pod_command(node.netns, [
+        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "2",
+        f"http://{pod_ip(lab, 'shop/db')}:5432/"]), capture_output=True, text=True, timeout=20)
     assert probe.stdout.strip() == "200"
 
 
@@ -334,7 +333,7 @@ def test_a_pod_cannot_send_with_a_source_address_not_its_own(lab: Lab) -> None:
     netns = state_of(lab).pods["shop/web"].netns
     db = pod_ip(lab, "shop/db")
     spoof = "10.244.1.250"
-    subprocess.run(["ip", "netns", "exec", netns, "ip", "addr", "add", f"{spoof}/32", "dev", "eth0"],
+    subprocess.run(pod_command(netns, ["ip", "addr", "add", f"{spoof}/32", "dev", "eth0"]),
                    check=True)
     try:
         honest = lab_exec(lab, "shop/web", ["curl", "-s", "--connect-timeout", "1", f"http://{db}:5432/"])
@@ -342,7 +341,7 @@ def test_a_pod_cannot_send_with_a_source_address_not_its_own(lab: Lab) -> None:
                                              "--connect-timeout", "1", f"http://{db}:5432/"])
         assert honest.returncode == 0 and spoofed.returncode != 0
     finally:
-        subprocess.run(["ip", "netns", "exec", netns, "ip", "addr", "del", f"{spoof}/32", "dev", "eth0"])
+        subprocess.run(pod_command(netns, ["ip", "addr", "del", f"{spoof}/32", "dev", "eth0"]))
 
 
 SELECTORS = [

@@ -10,6 +10,7 @@ import pytest
 
 from agent.k8s.loader import objects_from_documents
 from lab.controller import Lab
+from lab.netbuilder import pod_command
 from lab.probe import run_probe
 from lab.state import LabState
 from agent.policy.matrix import reachability, to_json
@@ -64,11 +65,11 @@ def test_a_dropped_port_is_denied_and_only_that_one(lab: Lab) -> None:
              "{ type filter hook input priority 0; }; "
              "add rule ip probetest in tcp dport 8080 drop; "
              "add rule ip probetest in udp dport 80 drop")
-    subprocess.run(["ip", "netns", "exec", netns, "nft", rules], check=True)
+    subprocess.run(pod_command(netns, ["nft", rules]), check=True)
     try:
         verdicts = run_probe(state_of(lab), [80, 8080], ["TCP", "UDP"], timeout=0.5)
     finally:
-        subprocess.run(["ip", "netns", "exec", netns, "nft", "delete table ip probetest"])
+        subprocess.run(pod_command(netns, ["nft", "delete table ip probetest"]))
     denied = {(v.src, v.dst, v.protocol, v.port) for v in verdicts if not v.allowed}
     sources = {"default/a", "kube-system/coredns", "other/c"}
     assert denied == {(s, "default/b", "TCP", 8080) for s in sources} | \

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab.controller import Lab
+from lab.netbuilder import pod_command
 from lab.names import EXTERNAL_IP
 from lab.state import LabState, lab_root
 from tests.lab.conftest import MakeLab, run_cli
@@ -54,7 +55,7 @@ def lab(make_lab: MakeLab, manifests) -> Lab:
 
 
 def in_pod(lab: Lab, pod: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", "netns", "exec", lab.netns_of(pod), *cmd],
+    return subprocess.run(pod_command(lab.netns_of(pod), cmd),
                           capture_output=True, text=True, timeout=20)
 
 
@@ -257,7 +258,7 @@ spec: {containers: [{name: c, image: x, ports: [{containerPort: 81}]}]}
 
 def _pods_of(lab: Lab, prefix: str) -> dict[str, str]:
     """name -> netns of the lab's pods whose name starts with prefix."""
-    state = lab._state()
+    state = lab.state()
     return {p.name: p.netns for p in state.pods.values() if p.name.startswith(prefix)}
 
 

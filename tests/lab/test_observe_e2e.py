@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from lab.controller import Lab
+from lab.netbuilder import pod_command
 from tests.lab.agentlab import in_pod, pod_ip, restart_agent, state_of
 from tests.lab.conftest import needs_root, unique_lab_name
 
@@ -47,8 +48,9 @@ def pod_key(lab: Lab, app: str) -> str:
 
 def curl(lab: Lab, client: str, target: str) -> int:
     netns = state_of(lab).pods[pod_key(lab, client)].netns
-    return subprocess.run(["ip", "netns", "exec", netns, "curl", "-s", "-o", "/dev/null",
-                           "--connect-timeout", "1", target], timeout=20).returncode
+    return subprocess.run(pod_command(netns, ["curl", "-s", "-o", "/dev/null",
+                                              "--connect-timeout", "1", target]),
+                          timeout=20).returncode
 
 
 def flows(lab: Lab, *filters: str, last: int = 1000) -> list[dict[str, Any]]:

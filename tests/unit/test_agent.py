@@ -16,8 +16,9 @@ import pytest
 
 from agent.api.client import AgentClient
 from agent.config import AgentConfig
-from agent.daemon import INIT_POLICY, Agent
+from agent.daemon import Agent
 from agent.datapath.fake import FakeDatapath
+from agent.endpoint_manager import INIT_POLICY
 from agent.datapath.interface import EndpointSlot
 from core.errors import MembraneError
 from agent.k8s.objects import (ClusterObjects, LabelSelector, Namespace, NetworkPolicy, Pod,
@@ -123,7 +124,7 @@ def test_a_pod_the_source_does_not_know_waits_for_identity_behind_the_fail_close
     agent, _, datapath = running
     with pytest.raises(MembraneError, match="waiting-for-identity"):
         agent.register_endpoint("default", "ghost", "lo", "10.244.1.9", timeout=0.5)
-    ghost = agent.registry.by_pod("default/ghost")
+    ghost = agent.endpoints.by_pod("default/ghost")
     assert ghost is not None and datapath.policies[ghost.id] == INIT_POLICY
 
 
@@ -135,7 +136,7 @@ def test_nothing_is_enforced_from_a_half_known_state(tmp_path: Path) -> None:
     try:
         with pytest.raises(MembraneError):
             agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=0.5)
-        ep = agent.registry.by_pod("default/backend")
+        ep = agent.endpoints.by_pod("default/backend")
         assert ep is not None and datapath.policies[ep.id] == INIT_POLICY
     finally:
         agent.stop()
@@ -150,7 +151,9 @@ def test_a_full_policy_map_makes_the_endpoint_not_ready_and_shows_in_status(runn
     push(source, objs, 2)
     assert agent.wait_for_revision(2, 5)
     assert ep.state.value == "not-ready" and "map full" in ep.error
-    assert any("map full" in e for e in agent.status()["errors"])
+    status = agent.status()
+    assert any("map full" in e for e in status.errors)
+    assert any(f"endpoint {ep.id}" in p and "not-ready" in p for p in status.problems)
 
 
 def test_restart_removes_pinned_endpoints_nobody_registered(tmp_path: Path) -> None:
@@ -172,9 +175,9 @@ def test_registrations_survive_a_restart_with_the_same_endpoint_id(tmp_path: Pat
     again = make_agent(tmp_path, StaticSource(cluster()))
     again.start()
     try:
-        ep = again.registry.by_pod("default/backend")
+        ep = again.endpoints.by_pod("default/backend")
         assert ep is not None and ep.id == first
-        assert again.registry.wait(lambda: ep.state.value == "ready", 5)
+        assert again.endpoints.wait(lambda: ep.state.value == "ready", 5)
     finally:
         again.stop()
 
@@ -238,7 +241,8 @@ def test_a_registration_never_written_is_closed_at_start_before_any_sync(tmp_pat
 def test_a_failed_regeneration_is_retried_without_waiting_for_another_change(running) -> None:
     agent, source, datapath = running
     back = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
-    real_flush = agent.allocator.flush
+    allocator = agent.parts.allocator
+    real_flush = allocator.flush
     failures = []
 
     def flush_fails_once() -> None:
@@ -247,7 +251,7 @@ def test_a_failed_regeneration_is_retried_without_waiting_for_another_change(run
             raise OSError("identity store briefly unavailable")
         real_flush()
 
-    agent.allocator.flush = flush_fails_once  # type: ignore[method-assign]
+    allocator.flush = flush_fails_once  # type: ignore[method-assign]
     objs = cluster()
     objs.policies["default/deny"] = DENY_BACKEND
     push(source, objs, 2)
@@ -255,4 +259,4 @@ def test_a_failed_regeneration_is_retried_without_waiting_for_another_change(run
     assert agent.wait_for_revision(2, 5)
     assert failures and back.ingress_enforced
     assert datapath.policies[back.id].ingress_enforced
-    assert any("briefly unavailable" in e for e in agent.errors)
+    assert any("briefly unavailable" in e for e in agent.status().errors)

@@ -8,7 +8,7 @@ from agent.datapath.fake import FakeDatapath
 from agent.datapath.interface import Datapath, EndpointSlot
 from core.errors import MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType, PolicyKey
-from observe.events import DatapathEvent, EventType
+from observe.events import DatapathEvent, EventBatch, EventType
 
 SLOT = EndpointSlot(endpoint_id=7, ifname="lxc7", ifindex=17, ipv4="10.0.0.7", identity=300)
 MAPS = ClusterMaps(ipcache={"10.0.0.8/32": 301, "0.0.0.0/0": 2},
@@ -88,14 +88,41 @@ def test_fail_next_injects_an_error_once() -> None:
     dp.update_endpoint(SLOT, EndpointPolicy())
 
 
-def test_events_reach_the_handler_on_poll() -> None:
+def drop_event(src_port: int = 4000) -> DatapathEvent:
+    return DatapathEvent(EventType.DROP, 1, "n", 7, Direction.INGRESS, False, 133, 0,
+                         301, 300, "10.0.0.8", "10.0.0.7", 6, src_port, 80, 2, False, 60)
+
+
+def test_events_reach_the_handler_as_one_batch_per_poll() -> None:
     dp = fake()
-    got: list[DatapathEvent] = []
-    dp.set_event_handler(got.append)
-    ev = DatapathEvent(EventType.DROP, 1, "n", 7, Direction.INGRESS, False, 133, 0,
-                       301, 300, "10.0.0.8", "10.0.0.7", 6, 4000, 80, 2, False, 60)
-    dp.inject_event(ev)
-    assert dp.poll_events(0) == 1 and got == [ev]
+    got: list[EventBatch] = []
+    dp.set_batch_handler(got.append)
+    events = [drop_event(4000), drop_event(4001)]
+    for ev in events:
+        dp.inject_event(ev)
+    assert dp.poll_events(0) == 2
+    (batch,) = got
+    assert batch.events() == events
+    assert dp.poll_events(0) == 0 and len(got) == 1   # nothing pending: no empty batch
+
+
+def test_a_failing_handler_does_not_stop_the_polling() -> None:
+    dp = fake()
+
+    def boom(batch: EventBatch) -> None:
+        raise RuntimeError("boom")
+    dp.set_batch_handler(boom)
+    dp.inject_event(drop_event())
+    assert dp.poll_events(0) == 1
+
+
+def test_without_a_handler_events_are_read_and_dropped() -> None:
+    dp = fake()
+    dp.inject_event(drop_event())
+    assert dp.poll_events(0) == 1
+    got: list[EventBatch] = []
+    dp.set_batch_handler(got.append)
+    assert dp.poll_events(0) == 0 and got == []
 
 
 def test_calls_are_recorded_in_order() -> None:

@@ -301,8 +301,8 @@ def test_a_pod_defaults_namespace_and_service_account() -> None:
 
 
 @pytest.mark.parametrize("doc, path, problem", [
-    pytest.param(pod("web", status={"podIP": "10.0.0.256"}), "status.podIP", "IPv4",
-                 id="a pod ip that is not ipv4 is rejected"),
+    pytest.param(pod("web", status={"podIP": "10.0.0.256"}), "status.podIP",
+                 "must be a valid IP address", id="a pod ip that is not an ip is rejected"),
     pytest.param(pod("web", status={"podIP": 5}), "status.podIP", "must be a string",
                  id="a pod ip that is a number is a type error"),
     pytest.param(pod("Web"), "metadata.name", "RFC 1123 subdomain",
@@ -323,10 +323,9 @@ def test_a_pod_defaults_namespace_and_service_account() -> None:
                  "spec.containers[0].ports[0].name", "lowercase",
                  id="an invalid container port name is rejected"),
     pytest.param(pod("web", spec={"containers": [
-        {"ports": [{"containerPort": 1, "name": "p"}]},
-        {"ports": [{"containerPort": 2, "name": "p"}]}]}),
-        "spec.containers[1].ports[0].name", "Duplicate value",
-        id="a port name used twice in a pod is rejected"),
+        {"ports": [{"containerPort": 1, "name": "p"}, {"containerPort": 2, "name": "p"}]}]}),
+        "spec.containers[0].ports[1].name", "Duplicate value",
+        id="a port name used twice in one container is rejected"),
     pytest.param(pod("web", spec={"containers": [{"ports": [{"containerPort": 1,
                                                              "protocol": "ICMP"}]}]}),
                  "spec.containers[0].ports[0].protocol", "Unsupported value",
@@ -375,10 +374,11 @@ def test_a_service_reads_selector_and_ports() -> None:
            "metadata": {"name": "kube-dns", "namespace": "kube-system"},
            "spec": {"selector": {"k8s-app": "kube-dns"}, "ports": [
                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"},
-               {"port": 8080}]}}
+               {"name": "metrics", "port": 8080}]}}
     assert parse_document(doc) == [Service(
         "kube-system", "kube-dns", {"k8s-app": "kube-dns"},
-        (ServicePort(53, "dns", Protocol.UDP, "dns"), ServicePort(8080, 8080, Protocol.TCP)))]
+        (ServicePort(53, "dns", Protocol.UDP, "dns"),
+         ServicePort(8080, 8080, Protocol.TCP, "metrics")))]
 
 
 def test_a_service_name_must_start_with_a_letter() -> None:

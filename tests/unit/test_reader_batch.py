@@ -186,14 +186,15 @@ def test_the_callback_fallback_hands_over_one_batch_per_poll() -> None:
     assert len({batch.key(rec) for rec in batch.records}) == 1
 
 
-def test_the_per_event_handler_still_gets_decoded_events() -> None:
+def test_records_of_an_unknown_type_are_counted_and_left_out_of_the_batch() -> None:
     bpf = FakeBpf()
     r = rd.EventReader(bpf, "n1")
-    got: list[Any] = []
-    r.handler = got.append
+    batches: list[EventBatch] = []
+    r.batch_handler = batches.append
     bpf.queued = [bytes(raw_event(0)), bytes(raw_event(1, type=9))]
     assert r.poll(0) == 2
-    assert [e.src_port for e in got] == [40000]
+    (batch,) = batches
+    assert [e.src_port for e in batch.events()] == [40000]
     assert r.decode_errors == 1
 
 

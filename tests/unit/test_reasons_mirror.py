@@ -16,6 +16,13 @@ _DEFINE = re.compile(
     r"^#define\s+DROP_(\w+)\s+(\d+)\s*/\*\s*([A-Z0-9_]+):\s*(.+?)\s*\*/\s*$")
 
 
+def drop_defines() -> dict[str, str]:
+    """C define name ("DROP_POLICY") -> the Hubble name its comment gives."""
+    return {f"DROP_{m.group(1)}": m.group(3) for m in map(_DEFINE.match,
+                                                           DROP_H.read_text().splitlines())
+            if m}
+
+
 def parse_drop_h() -> dict[str, tuple[int, str]]:
     """Hubble name -> (code, description), from each define's line."""
     reasons = {}

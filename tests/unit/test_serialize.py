@@ -69,7 +69,7 @@ OBJECTS: list[tuple[str, StoreObject]] = [
         ports=(ContainerPort(80, Protocol.TCP, "http"), ContainerPort(53, Protocol.UDP)))),
     ("a host network pod", Pod("kube-system", "proxy", host_network=True)),
     ("a service", Service("kube-system", "kube-dns", {"k8s-app": "kube-dns"}, (
-        ServicePort(53, "dns", Protocol.UDP, "dns"), ServicePort(8080, 8080)))),
+        ServicePort(53, "dns", Protocol.UDP, "dns"), ServicePort(8080, 8080, name="metrics")))),
     ("a node", Node("node-1", "192.168.0.10", "10.244.1.0/24", {"zone": "a"})),
     ("a node without addresses", Node("node-2")),
 ]

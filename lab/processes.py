@@ -1,7 +1,7 @@
-"""Thin wrappers over iproute2 and over the processes a lab starts.
+"""The processes a lab starts: detached, waited for until they say "ready", and stopped
+by pid only while their command line still carries the marker recorded with them.
 
-`ip` is used rather than netlink from this process because a namespace switch only
-affects the calling thread; a subprocess per step keeps this process where it is.
+Namespaces and wires are lab/netbuilder.py's; this module only starts processes in them.
 """
 
 from __future__ import annotations
@@ -15,57 +15,16 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from core.errors import LabError
+from lab.netbuilder import pod_command
 from lab.state import Process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    cmd = ["ip"] + (["-n", netns] if netns else []) + list(args)
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise LabError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()}")
-    return done
-
-
-def ip_batch(netns: str, commands: Sequence[str]) -> None:
-    """Several `ip` commands in one process (each line as after `ip -n NS`)."""
-    cmd = ["ip", "-n", netns, "-batch", "-"]
-    done = subprocess.run(cmd, input="\n".join(commands) + "\n", capture_output=True, text=True)
-    if done.returncode != 0:
-        raise LabError(f"ip -n {netns} -batch failed: {done.stderr.strip()} "
-                       f"(commands: {'; '.join(commands)})")
-
-
-def netns_exists(name: str) -> bool:
-    return Path("/run/netns", name).exists()
-
-
-def add_netns(name: str) -> None:
-    if netns_exists(name):
-        raise LabError(f"network namespace {name} already exists: another lab's leftover? "
-                       "Run `membrane lab down` for that lab first")
-    ip("netns", "add", name)
-
-
-def delete_netns(name: str) -> None:
-    if netns_exists(name):
-        ip("netns", "delete", name, check=False)
-
-
-def sysctl(netns: str, settings: dict[str, str]) -> None:
-    """Writes /proc/sys from inside the namespace (network sysctls are per namespace)."""
-    args = [f"{k}={v}" for k, v in settings.items()]
-    done = subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", *args],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise LabError(f"sysctl in {netns} failed: {done.stderr.strip()}")
-
-
-def python_in_netns(netns: str, module: str, args: Sequence[str]) -> list[str]:
-    """The command line running `python -m module` in a namespace. `ip netns exec` (not
-    nsenter) so /etc/netns/<netns>/resolv.conf applies, as for a pod's own processes."""
-    return ["ip", "netns", "exec", netns, sys.executable, "-m", module, *args]
+def python_in_pod(netns: str, module: str, args: Sequence[str]) -> list[str]:
+    """The command line running `python -m module` as a process of the pod whose
+    namespace is `netns`, so /etc/netns/<netns>/resolv.conf applies to it."""
+    return pod_command(netns, [sys.executable, "-m", module, *args])
 
 
 def child_env() -> dict[str, str]:

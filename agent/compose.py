@@ -1,0 +1,162 @@
+"""The composition root: every part of the agent, built from an AgentConfig and handed its
+dependencies (as kube-network-policies' NewController(engine, config) is).
+
+    SourceFeed ──> Store ──> Regenerator ──> EndpointManager ──> Datapath
+    (source thread)          (engine + allocators;  (registry,        │ EventBatch
+                             EngineDelta)            INIT policy)      v
+                               │ refresh                          EventPipeline
+                               v                                  (FlowObserver)
+                             AgentMetadata (peers, identity labels) ──┘ meta
+    AgentServicer <── EndpointApi, AgentMetadata, PolicyQueries, Datapath, StatusReporter
+    ApiServer: the servicer and the Observer on the unix socket (+ Observer over mTLS)
+    HealthChecks, ErrorHistory: every part registers its own checks and errors
+
+Nothing here runs anything: `agent.daemon.Agent` starts and stops the parts. Tests hand
+in their own datapath and source, or build single parts with fakes.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from agent.api.server import AgentServicer
+from agent.config import AgentConfig
+from agent.datapath.bpf import BpfDatapath
+from agent.datapath.fake import FakeDatapath
+from agent.datapath.interface import Datapath
+from agent.endpoint_manager import EndpointApi, EndpointManager
+from agent.endpoints import EndpointRegistry
+from agent.feed import SourceFeed
+from agent.flowmeta import AgentMetadata
+from agent.gc import GarbageCollector
+from agent.health import ErrorHistory, HealthChecks
+from agent.observing import EventPipeline
+from agent.policy.engine import PolicyEngine
+from agent.regeneration import PolicyQueries, Regenerator
+from agent.serving import ApiServer, TlsListener
+from agent.sources.base import Source
+from agent.sources.labdir import LabDirSource
+from agent.status import StatusReporter
+from agent.store import Store
+from agent.workers import Workers
+from core.errors import MembraneError
+from identity.allocator import Allocator
+from identity.cidr import CidrAllocator
+from identity.filter import LabelFilter
+from identity.local import LocalAllocator
+from observe.metrics import default_metrics
+from observe.ring import FlowObserver
+
+
+@dataclass(frozen=True)
+class AgentParts:
+    config: AgentConfig
+    stop: threading.Event          # set once: every loop ends
+    lock: threading.RLock          # the agent's state: engine, endpoints, datapath writes
+    store: Store
+    feed: SourceFeed
+    datapath: Datapath
+    allocator: Allocator
+    cidr_allocator: Allocator
+    engine: PolicyEngine
+    health: HealthChecks
+    errors: ErrorHistory
+    workers: Workers
+    endpoints: EndpointManager
+    metadata: AgentMetadata
+    regenerator: Regenerator
+    events: EventPipeline
+    gc: GarbageCollector
+    status: StatusReporter
+    api: ApiServer
+
+
+def compose(config: AgentConfig, datapath: Datapath | None = None,
+            source: Source | None = None) -> AgentParts:
+    config.validate()
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    kick = threading.Event()       # "regenerate now": store changes, registrations
+    lock = threading.RLock()
+    health = HealthChecks()
+    errors = ErrorHistory()
+    store = Store()
+    datapath = datapath or make_datapath(config)
+    feed = SourceFeed(source or make_source(config), store, stop, health)
+    allocator, cidr_allocator = make_allocators(config)
+    engine = PolicyEngine(allocator, cidr_allocator, cluster=config.cluster,
+                          label_filter=LabelFilter.default().with_excluded(*config.exclude_labels))
+    endpoints = EndpointManager(EndpointRegistry(config.state_dir), datapath, lock, kick, errors)
+    metadata = AgentMetadata(config.node, allocator, cidr_allocator)
+    regenerator = Regenerator(
+        node=config.node, store=store, engine=engine, allocators=(allocator, cidr_allocator),
+        datapath=datapath, endpoints=endpoints, metadata=metadata, lock=lock, kick=kick,
+        stop=stop, errors=errors, health=health)
+    observer = FlowObserver(node=config.node, capacity=config.flow_capacity, meta=metadata,
+                            queue_size=config.event_queue_size, listeners=[default_metrics()])
+    status = StatusReporter(
+        node=config.node, source_name=feed.name, store=store, endpoints=endpoints,
+        regenerator=regenerator, datapath=datapath, observer=observer, identities=allocator,
+        health=health, errors=errors)
+    servicer = AgentServicer(config.node, EndpointApi(endpoints), metadata,
+                             PolicyQueries(regenerator, engine, endpoints, lock), datapath,
+                             status)
+    tls = (TlsListener(config.observer_listen, config.tls_cert, config.tls_key,
+                       config.tls_client_ca) if config.observer_listen else None)
+    return AgentParts(
+        config=config, stop=stop, lock=lock, store=store, feed=feed, datapath=datapath,
+        allocator=allocator, cidr_allocator=cidr_allocator, engine=engine, health=health,
+        errors=errors, workers=Workers(stop, health, errors), endpoints=endpoints,
+        metadata=metadata, regenerator=regenerator,
+        events=EventPipeline(datapath, observer, stop, config.metrics_port),
+        gc=GarbageCollector(datapath, (allocator, cidr_allocator), lock, stop,
+                            conntrack_interval=config.conntrack_gc_interval,
+                            identity_interval=config.identity_gc_interval),
+        status=status, api=ApiServer(config.socket, servicer, observer, tls))
+
+
+def make_datapath(config: AgentConfig) -> Datapath:
+    # Typed as the Protocol: mypy proves FakeDatapath and BpfDatapath implement it.
+    if config.datapath == "fake":
+        fake: Datapath = FakeDatapath(node=config.node)
+        return fake
+    if config.datapath == "bpf":
+        bpf: Datapath = BpfDatapath(node=config.node, pin_dir=config.bpffs,
+                                    max_policy=config.max_policy_entries,
+                                    max_conntrack=config.max_conntrack_entries,
+                                    ring_pages=config.event_ring_pages)
+        return bpf
+    raise MembraneError(f"--datapath {config.datapath!r}: expected bpf or fake")
+
+
+def make_source(config: AgentConfig) -> Source:
+    lab_store = config.lab_store
+    if lab_store is not None:
+        return LabDirSource(lab_store)
+    if config.source == "kubernetes":
+        # The kubernetes client takes ~0.4 s to import: only when this source is chosen.
+        from agent.sources.kubernetes import KubernetesSource
+
+        kubernetes: Source = KubernetesSource(kubeconfig=config.kubeconfig,
+                                              node_name=config.node)
+        return kubernetes
+    raise MembraneError(f"--source {config.source!r}: expected kubernetes or lab:<dir>")
+
+
+def make_allocators(config: AgentConfig) -> tuple[Allocator, Allocator]:
+    """(label identities, CIDR identities). Both persist "on_flush": numbers are written
+    once per regeneration, always before any map uses them, instead of an fsync'd
+    rewrite per new identity."""
+    cidr: Allocator = CidrAllocator(config.state_dir / "cidr-identities", persist="on_flush")
+    if config.identity_backend == "etcd":
+        # etcd3gw and requests (~0.2 s) only for the etcd backend.
+        from identity.etcd import EtcdAllocator
+
+        etcd: Allocator = EtcdAllocator(list(config.etcd_endpoints), node=config.node,
+                                        grace_seconds=config.identity_grace_seconds)
+        return etcd, cidr
+    local: Allocator = LocalAllocator(config.state_dir / "identities",
+                                      grace_seconds=config.identity_grace_seconds,
+                                      persist="on_flush")
+    return local, cidr

@@ -1,0 +1,201 @@
+"""Endpoint lifecycle: registration, deregistration, reconciliation with pinned state, and
+the one place an endpoint's maps are written.
+
+Fail closed: a registered endpoint is attached at once with INIT_POLICY (deny all but
+its node) under the init identity; the regenerator opens what policy allows once the pod
+is known. On start, pinned endpoints nobody registered (or whose veth is gone) are
+removed, registered ones get this process's programs on their pinned maps, and a
+registration that was never written is closed before anything else happens.
+
+Locking: every change to the registry's records or the datapath happens under the
+agent's state lock (shared with the regenerator and GC); `register` waits for readiness
+outside it. The regenerator is woken through the shared `kick` event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from agent.api.client import DEFAULT_WAIT_SECONDS
+from agent.api.services import EndpointView
+from agent.datapath.interface import Datapath, EndpointSlot
+from agent.endpoints import Endpoint, EndpointRegistry, EndpointState, interface_index
+from agent.health import ErrorHistory
+from agent.policy.mapstate import ANY_PROTOCOL, Direction, EndpointPolicy, PolicyKey
+from core.errors import DatapathError, MapFullError, MembraneError
+from identity.reserved import ReservedIdentity
+
+log = logging.getLogger("membrane.agent")
+
+# A registered endpoint whose pod (and so identity) is not known yet: deny everything
+# but its node, like Cilium's init identity. Fail closed from the first packet.
+INIT_POLICY = EndpointPolicy(
+    ingress_enforced=True, egress_enforced=True,
+    entries=frozenset({PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)}),
+)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the datapath last accepted for an endpoint, entirely."""
+
+    slot: EndpointSlot
+    policy: EndpointPolicy
+
+
+class EndpointManager:
+    def __init__(self, registry: EndpointRegistry, datapath: Datapath, lock: threading.RLock,
+                 kick: threading.Event, errors: ErrorHistory) -> None:
+        self.registry = registry
+        self._datapath = datapath
+        self._lock = lock
+        self._kick = kick
+        self._errors = errors
+        self._written: dict[int, Written] = {}
+
+    # -- reading -------------------------------------------------------------------
+    def all(self) -> list[Endpoint]:
+        return self.registry.all()
+
+    def get(self, endpoint_id: int) -> Endpoint | None:
+        return self.registry.get(endpoint_id)
+
+    def by_pod(self, key: str) -> Endpoint | None:
+        return self.registry.by_pod(key)
+
+    def written(self, endpoint_id: int) -> Written | None:
+        return self._written.get(endpoint_id)
+
+    def notify(self) -> None:
+        """Wakes everyone waiting on an endpoint's state (registrations)."""
+        self.registry.notify()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        return self.registry.wait(predicate, timeout)
+
+    # -- reconciliation on start ---------------------------------------------------
+    def reconcile_pinned(self) -> None:
+        """Pinned endpoints nobody registered (or whose veth is gone) are removed;
+        registered endpoints keep their pinned maps until the first regeneration."""
+        with self._lock:
+            pinned = {slot.endpoint_id: slot for slot in self._datapath.pinned_endpoints()}
+            for ep in self.registry.all():
+                if interface_index(ep.ifname) == 0:
+                    log.info("endpoint %d (%s): veth %s is gone, removing", ep.id, ep.key,
+                             ep.ifname)
+                    self.registry.remove(ep.id)
+                    if ep.id in pinned:
+                        self._datapath.remove_endpoint(ep.id)
+                        del pinned[ep.id]
+                elif ep.id in pinned:
+                    # Our programs (and so our ring buffer) on the pinned state, maps untouched.
+                    self._datapath.reattach(replace(pinned[ep.id], ifname=ep.ifname))
+                    ep.attached = True
+                    ep.identity = pinned[ep.id].identity
+                    ep.ifindex = pinned[ep.id].ifindex
+                    ep.state = EndpointState.REGENERATING
+                else:
+                    # Registered but never written (the last agent died in between): fail
+                    # closed now rather than leave the veth without programs until sync.
+                    self._close(ep)
+                    ep.state = EndpointState.WAITING_FOR_IDENTITY
+            for endpoint_id in pinned:
+                if self.registry.get(endpoint_id) is None:
+                    log.info("endpoint %d: pinned but not registered, removing", endpoint_id)
+                    self._datapath.remove_endpoint(endpoint_id)
+
+    # -- registration --------------------------------------------------------------
+    def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
+                 container_id: str = "", timeout: float = DEFAULT_WAIT_SECONDS) -> Endpoint:
+        """Returns the endpoint once it is enforced (ready); raises MembraneError when it
+        cannot be, with the endpoint left fail-closed."""
+        if not namespace or not pod or not ifname or not ipv4:
+            raise MembraneError("RegisterEndpoint needs namespace, pod, ifname and ipv4")
+        if interface_index(ifname) == 0:
+            raise MembraneError(f"endpoint {namespace}/{pod}: no interface {ifname!r} in the "
+                                "agent's network namespace")
+        with self._lock:
+            ep = self.registry.register(namespace, pod, ifname, ipv4, container_id)
+            if not ep.attached:
+                # Fail closed at once; regeneration opens what policy allows.
+                self._close(ep)
+                if ep.state is not EndpointState.NOT_READY:
+                    ep.state = EndpointState.WAITING_FOR_IDENTITY
+        self._kick.set()
+        settled = (EndpointState.READY, EndpointState.NOT_READY)
+        ready = self.registry.wait(lambda: ep.state in settled, timeout)
+        if ep.state is EndpointState.NOT_READY:
+            raise MembraneError(f"endpoint {ep.id} ({ep.key}): not-ready: {ep.error}")
+        if not ready:
+            raise MembraneError(f"endpoint {ep.id} ({ep.key}): still {ep.state.value} after "
+                                f"{timeout:.0f}s (is the pod in the source? labels known?)")
+        return ep
+
+    def deregister(self, namespace: str, pod: str) -> None:
+        with self._lock:
+            ep = self.registry.by_pod(f"{namespace}/{pod}")
+            if ep is None:
+                return  # idempotent, as CNI DEL must be
+            ep.state = EndpointState.DISCONNECTING
+            self.registry.notify()
+            self._datapath.remove_endpoint(ep.id)
+            self._written.pop(ep.id, None)
+            self.registry.remove(ep.id)
+            self.registry.notify()
+
+    # -- writing -------------------------------------------------------------------
+    def _close(self, ep: Endpoint) -> None:
+        slot = EndpointSlot(ep.id, ep.ifname, interface_index(ep.ifname), ep.ipv4,
+                            int(ReservedIdentity.INIT))
+        self.write(ep, slot, INIT_POLICY, 0)
+
+    def write(self, ep: Endpoint, slot: EndpointSlot, policy: EndpointPolicy,
+              revision: int) -> None:
+        """Attaches (first time) or updates the endpoint's maps; call with the state lock
+        held. A full map or a datapath error makes it not-ready (and forgets what was
+        written, so the next pass writes it whole); the caller sees ep.state."""
+        try:
+            if not ep.attached:
+                self._datapath.add_endpoint(slot, policy)
+                ep.attached = True
+            else:
+                self._datapath.update_endpoint(slot, policy)
+        except MapFullError as err:
+            ep.state, ep.error = EndpointState.NOT_READY, str(err)
+            self._errors.record(f"endpoint {ep.id} ({ep.key}): {err}")
+            self._written.pop(ep.id, None)  # partially written: rewrite next time
+            return
+        except DatapathError as err:
+            ep.state, ep.error = EndpointState.NOT_READY, str(err)
+            self._written.pop(ep.id, None)
+            return
+        self._written[ep.id] = Written(slot, policy)
+        ep.identity, ep.ifindex = slot.identity, slot.ifindex
+        ep.ingress_enforced, ep.egress_enforced = policy.ingress_enforced, policy.egress_enforced
+        ep.policy_entries = len(policy.entries)
+        ep.policy_revision = revision
+
+
+class EndpointApi:
+    """The API's EndpointService (agent.api.services) over the manager: views, not records."""
+
+    def __init__(self, manager: EndpointManager) -> None:
+        self._manager = manager
+
+    def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
+                 container_id: str, timeout: float) -> EndpointView:
+        return self._manager.register(namespace, pod, ifname, ipv4, container_id,
+                                      timeout).view()
+
+    def deregister(self, namespace: str, pod: str) -> None:
+        self._manager.deregister(namespace, pod)
+
+    def endpoints(self) -> list[EndpointView]:
+        return [ep.view() for ep in self._manager.all()]
+
+    def find(self, endpoint_id: int, pod_key: str) -> EndpointView | None:
+        ep = self._manager.get(endpoint_id) if endpoint_id else self._manager.by_pod(pod_key)
+        return ep.view() if ep is not None else None

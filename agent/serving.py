@@ -1,0 +1,79 @@
+"""API serving: the Agent and Observer gRPC services on the agent's unix socket (mode
+0600, root's only), and the Observer alone on TCP when asked, with mutual TLS only.
+
+The socket's directory also gets `<socket>.pid`, which lets tools find this agent; both
+files are removed at stop. The TCP listener refuses to start without its certificate,
+key and client CA: flows are never served in plaintext or to anonymous clients.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from agent.api.gen import agent_pb2_grpc
+from agent.api.server import AgentServicer
+from observe.ring import FlowObserver
+from observe.server import add_observer_to_server
+from observe.tls import serve_tcp_with_tls
+
+# Each `observe --follow` stream holds a worker thread: leave room for Agent RPCs.
+MAX_WORKERS = 64
+STOP_GRACE = 0.5   # seconds in-flight RPCs get at stop
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    address: str           # "0.0.0.0:4245"
+    cert: str | None
+    key: str | None
+    client_ca: str | None
+
+
+class ApiServer:
+    def __init__(self, socket_path: str, servicer: AgentServicer, observer: FlowObserver,
+                 tls: TlsListener | None = None) -> None:
+        self.socket_path = socket_path
+        self._servicer = servicer
+        self._observer = observer
+        self._tls = tls
+        self._server: grpc.Server | None = None
+        self._tls_server: grpc.Server | None = None
+
+    def start(self) -> None:
+        if self._tls is not None:
+            # First: a refused TLS setup stops the start before the socket appears.
+            self._tls_server = serve_tcp_with_tls(self._observer, self._tls.address,
+                                                  self._tls.cert, self._tls.key,
+                                                  self._tls.client_ca)
+        path = self.socket_path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)  # a stale socket of a previous run
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))
+        agent_pb2_grpc.add_AgentServicer_to_server(self._servicer, server)
+        add_observer_to_server(server, self._observer)
+        old_umask = os.umask(0o177)  # the socket is root's only: 0600
+        try:
+            server.add_insecure_port("unix:" + path)
+            server.start()
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        Path(path + ".pid").write_text(f"{os.getpid()}\n")  # lets tools find this agent
+        self._server = server
+
+    def stop(self) -> None:
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.stop(grace=STOP_GRACE).wait()
+        self._server = self._tls_server = None
+        for leftover in (self.socket_path, self.socket_path + ".pid"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
