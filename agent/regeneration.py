@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from agent.api.services import LoadedPolicies
 from agent.datapath.interface import Datapath, EndpointSlot
@@ -39,7 +39,6 @@ from agent.policy.engine import PolicyEngine
 from agent.policy.trace import TraceResult, trace_engine
 from agent.store import Snapshot, Store
 from identity.allocator import Allocator
-from observe.metrics import observe_regeneration
 
 log = logging.getLogger("membrane.agent")
 
@@ -51,8 +50,11 @@ class Regenerator:
                  allocators: Sequence[Allocator], datapath: Datapath,
                  endpoints: EndpointManager, metadata: AgentMetadata,
                  lock: threading.RLock, kick: threading.Event, stop: threading.Event,
-                 errors: ErrorHistory, health: HealthChecks) -> None:
+                 errors: ErrorHistory, health: HealthChecks,
+                 on_regenerated: Callable[[float], None] | None = None) -> None:
         self._node = node
+        # Told each endpoint regeneration's seconds (the agent's metrics histogram).
+        self._on_regenerated = on_regenerated
         self._store = store
         self._engine = engine
         self._allocators = tuple(allocators)
@@ -119,8 +121,7 @@ class Regenerator:
                 self._datapath.sync_cluster_maps(self._engine.cluster_maps(self._node))
                 self._maps_pending = False
             endpoints = self._endpoints.all()
-            self._metadata.refresh(snapshot, self._engine.identity_of,
-                                   {ep.key: ep.id for ep in endpoints})
+            self._metadata.refresh(snapshot, self._engine, endpoints)
             for ep in endpoints:
                 self._regenerate_endpoint(ep, snapshot)
             self._pending.clear()
@@ -161,7 +162,8 @@ class Regenerator:
         if ep.state is EndpointState.REGENERATING:
             ep.state, ep.error = EndpointState.READY, ""
             ep.last_regeneration_ms = (time.monotonic() - t0) * 1000
-            observe_regeneration(ep.last_regeneration_ms / 1000)
+            if self._on_regenerated is not None:
+                self._on_regenerated(ep.last_regeneration_ms / 1000)
             log.info("endpoint %d (%s) identity %d: %d entries written in %.1f ms", ep.id,
                      ep.key, ident.id, len(policy.entries), ep.last_regeneration_ms)
 

@@ -70,7 +70,12 @@ class AgentMetrics:
             "Time to compute and write one endpoint's policy to the datapath",
             buckets=REGENERATION_BUCKETS, registry=self.registry)
         if gauges is not None:
-            self.registry.register(_GaugeCollector(gauges))
+            self.read_gauges(gauges)
+
+    def read_gauges(self, gauges: Callable[[], AgentGauges]) -> None:
+        """Serve the gauges `gauges()` returns at each scrape (once; the agent hands its
+        status in after building the parts that need the histogram)."""
+        self.registry.register(_GaugeCollector(gauges))
 
     def observe_regeneration(self, seconds: float) -> None:
         self.regeneration.observe(seconds)

@@ -241,31 +241,3 @@ def serve_metrics(address: str, registry: CollectorRegistry, default_port: int
                             f"{err.strerror or err}") from None
 
 
-
-# -- the process-wide metrics the agent daemon uses until its parts take them in ----
-_default: HubbleMetrics | None = None
-_default_lock = threading.Lock()
-
-
-def default_metrics() -> HubbleMetrics:
-    """Hubble's flow metrics (and the agent's regeneration histogram) on
-    prometheus_client's default registry."""
-    global _default
-    from prometheus_client import REGISTRY   # the default registry, only for this shim
-    from observe.agent_metrics import AgentMetrics  # no cycle: agent_metrics is a leaf
-
-    with _default_lock:
-        if _default is None:
-            _default = HubbleMetrics(REGISTRY)
-            _default.agent = AgentMetrics(REGISTRY)  # type: ignore[attr-defined]
-        return _default
-
-
-def observe_regeneration(seconds: float) -> None:
-    default_metrics().agent.observe_regeneration(seconds)  # type: ignore[attr-defined]
-
-
-def start_metrics_server(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer,
-                                                                      threading.Thread]:
-    from prometheus_client import REGISTRY   # the default registry, only for this shim
-    return serve_metrics(f"{addr}:{port}", REGISTRY, port)

@@ -8,12 +8,14 @@ Without all three it refuses to start and names what is missing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
 import grpc
 
 from core.errors import MembraneError
+from observe.relay.peers import Peer, add_peer_to_server
 from observe.ring import FlowObserver
 from observe.server import add_observer_to_server
 
@@ -57,14 +59,17 @@ def tls_server_credentials(cert: str | Path | None, key: str | Path | None,
 
 def serve_tcp_with_tls(observer: FlowObserver, address: str, cert: str | Path | None,
                        key: str | Path | None, client_ca: str | Path | None,
-                       max_workers: int = 16) -> grpc.Server:
+                       max_workers: int = 16,
+                       peers: Callable[[], list[Peer]] | None = None) -> grpc.Server:
     """Starts a gRPC server serving the Observer on `address` ("0.0.0.0:4245") with
     mutual TLS, and returns it (call .stop(grace) to end it). Raises MembraneError naming
     the missing or unreadable file before anything listens."""
     creds = server_credentials(cert, key, client_ca)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="observer-tls"))
-    add_observer_to_server(server, observer)
+    add_observer_to_server(server, observer, address=address)
+    if peers is not None:
+        add_peer_to_server(server, peers)
     try:
         port = server.add_secure_port(address, creds)
     except RuntimeError as err:
