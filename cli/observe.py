@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import re
 import sys
@@ -28,8 +29,8 @@ from cli.command import Subparsers, add_command
 from cli.connection import Connection, add_connection_flags
 from cli.flowfilter import add_filter_flags, build_filters
 from cli.output import add_output_flag, print_json
-from cli.relay import lab_relay_target
 from core.errors import AgentUnreachable, MembraneError
+from lab.relay import relay_target
 from observe.gen.flow import flow_pb2 as fpb
 from observe.gen.observer import observer_pb2 as opb
 from observe.gen.observer import observer_pb2_grpc as opb_grpc
@@ -122,8 +123,8 @@ def raw_filters_yaml(req: opb.GetFlowsRequest) -> str:
     """The request's filters as `hubble observe --print-raw-filters` prints them: YAML
     lists of JSON FlowFilters (what --allowlist/--denylist take back)."""
     def dump(filters: list[fpb.FlowFilter]) -> list[str]:
-        return [json_format.MessageToJson(f, preserving_proto_field_name=True, indent=None)
-                for f in filters]
+        return [json.dumps(json_format.MessageToDict(f, preserving_proto_field_name=True),
+                           separators=(",", ":")) for f in filters]
     data = {"allowlist": dump(list(req.whitelist)), "denylist": dump(list(req.blacklist))}
     return str(yaml.safe_dump({k: v for k, v in data.items() if v}, default_flow_style=False,
                               width=1 << 16))
@@ -143,7 +144,7 @@ def observer_address(args: argparse.Namespace) -> str:
     """--server; else --lab with --node (that agent) or without (the lab's relay)."""
     connection = Connection.from_args(args)
     if args.lab and not args.server and getattr(args, "node", None) is None:
-        return lab_relay_target(args.lab)
+        return relay_target(args.lab)
     return connection.address
 
 

@@ -29,6 +29,7 @@ import grpc
 from agent.api.client import LAB_ROOT
 from cli.command import Subparsers, add_command
 from core.errors import MembraneError
+from lab.relay import relay_socket
 from observe.relay.peers import FilePeers, PeerService, PeerSource, SocketPeers, StaticPeers
 from observe.relay.peers import parse_peer
 from observe.relay.pool import ClientTLS, NodePool, channel_factory
@@ -48,15 +49,6 @@ membrane relay --peer-service membrane-peer.kube-system.svc:443 --listen-address
     --tls-cert /tls/tls.crt --tls-key /tls/tls.key --peer-tls-ca /tls/ca.crt \\
     --peer-tls-cert /tls/tls.crt --peer-tls-key /tls/tls.key
 """
-
-
-def lab_relay_socket(lab: str) -> Path:
-    return LAB_ROOT / lab / "relay.sock"
-
-
-def lab_relay_target(lab: str) -> str:
-    """The gRPC target of a lab's relay ("unix:///run/membrane/labs/LAB/relay.sock")."""
-    return f"unix://{lab_relay_socket(lab)}"
 
 
 def peer_source(args: argparse.Namespace) -> PeerSource:
@@ -86,7 +78,7 @@ def _client_tls(args: argparse.Namespace) -> ClientTLS | None:
 
 
 def run_relay(args: argparse.Namespace) -> int:
-    socket = args.unix_socket or (str(lab_relay_socket(args.lab)) if args.lab else None)
+    socket = args.unix_socket or (str(relay_socket(args.lab)) if args.lab else None)
     if not socket and not args.listen_address:
         raise MembraneError("relay: serve somewhere: --unix-socket PATH or "
                             f"--listen-address :{RELAY_PORT}")
