@@ -20,6 +20,7 @@ twice; an invalidation swaps the whole table, so a late insert lands in the old 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
 from typing import Any
 
@@ -30,13 +31,20 @@ from observe.flow import build_flow
 from observe.gen.flow import flow_pb2 as fpb
 from observe.gen.observer import observer_pb2 as opb
 from observe.metadata import EndpointMetadata, PolicyNamer, StaticMetadata
-from observe.wire import LEN, TimestampEncoder, length_delimited, tag, varint
+from observe.wire import LEN, SMALL, TimestampEncoder, length_delimited, tag, varint
+
+log = logging.getLogger(__name__)
 
 # Kinds kept before the table starts over (a port scan makes a kind per packet).
 MAX_KINDS = 65536
 
+_BAD = b""    # the kind of a record that cannot become a flow (an identity-compared marker)
 _FLOW_FIELD = tag(1, LEN)          # GetFlowsResponse.flow, and Flow.time: both field 1
 _RESPONSE_TIME = tag(1001, LEN)    # GetFlowsResponse.time
+
+
+class BadRecord(ValueError):
+    """A record that cannot become a flow (a malformed event, a metadata bug)."""
 
 
 class Wire:
@@ -89,24 +97,29 @@ class FlowEncoder:
         return build_flow(event, self.meta, self.namer).SerializeToString()
 
     def encode(self, record: Any, batch: EventBatch) -> Wire:
-        """The Wire of one record of a batch (raises what decode raises on a malformed
-        record)."""
+        """The Wire of one record of a batch. A record that cannot become a flow raises
+        BadRecord: the first of its kind is logged with the reason, the others are
+        refused at the cost of a lookup (a flood of them must not cost a traceback each)."""
         time_ns, key = batch.flow_key(record)
         kinds = self._kinds
         kind = kinds.get(key)
         if kind is None:
-            kind = self.kind_bytes(batch.decode(record))
+            try:
+                kind = self.kind_bytes(batch.decode(record))
+            except Exception:
+                log.exception("cannot build a flow from %r", record)
+                kind = _BAD
             if len(kinds) >= self.max_kinds:
                 kinds = self._kinds = {}
             kinds[key] = kind
-        return Wire(time_ns, kind, self.splice(time_ns, kind))
-
-    def splice(self, time_ns: int, kind: bytes) -> bytes:
+        if kind is _BAD:
+            raise BadRecord(f"no flow from {record!r}")
+        # GetFlowsResponse{flow: {time} + kind, node_name, time}: once per flow read.
         ts = self._ts.encode(time_ns)
-        ts_field = b"\x0a" + varint(len(ts)) + ts
-        flow_len = len(ts_field) + len(kind)
-        return b"".join((_FLOW_FIELD, varint(flow_len), ts_field, kind, self._node_field,
-                         _RESPONSE_TIME, varint(len(ts)), ts))
+        ts_len = SMALL[len(ts)]
+        return Wire(time_ns, kind, b"".join((
+            _FLOW_FIELD, varint(2 + len(ts) + len(kind)), b"\x0a", ts_len, ts, kind,
+            self._node_field, _RESPONSE_TIME, ts_len, ts)))
 
     def flow(self, record: Any, batch: EventBatch) -> fpb.Flow:
         """The parsed Flow of a record (metrics, tests): the same bytes a follower gets."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol, overload, runtime_checkable
 
 from core.version import version
-from observe.encoder import FlowEncoder, Wire, timestamp
+from observe.encoder import BadRecord, FlowEncoder, Wire, timestamp
 from observe.events import DatapathEvent, EventBatch
 from observe.gen.flow import flow_pb2 as fpb
 from observe.gen.observer import observer_pb2 as opb
@@ -153,6 +153,8 @@ class FlowRing:
             made = True
             try:
                 append(build(slot, src) if build else None)
+            except BadRecord:
+                append(None)     # said once per kind by the encoder: skipped
             except Exception:
                 # A malformed record or a metadata bug: this one is skipped.
                 log.exception("cannot build a flow from %r", slot)

@@ -33,19 +33,20 @@ def _varint_slow(value: int) -> bytes:
     return bytes(out)
 
 
-_SMALL: list[bytes] = [_varint_slow(i) for i in range(_CHUNK)]
+# SMALL[n] is the varint of n < 2**14, for callers that know their value is small.
+SMALL: list[bytes] = [_varint_slow(i) for i in range(_CHUNK)]
 _CONTINUED: list[bytes] = [bytes(((i & 0x7F) | 0x80, (i >> 7) | 0x80)) for i in range(_CHUNK)]
 
 
 def varint(value: int) -> bytes:
     """The varint encoding of a non-negative integer."""
     if value < _CHUNK:
-        return _SMALL[value]
+        return SMALL[value]
     high = value >> 14
     if high < _CHUNK:
-        return _CONTINUED[value & 0x3FFF] + _SMALL[high]
+        return _CONTINUED[value & 0x3FFF] + SMALL[high]
     if high >> 14 < _CHUNK:
-        return _CONTINUED[value & 0x3FFF] + _CONTINUED[high & 0x3FFF] + _SMALL[high >> 14]
+        return _CONTINUED[value & 0x3FFF] + _CONTINUED[high & 0x3FFF] + SMALL[high >> 14]
     return _varint_slow(value)
 
 
