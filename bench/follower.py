@@ -26,7 +26,7 @@ import threading
 import time
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import grpc
 
@@ -143,7 +143,14 @@ def client(socket: str) -> None:
     os._exit(0)   # the reading thread is inside a blocking call
 
 
-FOLLOWERS = {"stream": StreamFollower, "grpc": GrpcFollower}
+class Follower(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> dict[str, int]: ...
+
+
+FOLLOWERS: dict[str, Callable[[FlowObserver], Follower]] = {"stream": StreamFollower,
+                                                          "grpc": GrpcFollower}
 
 
 if __name__ == "__main__":
