@@ -66,7 +66,8 @@ def peer_source(args: argparse.Namespace) -> PeerSource:
             raise MembraneError(str(err)) from None
     if args.peers_file:
         return FilePeers(args.peers_file)
-    return PeerService(args.peer_service, channel_factory(_client_tls(args)))
+    return PeerService(args.peer_service, channel_factory(_client_tls(args)),
+                       args.peer_tls_server_name)
 
 
 def _client_tls(args: argparse.Namespace) -> ClientTLS | None:
@@ -142,6 +143,8 @@ def register(subparsers: Subparsers) -> None:
     peers.add_argument("--peer-tls-ca", metavar="FILE", help="CA of the agents' certificates")
     peers.add_argument("--peer-tls-cert", metavar="FILE", help="the relay's client certificate")
     peers.add_argument("--peer-tls-key", metavar="FILE", help="its key")
+    peers.add_argument("--peer-tls-server-name", metavar="NAME", default="",
+                       help="the name in the Peer service's certificate, when not its host")
     p.add_argument("--name", default="relay", help="the node name in the relay's own events")
     p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                    help="how long a node may take to answer (default 5)")

@@ -126,17 +126,21 @@ class FilePeers:
 
 
 class PeerService:
-    """The agents' Peer service at `address`, through `channel_for(address)`."""
+    """The agents' Peer service at `address`, through `channel_for(address, name)`;
+    `server_name` is the name its certificate must carry when it is not the address's
+    host (empty: the host)."""
 
-    def __init__(self, address: str, channel_for: Callable[[str, str], grpc.Channel]) -> None:
+    def __init__(self, address: str, channel_for: Callable[[str, str], grpc.Channel],
+                 server_name: str = "") -> None:
         self.address = address
         self.channel_for = channel_for
+        self.server_name = server_name
 
     def watch(self, changed: Changed, stop: threading.Event) -> None:
         delay = 0.5
         while not stop.is_set():
             known: dict[str, Peer] = {}
-            channel = self.channel_for(self.address, "")
+            channel = self.channel_for(self.address, self.server_name)
             call = ppb_grpc.PeerStub(channel).Notify(ppb.NotifyRequest())
             cancel = threading.Thread(target=lambda: (stop.wait(), call.cancel()),
                                       daemon=True)

@@ -290,7 +290,7 @@ def test_overlays_chain_into_their_cluster_cni(target: str, conflist: str) -> No
 def test_the_etcd_overlay_points_agents_at_its_etcd_by_ip() -> None:
     docs = render("overlays/kind-etcd")
     (config,) = by_kind(docs, "ConfigMap")
-    (svc,) = by_kind(docs, "Service")
+    (svc,) = [s for s in by_kind(docs, "Service") if "etcd" in s["metadata"]["name"]]
     assert config["data"]["identity-backend"] == "etcd"
     port = svc["spec"]["ports"][0]["port"]
     assert config["data"]["etcd-endpoints"] == f"http://{svc['spec']['clusterIP']}:{port}"
