@@ -26,6 +26,8 @@ from typing import Any
 from kubernetes import client, config
 
 from core.errors import LoadError
+from identity.allocator import Allocator
+from identity.crd import CrdAllocator
 from agent.sources.k8s_mirror import Mirror
 from agent.sources.k8s_watch import KindSpec, KindWatcher, WatchSettings
 from agent.store import Store
@@ -107,3 +109,11 @@ def load_configuration(kubeconfig: str | None = None,
                  " (pass --kubeconfig, or run in a pod)")
         raise LoadError(f"cannot configure the Kubernetes client from {where}: {e}") from e
     return cfg
+
+
+def crd_allocator(kubeconfig: str | None, node: str, grace_seconds: float) -> Allocator:
+    """The cluster-wide allocator over MembraneIdentity objects (identity/crd.py), with the
+    same client configuration as the source: a pod's service account, or a kubeconfig."""
+    api = client.ApiClient(load_configuration(kubeconfig))
+    allocator: Allocator = CrdAllocator(api, node=node, grace_seconds=grace_seconds)
+    return allocator
