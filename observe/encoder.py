@@ -120,28 +120,42 @@ class FlowEncoder:
         return _Kind(kind, kind + self._node_field + _RESPONSE_TIME)
 
     def encode(self, record: Any, batch: EventBatch) -> Wire:
-        """The Wire of one record of a batch. A record that cannot become a flow raises
-        BadRecord: the first of its kind is logged with the reason, the others are
-        refused at the cost of a lookup (a flood of them must not cost a traceback each)."""
-        time_ns, key = batch.flow_key(record)
-        kinds = self._kinds
-        kind = kinds.get(key, _MISSING)
-        if kind is _MISSING:
-            kind = self._kind(record, batch)
-            if len(kinds) >= self.max_kinds:
-                kinds = self._kinds = {}
-            kinds[key] = kind
-        if kind is None:
+        """The Wire of one record; BadRecord if it cannot become a flow."""
+        (wire,) = self.encode_many([record], batch)
+        if wire is None:
             raise BadRecord(f"no flow from {record!r}")
-        # GetFlowsResponse{flow: {time} + kind, node_name, time}, once per flow read:
-        # five parts, all but the timestamp made once per kind (and timestamp length).
-        ts = self._ts.encode(time_ns)
-        n = len(ts)
-        head = kind.heads[n]
-        if head is None:
-            head = kind.heads[n] = (_FLOW_FIELD + varint(2 + n + len(kind.kind))
-                                    + b"\x0a" + SMALL[n])
-        return Wire(time_ns, kind.kind, b"".join((head, ts, kind.tail, SMALL[n], ts)))
+        return wire
+
+    def encode_many(self, records: list[Any], batch: EventBatch) -> list[Wire | None]:
+        """The Wires of records of one batch, in order; None for a record that cannot
+        become a flow (the first of its kind is logged with the reason, the others cost
+        a lookup: a flood of them must not cost a traceback each). This loop runs once
+        per flow a follower reads: everything it uses is bound to a local first."""
+        kinds = self._kinds
+        if len(kinds) >= self.max_kinds:
+            kinds = self._kinds = {}
+        flow_key, get, encode_ts = batch.flow_key, kinds.get, self._ts.encode
+        join, small, new_wire = b"".join, SMALL, Wire
+        out: list[Wire | None] = []
+        append = out.append
+        for record in records:
+            time_ns, key = flow_key(record)
+            kind = get(key, _MISSING)
+            if kind is _MISSING:
+                kind = kinds[key] = self._kind(record, batch)
+            if kind is None:
+                append(None)
+                continue
+            # GetFlowsResponse{flow: {time} + kind, node_name, time}: five parts, all but
+            # the timestamp made once per kind (and timestamp length).
+            ts = encode_ts(time_ns)
+            n = len(ts)
+            head = kind.heads[n]
+            if head is None:
+                head = kind.heads[n] = (_FLOW_FIELD + varint(2 + n + len(kind.kind))
+                                        + b"\x0a" + small[n])
+            append(new_wire(time_ns, kind.kind, join((head, ts, kind.tail, small[n], ts))))
+        return out
 
     def flow(self, record: Any, batch: EventBatch) -> fpb.Flow:
         """The parsed Flow of a record (metrics, tests): the same bytes a follower gets."""

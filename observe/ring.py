@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol, overload, runtime_checkable
 
 from core.version import version
-from observe.encoder import BadRecord, FlowEncoder, Wire, timestamp
+from observe.encoder import FlowEncoder, Wire, timestamp
 from observe.events import DatapathEvent, EventBatch
 from observe.gen.flow import flow_pb2 as fpb
 from observe.gen.observer import observer_pb2 as opb
@@ -49,7 +49,8 @@ UNKNOWN = "UNKNOWN_LOST_EVENT_SOURCE"
 _ALIASES = (("kernel", KERNEL), ("perf", KERNEL), ("ringbuf", KERNEL), ("queue", QUEUE),
             ("ring", RING), ("hubble", RING))
 
-Builder = Callable[[object, EventBatch], Wire]
+# Records of one batch -> their Wires (None: cannot become a flow).
+Builder = Callable[[list[object], EventBatch], list[Wire | None]]
 
 
 def lost_source(name: str) -> str:
@@ -77,8 +78,8 @@ class FlowRing:
 
     A slot holds a Wire (lost notices, flows added whole, and records once encoded) or a
     datapath record still in its compact form, with the EventBatch it came in: its Wire
-    is made by `build(record, batch)` the first time a reader needs it, and kept for the
-    next reader. Writing a batch costs two slice assignments, not a flow per record.
+    is made by `build(records, batch)` (a run of one batch's records at once) the first
+    time a reader needs it, and kept for the next reader. Writing a batch costs two slice assignments, not a flow per record.
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY, build: Builder | None = None
@@ -141,24 +142,30 @@ class FlowRing:
     def _built(self, start: int, slots: list[object], srcs: list[EventBatch | None]
                ) -> list[Wire | None]:
         """The Wires of copied slots (None where a record cannot become a flow); what
-        was built is kept in the ring if still held."""
+        was built is kept in the ring if still held. Consecutive records of one batch
+        are built in one call (a poll's worth at a time)."""
         build = self.build
         out: list[Wire | None] = []
-        append = out.append
         made = False
-        for slot, src in zip(slots, srcs):
+        i, n = 0, len(slots)
+        while i < n:
+            src = srcs[i]
             if src is None:
-                append(slot if isinstance(slot, Wire) else None)
+                slot = slots[i]
+                out.append(slot if isinstance(slot, Wire) else None)
+                i += 1
                 continue
+            j = i + 1
+            while j < n and srcs[j] is src:
+                j += 1
             made = True
             try:
-                append(build(slot, src) if build else None)
-            except BadRecord:
-                append(None)     # said once per kind by the encoder: skipped
+                out.extend(build(slots[i:j], src) if build else [None] * (j - i))
             except Exception:
-                # A malformed record or a metadata bug: this one is skipped.
-                log.exception("cannot build a flow from %r", slot)
-                append(None)
+                # A metadata bug or a broken batch: these are skipped, said once.
+                log.exception("cannot build flows from %d records", j - i)
+                out.extend([None] * (j - i))
+            i = j
         if made:
             self._keep(start, slots, srcs, out)
         return out
@@ -328,7 +335,7 @@ class FlowObserver:
         self.node = node
         self.encoder = FlowEncoder(node, meta, namer)
         self.meta = self.encoder.meta
-        self.ring = FlowRing(capacity, build=self.encoder.encode)
+        self.ring = FlowRing(capacity, build=self.encoder.encode_many)
         self.version = version()
         self.listeners: list[FlowListener] = list(listeners or [])
         self.namespaces = NamespaceTracker()
