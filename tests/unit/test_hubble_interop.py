@@ -83,6 +83,8 @@ def test_hubbles_client_reads_an_agent_and_the_relay(client: PublishedClient,
             agent.observer.add_flow(flow)
         followed = [r["flow"] for r in client.finish(follower) if "flow" in r]
         assert sorted(f["node_name"] for f in followed) == ["node1", "node2"]
+        namespaces = client.run(target, "namespaces")["namespaces"]
+        assert namespaces == [{"namespace": "default"}]
         direct = client.run("unix:" + node1.socket, "status")
         assert direct["num_flows"] == "2" and direct["num_connected_nodes"] == 1
     finally:
