@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.api.client import DEFAULT_SOCKET
+from agent.endpoint_manager import UNMANAGED_GRACE
+from agent.health import HEALTH_ADDRESS
 from core.errors import MembraneError
 from observe.metrics import DEFAULT_METRICS, parse_metrics
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
@@ -30,6 +32,13 @@ class AgentConfig:
     cluster: str = "default"
     identity_backend: str = "local"          # "local" | "etcd" | "crd"
     etcd_endpoints: tuple[str, ...] = ()
+    # etcd security (identity.etcd.EtcdAccess): TLS files, and an etcd user whose
+    # password is read from a file (never a flag: flags show in `ps`).
+    etcd_ca_file: str | None = None
+    etcd_cert_file: str | None = None
+    etcd_key_file: str | None = None
+    etcd_user: str | None = None
+    etcd_password_file: str | None = None
     identity_grace_seconds: float = 300.0
     exclude_labels: tuple[str, ...] = ()
     flow_capacity: int = DEFAULT_CAPACITY
@@ -51,6 +60,10 @@ class AgentConfig:
     export_allowlist: tuple[str, ...] = ()   # FlowFilters as JSON
     export_denylist: tuple[str, ...] = ()
     health_port: int | None = None
+    health_address: str = HEALTH_ADDRESS     # loopback: the probes ask 127.0.0.1
+    # A networked pod of this node without an endpoint this long is "unmanaged" (status,
+    # /readyz, endpoint list): its CNI ADD may still be on its way until then.
+    unmanaged_grace_seconds: float = UNMANAGED_GRACE
     kubeconfig: str | None = None
     datapath: str = "bpf"                    # "bpf" | "fake" (tests of the control plane)
     max_policy_entries: int = 65536
@@ -63,6 +76,9 @@ class AgentConfig:
     tls_client_ca: str | None = None
     # The name in the agents' TLS certificate, which the Peer service tells relays.
     tls_server_name: str = "membrane-agent"
+    # Client certificate names (subject CN or SAN) that may read flows over TCP; "*":
+    # every certificate the client CA signed. Required with observer_listen.
+    tls_client_names: tuple[str, ...] = ()
 
     @property
     def lab_store(self) -> str | None:
@@ -86,3 +102,14 @@ class AgentConfig:
         if self.export_file_max_size_mb < 1 or self.export_file_max_backups < 0:
             raise MembraneError("--hubble-export-file-max-size-mb must be at least 1 and "
                                 "--hubble-export-file-max-backups at least 0")
+        if bool(self.etcd_cert_file) != bool(self.etcd_key_file):
+            raise MembraneError("--etcd-cert and --etcd-key go together: give both or "
+                                "neither")
+        if bool(self.etcd_user) != bool(self.etcd_password_file):
+            raise MembraneError("--etcd-user and --etcd-password-file go together: give "
+                                "both or neither")
+        if self.etcd_ca_file or self.etcd_cert_file:
+            plain = [e for e in self.etcd_endpoints if not e.startswith("https://")]
+            if plain:
+                raise MembraneError(f"--etcd {', '.join(plain)}: the --etcd-ca/--etcd-cert "
+                                    "options need https:// endpoints")

@@ -201,7 +201,7 @@ class PolicyQueries:
                     selected.setdefault(policy_key, []).append(ep.id)
         return LoadedPolicies(
             revision=snapshot.source_revision, policies=dict(snapshot.objects.policies),
-            rejected=snapshot.rejected,
+            rejected=snapshot.rejected, warnings=snapshot.warnings,
             selected_endpoints={k: tuple(ids) for k, ids in selected.items()})
 
     def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:

@@ -10,8 +10,9 @@ Where the nodes come from, one of:
                             of the DaemonSet's TLS listeners)
 
 Where it serves: `--unix-socket PATH` and/or `--listen-address HOST:PORT` (TLS with
---tls-cert/--tls-key, mutual with --tls-client-ca). To the agents over TCP it speaks
-mutual TLS with --peer-tls-ca/--peer-tls-cert/--peer-tls-key.
+--tls-cert/--tls-key; mutual with --tls-client-ca, to the certificate names
+--tls-client-name allows, as the agents' listener does). To the agents over TCP it
+speaks mutual TLS with --peer-tls-ca/--peer-tls-cert/--peer-tls-key.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from observe.relay.peers import FilePeers, PeerService, PeerSource, SocketPeers,
 from observe.relay.peers import parse_peer
 from observe.relay.pool import ClientTLS, NodePool, channel_factory
 from observe.relay.server import RelayServicer, relay_handler
-from observe.tls import tls_server_credentials
+from observe.tls import ClientNameCheck, tls_server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ membrane relay --lab demo
 membrane observe --server unix:///run/membrane/labs/demo/relay.sock --print-node-name
 # in a cluster: find the agents through their Peer service, serve TLS on 4245
 membrane relay --peer-service membrane-peer.kube-system.svc:443 --listen-address :4245 \\
-    --tls-cert /tls/tls.crt --tls-key /tls/tls.key --peer-tls-ca /tls/ca.crt \\
+    --tls-cert /tls/tls.crt --tls-key /tls/tls.key --tls-client-ca /tls/ca.crt \\
+    --tls-client-name membrane-client --peer-tls-ca /tls/ca.crt \\
     --peer-tls-cert /tls/tls.crt --peer-tls-key /tls/tls.key
 """
 
@@ -85,8 +87,17 @@ def run_relay(args: argparse.Namespace) -> int:
                             f"--listen-address :{RELAY_PORT}")
     source = peer_source(args)
     pool = NodePool(channel_factory(_client_tls(args)))
+    if args.tls_client_ca and not args.tls_client_name:
+        raise MembraneError("relay: --tls-client-ca needs --tls-client-name: the client "
+                            "certificate names (CN or SAN) that may read flows ('*': "
+                            "every certificate the CA signed)")
+    interceptors: list[grpc.ServerInterceptor] = (
+        [ClientNameCheck([n.strip() for names in args.tls_client_name
+                                      for n in names.split(",") if n.strip()])]
+                    if args.tls_client_ca else [])
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=64,
-                                                    thread_name_prefix="relay"))
+                                                    thread_name_prefix="relay"),
+                         interceptors=interceptors)
     server.add_generic_rpc_handlers((relay_handler(RelayServicer(pool, args.name,
                                                                  args.timeout)),))
     if args.listen_address:
@@ -139,6 +150,9 @@ def register(subparsers: Subparsers) -> None:
     serve.add_argument("--tls-key", metavar="FILE", help="the relay's key")
     serve.add_argument("--tls-client-ca", metavar="FILE",
                        help="require client certificates signed by this CA")
+    serve.add_argument("--tls-client-name", metavar="NAME[,NAME]", action="append",
+                       default=[], help="a client certificate CN or SAN that may read "
+                                        "flows (with --tls-client-ca; '*': any)")
     peers = p.add_argument_group("TLS to the agents")
     peers.add_argument("--peer-tls-ca", metavar="FILE", help="CA of the agents' certificates")
     peers.add_argument("--peer-tls-cert", metavar="FILE", help="the relay's client certificate")

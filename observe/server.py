@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 SERVICE = "observer.Observer"
 
-
 def passthrough(data: bytes) -> bytes:
     """The response serializer of GetFlows: entries are serialized already."""
     return data

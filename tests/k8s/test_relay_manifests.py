@@ -36,6 +36,7 @@ def test_the_agents_serve_observer_and_peer_on_4244_with_mutual_tls(
     agent = pod["containers"][0]
     assert "--observer-listen=0.0.0.0:4244" in agent["args"]
     assert "--tls-client-ca=/etc/membrane/tls/ca.crt" in agent["args"]
+    assert "--tls-client-name=membrane-relay" in agent["args"]
     assert {"name": "agent-tls", "secret": {"secretName": "membrane-agent-tls",
                                             "defaultMode": 0o400}} in pod["volumes"]
     assert any(p["containerPort"] == 4244 for p in agent["ports"])
@@ -54,3 +55,4 @@ def test_the_relay_finds_the_agents_through_the_peer_service_and_has_no_token(
     assert peer["spec"]["selector"] == agent_ds(docs)["spec"]["selector"]["matchLabels"]
     assert services["membrane-relay"]["spec"]["ports"][0]["port"] == 4245
     assert "--tls-client-ca=/etc/membrane/tls/ca.crt" in args
+    assert "--tls-client-name=membrane-client" in args

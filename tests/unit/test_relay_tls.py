@@ -23,7 +23,7 @@ from observe.relay.peers import Peer, PeerService
 from observe.relay.pool import ClientTLS, NodePool, channel_factory
 from observe.relay.server import RelayServicer, relay_handler
 from observe.ring import FlowObserver
-from observe.tls import serve_tcp_with_tls, tls_server_credentials
+from observe.tls import ClientNameCheck, serve_tcp_with_tls, tls_server_credentials
 from tests.unit.test_observe_server import make_flow
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "components" / "relay" / "make-certs.sh"
@@ -54,13 +54,15 @@ def test_the_relay_finds_and_reads_an_agent_over_mutual_tls(certs: Path) -> None
     observer.add_flow(make_flow(0))
     peers = [Peer("node1", f"127.0.0.1:{agent_port}", "membrane-agent")]
     agent = serve_tcp_with_tls(observer, f"127.0.0.1:{agent_port}", certs / "agent.crt",
-                               certs / "agent.key", certs / "ca.crt", peers=lambda: peers)
+                               certs / "agent.key", certs / "ca.crt", ["membrane-relay"],
+                               peers=lambda: peers)
     tls = ClientTLS(str(certs / "ca.crt"), str(certs / "relay.crt"), str(certs / "relay.key"))
     pool = NodePool(channel_factory(tls))
     stop = threading.Event()
     source = PeerService(f"127.0.0.1:{agent_port}", channel_factory(tls), "membrane-agent")
     threading.Thread(target=source.watch, args=(pool.update, stop), daemon=True).start()
-    relay = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    relay = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
+                        interceptors=[ClientNameCheck(["membrane-client"])])
     relay.add_generic_rpc_handlers((relay_handler(RelayServicer(pool)),))
     relay_port = relay.add_secure_port(
         "127.0.0.1:0", tls_server_credentials(certs / "relay.crt", certs / "relay.key",
@@ -80,6 +82,14 @@ def test_the_relay_finds_and_reads_an_agent_over_mutual_tls(certs: Path) -> None
             assert node.tls.enabled and node.tls.server_name == "membrane-agent"
             got = list(stub.GetFlows(opb.GetFlowsRequest(number=5), timeout=10))
             assert [r.flow.node_name for r in got if r.HasField("flow")] == ["node1"]
+        # The agent's certificate is signed by the same CA, but may not read flows.
+        agent_cert = grpc.ssl_channel_credentials(
+            (certs / "ca.crt").read_bytes(), (certs / "agent.key").read_bytes(),
+            (certs / "agent.crt").read_bytes())
+        with grpc.secure_channel(f"localhost:{relay_port}", agent_cert) as ch:
+            with pytest.raises(grpc.RpcError) as denied:
+                opb_grpc.ObserverStub(ch).ServerStatus(opb.ServerStatusRequest(), timeout=5)
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         anonymous = grpc.ssl_channel_credentials((certs / "ca.crt").read_bytes())
         with grpc.secure_channel(f"localhost:{relay_port}", anonymous) as ch:
             with pytest.raises(grpc.RpcError):
