@@ -247,13 +247,16 @@ class Regenerator:
             why = self._engine.identity_problems().get(ep.key)
             if why is None:
                 self._fail_closed.pop(ep.id, None)
-                ep.state = EndpointState.WAITING_FOR_IDENTITY
+                ep.state, ep.error = EndpointState.WAITING_FOR_IDENTITY, ""
             else:
                 written = self._endpoints.written(ep.id)
                 kept = ("its current policy" if written and written.policy != INIT_POLICY
                         else "the init policy (all denied but its node)")
                 self._fail_closed[ep.id] = why
-                ep.state, ep.error = EndpointState.NOT_READY, f"{why}; kept {kept}"
+                # Waiting, not failed: the allocation is retried, and a registration (a
+                # CNI ADD) keeps waiting for it within its timeout, as Cilium's
+                # waiting-for-identity does, instead of failing at the first refusal.
+                ep.state, ep.error = EndpointState.WAITING_FOR_IDENTITY, f"{why}; kept {kept}"
             return
         ep.labels_left_out = self._engine.left_out_labels(ep.key)
         slot = EndpointSlot(ep.id, ep.ifname, ifindex, ep.ipv4, ident.id)
