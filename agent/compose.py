@@ -31,6 +31,7 @@ from agent.endpoint_manager import EndpointApi, EndpointManager, UnmanagedPods
 from agent.endpoints import EndpointRegistry
 from agent.feed import SourceFeed
 from agent.flowmeta import AgentMetadata
+from agent.mapshares import PolicyMapShares
 from agent.gc import GarbageCollector
 from agent.health import ErrorHistory, HealthChecks
 from agent.observing import EventPipeline, export_config, gauges_from, make_metrics
@@ -87,7 +88,8 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
     feed = SourceFeed(source or make_source(config), store, stop, health)
     allocator, cidr_allocator = make_allocators(config)
     engine = PolicyEngine(allocator, cidr_allocator, cluster=config.cluster,
-                          label_filter=LabelFilter.default().with_excluded(*config.exclude_labels))
+                          label_filter=LabelFilter.default().with_excluded(*config.exclude_labels),
+                          limits=config.policy_limits())
     endpoints = EndpointManager(EndpointRegistry(config.state_dir), datapath, lock, kick, errors)
     metrics = make_metrics(config)
     unmanaged = UnmanagedPods(config.node, store, endpoints.registry, health,
@@ -97,6 +99,7 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
         node=config.node, store=store, engine=engine, allocators=(allocator, cidr_allocator),
         datapath=datapath, endpoints=endpoints, metadata=metadata, lock=lock, kick=kick,
         stop=stop, errors=errors, health=health,
+        shares=PolicyMapShares(config.max_policy_entries, config.namespace_map_share),
         on_regenerated=metrics.agent.observe_regeneration)
     observer = FlowObserver(node=config.node, capacity=config.flow_capacity, meta=metadata,
                             queue_size=config.event_queue_size, listeners=[metrics.hubble],
@@ -130,12 +133,18 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
 def make_datapath(config: AgentConfig) -> Datapath:
     # Typed as the Protocol: mypy proves FakeDatapath and BpfDatapath implement it.
     if config.datapath == "fake":
-        fake: Datapath = FakeDatapath(node=config.node)
+        fake: Datapath = FakeDatapath(node=config.node, max_policy=config.max_policy_entries,
+                                      max_conntrack=config.max_conntrack_entries,
+                                      max_ipcache=config.max_ipcache_entries,
+                                      max_cidr=config.max_cidr_entries)
         return fake
     if config.datapath == "bpf":
         bpf: Datapath = BpfDatapath(node=config.node, pin_dir=config.bpffs,
                                     max_policy=config.max_policy_entries,
                                     max_conntrack=config.max_conntrack_entries,
+                                    max_ipcache=config.max_ipcache_entries,
+                                    max_cidr=config.max_cidr_entries,
+                                    max_endpoints=config.max_endpoints,
                                     ring_pages=config.event_ring_pages)
         return bpf
     raise MembraneError(f"--datapath {config.datapath!r}: expected bpf or fake")

@@ -103,8 +103,33 @@ def register(sub: Any) -> None:
                    help="a client certificate CN or SAN that may read flows over TCP "
                         "(repeatable; '*': any the client CA signed)")
     p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
-    p.add_argument("--max-policy-entries", type=int, default=d.max_policy_entries)
-    p.add_argument("--max-conntrack-entries", type=int, default=d.max_conntrack_entries)
+    maps = p.add_argument_group(
+        "map sizes and shares",
+        "max_entries of the BPF maps (a changed size recreates that pinned map at\n"
+        "start) and what one policy, endpoint or namespace may take of them; what\n"
+        "does not fit fails closed for the pods concerned only (not-ready, with the\n"
+        "reason in `endpoint list` and `status`)")
+    maps.add_argument("--max-policy-entries", type=int, default=d.max_policy_entries,
+                      help="allow entries of every local endpoint (%(default)s)")
+    maps.add_argument("--max-conntrack-entries", type=int, default=d.max_conntrack_entries,
+                      help="tracked connections on this node (%(default)s)")
+    maps.add_argument("--max-ipcache-entries", type=int, default=d.max_ipcache_entries,
+                      help="pod and node addresses of the cluster (%(default)s)")
+    maps.add_argument("--max-cidr-entries", type=int, default=d.max_cidr_entries,
+                      help="ipBlock prefixes of every policy (%(default)s)")
+    maps.add_argument("--max-endpoints", type=int, default=d.max_endpoints,
+                      help="local endpoints (%(default)s)")
+    maps.add_argument("--max-policy-entries-per-endpoint", type=int,
+                      default=d.max_policy_entries_per_endpoint,
+                      help="policy map entries one endpoint may have (%(default)s)")
+    maps.add_argument("--max-cidr-prefixes-per-policy", type=int,
+                      default=d.max_cidr_prefixes_per_policy,
+                      help="ipBlock prefixes (cidrs and excepts) one policy may have "
+                      "(%(default)s)")
+    maps.add_argument("--namespace-map-share", type=float, default=d.namespace_map_share,
+                      metavar="FRACTION",
+                      help="of the policy map (this node's endpoints) and the cidr map "
+                      "(its policies) one namespace may use (%(default)s)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
 
@@ -132,7 +157,12 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         unmanaged_grace_seconds=args.unmanaged_grace,
         kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
-        max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,
+        max_conntrack_entries=args.max_conntrack_entries,
+        max_ipcache_entries=args.max_ipcache_entries, max_cidr_entries=args.max_cidr_entries,
+        max_endpoints=args.max_endpoints,
+        max_policy_entries_per_endpoint=args.max_policy_entries_per_endpoint,
+        max_cidr_prefixes_per_policy=args.max_cidr_prefixes_per_policy,
+        namespace_map_share=args.namespace_map_share, observer_listen=args.observer_listen,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
         tls_client_names=tuple(name.strip() for names in args.tls_client_name
                                for name in names.split(",") if name.strip()))

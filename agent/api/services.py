@@ -50,6 +50,7 @@ class EndpointView:
     policy_revision: int
     policy_entries: int
     last_regeneration_ms: float
+    labels_left_out: tuple[str, ...] = ()   # "k8s:<key>=<value>: why", for endpoint get
 
     @property
     def key(self) -> str:

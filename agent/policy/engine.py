@@ -3,6 +3,8 @@
 `update(objects)` takes the whole desired state (as the store snapshots it) and works
 out the difference with the previous one:
 
+  policies'   -> left-out label keys they select on (identitykeys.py): pods of the
+                 scopes that gained or lost one get their identities recomputed
   pods        -> identities allocated / released; the selector cache learns new ones
   policies    -> compiled, indexed by namespace, their selectors referenced in the cache
   ipBlocks    -> every cidr and except prefix gets a CIDR identity
@@ -14,6 +16,13 @@ out the difference with the previous one:
 Isolation: an endpoint is enforced in a direction iff a policy of its namespace selects
 it and declares that policy type. The node always reaches its pods: an ingress-enforced
 endpoint gets (INGRESS, host, any) as well.
+
+Failure isolation (limits.py): nothing one pod or one policy brings stops the update.
+An identity that cannot be allocated leaves that pod without one (allocation.py); a
+policy whose ipBlocks do not fit the cidr map is compiled isolating (admission.py); an
+endpoint whose policies need more map entries than it may have gets the smallest that
+fit, counted before anything is expanded. Each says why: `endpoint_problems`,
+`identity_problems`, `policy_problems`.
 """
 
 from __future__ import annotations
@@ -21,12 +30,17 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from core.protocols import ANY_PROTOCOL, Direction
 from agent.k8s.objects import ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod
+from agent.policy.admission import PrefixAdmission
+from agent.policy.allocation import Allocates, GuardedAllocation
+from agent.policy.identitykeys import SelectedKeys
+from agent.policy.limits import PolicyLimits
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
 from agent.policy.selectorcache import Selector, SelectorCache
@@ -34,21 +48,14 @@ from identity.allocator import Identity
 from identity.filter import LabelFilter
 from identity.labels import LabelSet
 from identity.reserved import ReservedIdentity
-from identity.security import cidr_labels, security_labels
+from identity.security import cidr_labels, left_out_labels, security_labels
 
 WORLD_PREFIX = "0.0.0.0/0"
 HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
 
 log = logging.getLogger(__name__)
 
-
-class Allocates(Protocol):
-    """The part of `identity.allocator.Allocator` the engine uses: one reference per pod
-    (or per ipBlock prefix), taken with allocate and dropped with release."""
-
-    def allocate(self, labels: LabelSet) -> Identity: ...
-
-    def release(self, identity: Identity) -> None: ...
+__all__ = ["Allocates", "EngineDelta", "PolicyEngine"]
 
 
 @dataclass(frozen=True)
@@ -125,16 +132,26 @@ class _Prefixes:
 
 class PolicyEngine:
     def __init__(self, allocator: Allocates, cidr_allocator: Allocates,
-                 cluster: str = "default", label_filter: LabelFilter | None = None) -> None:
+                 cluster: str = "default", label_filter: LabelFilter | None = None,
+                 limits: PolicyLimits | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._alloc = allocator
         self._cidr_alloc = cidr_allocator
         self._cluster = cluster
         self._filter = label_filter or LabelFilter.default()
+        self._limits = limits or PolicyLimits()
+        self._clock = clock
         self._clear()
 
     def _clear(self) -> None:
         """Knows nothing: the state of a new engine."""
         self._cache = SelectorCache()
+        self._selected_keys = SelectedKeys(lambda key: not self._filter.is_relevant(key))
+        self._admission = PrefixAdmission(self._limits)
+        self._identities = GuardedAllocation(self._alloc, self._clock)
+        self._by_labels: dict[LabelSet, Identity] = {}     # identities some pod holds
+        self._sizes: dict[str, dict[object, int]] = {}      # policy -> map entries
+        self._problems: dict[str, dict[str, str]] = {}      # endpoint -> policy -> why
         self._namespaces: dict[str, Namespace] = {}
         self._nodes: dict[str, Node] = {}
         self._pods: dict[str, Pod] = {}                    # every pod, hostNetwork too
@@ -163,6 +180,32 @@ class PolicyEngine:
         if pod_key not in self._pods:
             raise KeyError(f"pod {pod_key} is not known to the policy engine")
         return self._endpoints.get(pod_key, EndpointPolicy())
+
+    def left_out_labels(self, pod_key: str) -> tuple[str, ...]:
+        """The pod's labels its identity does not hold, each with why."""
+        pod = self._pods.get(pod_key)
+        if pod is None or pod_key not in self._pod_identity:
+            return ()
+        return tuple(left_out_labels(
+            pod.labels, label_filter=self._filter,
+            selected_keys=self._selected_keys.keys_for(pod.namespace)))
+
+    def endpoint_problems(self, pod_key: str) -> tuple[str, ...]:
+        """Why the endpoint's policy allows less than the spec (policies of it that are
+        not enforced, for it or at all); () when it is exactly the spec's."""
+        return tuple(f"policy {k} {why}" for k, why in self._problems.get(pod_key, {}).items())
+
+    def unenforced_policies(self, pod_key: str) -> frozenset[str]:
+        """The policies selecting this endpoint that only isolate it (allow nothing)."""
+        return frozenset(self._problems.get(pod_key, ()))
+
+    def identity_problems(self) -> Mapping[str, str]:
+        """Pods without an identity because it cannot be allocated, and why."""
+        return self._identities.problems()
+
+    def policy_problems(self) -> Mapping[str, str]:
+        """Policies not enforced (only their isolation applies), and why."""
+        return self._admission.refused()
 
     def provenance(self, pod_key: str) -> dict[PolicyKey, list[Provenance]]:
         return {k: list(v) for k, v in self._provenance.get(pod_key, {}).items()}
@@ -250,11 +293,14 @@ class PolicyEngine:
         identities_before = set(self._identity_pods)
         maps_changed = self._update_nodes(objects.nodes)
         old_namespaces, self._namespaces = self._namespaces, dict(objects.namespaces)
-        pods_changed, removed_pods, ip_changed = self._update_pods(objects.pods, old_namespaces)
+        rescoped = self._selected_keys.update(objects.policies)
+        refused = self._admission.update(objects.policies)
+        pods_changed, removed_pods, ip_changed = self._update_pods(
+            objects.pods, old_namespaces, rescoped)
         maps_changed |= ip_changed
         dirty = set(pods_changed)
         invalidate: set[str] = set()
-        changed_prefixes = self._update_policies(objects.policies, dirty, invalidate)
+        changed_prefixes = self._update_policies(objects.policies, dirty, invalidate, refused)
         if changed_prefixes:
             maps_changed = True
             nets = [_Net.of(p) for p in changed_prefixes]
@@ -269,6 +315,7 @@ class PolicyEngine:
             invalidate |= {k for k, cp in self._policies.items() if cp.egress_named}
         for key in invalidate:
             self._contrib.pop(key, None)
+            self._sizes.pop(key, None)
             if key in self._policies:
                 dirty |= self._subject_pods(self._policies[key])
             dirty |= self._selects.get(key, set())
@@ -290,15 +337,17 @@ class PolicyEngine:
         self._nodes = dict(nodes)
         return old != {n: node.ip for n, node in self._nodes.items()}
 
-    def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace]
-                     ) -> tuple[set[str], set[str], bool]:
+    def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace],
+                     rescoped: set[str]) -> tuple[set[str], set[str], bool]:
         """Allocates and releases identities; returns (changed pods, gone endpoints,
-        whether the ipcache changed)."""
+        whether the ipcache changed). rescoped: namespaces (or ANY_NAMESPACE) whose
+        selected left-out keys changed."""
         changed: set[str] = set()
         gone: set[str] = set()
         ip_changed = False
         for key in set(self._pods) - set(pods):
             old = self._pods.pop(key)
+            self._identities.forget(key)
             if key in self._pod_identity:
                 gone.add(key)
                 ip_changed |= bool(old.ip)
@@ -307,6 +356,7 @@ class PolicyEngine:
             old_pod = self._pods.get(key)
             self._pods[key] = pod
             if pod.host_network:
+                self._identities.forget(key)
                 if key in self._pod_identity:
                     gone.add(key)
                     ip_changed |= bool(old_pod and old_pod.ip)
@@ -315,13 +365,15 @@ class PolicyEngine:
             current = self._pod_identity.get(key)
             namespace = self._namespaces.get(pod.namespace)
             if (current is not None and old_pod == pod
-                    and old_namespaces.get(pod.namespace) == namespace):
+                    and old_namespaces.get(pod.namespace) == namespace
+                    and not SelectedKeys.concerns(rescoped, pod.namespace)):
                 continue  # nothing an identity or a policy could depend on changed
             labels = security_labels(
                 pod.labels, namespace=pod.namespace,
                 namespace_labels=namespace.labels if namespace else {},
                 service_account=pod.service_account, cluster=self._cluster,
-                label_filter=self._filter)
+                label_filter=self._filter,
+                selected_keys=self._selected_keys.keys_for(pod.namespace))
             if current is not None and current.labels == labels:
                 assert old_pod is not None
                 if old_pod.ports != pod.ports or old_pod.ip != pod.ip:
@@ -330,12 +382,20 @@ class PolicyEngine:
                 continue
             # Take the new reference before dropping the old: a relabel back and forth
             # must not free a number still in use.
-            identity = self._alloc.allocate(labels)
+            identity = self._identities.allocate(key, labels, labels in self._by_labels)
+            if identity is None:
+                # Fail closed: out of the ipcache and every selector until it has one.
+                if current is not None:
+                    gone.add(key)
+                    ip_changed |= bool(old_pod and old_pod.ip)
+                    self._drop_identity(key)
+                continue
             self._drop_identity(key)
             self._pod_identity[key] = identity
             holders = self._identity_pods.setdefault(identity.id, set())
             if not holders:
                 self._cache.add_identity(identity.id, identity.labels)
+                self._by_labels[identity.labels] = identity
             holders.add(key)
             changed.add(key)
             ip_changed |= bool(pod.ip) or bool(old_pod and old_pod.ip)
@@ -350,20 +410,23 @@ class PolicyEngine:
         if not holders:
             self._identity_pods.pop(identity.id, None)
             self._cache.remove_identity(identity.id)
+            self._by_labels.pop(identity.labels, None)
         self._alloc.release(identity)
 
     def _update_policies(self, policies: Mapping[str, NetworkPolicy], dirty: set[str],
-                         invalidate: set[str]) -> set[str]:
-        """Compiles new and changed policies; returns the prefixes that came or went."""
+                         invalidate: set[str], refused: Mapping[str, str]) -> set[str]:
+        """Compiles new and changed policies (refused ones isolating); returns the
+        prefixes that came or went."""
         before = set(self._prefix_refs)
         for key in list(self._policies):
             old = self._policies[key]
-            if policies.get(key) != old.policy:
+            if policies.get(key) != old.policy or old.not_enforced != refused.get(key, ""):
                 self._uncompile(old)
                 dirty |= self._selects.pop(key, set())
         for key, policy in policies.items():
             if key not in self._policies:
-                self._compile(CompiledPolicy.of(policy))
+                self._compile(CompiledPolicy.isolating(policy, refused[key]) if key in refused
+                              else CompiledPolicy.of(policy))
                 invalidate.add(key)
         after = set(self._prefix_refs)
         changed = before ^ after
@@ -390,6 +453,7 @@ class PolicyEngine:
         del self._policies[cp.key]
         self._ns_policies[cp.policy.namespace].discard(cp.key)
         self._contrib.pop(cp.key, None)
+        self._sizes.pop(cp.key, None)
         self._cache.remove_selector(cp.subject)
         for selector in cp.peer_selectors:
             self._cache.remove_selector(selector)
@@ -423,19 +487,54 @@ class PolicyEngine:
 
         ingress = egress = False
         prov: dict[PolicyKey, list[Provenance]] = {}
+        admitted, problems = self._fitting(selecting, pod)
         for k in selecting:
             cp = self._policies[k]
             ingress |= cp.enforces(Direction.INGRESS)
             egress |= cp.enforces(Direction.EGRESS)
+            if k not in admitted:
+                continue   # not enforced: it isolates, and allows nothing
             for entry, why in self._contribution(cp, pod):
                 prov.setdefault(entry, []).append(why)
         if ingress:
             prov.setdefault(HOST_ENTRY, []).append(HOST_PROVENANCE)
         policy = EndpointPolicy(ingress, egress, frozenset(prov))
         self._provenance[pod_key] = prov
+        if problems:
+            self._problems[pod_key] = problems
+        else:
+            self._problems.pop(pod_key, None)
         old = self._endpoints.get(pod_key)
         self._endpoints[pod_key] = policy
         return old != policy
+
+    def _fitting(self, selecting: Sequence[str], pod: Pod) -> tuple[set[str], dict[str, str]]:
+        """The selecting policies whose entries fit the endpoint's share of the policy
+        map, smallest first (counted, not built), and why the others are left out."""
+        problems = {k: f"is not enforced: {self._policies[k].not_enforced}"
+                    for k in selecting if self._policies[k].not_enforced}
+        sized = sorted((self._size(self._policies[k], pod), k) for k in selecting
+                       if not self._policies[k].not_enforced)
+        room = self._limits.max_entries_per_endpoint - 1     # the node's own entry
+        admitted: set[str] = set()
+        for need, k in sized:
+            if need > room:
+                problems[k] = (
+                    f"needs {need} policy map entries here, more than the {room} left of "
+                    f"the {self._limits.max_entries_per_endpoint} an endpoint may have "
+                    "(--max-policy-entries-per-endpoint): it isolates and allows nothing")
+                continue
+            room -= need
+            admitted.add(k)
+        return admitted, problems
+
+    def _size(self, cp: CompiledPolicy, pod: Pod) -> int:
+        signature: object = pod.ports if cp.ingress_named else None
+        per_policy = self._sizes.setdefault(cp.key, {})
+        found = per_policy.get(signature)
+        if found is None:
+            found = per_policy[signature] = cp.map_entries(pod, self)
+        return found
 
     def _contribution(self, cp: CompiledPolicy, pod: Pod) -> Contribution:
         # Only ingress named ports make a contribution depend on the endpoint itself.
@@ -451,6 +550,7 @@ class PolicyEngine:
             self._selects.get(k, set()).discard(pod_key)
         self._endpoints.pop(pod_key, None)
         self._provenance.pop(pod_key, None)
+        self._problems.pop(pod_key, None)
 
     # -- cluster maps ------------------------------------------------------------
     def _build_maps(self, local_node: str | None) -> ClusterMaps:

@@ -90,6 +90,10 @@ def _side(engine: PolicyEngine, lines: list[str], pod: str, direction: Direction
         lines.append(f"  no policy selects {pod} for {word}{also}: not isolated, allowed.")
         return True
     lines.append(f"  selected for {word} by: {', '.join(relevant)}")
+    # Policies that only isolate here (too large to enforce): the datapath denies what
+    # they would allow, and so does this trace.
+    lines += [f"  ! {problem}" for problem in engine.endpoint_problems(pod)
+              if any(problem.startswith(f"policy {k} ") for k in relevant)]
     policy = engine.endpoint_policy(pod)
     provenance = engine.provenance(pod)
     matched = sorted(

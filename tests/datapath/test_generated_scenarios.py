@@ -26,7 +26,8 @@ For each random cluster with random NetworkPolicies (scenarios.py):
    source port, from a range no probed port falls in, so each is a new flow at both
    ends and never a reply of another.
 4. Verdicts: the combined one (both programs pass) must equal `matrix.allowed` for pod
-   pairs, and each program's must equal `matrix.direction_allows` for its side (an
+   pairs, which must be the spec's (netpol_spec.py, read off the pods' own labels; a
+   policy beyond the default limits isolating and allowing nothing), and each program's must equal `matrix.direction_allows` for its side (an
    off-cluster peer has only the pod's side). Each run must report one policy-verdict
    event with that verdict, the match type `EndpointPolicy.evaluate` gives and the
    peer identity `ClusterMaps.identities_of` gives; a denied run also a drop with
@@ -40,6 +41,7 @@ change. Deterministic: hypothesis derandomized, probes sampled with the scenario
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from contextlib import contextmanager
@@ -53,16 +55,17 @@ from agent.datapath.interface import EndpointSlot
 from agent.k8s.objects import Protocol
 from agent.policy.engine import PolicyEngine
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType
-from agent.policy.matrix import allowed, direction_allows, endpoints, peer_identities
+from agent.policy.matrix import direction_allows, endpoints, peer_identities
 from identity.cidr import CidrAllocator
 from identity.local import LocalAllocator
 from identity.reserved import ReservedIdentity
 from observe.events import EventBatch, EventType
 from observe.reasons import DropReason
 from tests.datapath.conftest import EventListeners
+from tests.datapath.netpol_spec import spec_allows
 from tests.datapath.progrun import TC_ACT_OK, TC_ACT_SHOT, first_packet, prog_test_run
 from tests.datapath.scenarios import (LOCAL_NODE, LOCAL_NODE_IP, REMOTE_NODE_IP, WORLD_IPS,
-                                      Scenario, scenarios)
+                                      Scenario, probed_ports, scenarios)
 
 # CI runs a fixed set. To hunt further, a seeded random one, e.g.
 #   MEMBRANE_SCENARIOS=2000 MEMBRANE_SCENARIO_SEED=7 .venv/bin/pytest -q tests/datapath/...
@@ -72,7 +75,6 @@ PROBES_PER_SCENARIO = 400
 LOOPBACK = 1                   # skb->ifindex of every BPF_PROG_TEST_RUN packet
 FIRST_ENDPOINT_ID = 3000       # clear of conftest's (100+)
 PARKED_IFINDEX = 0x7FFF0000    # endpoints' own ifindices: no interface has them
-EXTRA_PORTS = (1, 7, 12345, 65535)
 IP_OPTIONS = (0, 0, 0, 0, 4, 40)   # a probe's IPv4 options: mostly none, some, the most
 EXTERNAL = ([("world", ip) for ip in WORLD_IPS]
             + [("host", LOCAL_NODE_IP), ("remote-node", REMOTE_NODE_IP)])
@@ -120,6 +122,7 @@ class Result:
     probe: Probe
     sides: list[Side]
     want: bool                 # matrix.allowed (pod pairs), else the one side's
+    spec: bool | None = None   # netpol_spec.spec_allows (pod pairs)
 
     @property
     def got(self) -> bool:
@@ -221,21 +224,6 @@ def harness(datapath: Any, event_listeners: EventListeners) -> Iterator[Harness]
 
 # --- probes and the reference --------------------------------------------------------------
 
-def probed_ports(scenario: Scenario) -> list[int]:
-    """Ports the scenario mentions, the neighbours of each range bound, a few others."""
-    ports = set(EXTRA_PORTS)
-    for policy in scenario.objects.policies.values():
-        for rule in policy.ingress + policy.egress:
-            for p in rule.ports:
-                if isinstance(p.port, int):
-                    ports |= {p.port - 1, p.port, p.port + 1}
-                if p.end_port is not None:
-                    ports |= {p.end_port - 1, p.end_port, p.end_port + 1}
-    for pod in scenario.objects.pods.values():
-        ports |= {cp.port for cp in pod.ports}
-    return sorted(p for p in ports if 1 <= p <= 65535)
-
-
 def source_ports(ports: list[int], n: int) -> range:
     """n source ports, none of them a probed port (so no probe is another's reply)."""
     base = 20000
@@ -258,7 +246,8 @@ def sample_probes(scenario: Scenario, engine: PolicyEngine) -> list[Probe]:
     internal = space([(s, d) for s in pods for d in pods if s != d])
     off = space([(p, x) for p in pods for x in external]
                 + [(x, p) for p in pods for x in external])
-    rng = random.Random(scenario.yaml())   # str seed: stable across runs and processes
+    # A str seed is stable across runs and processes (JSON: a huge policy dumps fast).
+    rng = random.Random(json.dumps(scenario.documents, sort_keys=True))
     n_internal = min(len(internal), PROBES_PER_SCENARIO // 2)
     n_off = min(len(off), PROBES_PER_SCENARIO - n_internal)
     chosen = ([internal[i] for i in sorted(rng.sample(range(len(internal)), n_internal))]
@@ -268,7 +257,7 @@ def sample_probes(scenario: Scenario, engine: PolicyEngine) -> list[Probe]:
             for c, sport in zip(chosen, sports)]
 
 
-def reference(engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
+def reference(scenario: Scenario, engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
     maps = engine.cluster_maps(LOCAL_NODE)
     cache: dict[Peer, tuple[set[int], int]] = {}
 
@@ -288,6 +277,8 @@ def reference(engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
                                                         p.port)
         return Side(pod, direction, ok, match if ok else MatchType.NONE, shown)
 
+    # A policy beyond the default limits is enforced fail-closed, and only it.
+    skip = {pod: engine.unenforced_policies(pod) for pod in endpoints(engine)}
     out = []
     for p in probes:
         sides = []
@@ -295,11 +286,16 @@ def reference(engine: PolicyEngine, probes: list[Probe]) -> list[Result]:
             sides.append(side(p.src.pod, Direction.EGRESS, p.dst, p))
         if p.dst.pod:
             sides.append(side(p.dst.pod, Direction.INGRESS, p.src, p))
+        spec = None
         if p.src.pod and p.dst.pod:
-            want = allowed(engine, p.src.pod, p.dst.pod, p.protocol, p.port)
+            # matrix.allowed: both sides' direction_allows on the peers' identities (as
+            # computed once per peer above, not per probe).
+            want = all(s.want for s in sides)
+            spec = spec_allows(scenario.objects, p.src.pod, p.dst.pod, p.protocol, p.port,
+                               skip)
         else:
             want = sides[0].want
-        out.append(Result(p, sides, want))
+        out.append(Result(p, sides, want, spec))
     return out
 
 
@@ -386,7 +382,11 @@ def test_the_datapath_decides_every_probe_as_the_reference_matrix(
     harness.assert_clear()
     try:
         engine = harness.program(scenario)
-        results = reference(engine, sample_probes(scenario, engine))
+        results = reference(scenario, engine, sample_probes(scenario, engine))
+        off_spec = [f"{r.probe}: reference {'allows' if r.want else 'denies'}, the spec "
+                    f"{'allows' if r.spec else 'denies'}"
+                    for r in results if r.spec is not None and r.spec != r.want]
+        assert not off_spec, "\n".join(off_spec[:25]) + "\nscenario:\n" + scenario.yaml()
         run_probes(harness, results)
         harness.drain()
         bad = [r for r in results if not r.agrees]
