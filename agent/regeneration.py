@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from agent.api.services import LoadedPolicies
 from agent.datapath.interface import Datapath, EndpointSlot
@@ -60,7 +60,6 @@ from agent.store import Snapshot, Store
 from core.errors import DatapathError
 from identity.allocator import Allocator
 from identity.reserved import MIN_CIDR_IDENTITY
-from observe.metrics import observe_regeneration
 
 log = logging.getLogger("membrane.agent")
 
@@ -75,8 +74,11 @@ class Regenerator:
                  endpoints: EndpointManager, metadata: AgentMetadata,
                  lock: threading.RLock, kick: threading.Event, stop: threading.Event,
                  errors: ErrorHistory, health: HealthChecks,
-                 shares: PolicyMapShares | None = None) -> None:
+                 shares: PolicyMapShares | None = None,
+                 on_regenerated: Callable[[float], None] | None = None) -> None:
         self._node = node
+        # Told each endpoint regeneration's seconds (the agent's metrics histogram).
+        self._on_regenerated = on_regenerated
         self._store = store
         self._engine = engine
         self._allocators = tuple(allocators)
@@ -152,8 +154,7 @@ class Regenerator:
             for allocator in self._allocators:
                 allocator.flush()
             cidr_ok = self._sync_cluster_maps()
-            self._metadata.refresh(snapshot, self._engine.identity_of,
-                                   {ep.key: ep.id for ep in endpoints})
+            self._metadata.refresh(snapshot, self._engine, endpoints)
             for ep in endpoints:
                 target = targets.get(ep.id)
                 if target is not None and not cidr_ok:
@@ -282,7 +283,8 @@ class Regenerator:
             self._fail_closed.pop(ep.id, None)
             self._modified.discard(ep.id)
         ep.last_regeneration_ms = (time.monotonic() - t0) * 1000
-        observe_regeneration(ep.last_regeneration_ms / 1000)
+        if self._on_regenerated is not None:
+            self._on_regenerated(ep.last_regeneration_ms / 1000)
         log.info("endpoint %d (%s) identity %d: %d entries written in %.1f ms%s", ep.id,
                  ep.key, ident.id, len(target.policy.entries), ep.last_regeneration_ms,
                  f"; fail-closed: {target.problem}" if target.problem else "")
