@@ -23,6 +23,7 @@ from agent.policy.limits import (DEFAULT_MAX_CIDR_PREFIXES, DEFAULT_MAX_ENTRIES_
                                  DEFAULT_MAX_PREFIXES_PER_POLICY, DEFAULT_NAMESPACE_SHARE,
                                  PolicyLimits)
 from core.errors import MembraneError
+from observe.metrics import DEFAULT_METRICS, parse_metrics
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
 
 LAB_SOURCE_PREFIX = "lab:"
@@ -54,7 +55,19 @@ class AgentConfig:
     # 2 MiB of kernel ring holds ~180 ms of events at 200k/s (64 pages: ~23 ms), enough
     # to ride out reader stalls on a busy 2-CPU node (docs/PERFORMANCE.md, events).
     event_ring_pages: int = 512
+    # Prometheus: the agent's own metrics and Hubble's flow metrics, each on its own
+    # listener as Cilium's (":9962", ":9965": all addresses). metrics_port is the older
+    # single loopback listener serving both.
+    prometheus_serve_addr: str | None = None
+    hubble_metrics_server: str | None = None
+    hubble_metrics: str = DEFAULT_METRICS    # "drop:sourceContext=pod;destinationContext=pod ..."
     metrics_port: int | None = None
+    # Flow export (Hubble's format, JSON lines) to a file with size-based rotation.
+    export_file: str | None = None
+    export_file_max_size_mb: int = 10
+    export_file_max_backups: int = 5
+    export_allowlist: tuple[str, ...] = ()   # FlowFilters as JSON
+    export_denylist: tuple[str, ...] = ()
     health_port: int | None = None
     health_address: str = HEALTH_ADDRESS     # loopback: the probes ask 127.0.0.1
     # A networked pod of this node without an endpoint this long is "unmanaged" (status,
@@ -78,6 +91,8 @@ class AgentConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # The name in the agents' TLS certificate, which the Peer service tells relays.
+    tls_server_name: str = "membrane-agent"
     # Client certificate names (subject CN or SAN) that may read flows over TCP; "*":
     # every certificate the client CA signed. Required with observer_listen.
     tls_client_names: tuple[str, ...] = ()
@@ -97,6 +112,13 @@ class AgentConfig:
                                 f"{' or '.join(IDENTITY_BACKENDS)}")
         if self.identity_backend == "etcd" and not self.etcd_endpoints:
             raise MembraneError("--identity-backend etcd needs --etcd URL")
+        try:
+            parse_metrics(self.hubble_metrics)
+        except ValueError as err:
+            raise MembraneError(f"--hubble-metrics: {err}") from None
+        if self.export_file_max_size_mb < 1 or self.export_file_max_backups < 0:
+            raise MembraneError("--hubble-export-file-max-size-mb must be at least 1 and "
+                                "--hubble-export-file-max-backups at least 0")
         if bool(self.etcd_cert_file) != bool(self.etcd_key_file):
             raise MembraneError("--etcd-cert and --etcd-key go together: give both or "
                                 "neither")

@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from agent.api.services import LoadedPolicies
 from agent.datapath.interface import Datapath, EndpointSlot
@@ -60,7 +60,6 @@ from agent.store import Snapshot, Store
 from core.errors import DatapathError
 from identity.allocator import Allocator
 from identity.reserved import MIN_CIDR_IDENTITY
-from observe.metrics import observe_regeneration
 
 log = logging.getLogger("membrane.agent")
 
@@ -75,8 +74,11 @@ class Regenerator:
                  endpoints: EndpointManager, metadata: AgentMetadata,
                  lock: threading.RLock, kick: threading.Event, stop: threading.Event,
                  errors: ErrorHistory, health: HealthChecks,
-                 shares: PolicyMapShares | None = None) -> None:
+                 shares: PolicyMapShares | None = None,
+                 on_regenerated: Callable[[float], None] | None = None) -> None:
         self._node = node
+        # Told each endpoint regeneration's seconds (the agent's metrics histogram).
+        self._on_regenerated = on_regenerated
         self._store = store
         self._engine = engine
         self._allocators = tuple(allocators)
@@ -152,8 +154,7 @@ class Regenerator:
             for allocator in self._allocators:
                 allocator.flush()
             cidr_ok = self._sync_cluster_maps()
-            self._metadata.refresh(snapshot, self._engine.identity_of,
-                                   {ep.key: ep.id for ep in endpoints})
+            self._metadata.refresh(snapshot, self._engine, endpoints)
             for ep in endpoints:
                 target = targets.get(ep.id)
                 if target is not None and not cidr_ok:
@@ -247,13 +248,16 @@ class Regenerator:
             why = self._engine.identity_problems().get(ep.key)
             if why is None:
                 self._fail_closed.pop(ep.id, None)
-                ep.state = EndpointState.WAITING_FOR_IDENTITY
+                ep.state, ep.error = EndpointState.WAITING_FOR_IDENTITY, ""
             else:
                 written = self._endpoints.written(ep.id)
                 kept = ("its current policy" if written and written.policy != INIT_POLICY
                         else "the init policy (all denied but its node)")
                 self._fail_closed[ep.id] = why
-                ep.state, ep.error = EndpointState.NOT_READY, f"{why}; kept {kept}"
+                # Waiting, not failed: the allocation is retried, and a registration (a
+                # CNI ADD) keeps waiting for it within its timeout, as Cilium's
+                # waiting-for-identity does, instead of failing at the first refusal.
+                ep.state, ep.error = EndpointState.WAITING_FOR_IDENTITY, f"{why}; kept {kept}"
             return
         ep.labels_left_out = self._engine.left_out_labels(ep.key)
         slot = EndpointSlot(ep.id, ep.ifname, ifindex, ep.ipv4, ident.id, ep.ipv6)
@@ -279,7 +283,8 @@ class Regenerator:
             self._fail_closed.pop(ep.id, None)
             self._modified.discard(ep.id)
         ep.last_regeneration_ms = (time.monotonic() - t0) * 1000
-        observe_regeneration(ep.last_regeneration_ms / 1000)
+        if self._on_regenerated is not None:
+            self._on_regenerated(ep.last_regeneration_ms / 1000)
         log.info("endpoint %d (%s) identity %d: %d entries written in %.1f ms%s", ep.id,
                  ep.key, ident.id, len(target.policy.entries), ep.last_regeneration_ms,
                  f"; fail-closed: {target.problem}" if target.problem else "")

@@ -6,6 +6,7 @@ Every flag's default is AgentConfig's (agent/config.py), the one place defaults 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import DATAPATHS, IDENTITY_BACKENDS, AgentConfig
+from core.errors import MembraneError
 
 DEFAULTS = AgentConfig(node="")
 
@@ -57,7 +59,32 @@ def register(sub: Any) -> None:
     p.add_argument("--event-queue", type=int, default=d.event_queue_size)
     p.add_argument("--event-ring-pages", type=int, default=d.event_ring_pages,
                    help="kernel ring buffer size in pages (a power of two)")
-    p.add_argument("--metrics-port", type=int, default=d.metrics_port)
+    p.add_argument("--prometheus-serve-addr", default=d.prometheus_serve_addr,
+                   metavar="[HOST]:PORT",
+                   help="serve the agent's own metrics (:9962: every address, Cilium's port)")
+    p.add_argument("--hubble-metrics-server", default=d.hubble_metrics_server,
+                   metavar="[HOST]:PORT",
+                   help="serve Hubble's flow metrics (:9965: every address, Cilium's port)")
+    p.add_argument("--hubble-metrics", default=d.hubble_metrics, metavar="METRICS",
+                   help="which flow metrics, with their context options, as Cilium's "
+                        f"(default {d.hubble_metrics!r}; e.g. "
+                        "'drop:sourceContext=pod;destinationContext=pod flow')")
+    p.add_argument("--metrics-port", type=int, default=d.metrics_port,
+                   help="both sets of metrics on 127.0.0.1:PORT")
+    p.add_argument("--hubble-export-file-path", default=d.export_file, metavar="FILE",
+                   help="write flows to FILE as JSON lines in Hubble's export format")
+    p.add_argument("--hubble-export-file-max-size-mb", type=int,
+                   default=d.export_file_max_size_mb, metavar="MB",
+                   help="rotate the export file at this size")
+    p.add_argument("--hubble-export-file-max-backups", type=int,
+                   default=d.export_file_max_backups, metavar="N",
+                   help="rotated export files kept")
+    p.add_argument("--hubble-export-allowlist", action="append",
+                   default=list(d.export_allowlist), metavar="JSON",
+                   help="export only flows matching these FlowFilters (JSON objects)")
+    p.add_argument("--hubble-export-denylist", action="append",
+                   default=list(d.export_denylist), metavar="JSON",
+                   help="never export flows matching these FlowFilters")
     p.add_argument("--health-port", type=int, default=d.health_port)
     p.add_argument("--health-address", default=d.health_address, metavar="ADDRESS",
                    help="where /healthz and /readyz listen (default: loopback)")
@@ -69,6 +96,8 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-cert", default=d.tls_cert)
     p.add_argument("--tls-key", default=d.tls_key)
     p.add_argument("--tls-client-ca", default=d.tls_client_ca)
+    p.add_argument("--tls-server-name", default=d.tls_server_name,
+                   help="the name in the agents' certificates (told to relays)")
     p.add_argument("--tls-client-name", action="append", default=list(d.tls_client_names),
                    metavar="NAME[,NAME]",
                    help="a client certificate CN or SAN that may read flows over TCP "
@@ -116,7 +145,14 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         identity_grace_seconds=args.identity_grace,
         exclude_labels=tuple(args.exclude_label), flow_capacity=args.flow_capacity,
         event_queue_size=args.event_queue, event_ring_pages=args.event_ring_pages,
-        metrics_port=args.metrics_port,
+        metrics_port=args.metrics_port, prometheus_serve_addr=args.prometheus_serve_addr,
+        hubble_metrics_server=args.hubble_metrics_server, hubble_metrics=args.hubble_metrics,
+        export_file=args.hubble_export_file_path,
+        export_file_max_size_mb=args.hubble_export_file_max_size_mb,
+        export_file_max_backups=args.hubble_export_file_max_backups,
+        export_allowlist=tuple(json_objects(args.hubble_export_allowlist)),
+        export_denylist=tuple(json_objects(args.hubble_export_denylist)),
+        tls_server_name=args.tls_server_name,
         health_port=args.health_port, health_address=args.health_address,
         unmanaged_grace_seconds=args.unmanaged_grace,
         kubeconfig=args.kubeconfig, datapath=args.datapath,
@@ -130,6 +166,27 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
         tls_client_names=tuple(name.strip() for names in args.tls_client_name
                                for name in names.split(",") if name.strip()))
+
+
+def json_objects(values: list[str]) -> list[str]:
+    """Each flag value holds one or more JSON objects ('{...},{...}' as Cilium's
+    export lists do): one string per object. An empty value (an unset ConfigMap key) is
+    none."""
+    decoder = json.JSONDecoder()
+    out = []
+    for text in values:
+        pos = 0
+        text = text.strip()
+        while pos < len(text):
+            try:
+                obj, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as err:
+                raise MembraneError(f"export filter {text!r}: not JSON: {err}") from None
+            out.append(json.dumps(obj))
+            pos = end
+            while pos < len(text) and text[pos] in " ,\n\t":
+                pos += 1
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

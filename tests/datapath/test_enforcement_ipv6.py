@@ -77,7 +77,7 @@ def test_a_pod_sending_from_another_pods_ipv6_address_is_dropped(clean: Env) -> 
     t = clean.topo
     t.run(clean.ns("p0"), "spoof6", clean.ip6("p2"), clean.ip6("p1"), "5353")
     events = clean.drain(0.2)
-    spoofs = [e for e in events if e.drop_reason == DropReason.INVALID_SIP]
+    spoofs = [e for e in events if e.drop_reason == DropReason.INVALID_SOURCE_IP]
     assert spoofs and spoofs[0].src_ip == clean.ip6("p2"), events
 
 

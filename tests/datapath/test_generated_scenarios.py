@@ -361,7 +361,7 @@ def event_problems(h: Harness, results: list[Result]) -> list[tuple[Result, str]
                         for e in evs if e.type == EventType.POLICY_VERDICT]
             drops = [DropReason(e.drop_reason).name for e in evs if e.type == EventType.DROP]
             want = [(s.got, s.want_match.name if s.got else "NONE", s.want_peer)]
-            want_drops = [] if s.got else [DropReason.POLICY.name]
+            want_drops = [] if s.got else [DropReason.POLICY_DENIED.name]
             if verdicts != want or drops != want_drops:
                 problems.append((r, f"{r.probe} {s.direction.name}: events (allowed, match, "
                                     f"peer) {verdicts}, drops {drops}; expected {want}, "

@@ -176,7 +176,7 @@ def test_a_connection_behind_an_extension_header_chain_is_decided_on_its_port(
     assert pod.into(syn6(PEER, POD, 81, chain, sport=40001)) == TC_ACT_SHOT
     events = pod.drain()
     assert verdicts(events) == [(True, PEER, POD, 80, PEER_ID), (False, PEER, POD, 81, PEER_ID)]
-    assert drops(events) == [DropReason.POLICY]
+    assert drops(events) == [DropReason.POLICY_DENIED]
     # Tracked like any connection: the reply passes although egress allows no port 40000.
     synack = ipv6_frame(POD, PEER, TCP, tcp_header(80, 40000, TCP_SYN | TCP_ACK), chain)
     assert pod.out_of(synack) == TC_ACT_OK
@@ -187,19 +187,19 @@ def test_the_longest_chain_walked_passes_and_one_header_more_is_dropped(pod: Pod
     assert pod.into(syn6(PEER, POD, 80, longest)) == TC_ACT_OK
     too_long = longest + (dest_options(),)
     assert pod.into(syn6(PEER, POD, 80, too_long, sport=40001)) == TC_ACT_SHOT
-    assert drops(pod.drain()) == [DropReason.INVALID_EXTHDR]
+    assert drops(pod.drain()) == [DropReason.INVALID_IPV6_EXTENSION_HEADER]
 
 
 def test_a_hop_by_hop_header_anywhere_but_first_is_dropped(pod: Pod) -> None:
     assert pod.into(syn6(PEER, POD, 80, (dest_options(), hop_by_hop()))) == TC_ACT_SHOT
-    assert drops(pod.drain()) == [DropReason.INVALID_EXTHDR]
+    assert drops(pod.drain()) == [DropReason.INVALID_IPV6_EXTENSION_HEADER]
 
 
 def test_a_chain_cut_short_is_dropped(pod: Pod) -> None:
     frame = syn6(PEER, POD, 80, (hop_by_hop(),))
     cut = frame[:14 + 40 + 2]      # the hop-by-hop header's first two bytes only
     assert pod.into(cut) == TC_ACT_SHOT
-    assert drops(pod.drain()) == [DropReason.INVALID_EXTHDR]
+    assert drops(pod.drain()) == [DropReason.INVALID_IPV6_EXTENSION_HEADER]
 
 
 # --- fragments -----------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_a_non_first_fragment_is_decided_without_ports_and_not_tracked(pod: Pod)
     # ... while the node's any-protocol allow does.
     assert pod.into(ipv6_frame(NODE, POD, TCP, b"\0" * 64, (fragment(offset=185),))) == \
         TC_ACT_OK
-    assert drops(pod.drain()) == [DropReason.POLICY]
+    assert drops(pod.drain()) == [DropReason.POLICY_DENIED]
     assert pod.conntrack() == []
 
 
@@ -252,7 +252,7 @@ def test_an_icmpv6_error_about_a_tracked_connection_passes_as_related(pod: Pod, 
     other = ipv6_packet(POD, PEER, TCP, tcp_header(40001, 80, TCP_SYN))
     assert pod.into(ipv6_frame(WORLD_OUTSIDE, POD, IPPROTO_ICMPV6,
                                icmp6_error(kind, other))) == TC_ACT_SHOT
-    assert drops(pod.drain()) == [DropReason.POLICY]
+    assert drops(pod.drain()) == [DropReason.POLICY_DENIED]
 
 
 def test_an_icmpv6_error_embedding_extension_headers_is_related_too(pod: Pod) -> None:
@@ -303,14 +303,14 @@ def test_discovery_that_crossed_a_router_is_no_link_control(pod: Pod) -> None:
     routed = ipv6_frame(LINK_LOCAL, ALL_NODES, IPPROTO_ICMPV6,
                         icmp6(ICMP6_NEIGHBOUR_ADVERT), hop_limit=254)
     assert pod.out_of(routed) == TC_ACT_SHOT    # and fe80::2 is not the pod's address
-    assert drops(pod.drain()) == [DropReason.INVALID_SIP]
+    assert drops(pod.drain()) == [DropReason.INVALID_SOURCE_IP]
 
 
 def test_ipv6_from_an_address_not_the_pods_is_dropped_as_invalid_source(pod: Pod) -> None:
     assert pod.out_of(syn6(PEER2, PEER, 80)) == TC_ACT_SHOT       # another pod's address
     assert pod.out_of(syn6(POD, PEER, 80)) == TC_ACT_OK           # its own
     events = pod.drain()
-    assert drops(events) == [DropReason.INVALID_SIP]
+    assert drops(events) == [DropReason.INVALID_SOURCE_IP]
     spoofed = next(e for e in events if e.type == EventType.DROP)
     assert (spoofed.src_ip, spoofed.src_identity) == (PEER2, 0)
 
@@ -355,7 +355,7 @@ def test_an_ipv6_ipblock_holds_ipv6_peers_only(pod: Pod) -> None:
 def test_the_dual_stack_pods_ipv4_side_keeps_its_own_checks(pod: Pod) -> None:
     assert pod.out_of(tcp_frame(POD4, PEER4, 40000, 80, TCP_SYN)) == TC_ACT_OK
     assert pod.out_of(tcp_frame(PEER4, POD4, 40001, 80, TCP_SYN)) == TC_ACT_SHOT
-    assert drops(pod.drain()) == [DropReason.INVALID_SIP]
+    assert drops(pod.drain()) == [DropReason.INVALID_SOURCE_IP]
     [entry] = pod.conntrack()
     assert (entry.src_ip, entry.dst_ip) == (POD4, PEER4)
 
@@ -408,7 +408,7 @@ def test_after_a_revocation_no_ipv6_packet_of_the_connection_passes_either_way(
     try:
         assert pod.into(data_in) == TC_ACT_SHOT
         assert pod.out_of(data_out) == TC_ACT_SHOT        # the reply is decided as forward
-        assert drops(pod.drain()) == [DropReason.POLICY, DropReason.POLICY]
+        assert drops(pod.drain()) == [DropReason.POLICY_DENIED, DropReason.POLICY_DENIED]
     finally:
         pod.dp.update_endpoint(slot, POLICY)
     assert pod.out_of(data_out) == TC_ACT_OK              # allowed again: re-stamped

@@ -10,7 +10,7 @@ import pytest
 from core.protocols import Direction
 from observe.events import DatapathEvent, EventType
 from observe.flow import flow_from_event, summary_of, tcp_flags_message
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 from observe.metadata import PeerInfo, StaticMetadata
 from observe.reasons import DropReason
 
@@ -37,7 +37,7 @@ def test_a_policy_drop_becomes_a_dropped_flow_with_its_reason_and_both_pods() ->
     f = flow_from_event(event(), META)
     assert f.verdict == fpb.DROPPED
     assert f.drop_reason == 133
-    assert fpb.DropReason.Name(f.drop_reason_desc) == "POLICY"
+    assert fpb.DropReason.Name(f.drop_reason_desc) == "POLICY_DENIED"
     assert (f.source.namespace, f.source.pod_name, f.source.identity) == (
         "default", "not-frontend-7db9747986-gktg6", 84671)
     assert (f.destination.pod_name, f.destination.identity) == ("backend-6f884b6495-69bbh",
@@ -125,8 +125,10 @@ def test_the_datapaths_identity_wins_over_a_stale_agent_view() -> None:
     (1, 8 << 8, 0, "ICMPv4 EchoRequest"),
     (1, 0, 0, "ICMPv4 EchoReply"),
     (132, 9, 0, "SCTP"),
+    (58, 128 << 8, 0, "ICMPv6 EchoRequest"),
+    (58, 1 << 8 | 4, 0, "ICMPv6 DestinationUnreachable"),
 ], ids=["tcp syn-ack", "tcp ack-fin", "tcp ack-psh", "udp", "icmp echo request",
-        "icmp echo reply", "sctp"])
+        "icmp echo reply", "sctp", "icmpv6 echo request", "icmpv6 unreachable"])
 def test_the_summary_describes_layer_4_as_hubble_does(protocol: int, dst_port: int,
                                                        flags: int, summary: str) -> None:
     f = flow_from_event(event(protocol=protocol, dst_port=dst_port, tcp_flags=flags), META)
@@ -137,6 +139,15 @@ def test_the_summary_describes_layer_4_as_hubble_does(protocol: int, dst_port: i
 def test_icmp_type_and_code_come_from_the_packed_destination_port() -> None:
     f = flow_from_event(event(protocol=1, dst_port=(3 << 8) | 1), META)
     assert (f.l4.ICMPv4.type, f.l4.ICMPv4.code) == (3, 1)
+
+
+def test_an_ipv6_event_is_an_ipv6_flow_with_icmpv6_type_and_code() -> None:
+    f = flow_from_event(event(protocol=58, dst_port=(1 << 8) | 4, src_ip="fd00:10:244:1::2",
+                              dst_ip="fd00:10:244:2::3"), META)
+    assert f.IP.ipVersion == fpb.IPv6
+    assert (f.IP.source, f.IP.destination) == ("fd00:10:244:1::2", "fd00:10:244:2::3")
+    assert (f.l4.ICMPv6.type, f.l4.ICMPv6.code) == (1, 4)
+    assert flow_from_event(event(), META).IP.ipVersion == fpb.IPv4
 
 
 def test_every_tcp_flag_bit_maps_to_its_field() -> None:
@@ -150,7 +161,6 @@ def test_an_unknown_drop_code_keeps_its_number() -> None:
     assert f.drop_reason == 7 and f.drop_reason_desc == 0
 
 
-def test_the_proto_drop_reasons_mirror_observe_reasons_by_name_and_number() -> None:
-    proto = {name: number for name, number in fpb.DropReason.items()
-             if name != "DROP_REASON_UNKNOWN"}
-    assert proto == {r.name: int(r) for r in DropReason}
+def test_every_reason_the_datapath_emits_is_in_the_proto_by_name_and_number() -> None:
+    proto = dict(fpb.DropReason.items())
+    assert {r.name: int(r) for r in DropReason}.items() <= proto.items()
