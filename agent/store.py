@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from core.errors import InvalidObject, MembraneError
-from agent.k8s.objects import (ClusterObject, ClusterObjects, Namespace, NetworkPolicy, Node,
-                               Pod, Service)
+from agent.k8s.objects import (TIER_KINDS, ClusterObject, ClusterObjects, Namespace,
+                               NetworkPolicy, Node, Pod, Service, TieredPolicy)
 
 StoreObject = ClusterObject
 
@@ -26,6 +26,8 @@ KINDS: dict[type, str] = {Namespace: "Namespace", Pod: "Pod", NetworkPolicy: "Ne
 
 def object_key(obj: StoreObject) -> tuple[str, str]:
     """(kind, "ns/name" or "name")."""
+    if isinstance(obj, TieredPolicy):
+        return obj.kind, obj.name        # cluster-scoped, kind by API
     kind = KINDS[type(obj)]
     if isinstance(obj, (Namespace, Node)):
         return kind, obj.name
@@ -132,6 +134,8 @@ class Store:
                 objects.services[key] = obj
             case Node():
                 objects.nodes[key] = obj
+            case TieredPolicy():
+                objects.cluster_policies[obj.key] = obj
 
     def _remove(self, kind: str, key: str) -> None:
         objects = self._objects
@@ -146,6 +150,8 @@ class Store:
                 objects.services.pop(key, None)
             case "Node":
                 objects.nodes.pop(key, None)
+            case kind if kind in TIER_KINDS:
+                objects.cluster_policies.pop(f"{kind}/{key}", None)
             case _:
                 raise KeyError(f"store: no kind {kind!r}")
 
@@ -167,4 +173,4 @@ def _error_key(error: MembraneError, index: int) -> tuple[str, str]:
 def _copy(objects: ClusterObjects) -> ClusterObjects:
     return replace(objects, namespaces=dict(objects.namespaces), pods=dict(objects.pods),
                    policies=dict(objects.policies), services=dict(objects.services),
-                   nodes=dict(objects.nodes))
+                   nodes=dict(objects.nodes), cluster_policies=dict(objects.cluster_policies))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from agent.api.client import LAB_ROOT, AgentClient
-from agent.k8s.loader import parse_document, read_documents
+from agent.k8s.loader import CLUSTER_SCOPED_KINDS, parse_document, read_documents
 from agent.k8s.objects import Namespace, Node, Pod
 from agent.k8s.workloads import WORKLOAD_KINDS
 from agent.sources.labdir import Doc, LabStoreDir, doc_key
@@ -33,7 +33,7 @@ from lab.processes import python_in_pod, spawn, stop, wait_ready
 from lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
 
 MAX_NODES = 50
-CLUSTER_SCOPED = ("Namespace", "Node")
+CLUSTER_SCOPED = CLUSTER_SCOPED_KINDS
 DNS_NAMESPACE, DNS_POD = "kube-system", "coredns"
 
 

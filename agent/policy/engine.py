@@ -14,6 +14,12 @@ out the difference with the previous one:
 Isolation: an endpoint is enforced in a direction iff a policy of its namespace selects
 it and declares that policy type. The node always reaches its pods: an ingress-enforced
 endpoint gets (INGRESS, host, any) as well.
+
+Cluster-wide tiers (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy)
+are compiled by agent.policy.tiers and indexed like NetworkPolicies (selectors, prefixes,
+named ports, the pods they select); their rules become the endpoint's tier entries,
+ranked per tier and direction. The policy modes (agent.policy.modes: enforcement
+default|always|never, audit) shape every EndpointPolicy.
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ import bisect
 import ipaddress
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Protocol, Sequence
 
 from core.protocols import ANY_PROTOCOL, Direction
-from agent.k8s.objects import ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod
-from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
+from agent.k8s.objects import (ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod,
+                               TieredPolicy)
+from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey, TierEntry
+from agent.policy.modes import Enforcement, PolicyModes
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
+from agent.policy.tiers import (HOST_TIER_PROVENANCE, CompiledTierPolicy, TierContribution,
+                                TierProvenance, host_entry, rank)
 from agent.policy.selectorcache import Selector, SelectorCache
 from identity.allocator import Identity
 from identity.filter import LabelFilter
@@ -125,11 +135,13 @@ class _Prefixes:
 
 class PolicyEngine:
     def __init__(self, allocator: Allocates, cidr_allocator: Allocates,
-                 cluster: str = "default", label_filter: LabelFilter | None = None) -> None:
+                 cluster: str = "default", label_filter: LabelFilter | None = None,
+                 modes: PolicyModes = PolicyModes()) -> None:
         self._alloc = allocator
         self._cidr_alloc = cidr_allocator
         self._cluster = cluster
         self._filter = label_filter or LabelFilter.default()
+        self.modes = modes
         self._clear()
 
     def _clear(self) -> None:
@@ -141,17 +153,20 @@ class PolicyEngine:
         self._pod_identity: dict[str, Identity] = {}       # endpoints only
         self._identity_pods: dict[int, set[str]] = {}
         self._policies: dict[str, CompiledPolicy] = {}
+        self._tiers: dict[str, CompiledTierPolicy] = {}    # cluster-wide, by key
         self._ns_policies: dict[str, set[str]] = {}
         self._peer_users: dict[Selector, set[str]] = {}    # selector -> policies using it
         self._selects: dict[str, set[str]] = {}            # policy -> pods it selects
         self._selected_by: dict[str, tuple[str, ...]] = {}  # pod -> policies selecting it
         self._contrib: dict[str, dict[object, Contribution]] = {}
+        self._tier_contrib: dict[str, dict[object, TierContribution]] = {}
         self._prefix_refs: Counter[str] = Counter()
         self._prefixes = _Prefixes()
         self._blocks: dict[IPBlock, tuple[int, ...]] = {}
         self._cidr_pods: dict[int, list[Pod]] | None = None
         self._endpoints: dict[str, EndpointPolicy] = {}
         self._provenance: dict[str, dict[PolicyKey, list[Provenance]]] = {}
+        self._tier_provenance: dict[str, dict[TierEntry, list[TierProvenance]]] = {}
         self._maps: dict[str | None, ClusterMaps] = {}
 
     # -- queries -----------------------------------------------------------------
@@ -167,8 +182,12 @@ class PolicyEngine:
     def provenance(self, pod_key: str) -> dict[PolicyKey, list[Provenance]]:
         return {k: list(v) for k, v in self._provenance.get(pod_key, {}).items()}
 
+    def tier_provenance(self, pod_key: str) -> dict[TierEntry, list[TierProvenance]]:
+        return {k: list(v) for k, v in self._tier_provenance.get(pod_key, {}).items()}
+
     def selecting_policies(self, pod_key: str) -> tuple[str, ...]:
-        """Keys of the policies that select this pod, sorted."""
+        """Keys of the policies that select this pod: NetworkPolicies ("ns/name"), then
+        tier policies ("Kind/name"), each sorted."""
         return self._selected_by.get(pod_key, ())
 
     def selected_endpoints(self, policy_key: str) -> frozenset[str]:
@@ -176,6 +195,13 @@ class PolicyEngine:
 
     def policy(self, policy_key: str) -> CompiledPolicy | None:
         return self._policies.get(policy_key)
+
+    def tier_policy(self, policy_key: str) -> CompiledTierPolicy | None:
+        return self._tiers.get(policy_key)
+
+    def tier_policies(self) -> list[TieredPolicy]:
+        return sorted((cp.policy for cp in self._tiers.values()),
+                      key=lambda p: (p.tier.value, p.order_key))
 
     def pods(self) -> Mapping[str, Pod]:
         return self._pods
@@ -248,17 +274,23 @@ class PolicyEngine:
 
     def _update(self, objects: ClusterObjects) -> EngineDelta:
         identities_before = set(self._identity_pods)
+        nodes_changed = self._nodes != objects.nodes
         maps_changed = self._update_nodes(objects.nodes)
         old_namespaces, self._namespaces = self._namespaces, dict(objects.namespaces)
         pods_changed, removed_pods, ip_changed = self._update_pods(objects.pods, old_namespaces)
         maps_changed |= ip_changed
         dirty = set(pods_changed)
+        # A namespace's audit annotation shapes its pods' policies, not their identities.
+        audit_changed = {name for name, n in self._namespaces.items()
+                         if n.audit != getattr(old_namespaces.get(name), "audit", False)}
+        dirty |= {k for k, p in self._pods.items() if p.namespace in audit_changed}
         invalidate: set[str] = set()
-        changed_prefixes = self._update_policies(objects.policies, dirty, invalidate)
+        changed_prefixes = self._update_policies(objects.policies, objects.cluster_policies,
+                                                 nodes_changed, dirty, invalidate)
         if changed_prefixes:
             maps_changed = True
             nets = [_Net.of(p) for p in changed_prefixes]
-            for cp in self._policies.values():
+            for cp in self._compiled():
                 if any(_Net.of(b.cidr).covers(n) for b in cp.ip_blocks for n in nets):
                     invalidate.add(cp.key)
         for selector in self._cache.drain_changed():
@@ -266,11 +298,13 @@ class PolicyEngine:
         if pods_changed or removed_pods or changed_prefixes:
             self._cidr_pods = None
             # Egress named ports resolve on other pods' declared ports.
-            invalidate |= {k for k, cp in self._policies.items() if cp.egress_named}
+            invalidate |= {cp.key for cp in self._compiled() if cp.egress_named}
         for key in invalidate:
             self._contrib.pop(key, None)
-            if key in self._policies:
-                dirty |= self._subject_pods(self._policies[key])
+            self._tier_contrib.pop(key, None)
+            compiled = self._policies.get(key) or self._tiers.get(key)
+            if compiled is not None:
+                dirty |= self._subject_pods(compiled)
             dirty |= self._selects.get(key, set())
         changed = set()
         for pod_key in dirty:
@@ -352,18 +386,33 @@ class PolicyEngine:
             self._cache.remove_identity(identity.id)
         self._alloc.release(identity)
 
-    def _update_policies(self, policies: Mapping[str, NetworkPolicy], dirty: set[str],
-                         invalidate: set[str]) -> set[str]:
-        """Compiles new and changed policies; returns the prefixes that came or went."""
+    def _compiled(self) -> list[CompiledPolicy | CompiledTierPolicy]:
+        return [*self._policies.values(), *self._tiers.values()]
+
+    def _update_policies(self, policies: Mapping[str, NetworkPolicy],
+                         tier_policies: Mapping[str, TieredPolicy], nodes_changed: bool,
+                         dirty: set[str], invalidate: set[str]) -> set[str]:
+        """Compiles new and changed policies (a tier policy with `nodes` peers also when
+        nodes changed); returns the prefixes that came or went."""
         before = set(self._prefix_refs)
         for key in list(self._policies):
             old = self._policies[key]
             if policies.get(key) != old.policy:
                 self._uncompile(old)
                 dirty |= self._selects.pop(key, set())
+        for key in list(self._tiers):
+            told = self._tiers[key]
+            if (tier_policies.get(key) != told.policy
+                    or (nodes_changed and told.depends_on_nodes())):
+                self._uncompile(told)
+                dirty |= self._selects.pop(key, set())
         for key, policy in policies.items():
             if key not in self._policies:
                 self._compile(CompiledPolicy.of(policy))
+                invalidate.add(key)
+        for key, tier_policy in tier_policies.items():
+            if key not in self._tiers:
+                self._compile(CompiledTierPolicy.of(tier_policy, self._nodes))
                 invalidate.add(key)
         after = set(self._prefix_refs)
         changed = before ^ after
@@ -376,9 +425,12 @@ class PolicyEngine:
             self._blocks.clear()
         return changed
 
-    def _compile(self, cp: CompiledPolicy) -> None:
-        self._policies[cp.key] = cp
-        self._ns_policies.setdefault(cp.policy.namespace, set()).add(cp.key)
+    def _compile(self, cp: CompiledPolicy | CompiledTierPolicy) -> None:
+        if isinstance(cp, CompiledTierPolicy):
+            self._tiers[cp.key] = cp
+        else:
+            self._policies[cp.key] = cp
+            self._ns_policies.setdefault(cp.policy.namespace, set()).add(cp.key)
         self._cache.add_selector(cp.subject)
         for selector in cp.peer_selectors:
             self._cache.add_selector(selector)
@@ -386,10 +438,14 @@ class PolicyEngine:
         for block in cp.ip_blocks:
             self._prefix_refs.update([block.cidr, *block.except_])
 
-    def _uncompile(self, cp: CompiledPolicy) -> None:
-        del self._policies[cp.key]
-        self._ns_policies[cp.policy.namespace].discard(cp.key)
-        self._contrib.pop(cp.key, None)
+    def _uncompile(self, cp: CompiledPolicy | CompiledTierPolicy) -> None:
+        if isinstance(cp, CompiledTierPolicy):
+            del self._tiers[cp.key]
+            self._tier_contrib.pop(cp.key, None)
+        else:
+            del self._policies[cp.key]
+            self._ns_policies[cp.policy.namespace].discard(cp.key)
+            self._contrib.pop(cp.key, None)
         self._cache.remove_selector(cp.subject)
         for selector in cp.peer_selectors:
             self._cache.remove_selector(selector)
@@ -401,7 +457,7 @@ class PolicyEngine:
             self._prefix_refs.subtract([block.cidr, *block.except_])
         self._prefix_refs = +self._prefix_refs  # drop prefixes nobody references
 
-    def _subject_pods(self, cp: CompiledPolicy) -> set[str]:
+    def _subject_pods(self, cp: CompiledPolicy | CompiledTierPolicy) -> set[str]:
         pods: set[str] = set()
         for ident in self._cache.matches(cp.subject):
             pods |= self._identity_pods.get(ident, set())
@@ -415,6 +471,9 @@ class PolicyEngine:
         selecting = sorted(
             k for k in self._ns_policies.get(pod.namespace, ())
             if self._cache.contains(self._policies[k].subject, ident))
+        tiers = [cp for _, cp in sorted(self._tiers.items())
+                 if self._cache.contains(cp.subject, ident)]
+        selecting += [cp.key for cp in tiers]
         for k in set(self._selected_by.get(pod_key, ())) - set(selecting):
             self._selects.get(k, set()).discard(pod_key)
         for k in selecting:
@@ -423,7 +482,7 @@ class PolicyEngine:
 
         ingress = egress = False
         prov: dict[PolicyKey, list[Provenance]] = {}
-        for k in selecting:
+        for k in selecting[:len(selecting) - len(tiers)]:
             cp = self._policies[k]
             ingress |= cp.enforces(Direction.INGRESS)
             egress |= cp.enforces(Direction.EGRESS)
@@ -431,11 +490,38 @@ class PolicyEngine:
                 prov.setdefault(entry, []).append(why)
         if ingress:
             prov.setdefault(HOST_ENTRY, []).append(HOST_PROVENANCE)
-        policy = EndpointPolicy(ingress, egress, frozenset(prov))
+        tier_prov = rank(tiers, {cp.key: self._tier_contribution(cp, pod) for cp in tiers})
+        policy = self._shaped(pod, EndpointPolicy(ingress, egress, frozenset(prov),
+                                                  frozenset(tier_prov)), tier_prov)
         self._provenance[pod_key] = prov
+        self._tier_provenance[pod_key] = tier_prov
         old = self._endpoints.get(pod_key)
         self._endpoints[pod_key] = policy
         return old != policy
+
+    def _shaped(self, pod: Pod, policy: EndpointPolicy,
+                tier_prov: dict[TierEntry, list[TierProvenance]]) -> EndpointPolicy:
+        """The policy modes applied: never enforces nothing; always denies by default
+        (the node still reaches the pod, tier_prov learns why); audit by the agent or
+        the pod's namespace."""
+        if self.modes.enforcement is Enforcement.NEVER:
+            return EndpointPolicy()
+        namespace = self._namespaces.get(pod.namespace)
+        audit = self.modes.audit or bool(namespace and namespace.audit)
+        if self.modes.enforcement is Enforcement.ALWAYS:
+            host = host_entry(host=int(ReservedIdentity.HOST))
+            tier_prov.setdefault(host, []).append(HOST_TIER_PROVENANCE)
+            return replace(policy, tier_entries=policy.tier_entries | {host},
+                           default_deny=frozenset(Direction), audit=audit)
+        return replace(policy, audit=audit) if audit else policy
+
+    def _tier_contribution(self, cp: CompiledTierPolicy, pod: Pod) -> TierContribution:
+        signature: object = pod.ports if cp.ingress_named else None
+        per_policy = self._tier_contrib.setdefault(cp.key, {})
+        found = per_policy.get(signature)
+        if found is None:
+            found = per_policy[signature] = cp.contribution(pod, self)
+        return found
 
     def _contribution(self, cp: CompiledPolicy, pod: Pod) -> Contribution:
         # Only ingress named ports make a contribution depend on the endpoint itself.
@@ -451,6 +537,7 @@ class PolicyEngine:
             self._selects.get(k, set()).discard(pod_key)
         self._endpoints.pop(pod_key, None)
         self._provenance.pop(pod_key, None)
+        self._tier_provenance.pop(pod_key, None)
 
     # -- cluster maps ------------------------------------------------------------
     def _build_maps(self, local_node: str | None) -> ClusterMaps:
