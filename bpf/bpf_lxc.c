@@ -19,8 +19,9 @@
  *      unless its entry's state or expiry must change, conntrack.h);
  *   4. every other forward packet (new, established with a stale stamp, untracked):
  *      peer identity (ipcache LPM, unknown = world) and CIDR identity (cidr LPM), then
- *      policy when the direction is enforced; allowed established entries are
- *      re-stamped;
+ *      policy (the Admin tier, NetworkPolicy, the Baseline tier: policy.h) when it
+ *      applies to the direction; allowed established entries are re-stamped; in audit
+ *      mode a denied packet passes as if allowed, reported as AUDIT;
  *   5. a new allowed tracked flow gets a conntrack entry (enforced or not) and one
  *      POLICY_VERDICT event; a denied packet a DROP event (plus a POLICY_VERDICT for a
  *      new flow). A failed conntrack insert drops the packet: never a silent allow.
@@ -279,11 +280,10 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 {
 	struct flow4 f = {};
 	struct ct_entry *entry = NULL;
-	struct policy_entry *allow;
 	__u32 l4off = 0, peer_id, cidr_id, rev;
 	__u8 match = MATCH_NONE;
 	__u64 now;
-	int ret, ct;
+	int ret, ct, verdict = POLICY_ALLOWED;
 
 	/* Linear headers (nearly every packet): direct access; otherwise copies. */
 	ret = parse_ipv4_direct(skb, &f, &l4off);
@@ -326,11 +326,12 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 
 	/* A forward packet to decide: new, established with a stale stamp, untracked. */
 	lookup_peer(&f, dir, ev, &peer_id, &cidr_id);
-	if (endpoint_enforced(ep, dir)) {
-		allow = policy_match(ep->endpoint_id, dir, peer_id, cidr_id, f.protocol,
-				     f.policy_port, skb->len, &match);
+	if (policy_applies(ep, dir)) {
+		/* The tiers and NetworkPolicy, in a fixed number of lookups (policy.h). */
+		verdict = policy_decide(ep, dir, peer_id, cidr_id, f.protocol, f.policy_port,
+					skb->len, &match);
 		ev->match_type = match;
-		if (!allow) {
+		if (verdict == POLICY_DENIED) {
 			if (ct == CT_NEW) {
 				ev->type = EVENT_POLICY_VERDICT;
 				ev->allowed = 0;
@@ -342,6 +343,14 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 			 * returns. */
 			return drop_packet(skb, ev, DROP_POLICY);
 		}
+		if (verdict == POLICY_AUDITED) {
+			/* Audit mode: what policy denies passes, reported as AUDIT where a
+			 * drop would have been; then it is tracked and stamped as allowed. */
+			ev->type = EVENT_POLICY_VERDICT;
+			ev->allowed = POLICY_AUDITED;
+			ev->drop_reason = DROP_POLICY;
+			emit_event(skb, ev);
+		}
 	}
 
 	if (ct == CT_ESTABLISHED) {
@@ -351,10 +360,12 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	if (ct == CT_NEW) {
 		if (ct_create(ep->endpoint_id, dir, &f, skb->len, now, rev) < 0)
 			return drop_packet(skb, ev, DROP_CT_MAP_INSERTION);
-		ev->type = EVENT_POLICY_VERDICT;
-		ev->allowed = 1;
-		ev->drop_reason = 0;
-		emit_event(skb, ev);
+		if (verdict == POLICY_ALLOWED) {
+			ev->type = EVENT_POLICY_VERDICT;
+			ev->allowed = 1;
+			ev->drop_reason = 0;
+			emit_event(skb, ev);
+		}
 	}
 	return TC_ACT_OK;
 }

@@ -48,7 +48,7 @@ from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStat
                                       EndpointSlot, KernelPolicyEntry, MapUsage)
 from agent.datapath.reader import EventReader
 from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, PrefixWriter,
-                                   read_prefix_map)
+                                   endpoint_flags, read_prefix_map)
 from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 
@@ -187,13 +187,9 @@ class BpfDatapath:
 
     @staticmethod
     def _endpoint_value(slot: EndpointSlot, policy: EndpointPolicy) -> layout.endpoint_info:
-        flags = 0
-        if policy.ingress_enforced:
-            flags |= layout.EP_F_INGRESS_ENFORCED
-        if policy.egress_enforced:
-            flags |= layout.EP_F_EGRESS_ENFORCED
         return layout.endpoint_info(identity=slot.identity, ipv4=layout.ip_to_be32(slot.ipv4),
-                                    endpoint_id=slot.endpoint_id, flags=flags)
+                                    endpoint_id=slot.endpoint_id,
+                                    flags=endpoint_flags(policy))
 
     def _write_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> bool:
         """Writes the endpoints entry; returns whether it changed."""

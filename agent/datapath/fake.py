@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStats,
                                       EndpointSlot, KernelPolicyEntry, MapUsage)
-from agent.datapath.writer import expand
+from agent.datapath.writer import endpoint_flags, expand
 from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType
 from observe.events import DatapathEvent, EventBatch
@@ -124,8 +124,7 @@ class FakeDatapath:
         after = expand(slot.endpoint_id, policy)
         writes = len(set(before) ^ set(after))
         writes += sum(1 for k in set(before) & set(after) if before[k] != after[k])
-        flags_changed = (old.ingress_enforced, old.egress_enforced) != \
-            (policy.ingress_enforced, policy.egress_enforced)
+        flags_changed = endpoint_flags(old) != endpoint_flags(policy)
         return writes + int(flags_changed)
 
     def remove_endpoint(self, endpoint_id: int) -> None:
