@@ -157,7 +157,8 @@ def _endpoint(ip: str, event_identity: int, meta: EndpointMetadata,
 def _verdict(event: DatapathEvent) -> fpb.Verdict.ValueType:
     if event.type is EventType.DROP or not event.allowed:
         return fpb.DROPPED
-    return fpb.FORWARDED
+    # Audit mode: policy denied it, the packet went through (Cilium's AUDIT verdict).
+    return fpb.AUDIT if event.audit else fpb.FORWARDED
 
 
 def _event_type(event: DatapathEvent) -> fpb.CiliumEventType:
@@ -210,7 +211,7 @@ def flow_from_event(event: DatapathEvent, meta: EndpointMetadata) -> fpb.Flow:
     )
     if event.type is EventType.POLICY_VERDICT:
         flow.policy_match_type = event.match_type
-    if flow.verdict == fpb.DROPPED and event.drop_reason:
+    if flow.verdict in (fpb.DROPPED, fpb.AUDIT) and event.drop_reason:
         flow.drop_reason = event.drop_reason
         name = drop_reason_name(event.drop_reason)
         if name in _DROP_REASON_NAMES:
@@ -219,6 +220,6 @@ def flow_from_event(event: DatapathEvent, meta: EndpointMetadata) -> fpb.Flow:
     # (Cilium's drop notifications carry no CT state): leave is_reply unset and let
     # printers show `<>`, as the seed's `hubble observe` does. Forwarded packets passed
     # the conntrack lookup, which decided it.
-    if flow.verdict == fpb.FORWARDED:
+    if flow.verdict in (fpb.FORWARDED, fpb.AUDIT):
         flow.is_reply.CopyFrom(BoolValue(value=event.is_reply))
     return flow

@@ -70,7 +70,8 @@ class FlowMetrics:
         self.flows.labels(kind, subtype, verdict).inc(n)
         direction = traffic_direction_name(flow.traffic_direction)
         if et.type == MSG_POLICY_VERDICT:
-            action = "forwarded" if flow.verdict == fpb.FORWARDED else "dropped"
+            action = {fpb.FORWARDED: "forwarded", fpb.AUDIT: "audit"}.get(flow.verdict,
+                                                                         "dropped")
             self.verdicts.labels(direction, match_type_name(flow.policy_match_type),
                                  action).inc(n)
         elif flow.verdict == fpb.DROPPED:
