@@ -86,7 +86,8 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
     feed = SourceFeed(source or make_source(config), store, stop, health)
     allocator, cidr_allocator = make_allocators(config)
     engine = PolicyEngine(allocator, cidr_allocator, cluster=config.cluster,
-                          label_filter=LabelFilter.default().with_excluded(*config.exclude_labels))
+                          label_filter=LabelFilter.default().with_excluded(*config.exclude_labels),
+                          modes=config.policy_modes)
     endpoints = EndpointManager(EndpointRegistry(config.state_dir), datapath, lock, kick, errors)
     metadata = AgentMetadata(config.node, allocator, cidr_allocator)
     regenerator = Regenerator(

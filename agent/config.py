@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.api.client import DEFAULT_SOCKET
+from agent.policy.modes import ENFORCEMENT_MODES, PolicyModes
 from core.errors import MembraneError
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
 
@@ -48,6 +49,8 @@ class AgentConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    enable_policy: str = "default"           # enforcement: default | always | never
+    policy_audit_mode: bool = False          # policy denials pass, reported as AUDIT
 
     @property
     def lab_store(self) -> str | None:
@@ -56,11 +59,18 @@ class AgentConfig:
             return self.source[len(LAB_SOURCE_PREFIX):]
         return None
 
+    @property
+    def policy_modes(self) -> PolicyModes:
+        return PolicyModes.of(self.enable_policy, self.policy_audit_mode)
+
     def validate(self) -> None:
         """The source and the datapath are checked where they are built (agent.compose),
         since tests hand the agent their own."""
         if self.identity_backend not in IDENTITY_BACKENDS:
             raise MembraneError(f"--identity-backend {self.identity_backend!r}: expected "
                                 f"{' or '.join(IDENTITY_BACKENDS)}")
+        if self.enable_policy not in ENFORCEMENT_MODES:
+            raise MembraneError(f"--enable-policy {self.enable_policy!r}: expected "
+                                f"{', '.join(ENFORCEMENT_MODES)}")
         if self.identity_backend == "etcd" and not self.etcd_endpoints:
             raise MembraneError("--identity-backend etcd needs --etcd URL")

@@ -53,6 +53,7 @@ class Endpoint:
     error: str = ""
     ingress_enforced: bool = False
     egress_enforced: bool = False
+    audit: bool = False          # policy audit mode: denials pass, reported as AUDIT
     policy_revision: int = 0
     policy_entries: int = 0
     last_regeneration_ms: float = 0.0
@@ -69,7 +70,8 @@ class Endpoint:
             ipv4=self.ipv4, ifindex=self.ifindex, identity=self.identity,
             state=self.state.value, error=self.error, ingress_enforced=self.ingress_enforced,
             egress_enforced=self.egress_enforced, policy_revision=self.policy_revision,
-            policy_entries=self.policy_entries, last_regeneration_ms=self.last_regeneration_ms)
+            policy_entries=self.policy_entries, last_regeneration_ms=self.last_regeneration_ms,
+            audit=self.audit)
 
 
 def interface_index(ifname: str) -> int:

@@ -35,6 +35,7 @@ from agent.endpoint_manager import EndpointManager
 from agent.endpoints import Endpoint, EndpointState, interface_index
 from agent.flowmeta import AgentMetadata
 from agent.health import ErrorHistory, HealthChecks
+from agent.k8s.clusterpolicy import describe_same_priority, same_priority_groups
 from agent.policy.engine import PolicyEngine
 from agent.policy.trace import TraceResult, trace_engine
 from agent.store import Snapshot, Store
@@ -197,10 +198,14 @@ class PolicyQueries:
             for ep in self._endpoints.all():
                 for policy_key in self._engine.selecting_policies(ep.key):
                     selected.setdefault(policy_key, []).append(ep.id)
+        tiers = dict(snapshot.objects.cluster_policies)
         return LoadedPolicies(
             revision=snapshot.source_revision, policies=dict(snapshot.objects.policies),
             rejected=snapshot.rejected,
-            selected_endpoints={k: tuple(ids) for k, ids in selected.items()})
+            selected_endpoints={k: tuple(ids) for k, ids in selected.items()},
+            cluster_policies=tiers,
+            notes=tuple(describe_same_priority(g)
+                        for g in same_priority_groups(list(tiers.values()))))
 
     def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
         # The live engine: identity numbers in the explanation are the agent's own.

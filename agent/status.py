@@ -6,7 +6,9 @@ result into a StatusReply.
 
 What is wrong now (`problems`) is computed afresh: objects the source's validation
 refused, endpoints that are not ready and why. What went wrong lately is the bounded
-error history (agent.health.ErrorHistory). Warnings are maps at least 90% full.
+error history (agent.health.ErrorHistory). Warnings are maps at least 90% full, and
+cluster-wide tier policies sharing a priority (their order is undefined by the API: the
+warning says which order Membrane uses).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import time
 
 from agent.api.status import AgentStatus, RegenerationTimes
+from agent.k8s.clusterpolicy import describe_same_priority, same_priority_groups
 from agent.datapath.interface import Datapath, MapUsage
 from agent.endpoint_manager import EndpointManager
 from agent.endpoints import EndpointState
@@ -68,7 +71,9 @@ class StatusReporter:
             regeneration=RegenerationTimes(self._regenerator.last_regeneration_ms,
                                            self._regenerator.last_change_to_maps_ms),
             errors=self._errors.recent(), problems=tuple(problems),
-            warnings=tuple(map_warning(m) for m in stats.maps if nearly_full(m)))
+            warnings=tuple(map_warning(m) for m in stats.maps if nearly_full(m))
+            + tuple(describe_same_priority(group) for group in same_priority_groups(
+                list(applied.objects.cluster_policies.values()))))
 
     def applied_revision(self) -> int:
         return self._regenerator.applied_revision

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import DATAPATHS, IDENTITY_BACKENDS, AgentConfig
+from agent.policy.modes import ENFORCEMENT_MODES
 
 DEFAULTS = AgentConfig(node="")
 
@@ -56,6 +57,12 @@ def register(sub: Any) -> None:
     p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
     p.add_argument("--max-policy-entries", type=int, default=d.max_policy_entries)
     p.add_argument("--max-conntrack-entries", type=int, default=d.max_conntrack_entries)
+    p.add_argument("--enable-policy", choices=ENFORCEMENT_MODES, default=d.enable_policy,
+                   help="default: enforce what policies select; always: deny what no "
+                        "policy allows, everywhere; never: enforce nothing (Cilium's)")
+    p.add_argument("--policy-audit-mode", type=_flag, nargs="?", const=True,
+                   default=d.policy_audit_mode, metavar="BOOL",
+                   help="let policy denials through, reported as AUDIT (true|false)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
 
@@ -71,7 +78,19 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         health_port=args.health_port, kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
+        tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+        enable_policy=args.enable_policy, policy_audit_mode=args.policy_audit_mode)
+
+
+def _flag(text: str) -> bool:
+    """A boolean flag's value, as Go's flag package reads --flag=VALUE (the ConfigMap
+    passes "true" or "false")."""
+    value = text.strip().lower()
+    if value in ("1", "t", "true", "yes", "on"):
+        return True
+    if value in ("0", "f", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r}: expected true or false")
 
 
 def run(args: argparse.Namespace) -> int:

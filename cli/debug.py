@@ -54,7 +54,11 @@ def _endpoint_id(client: AgentClient, text: str) -> int:
     return int(text)
 
 
-def _enforcement(enabled: bool) -> str:
+def _enforcement(enabled: bool, audit: bool = False) -> str:
+    """Cilium's words: policy in force, or audited ("Disabled (Audit)": it would be
+    enforced, and denials pass instead)."""
+    if enabled and audit:
+        return "Disabled (Audit)"
     return "Enabled" if enabled else "Disabled"
 
 
@@ -66,8 +70,8 @@ def endpoint_list(args: argparse.Namespace) -> int:
         args.output, endpoints,
         ["ENDPOINT", "POLICY (ingress)\nENFORCEMENT", "POLICY (egress)\nENFORCEMENT",
          "IDENTITY", "LABELS (source:key[=value])", "IPv6", "IPv4", "STATUS"],
-        lambda e: [str(e.id), _enforcement(e.ingress_enforced),
-                   _enforcement(e.egress_enforced), str(e.identity),
+        lambda e: [str(e.id), _enforcement(e.ingress_enforced, e.policy_audit),
+                   _enforcement(e.egress_enforced, e.policy_audit), str(e.identity),
                    "\n".join(e.labels) or "-", e.ipv6, e.ipv4, e.state])
     return 0
 

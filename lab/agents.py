@@ -44,7 +44,7 @@ def agent_command(state: LabState, node: NodeState) -> list[str]:
             "--identity-backend", state.identity_backend]
     if state.identity_backend == "etcd":
         args += ["--etcd", state.etcd_url]
-    return net_command(node.netns, args)
+    return net_command(node.netns, args + state.agent_args)
 
 
 def start_agent(state: LabState, node: NodeState) -> subprocess.Popen[bytes]:

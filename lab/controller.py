@@ -52,8 +52,10 @@ class Lab:
 
     # -- up ------------------------------------------------------------------------
     def up(self, nodes: int, paths: list[str], identity_backend: str = "local",
-           etcd_url: str = "", agents: bool = True, namespace: str | None = None) -> bool:
-        """Builds the lab; returns False if some documents of `paths` failed."""
+           etcd_url: str = "", agents: bool = True, namespace: str | None = None,
+           agent_args: list[str] | None = None) -> bool:
+        """Builds the lab; returns False if some documents of `paths` failed. agent_args:
+        more `membrane agent` flags for every node (--policy-audit-mode, ...)."""
         if not 1 <= nodes <= MAX_NODES:
             raise LabError(f"--nodes {nodes}: a lab has 1 to {MAX_NODES} nodes")
         with lab_lock(self.name):
@@ -61,7 +63,8 @@ class Lab:
                 raise LabError(f"lab {self.name} is already up (`membrane lab down --name "
                                f"{self.name}` first, or pick another --name)")
             state = LabState(name=self.name, root=str(lab_root(self.name)), agents=agents,
-                             identity_backend=identity_backend, etcd_url=etcd_url)
+                             identity_backend=identity_backend, etcd_url=etcd_url,
+                             agent_args=list(agent_args or []))
             try:
                 self._build(state, nodes)
                 ok = self._apply(state, paths, namespace)

@@ -88,10 +88,18 @@ class AgentServicer(pb_grpc.AgentServicer):
         loaded = self.policies.loaded()
         policies = [pb.PolicyInfo(namespace=p.namespace, name=p.name,
                                   yaml=yaml.safe_dump(to_document(p), sort_keys=False),
-                                  selected_endpoints=sorted(loaded.selected_endpoints.get(key, ())))
+                                  selected_endpoints=sorted(loaded.selected_endpoints.get(key, ())),
+                                  kind="NetworkPolicy")
                     for key, p in sorted(loaded.policies.items())]
+        policies += [pb.PolicyInfo(name=t.name, kind=t.kind, tier=t.tier.value,
+                                   priority=t.shown_priority,
+                                   yaml=yaml.safe_dump(to_document(t), sort_keys=False),
+                                   selected_endpoints=sorted(
+                                       loaded.selected_endpoints.get(key, ())))
+                     for key, t in sorted(loaded.cluster_policies.items(),
+                                          key=lambda kv: (kv[1].tier.value, kv[1].order_key))]
         return pb.PolicyList(revision=loaded.revision, policies=policies,
-                             rejected=list(loaded.rejected))
+                             rejected=list(loaded.rejected), notes=list(loaded.notes))
 
     def Trace(self, request: pb.TraceRequest, context: grpc.ServicerContext) -> pb.TraceReply:
         try:
@@ -157,7 +165,8 @@ def endpoint_message(ep: EndpointView, labels: list[str]) -> pb.Endpoint:
         ipv4=ep.ipv4, ifname=ep.ifname, ifindex=ep.ifindex,
         ingress_enforced=ep.ingress_enforced, egress_enforced=ep.egress_enforced,
         state=ep.state, error=ep.error, policy_revision=ep.policy_revision,
-        last_regeneration_ms=ep.last_regeneration_ms, policy_entries=ep.policy_entries)
+        last_regeneration_ms=ep.last_regeneration_ms, policy_entries=ep.policy_entries,
+        policy_audit=ep.audit)
 
 
 def drop_reason_name(code: int) -> str:

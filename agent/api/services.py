@@ -12,12 +12,12 @@ regenerator is changing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
 from agent.api.status import AgentStatus
 from agent.datapath.interface import ConntrackEntry, KernelPolicyEntry
-from agent.k8s.objects import NetworkPolicy
+from agent.k8s.objects import NetworkPolicy, TieredPolicy
 from agent.policy.trace import TraceResult
 from identity.allocator import Identity
 
@@ -40,6 +40,7 @@ class EndpointView:
     policy_revision: int
     policy_entries: int
     last_regeneration_ms: float
+    audit: bool = False      # policy audit mode: what policy denies passes, as AUDIT
 
     @property
     def key(self) -> str:
@@ -76,6 +77,9 @@ class LoadedPolicies:
     policies: Mapping[str, NetworkPolicy]          # "namespace/name" -> policy
     rejected: tuple[str, ...]                      # objects validation refused, why
     selected_endpoints: Mapping[str, tuple[int, ...]]   # policy key -> local endpoint ids
+    # "Kind/name" -> ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
+    cluster_policies: Mapping[str, TieredPolicy] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()     # tier policies sharing a priority: the order used
 
 
 class PolicyView(Protocol):

@@ -70,7 +70,7 @@ class AgentStatus:
     regeneration: RegenerationTimes
     errors: tuple[str, ...] = ()     # what went wrong lately, oldest first (bounded)
     problems: tuple[str, ...] = ()   # what is wrong now: rejected objects, endpoints not ready
-    warnings: tuple[str, ...] = field(default=())   # maps nearly full
+    warnings: tuple[str, ...] = field(default=())   # maps nearly full, shared priorities
 
     @property
     def healthy(self) -> bool:

@@ -16,7 +16,7 @@ import threading
 from typing import Any, Iterable
 
 from core.errors import InvalidObject, MembraneError
-from agent.k8s.loader import parse_document
+from agent.k8s.loader import add_object, parse_document
 from agent.k8s.objects import ClusterObjects
 from agent.store import Store, StoreObject, object_key
 
@@ -26,8 +26,6 @@ Doc = dict[str, Any]
 Parsed = tuple[StoreObject, ...] | MembraneError
 
 NAMESPACED = {"Pod", "NetworkPolicy", "Service"}
-_FIELDS = {"Namespace": "namespaces", "Pod": "pods", "NetworkPolicy": "policies",
-           "Service": "services", "Node": "nodes"}
 
 
 def doc_key(kind: str, doc: Doc) -> str:
@@ -118,11 +116,10 @@ class Mirror:
         one: replace_all would file them under anonymous keys that a later fix of the
         object could not clear."""
         objects = ClusterObjects()
-        for kind, by_key in self._objects.items():
-            table = getattr(objects, _FIELDS[kind])
+        for by_key in self._objects.values():
             for parsed in by_key.values():
                 for obj in parsed:
-                    table[object_key(obj)[1]] = obj
+                    add_object(objects, obj)
         self.store.replace_all(objects, None, synced=True)
         for kind, errors in self._rejected.items():
             for key, error in errors.items():

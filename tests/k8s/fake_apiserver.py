@@ -16,6 +16,11 @@ faults an agent must survive:
     server.stop() / start()        the server goes away and comes back (state kept)
     server.fail(path, code)        requests on a path answer a Status error until heal(path)
     server.requests                every request, for asserting what the client asked
+    server.install_crds() / uninstall_crds()   the Network Policy API's custom resources
+                                   (ClusterNetworkPolicy v1alpha2, AdminNetworkPolicy and
+                                   BaselineAdminNetworkPolicy v1alpha1): not served (404,
+                                   absent from discovery) until installed, as on a cluster
+                                   without their CRDs; uninstalling deletes their objects
 
 One global, increasing resourceVersion orders every change, as etcd's revision does.
 Watches from resourceVersion N replay the history after N, then follow live changes;
@@ -50,6 +55,7 @@ class Resource:
     group_version: str  # "v1" or "networking.k8s.io/v1"
     plural: str
     namespaced: bool
+    crd: bool = False   # a custom resource: served only once its CRD is installed
 
     @property
     def prefix(self) -> str:
@@ -62,7 +68,14 @@ RESOURCES: dict[str, Resource] = {r.kind: r for r in (
     Resource("Node", "v1", "nodes", False),
     Resource("Service", "v1", "services", True),
     Resource("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True),
+    Resource("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2",
+             "clusternetworkpolicies", False, crd=True),
+    Resource("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
+             "adminnetworkpolicies", False, crd=True),
+    Resource("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
+             "baselineadminnetworkpolicies", False, crd=True),
 )}
+GROUP_VERSIONS = sorted({r.group_version for r in RESOURCES.values()})
 _BY_PATH = {(r.prefix, r.plural): r for r in RESOURCES.values()}
 
 
@@ -208,6 +221,7 @@ class FakeApiServer:
         self._connections: set[socket.socket] = set()
         self._failing: dict[str, int] = {}
         self._snapshots: dict[str, tuple[int, list[Doc]]] = {}   # paged lists in progress
+        self._crds = False                                        # custom resources served
         self._http: _HTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -261,6 +275,8 @@ class FakeApiServer:
         """Creates or replaces an object (ADDED or MODIFIED); returns it as stored."""
         doc = copy.deepcopy(doc)
         resource = RESOURCES[doc["kind"]]
+        if not self.serves(resource):
+            raise RuntimeError(f"no {doc['kind']} without its CRD: install_crds() first")
         doc.setdefault("apiVersion", resource.group_version)
         meta = doc.setdefault("metadata", {})
         if resource.namespaced:
@@ -316,6 +332,27 @@ class FakeApiServer:
         with self._lock:
             for w in self._watches:
                 w.queue.put(("DROP", None))
+
+    def install_crds(self) -> None:
+        """The Network Policy API's CRDs appear: their kinds are served from now on."""
+        with self._lock:
+            self._crds = True
+
+    def uninstall_crds(self) -> None:
+        """The CRDs go away, and every object of their kinds with them (DELETED events
+        first, as the API server's garbage collection of custom resources does)."""
+        with self._lock:
+            for key, doc in sorted(self._objects.items()):
+                if RESOURCES[key[0]].crd:
+                    self._emit("DELETED", key, copy.deepcopy(doc), None)
+            self._crds = False
+            for w in self._watches:
+                if w.resource.crd:
+                    w.queue.put(("DROP", None))
+
+    def serves(self, resource: Resource) -> bool:
+        with self._lock:
+            return self._crds or not resource.crd
 
     def fail(self, path: str, code: int = 503) -> None:
         """Lists and watches on `path` (e.g. "/api/v1/pods") answer `code` until healed."""
@@ -386,6 +423,10 @@ class FakeApiServer:
             h.send_json(404, status(404, "NotFound", f"the server could not find {path}"))
             return
         resource, namespace, name = route
+        if not self.serves(resource):
+            h.send_json(404, status(404, "NotFound", f"the server could not find the "
+                                    f"requested resource ({resource.plural})"))
+            return
         if name is not None:
             doc = self.get(resource.kind, name, namespace)
             if doc is None:
@@ -514,26 +555,34 @@ class FakeApiServer:
         if path == "/api":
             return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]}
+        served = [gv for gv in GROUP_VERSIONS if gv != "v1" and any(
+            r.group_version == gv and self.serves(r) for r in RESOURCES.values())]
         if path == "/apis":
+            groups: dict[str, list[str]] = {}
+            for gv in served:
+                groups.setdefault(gv.split("/")[0], []).append(gv)
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
-                "name": "networking.k8s.io",
-                "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
-                "preferredVersion": {"groupVersion": "networking.k8s.io/v1", "version": "v1"},
-            }]}
-        for gv in ("v1", "networking.k8s.io/v1"):
+                "name": group,
+                "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}
+                             for gv in versions],
+                "preferredVersion": {"groupVersion": versions[-1],
+                                     "version": versions[-1].split("/")[1]},
+            } for group, versions in groups.items()]}
+        for gv in ["v1", *served]:
             prefix = "/api/v1" if gv == "v1" else f"/apis/{gv}"
             if path == prefix:
                 return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
                         "resources": [{"name": r.plural, "singularName": r.kind.lower(),
                                        "namespaced": r.namespaced, "kind": r.kind,
                                        "verbs": ["get", "list", "watch"]}
-                                      for r in RESOURCES.values() if r.group_version == gv]}
+                                      for r in RESOURCES.values() if r.group_version == gv
+                                      and self.serves(r)]}
         return None
 
 
 def _route(path: str) -> tuple[Resource, str | None, str | None] | None:
     """path -> (resource, namespace, name) for the collection and object paths."""
-    for prefix in ("/api/v1", "/apis/networking.k8s.io/v1"):
+    for prefix in ["/api/v1", *(f"/apis/{gv}" for gv in GROUP_VERSIONS if gv != "v1")]:
         if not path.startswith(prefix + "/"):
             continue
         parts = path[len(prefix) + 1:].split("/")

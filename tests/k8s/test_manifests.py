@@ -183,6 +183,7 @@ def test_the_fallback_renderer_agrees_with_kustomize(target: str) -> None:
 # -- RBAC ------------------------------------------------------------------------------------
 
 def test_the_agent_may_only_read_pods_namespaces_nodes_and_networkpolicies() -> None:
+    """... and the Network Policy API's three cluster-wide kinds."""
     docs = render("overlays/kind-etcd")
     (role,) = by_kind(docs, "ClusterRole")
     granted = set()
@@ -191,8 +192,11 @@ def test_the_agent_may_only_read_pods_namespaces_nodes_and_networkpolicies() -> 
         assert "*" not in rule["resources"] + rule["apiGroups"], rule
         assert "nonResourceURLs" not in rule and "resourceNames" not in rule
         granted |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
+    npa = "policy.networking.k8s.io"
     assert granted == {("", "pods"), ("", "namespaces"), ("", "nodes"),
-                       ("networking.k8s.io", "networkpolicies")}
+                       ("networking.k8s.io", "networkpolicies"),
+                       (npa, "clusternetworkpolicies"), (npa, "adminnetworkpolicies"),
+                       (npa, "baselineadminnetworkpolicies")}
     assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
     (binding,) = by_kind(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
