@@ -150,6 +150,12 @@ def make_allocators(config: AgentConfig) -> tuple[Allocator, Allocator]:
     once per regeneration, always before any map uses them, instead of an fsync'd
     rewrite per new identity."""
     cidr: Allocator = CidrAllocator(config.state_dir / "cidr-identities", persist="on_flush")
+    if config.identity_backend == "crd":
+        # The kubernetes client (~0.4 s to import) only for this backend, as for the source.
+        from agent.sources.kubernetes import crd_allocator
+
+        return crd_allocator(config.kubeconfig, node=config.node,
+                             grace_seconds=config.identity_grace_seconds), cidr
     if config.identity_backend == "etcd":
         # etcd3gw and requests (~0.2 s) only for the etcd backend.
         from identity.etcd import EtcdAllocator

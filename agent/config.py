@@ -16,7 +16,7 @@ from core.errors import MembraneError
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
 
 LAB_SOURCE_PREFIX = "lab:"
-IDENTITY_BACKENDS = ("local", "etcd")
+IDENTITY_BACKENDS = ("local", "etcd", "crd")
 DATAPATHS = ("bpf", "fake")
 
 
@@ -28,7 +28,7 @@ class AgentConfig:
     socket: str = DEFAULT_SOCKET
     bpffs: str = "/sys/fs/bpf/membrane"
     cluster: str = "default"
-    identity_backend: str = "local"          # "local" | "etcd"
+    identity_backend: str = "local"          # "local" | "etcd" | "crd"
     etcd_endpoints: tuple[str, ...] = ()
     identity_grace_seconds: float = 300.0
     exclude_labels: tuple[str, ...] = ()

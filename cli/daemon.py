@@ -37,7 +37,9 @@ def register(sub: Any) -> None:
     p.add_argument("--socket", default=d.socket)
     p.add_argument("--bpffs", default=d.bpffs)
     p.add_argument("--cluster", default=d.cluster)
-    p.add_argument("--identity-backend", choices=IDENTITY_BACKENDS, default=d.identity_backend)
+    p.add_argument("--identity-backend", choices=IDENTITY_BACKENDS, default=d.identity_backend,
+                   help="crd: MembraneIdentity objects shared by every node (the "
+                   "DaemonSet's default); local: this node alone (the lab's); etcd: --etcd")
     p.add_argument("--etcd", action="append", default=list(d.etcd_endpoints), metavar="URL")
     p.add_argument("--identity-grace", type=float, default=d.identity_grace_seconds,
                    metavar="SECONDS")

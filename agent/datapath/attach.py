@@ -24,6 +24,7 @@ import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from agent.datapath.diagnose import explain_tc
 from core.errors import DatapathError
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def _ensure_clsact(ipr: Any, idx: int) -> None:
         ipr.tc("add", "clsact", idx)
     except Exception as e:  # pyroute2's NetlinkError
         if getattr(e, "code", None) != errno.EEXIST:
-            raise
+            raise DatapathError(explain_tc("the clsact qdisc", e)) from e
 
 
 def attach(ifname: str, prog_fds: dict[str, int], netns: str | None = None) -> int:
@@ -116,7 +117,8 @@ def attach(ifname: str, prog_fds: dict[str, int], netns: str | None = None) -> i
                        fd=prog_fds[prog], name=NAME_PREFIX + prog, parent=parent,
                        classid=1, direct_action=True, prio=FILTER_PRIO)
         except Exception as e:
-            raise DatapathError(f"attach tc programs to {ifname} (ifindex {idx}): {e}") from e
+            why = e if isinstance(e, DatapathError) else explain_tc("the bpf filter", e)
+            raise DatapathError(f"attach tc programs to {ifname} (ifindex {idx}): {why}") from e
     log.debug("attached from_container/to_container to %s (ifindex %d)", ifname, idx)
     return idx
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.datapath.diagnose import Captured, captured_stderr, explain_compile, explain_load
+from agent.datapath.headers import kernel_source
 from core.errors import DatapathError
 
 log = logging.getLogger(__name__)
@@ -175,12 +177,19 @@ def compile_datapath(options: CompileOptions, features: Features | None = None) 
             print(f"# membrane: compiled C text written to {dump}", file=sys.stderr)
         else:
             print(text, file=sys.stderr)
-    try:
-        return BPF(text=text.encode(), cflags=cflags)
-    except Exception as e:  # bcc raises bare Exception
-        raise DatapathError(
-            f"compiling {MAIN_SOURCE} failed: {e} (run with MEMBRANE_BPF_DEBUG=1 to "
-            "see the exact C and cflags)") from e
+    # Against Membrane's own kernel headers (headers.py), never the node's /lib/modules.
+    with kernel_source() as headers:
+        if debug_enabled():
+            print(f"# membrane: kernel headers: BCC_KERNEL_SOURCE={headers}", file=sys.stderr)
+        stderr = Captured()
+        try:
+            with captured_stderr(stderr):
+                return BPF(text=text.encode(), cflags=cflags)
+        except Exception as e:  # bcc raises bare Exception
+            why = explain_compile(str(e), stderr.text, features.ringbuf)
+            raise DatapathError(
+                f"compiling {MAIN_SOURCE} failed: {why} (run with MEMBRANE_BPF_DEBUG=1 to "
+                "see the exact C and cflags)") from e
 
 
 def load_programs(bpf: Any) -> dict[str, Any]:
@@ -189,8 +198,10 @@ def load_programs(bpf: Any) -> dict[str, Any]:
 
     progs = {}
     for name in ("from_container", "to_container"):
+        stderr = Captured()
         try:
-            progs[name] = bpf.load_func(name.encode(), BPF.SCHED_CLS)
+            with captured_stderr(stderr):     # the verifier's log: what the kernel lacks
+                progs[name] = bpf.load_func(name.encode(), BPF.SCHED_CLS)
         except Exception as e:
-            raise DatapathError(f"the verifier rejected {name}: {e}") from e
+            raise DatapathError(explain_load(name, str(e), stderr.text)) from e
     return progs

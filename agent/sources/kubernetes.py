@@ -32,6 +32,8 @@ from typing import Any
 from kubernetes import client, config
 
 from core.errors import LoadError
+from identity.allocator import Allocator
+from identity.crd import CrdAllocator
 from agent.k8s.objects import (ANP_API_VERSION, ANP_KIND, API_GROUP, BANP_KIND,
                                CNP_API_VERSION, CNP_KIND)
 from agent.sources.k8s_mirror import Mirror
@@ -127,3 +129,11 @@ def load_configuration(kubeconfig: str | None = None,
                  " (pass --kubeconfig, or run in a pod)")
         raise LoadError(f"cannot configure the Kubernetes client from {where}: {e}") from e
     return cfg
+
+
+def crd_allocator(kubeconfig: str | None, node: str, grace_seconds: float) -> Allocator:
+    """The cluster-wide allocator over MembraneIdentity objects (identity/crd.py), with the
+    same client configuration as the source: a pod's service account, or a kubeconfig."""
+    api = client.ApiClient(load_configuration(kubeconfig))
+    allocator: Allocator = CrdAllocator(api, node=node, grace_seconds=grace_seconds)
+    return allocator

@@ -18,9 +18,22 @@ faults an agent must survive:
     server.requests                every request, for asserting what the client asked
     server.install_crds() / uninstall_crds()   the Network Policy API's custom resources
                                    (ClusterNetworkPolicy v1alpha2, AdminNetworkPolicy and
-                                   BaselineAdminNetworkPolicy v1alpha1): not served (404,
-                                   absent from discovery) until installed, as on a cluster
+                                   BaselineAdminNetworkPolicy v1alpha1, NETWORK_POLICY_API):
+                                   not served (404) until installed, as on a cluster
                                    without their CRDs; uninstalling deletes their objects
+    server.before(method, path, f) f() runs once, just before the next such request is
+                                   answered: the interleaving a race test wants
+
+Clients also write, as they would to the real server: POST creates (201, or 409
+AlreadyExists when the name is taken), PUT replaces (409 Conflict when the body's
+metadata.resourceVersion or uid is not the stored one; custom resources must carry a
+resourceVersion, as apiextensions requires), DELETE deletes (409 Conflict when the
+DeleteOptions' preconditions uid / resourceVersion do not hold). `register_crd(doc)`
+serves the resource a CustomResourceDefinition manifest defines, and validates every
+object written to it against the CRD's openAPIV3Schema (422 Invalid), with unknown fields
+refused where the real server would silently prune them: a field the schema forgets is a
+test failure, not a lost write. Lists and watches honour `labelSelector` (`key`, `!key`,
+`key=value`, `key!=value`) as well as `fieldSelector`.
 
 One global, increasing resourceVersion orders every change, as etcd's revision does.
 Watches from resourceVersion N replay the history after N, then follow live changes;
@@ -43,8 +56,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 from urllib.parse import parse_qs, urlsplit
+
+import jsonschema
 
 Doc = dict[str, Any]
 
@@ -55,11 +70,21 @@ class Resource:
     group_version: str  # "v1" or "networking.k8s.io/v1"
     plural: str
     namespaced: bool
-    crd: bool = False   # a custom resource: served only once its CRD is installed
+    # A custom resource's openAPIV3Schema (register_crd), None for built-in kinds.
+    schema: Doc | None = field(default=None, compare=False)
 
     @property
     def prefix(self) -> str:
         return "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+
+    @property
+    def group(self) -> str:
+        return self.group_version.rpartition("/")[0]
+
+    @property
+    def qualified(self) -> str:
+        """`pods`, `leases.coordination.k8s.io`: how the API server names it in errors."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
 RESOURCES: dict[str, Resource] = {r.kind: r for r in (
@@ -68,15 +93,18 @@ RESOURCES: dict[str, Resource] = {r.kind: r for r in (
     Resource("Node", "v1", "nodes", False),
     Resource("Service", "v1", "services", True),
     Resource("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True),
-    Resource("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2",
-             "clusternetworkpolicies", False, crd=True),
-    Resource("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
-             "adminnetworkpolicies", False, crd=True),
-    Resource("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
-             "baselineadminnetworkpolicies", False, crd=True),
+    Resource("Lease", "coordination.k8s.io/v1", "leases", True),
 )}
-GROUP_VERSIONS = sorted({r.group_version for r in RESOURCES.values()})
-_BY_PATH = {(r.prefix, r.plural): r for r in RESOURCES.values()}
+# The Network Policy API's kinds, served by install_crds() (their schemas are not
+# checked here: the agent's own validation of them is under test).
+NETWORK_POLICY_API = (
+    Resource("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2",
+             "clusternetworkpolicies", False),
+    Resource("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
+             "adminnetworkpolicies", False),
+    Resource("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
+             "baselineadminnetworkpolicies", False),
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +147,26 @@ def _field(obj: Doc, path: str) -> str:
     return "" if value is None else str(value)
 
 
+def _label_selector_matches(selector: str, obj: Doc) -> bool:
+    """Equality and existence terms, comma-separated: `a`, `!a`, `a=v`, `a==v`, `a!=v`."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
 def _field_selector_matches(selector: str, obj: Doc) -> bool:
     """`a.b=v,c!=w` on dotted paths: what pods' spec.nodeName selectors need."""
     for term in filter(None, selector.split(",")):
@@ -139,6 +187,7 @@ class _Watch:
     namespace: str | None
     field_selector: str
     bookmarks: bool
+    label_selector: str = ""
     queue: "queue.Queue[tuple[str, Doc | None]]" = field(default_factory=queue.Queue)
 
     def selects(self, kind: str, obj: Doc | None) -> bool:
@@ -146,7 +195,8 @@ class _Watch:
             return False
         if self.namespace is not None and obj["metadata"].get("namespace") != self.namespace:
             return False
-        return _field_selector_matches(self.field_selector, obj)
+        return (_field_selector_matches(self.field_selector, obj)
+                and _label_selector_matches(self.label_selector, obj))
 
     def offer(self, event: Event) -> None:
         """Queues what this watch sees of a change: a MODIFIED that moves an object
@@ -169,6 +219,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked encoding, like the real server
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body
+    # until the client's delayed ACK (40 ms a request).
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -183,7 +236,23 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # a dropped connection has nothing left to flush
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.server.api._serve(self)
+        self.server.api._serve(self, "GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.server.api._serve(self, "POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.server.api._serve(self, "PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.server.api._serve(self, "DELETE")
+
+    def read_json(self) -> Doc | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if not length:
+            return None
+        body = json.loads(self.rfile.read(length))
+        return body if isinstance(body, dict) else None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # the request log is kept in FakeApiServer.requests instead
@@ -220,9 +289,22 @@ class FakeApiServer:
         self._requests: list[Request] = []
         self._connections: set[socket.socket] = set()
         self._failing: dict[str, int] = {}
+        self._before: dict[tuple[str, str], Callable[[], object]] = {}
         self._snapshots: dict[str, tuple[int, list[Doc]]] = {}   # paged lists in progress
-        self._crds = False                                        # custom resources served
         self._http: _HTTPServer | None = None
+        self.resources: dict[str, Resource] = dict(RESOURCES)   # kind -> resource
+
+    def register_crd(self, crd: Doc) -> Resource:
+        """Serves the custom resource a CustomResourceDefinition manifest defines (its
+        storage version), validating what is written against that version's schema."""
+        spec = crd["spec"]
+        (version,) = [v for v in spec["versions"] if v.get("storage")]
+        resource = Resource(spec["names"]["kind"], f"{spec['group']}/{version['name']}",
+                            spec["names"]["plural"], spec["scope"] == "Namespaced",
+                            schema=_no_unknown_fields(version["schema"]["openAPIV3Schema"]))
+        with self._lock:
+            self.resources[resource.kind] = resource
+        return resource
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -274,9 +356,7 @@ class FakeApiServer:
     def apply(self, doc: Doc) -> Doc:
         """Creates or replaces an object (ADDED or MODIFIED); returns it as stored."""
         doc = copy.deepcopy(doc)
-        resource = RESOURCES[doc["kind"]]
-        if not self.serves(resource):
-            raise RuntimeError(f"no {doc['kind']} without its CRD: install_crds() first")
+        resource = self.resources[doc["kind"]]
         doc.setdefault("apiVersion", resource.group_version)
         meta = doc.setdefault("metadata", {})
         if resource.namespaced:
@@ -327,37 +407,44 @@ class FakeApiServer:
                 w.queue.put(("ERROR", status(
                     410, "Expired", f"too old resource version (current {self._rv})")))
 
+    def install_crds(self) -> None:
+        """The Network Policy API's CRDs appear: their kinds are served from now on."""
+        with self._lock:
+            for resource in NETWORK_POLICY_API:
+                self.resources[resource.kind] = resource
+
+    def uninstall_crds(self) -> None:
+        """The CRDs go away, and every object of their kinds with them (DELETED events
+        first, as the API server's garbage collection of custom resources does); their
+        watches end."""
+        kinds = {r.kind for r in NETWORK_POLICY_API}
+        with self._lock:
+            for key, doc in sorted(self._objects.items()):
+                if key[0] in kinds:
+                    self._emit("DELETED", key, copy.deepcopy(doc), None)
+            for kind in kinds:
+                self.resources.pop(kind, None)
+            for w in self._watches:
+                if w.resource.kind in kinds:
+                    w.queue.put(("DROP", None))
+
     def drop_watches(self) -> None:
         """Cuts every watch connection mid-stream: no terminating chunk, no error."""
         with self._lock:
             for w in self._watches:
                 w.queue.put(("DROP", None))
 
-    def install_crds(self) -> None:
-        """The Network Policy API's CRDs appear: their kinds are served from now on."""
-        with self._lock:
-            self._crds = True
-
-    def uninstall_crds(self) -> None:
-        """The CRDs go away, and every object of their kinds with them (DELETED events
-        first, as the API server's garbage collection of custom resources does)."""
-        with self._lock:
-            for key, doc in sorted(self._objects.items()):
-                if RESOURCES[key[0]].crd:
-                    self._emit("DELETED", key, copy.deepcopy(doc), None)
-            self._crds = False
-            for w in self._watches:
-                if w.resource.crd:
-                    w.queue.put(("DROP", None))
-
-    def serves(self, resource: Resource) -> bool:
-        with self._lock:
-            return self._crds or not resource.crd
-
     def fail(self, path: str, code: int = 503) -> None:
-        """Lists and watches on `path` (e.g. "/api/v1/pods") answer `code` until healed."""
+        """Requests on `path` (e.g. "/api/v1/pods": lists, watches, creates) answer `code`
+        until healed."""
         with self._lock:
             self._failing[path] = code
+
+    def before(self, method: str, path: str, action: Callable[[], object]) -> None:
+        """Runs action once, when the next `method` request on `path` arrives, before it
+        is answered (action may itself call the server)."""
+        with self._lock:
+            self._before[(method, path.rstrip("/"))] = action
 
     def heal(self, path: str) -> None:
         with self._lock:
@@ -382,9 +469,8 @@ class FakeApiServer:
             return list(self._requests)
 
     # -- internals: state --------------------------------------------------------------
-    @staticmethod
-    def _key(kind: str, name: str, namespace: str | None) -> tuple[str, str, str]:
-        ns = (namespace or "default") if RESOURCES[kind].namespaced else ""
+    def _key(self, kind: str, name: str, namespace: str | None) -> tuple[str, str, str]:
+        ns = (namespace or "default") if self.resources[kind].namespaced else ""
         return kind, ns, name
 
     def _emit(self, type_: str, key: tuple[str, str, str], doc: Doc, old: Doc | None) -> None:
@@ -401,31 +487,36 @@ class FakeApiServer:
             w.offer(event)
 
     # -- internals: HTTP ---------------------------------------------------------------
-    def _serve(self, h: _Handler) -> None:
+    def _serve(self, h: _Handler, method: str) -> None:
         url = urlsplit(h.path)
         params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        request = Request("GET", url.path, params, time.monotonic())
+        request = Request(method, url.path, params, time.monotonic())
+        body = h.read_json() if method in ("POST", "PUT", "DELETE") else None
         with self._lock:
             self._requests.append(request)
         path = url.path.rstrip("/")
+        with self._lock:
+            action = self._before.pop((method, path), None)
+        if action is not None:
+            action()
         with self._lock:
             failing = self._failing.get(path)
         if failing is not None:
             h.send_json(failing, status(failing, "ServiceUnavailable" if failing == 503
                                         else "InternalError", f"injected failure on {path}"))
             return
-        discovery = self._discovery(path)
+        discovery = self._discovery(path) if method == "GET" else None
         if discovery is not None:
             h.send_json(200, discovery)
             return
-        route = _route(path)
+        route = self._route(path)
         if route is None:
             h.send_json(404, status(404, "NotFound", f"the server could not find {path}"))
             return
         resource, namespace, name = route
-        if not self.serves(resource):
-            h.send_json(404, status(404, "NotFound", f"the server could not find the "
-                                    f"requested resource ({resource.plural})"))
+        if method != "GET":
+            code, answer = self._write(method, resource, namespace, name, body)
+            h.send_json(code, answer)
             return
         if name is not None:
             doc = self.get(resource.kind, name, namespace)
@@ -441,7 +532,8 @@ class FakeApiServer:
             try:
                 rv, items, start = (self._continued(token) if token else
                                     self._snapshot(resource, namespace,
-                                                   params.get("fieldSelector", "")))
+                                                   params.get("fieldSelector", ""),
+                                                   params.get("labelSelector", "")))
             except KeyError:
                 h.send_json(410, status(410, "Expired", "The provided continue parameter is "
                                         "too old to display a consistent list result."))
@@ -449,9 +541,9 @@ class FakeApiServer:
             limit = int(params.get("limit") or 0)
             h.send_json(200, self._page(resource, rv, items, start, limit))
 
-    def _snapshot(self, resource: Resource, namespace: str | None,
-                  selector: str) -> tuple[int, list[Doc], int]:
-        probe = _Watch(resource, namespace, selector, False)
+    def _snapshot(self, resource: Resource, namespace: str | None, selector: str,
+                  label_selector: str = "") -> tuple[int, list[Doc], int]:
+        probe = _Watch(resource, namespace, selector, False, label_selector)
         with self._lock:
             items = [copy.deepcopy(d) for (k, _, _), d in sorted(self._objects.items())
                      if probe.selects(k, d)]
@@ -493,7 +585,8 @@ class FakeApiServer:
     def _watch(self, h: _Handler, resource: Resource, namespace: str | None,
                params: dict[str, str]) -> None:
         w = _Watch(resource, namespace, params.get("fieldSelector", ""),
-                   params.get("allowWatchBookmarks") in ("1", "true", "True"))
+                   params.get("allowWatchBookmarks") in ("1", "true", "True"),
+                   params.get("labelSelector", ""))
         since = params.get("resourceVersion", "")
         timeout = float(params.get("timeoutSeconds") or self.default_watch_timeout)
         with self._lock:
@@ -555,47 +648,184 @@ class FakeApiServer:
         if path == "/api":
             return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]}
-        served = [gv for gv in GROUP_VERSIONS if gv != "v1" and any(
-            r.group_version == gv and self.serves(r) for r in RESOURCES.values())]
+        with self._lock:
+            resources = list(self.resources.values())
         if path == "/apis":
-            groups: dict[str, list[str]] = {}
-            for gv in served:
-                groups.setdefault(gv.split("/")[0], []).append(gv)
+            versions = sorted({r.group_version for r in resources if r.group})
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
-                "name": group,
-                "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}
-                             for gv in versions],
-                "preferredVersion": {"groupVersion": versions[-1],
-                                     "version": versions[-1].split("/")[1]},
-            } for group, versions in groups.items()]}
-        for gv in ["v1", *served]:
+                "name": gv.split("/")[0],
+                "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}],
+                "preferredVersion": {"groupVersion": gv, "version": gv.split("/")[1]},
+            } for gv in versions]}
+        for gv in {r.group_version for r in resources}:
             prefix = "/api/v1" if gv == "v1" else f"/apis/{gv}"
             if path == prefix:
                 return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
                         "resources": [{"name": r.plural, "singularName": r.kind.lower(),
                                        "namespaced": r.namespaced, "kind": r.kind,
-                                       "verbs": ["get", "list", "watch"]}
-                                      for r in RESOURCES.values() if r.group_version == gv
-                                      and self.serves(r)]}
+                                       "verbs": ["create", "delete", "get", "list",
+                                                 "update", "watch"]}
+                                      for r in resources if r.group_version == gv]}
         return None
 
-
-def _route(path: str) -> tuple[Resource, str | None, str | None] | None:
-    """path -> (resource, namespace, name) for the collection and object paths."""
-    for prefix in ["/api/v1", *(f"/apis/{gv}" for gv in GROUP_VERSIONS if gv != "v1")]:
-        if not path.startswith(prefix + "/"):
-            continue
-        parts = path[len(prefix) + 1:].split("/")
+    def _route(self, path: str) -> tuple[Resource, str | None, str | None] | None:
+        """path -> (resource, namespace, name) for the collection and object paths."""
+        parts = path.split("/")[1:]
+        if parts[:2] == ["api", "v1"]:
+            prefix, parts = "/api/v1", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            prefix, parts = f"/apis/{parts[1]}/{parts[2]}", parts[3:]
+        else:
+            return None
         namespace = None
         if len(parts) >= 3 and parts[0] == "namespaces":
             namespace, parts = parts[1], parts[2:]
-        resource = _BY_PATH.get((prefix, parts[0]))
+        with self._lock:
+            by_path = {(r.prefix, r.plural): r for r in self.resources.values()}
+        resource = by_path.get((prefix, parts[0])) if parts else None
         if resource is None or len(parts) > 2:
             return None
         if namespace is not None and not resource.namespaced:
             return None
         return resource, namespace, parts[1] if len(parts) == 2 else None
-    return None
+
+    # -- internals: writes -------------------------------------------------------------
+    def _write(self, method: str, resource: Resource, namespace: str | None,
+               name: str | None, body: Doc | None) -> tuple[int, Doc]:
+        """POST, PUT or DELETE, answered as the API server does: (HTTP code, body)."""
+        if resource.namespaced and namespace is None:
+            return 405, status(405, "MethodNotAllowed", f"{resource.plural} are namespaced")
+        if method == "POST":
+            if name is not None or body is None:
+                return 405, status(405, "MethodNotAllowed", "POST goes to the collection")
+            return self._create(resource, namespace, body)
+        if name is None:
+            return 405, status(405, "MethodNotAllowed", f"{method} needs an object name")
+        if method == "PUT":
+            if body is None:
+                return 400, status(400, "BadRequest", "PUT needs the object")
+            return self._replace(resource, namespace, name, body)
+        return self._remove(resource, namespace, name, body or {})
+
+    def _create(self, resource: Resource, namespace: str | None,
+                doc: Doc) -> tuple[int, Doc]:
+        doc = copy.deepcopy(doc)
+        meta = doc.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name:
+            return 422, status(422, "Invalid", "metadata.name: Required value")
+        if resource.namespaced:
+            meta["namespace"] = namespace
+        doc.setdefault("kind", resource.kind)
+        doc.setdefault("apiVersion", resource.group_version)
+        invalid = _invalid(resource, doc)
+        if invalid:
+            return 422, invalid
+        key = self._key(resource.kind, name, namespace)
+        with self._lock:
+            if key in self._objects:
+                return 409, status(409, "AlreadyExists",
+                                   f'{resource.qualified} "{name}" already exists')
+            meta.update(uid=str(uuid.uuid4()), generation=1,
+                        creationTimestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            self._emit("ADDED", key, doc, None)
+            return 201, copy.deepcopy(doc)
+
+    def _replace(self, resource: Resource, namespace: str | None, name: str,
+                 doc: Doc) -> tuple[int, Doc]:
+        doc = copy.deepcopy(doc)
+        meta = doc.setdefault("metadata", {})
+        if meta.get("name", name) != name:
+            return 400, status(400, "BadRequest", "the name in the body is not the URL's")
+        meta["name"] = name
+        if resource.namespaced:
+            meta["namespace"] = namespace
+        doc.setdefault("kind", resource.kind)
+        doc.setdefault("apiVersion", resource.group_version)
+        invalid = _invalid(resource, doc)
+        if invalid:
+            return 422, invalid
+        key = self._key(resource.kind, name, namespace)
+        with self._lock:
+            old = self._objects.get(key)
+            if old is None:
+                return 404, status(404, "NotFound", f'{resource.qualified} "{name}" not found')
+            rv = meta.get("resourceVersion")
+            if not rv and resource.schema is not None:
+                # apiextensions allows no unconditional update of a custom resource
+                return 422, status(422, "Invalid", f'{resource.qualified} "{name}" is '
+                                   "invalid: metadata.resourceVersion: Invalid value: 0x0: "
+                                   "must be specified for an update")
+            stale = rv and rv != old["metadata"]["resourceVersion"]
+            if stale or meta.get("uid", old["metadata"]["uid"]) != old["metadata"]["uid"]:
+                return 409, _conflict(resource, name, "the object has been modified; please "
+                                      "apply your changes to the latest version and try again")
+            meta["uid"] = old["metadata"]["uid"]
+            meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+            generation = int(old["metadata"].get("generation", 1))
+            meta["generation"] = generation + (doc.get("spec") != old.get("spec"))
+            self._emit("MODIFIED", key, doc, old)
+            return 200, copy.deepcopy(doc)
+
+    def _remove(self, resource: Resource, namespace: str | None, name: str,
+                options: Doc) -> tuple[int, Doc]:
+        key = self._key(resource.kind, name, namespace)
+        want = options.get("preconditions") or {}
+        with self._lock:
+            old = self._objects.get(key)
+            if old is None:
+                return 404, status(404, "NotFound", f'{resource.qualified} "{name}" not found')
+            for field_name in ("uid", "resourceVersion"):
+                have = old["metadata"][field_name]
+                if want.get(field_name) is not None and want[field_name] != have:
+                    label = "UID" if field_name == "uid" else "ResourceVersion"
+                    return 409, _conflict(resource, name, (
+                        f"Precondition failed: {label} in precondition: {want[field_name]}, "
+                        f"{label} in object meta: {have}"))
+            self._emit("DELETED", key, copy.deepcopy(old), None)
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                         "status": "Success", "details": {
+                             "name": name, "group": resource.group,
+                             "kind": resource.plural, "uid": old["metadata"]["uid"]}}
+
+
+def _conflict(resource: Resource, name: str, why: str) -> Doc:
+    return status(409, "Conflict", f'Operation cannot be fulfilled on {resource.qualified} '
+                                   f'"{name}": {why}')
+
+
+def _invalid(resource: Resource, doc: Doc) -> Doc | None:
+    """A 422 Status when doc breaks the resource's schema (custom resources only)."""
+    if resource.schema is None:
+        return None
+    errors = sorted(jsonschema.Draft7Validator(resource.schema).iter_errors(doc),
+                    key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    causes = [{"field": ".".join(str(p) for p in e.absolute_path), "message": e.message}
+              for e in errors]
+    return status(422, "Invalid", f'{resource.kind} "{doc["metadata"].get("name")}" is '
+                  "invalid: " + "; ".join(f"{c['field']}: {c['message']}" for c in causes))
+
+
+def _no_unknown_fields(schema: Doc) -> Doc:
+    """The schema with unknown fields refused wherever the API server would prune them
+    (objects with `properties` and no x-kubernetes-preserve-unknown-fields)."""
+    out = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        if ("properties" in node and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")):
+            node["additionalProperties"] = False
+        for value in node.get("properties", {}).values():
+            walk(value)
+        walk(node.get("items"))
+        walk(node.get("additionalProperties"))
+
+    walk(out)
+    return out
 
 
 def _peer_closed(conn: socket.socket) -> bool:

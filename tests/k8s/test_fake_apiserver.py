@@ -60,7 +60,7 @@ def test_discovery_answers_version_core_and_groups(api: client.ApiClient) -> Non
     assert client.VersionApi(api).get_code().git_version.startswith("v1.")
     assert client.CoreApi(api).get_api_versions().versions == ["v1"]
     groups = client.ApisApi(api).get_api_versions().groups
-    assert [g.name for g in groups] == ["networking.k8s.io"]
+    assert [g.name for g in groups] == ["coordination.k8s.io", "networking.k8s.io"]
 
 
 def test_lists_carry_resource_version_and_items(server: FakeApiServer,

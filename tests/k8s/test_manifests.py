@@ -1,5 +1,7 @@
-"""deploy/: every manifest valid against the Kubernetes schemas, RBAC least privilege, and
-the DaemonSet carrying what the datapath and the CNI chaining need.
+"""deploy/: every manifest valid against the Kubernetes schemas, RBAC least privilege, the
+identity CRDs sound (structural schemas that accept exactly what identity/crd.py writes),
+and the DaemonSet carrying what the datapath and the CNI chaining need -- and nothing from
+the node's /lib/modules or /usr/src, so a default kind cluster runs it.
 
 Overlays are rendered with `kubectl kustomize` when kubectl is installed, otherwise with the
 small renderer below, which does exactly what deploy/ uses of kustomize (resources,
@@ -16,8 +18,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
+
+from identity import crd_objects as crd
+from identity.labels import LabelSet
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
@@ -26,7 +32,8 @@ DEPLOY = ROOT / "deploy"
 TARGETS = ["base", "overlays/kind", "overlays/minikube", "overlays/kind-etcd", "uninstall"]
 # kind's node images run 1.29 and newer; validate against the oldest and the newest we know.
 K8S_VERSIONS = ["1.29.0", kubernetes_validate.utils.latest_version()]
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
+                  "CustomResourceDefinition"}
 NOT_KUBERNETES = {"kustomization.yaml"}
 
 
@@ -182,28 +189,52 @@ def test_the_fallback_renderer_agrees_with_kustomize(target: str) -> None:
 
 # -- RBAC ------------------------------------------------------------------------------------
 
-def test_the_agent_may_only_read_pods_namespaces_nodes_and_networkpolicies() -> None:
-    """... and the Network Policy API's three cluster-wide kinds."""
-    docs = render("overlays/kind-etcd")
-    (role,) = by_kind(docs, "ClusterRole")
-    granted = set()
+def _grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs, checking no rule is broader than a list of names."""
+    granted: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
-        assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
-        assert "*" not in rule["resources"] + rule["apiGroups"], rule
+        assert "*" not in rule["resources"] + rule["apiGroups"] + rule["verbs"], rule
         assert "nonResourceURLs" not in rule and "resourceNames" not in rule
-        granted |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
-    npa = "policy.networking.k8s.io"
-    assert granted == {("", "pods"), ("", "namespaces"), ("", "nodes"),
-                       ("networking.k8s.io", "networkpolicies"),
-                       (npa, "clusternetworkpolicies"), (npa, "adminnetworkpolicies"),
-                       (npa, "baselineadminnetworkpolicies")}
-    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
-    (binding,) = by_kind(docs, "ClusterRoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
-                                  "kind": "ClusterRole", "name": role["metadata"]["name"]}
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    return granted
+
+
+# What the agent may do: read what policy depends on; write its identities (crd.py).
+CLUSTER_GRANTS = {
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
+    ("", "nodes"): {"get", "list", "watch"},
+    ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch"},
+    # The Network Policy API's cluster-wide tiers (docs/cluster-policies.md).
+    ("policy.networking.k8s.io", "clusternetworkpolicies"): {"get", "list", "watch"},
+    ("policy.networking.k8s.io", "adminnetworkpolicies"): {"get", "list", "watch"},
+    ("policy.networking.k8s.io", "baselineadminnetworkpolicies"): {"get", "list", "watch"},
+    ("membrane.io", "membraneidentities"): {"get", "list", "create", "update", "delete"},
+    ("membrane.io", "membraneidentityclaims"): {"get", "create", "delete"},
+}
+NAMESPACE_GRANTS = {("coordination.k8s.io", "leases"): {"get", "list", "create", "update",
+                                                         "delete"}}
+
+
+def test_the_agent_reads_what_policy_needs_and_writes_only_its_identities() -> None:
+    docs = render("overlays/kind")
+    (role,) = by_kind(docs, "ClusterRole")
+    assert _grants(role) == CLUSTER_GRANTS
+    (ns_role,) = by_kind(docs, "Role")
+    assert ns_role["metadata"]["namespace"] == "membrane-system"
+    assert _grants(ns_role) == NAMESPACE_GRANTS
     (sa,) = by_kind(docs, "ServiceAccount")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": "membrane-system"}]
+    subject = {"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+               "namespace": "membrane-system"}
+    for binding_kind, role_doc in (("ClusterRoleBinding", role), ("RoleBinding", ns_role)):
+        (binding,) = by_kind(docs, binding_kind)
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                      "kind": role_doc["kind"],
+                                      "name": role_doc["metadata"]["name"]}
+        assert binding["subjects"] == [subject]
+    assert binding["metadata"]["namespace"] == "membrane-system"
     assert agent_ds(docs)["spec"]["template"]["spec"]["serviceAccountName"] == \
         sa["metadata"]["name"]
 
@@ -241,10 +272,18 @@ def test_the_daemonset_has_what_the_datapath_needs(target: str) -> None:
 
     mounts = _mounts(agent, pod)
     assert mounts["/sys/fs/bpf"]["mountPropagation"] == "Bidirectional"
-    assert mounts["/lib/modules"]["readOnly"] is True
-    assert mounts["/usr/src"]["readOnly"] is True
     assert mounts["/run/membrane"]["mountPath"] == "/run/membrane"
     assert "/etc/cni/net.d" not in mounts, "only the installer touches the CNI config"
+    # The kernel headers come with the image: nothing of the node's.
+    host_paths = {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert not {p for p in host_paths if p.startswith(("/lib/modules", "/usr/src"))}
+    # Every host path is one any node has or may be created: no cluster config needed.
+    assert all(v["hostPath"].get("type") in ("Directory", "DirectoryOrCreate")
+               for v in pod["volumes"] if "hostPath" in v)
+    assert host_paths <= {"/sys/fs/bpf", "/run/membrane", "/var/lib/membrane",
+                          "/etc/cni/net.d", "/opt/cni/bin"}
+    assert "BCC_KERNEL_SOURCE" not in {e["name"] for e in agent["env"]}, \
+        "the agent points bcc at its headers itself"
 
     env = {e["name"]: e for e in agent["env"]}
     assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
@@ -291,6 +330,30 @@ def test_overlays_chain_into_their_cluster_cni(target: str, conflist: str) -> No
     assert config["data"]["cni-bin-dir"] == "/opt/cni/bin"
 
 
+@pytest.mark.parametrize("target, backend", [("base", "crd"), ("overlays/kind", "crd"),
+                                             ("overlays/minikube", "crd"),
+                                             ("overlays/kind-etcd", "etcd")])
+def test_identities_live_in_the_api_server_unless_etcd_is_chosen(target: str,
+                                                                 backend: str) -> None:
+    docs = render(target)
+    (config,) = by_kind(docs, "ConfigMap")
+    assert config["data"]["identity-backend"] == backend
+    assert "--identity-backend=$(IDENTITY_BACKEND)" in agent_ds(docs)["spec"]["template"][
+        "spec"]["containers"][0]["args"]
+    crds = {d["metadata"]["name"] for d in by_kind(docs, "CustomResourceDefinition")}
+    assert crds == {f"{crd.IDENTITIES}.{crd.GROUP}", f"{crd.CLAIMS}.{crd.GROUP}"}
+
+
+def test_no_overlay_needs_a_special_cluster() -> None:
+    """A default `kind create cluster` (and any minikube driver) runs the overlays: no
+    cluster config with extraMounts ships, and no manifest names the node's headers."""
+    for path in DEPLOY.rglob("*.yaml"):
+        text = path.read_text()
+        assert "extraMounts" not in text and "kind.x-k8s.io" not in text, path
+        for doc in _docs(path):
+            assert "/usr/src" not in str(doc) and "/lib/modules" not in str(doc), path
+
+
 def test_the_etcd_overlay_points_agents_at_its_etcd_by_ip() -> None:
     docs = render("overlays/kind-etcd")
     (config,) = by_kind(docs, "ConfigMap")
@@ -310,8 +373,117 @@ def test_the_image_provides_what_the_manifests_run() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"^FROM debian:", dockerfile, re.M)
     assert "python3-bpfcc" in dockerfile and "--system-site-packages" in dockerfile
+    # The kernel headers bcc compiles against ship in the image (Debian's, every arch).
+    assert '"linux-headers-$(dpkg --print-architecture)"' in dockerfile
+    assert re.search(r"^COPY --from=headers /usr/src/ /usr/src/$", dockerfile, re.M)
     assert "ARG " in dockerfile
     plugin = next(a.split("=", 1)[1] for a in next(
         c for c in agent_ds(render("overlays/kind"))["spec"]["template"]["spec"][
             "initContainers"] if c["name"] == "install-cni")["args"] if a.startswith("--plugin="))
     assert plugin in dockerfile
+
+
+# -- the identity CRDs ------------------------------------------------------------------------
+
+def _crds() -> dict[str, dict[str, Any]]:
+    """kind -> CustomResourceDefinition, from the file the base ships."""
+    return {d["spec"]["names"]["kind"]: d for d in _docs(DEPLOY / "base" / "crds.yaml")}
+
+
+def _schema(kind: str) -> dict[str, Any]:
+    (version,) = _crds()[kind]["spec"]["versions"]
+    assert version["name"] == crd.VERSION and version["served"] and version["storage"]
+    return dict(version["schema"]["openAPIV3Schema"])
+
+
+def _structural_errors(node: dict[str, Any], path: str = "") -> list[str]:
+    """What makes a CRD schema non-structural (apiextensions' rules, the ones we can
+    meet): a type on every node, no properties and additionalProperties together, and
+    metadata restricted to being an object."""
+    errors = []
+    if "type" not in node and not node.get("x-kubernetes-int-or-string"):
+        errors.append(f"{path or '/'}: no type")
+    if "properties" in node and "additionalProperties" in node:
+        errors.append(f"{path}: properties and additionalProperties together")
+    for key in ("allOf", "anyOf", "oneOf", "not", "$ref"):
+        if key in node:
+            errors.append(f"{path}: {key} needs care in a structural schema")
+    for name, child in node.get("properties", {}).items():
+        if path == "" and name == "metadata" and set(child) - {"type", "description"}:
+            errors.append("metadata: only type object is allowed at the root")
+        errors += _structural_errors(child, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            errors += _structural_errors(node[key], f"{path}[{key}]")
+    return errors
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema refusing unknown fields, where the API server would prune them."""
+    out = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "properties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for child in list(node.get("properties", {}).values()) + [
+                    node.get("items"), node.get("additionalProperties")]:
+                walk(child)
+    walk(out)
+    return out
+
+
+@pytest.mark.parametrize("kind", [crd.IDENTITY_KIND, crd.CLAIM_KIND])
+def test_the_crds_are_what_the_allocator_uses(kind: str) -> None:
+    definition = _crds()[kind]
+    spec = definition["spec"]
+    plural = {crd.IDENTITY_KIND: crd.IDENTITIES, crd.CLAIM_KIND: crd.CLAIMS}[kind]
+    assert definition["metadata"]["name"] == f"{plural}.{crd.GROUP}"
+    assert (spec["group"], spec["scope"], spec["names"]["plural"]) == (crd.GROUP, "Cluster",
+                                                                       plural)
+    (version,) = spec["versions"]
+    assert "subresources" not in version, "status is written with the object, under its guard"
+
+
+@pytest.mark.parametrize("kind", [crd.IDENTITY_KIND, crd.CLAIM_KIND])
+def test_the_crd_schemas_are_structural_and_valid_json_schema(kind: str) -> None:
+    schema = _schema(kind)
+    assert _structural_errors(schema) == []
+    jsonschema.Draft7Validator.check_schema(schema)
+
+
+WEB = LabelSet.parse(["k8s:io.kubernetes.pod.namespace=shop", "k8s:app=web", "k8s:flag",
+                      "k8s:io.cilium.k8s.namespace.labels.team=a=b"])
+
+
+def _samples() -> list[tuple[str, dict[str, Any]]]:
+    """Objects exactly as identity/crd.py writes them, in each state."""
+    fresh = crd.identity_object(300, WEB, {"kind-worker": "5c0ffee0-uid"})
+    unused = copy.deepcopy(fresh)
+    unused["status"] = {"references": {}, "unused": crd.unused_marker(1.7e9, "kind-worker")}
+    return [("fresh identity", fresh), ("identity in its grace period", unused),
+            ("claim", crd.claim_object(WEB, 300, "5c0ffee0-uid"))]
+
+
+@pytest.mark.parametrize("name, sample", _samples(), ids=[n for n, _ in _samples()])
+def test_what_the_allocator_writes_validates_against_the_crd_schema(
+        name: str, sample: dict[str, Any]) -> None:
+    schema = _strict(_schema(sample["kind"]))
+    jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).validate(
+        sample)
+
+
+@pytest.mark.parametrize("broken", [
+    {"spec": {"labels": []}},                                   # an empty label set
+    {"spec": {"labels": ["app=web"]}},                          # no source
+    {"spec": {"labels": ["k8s:app=web"], "extra": 1}},          # unknown field
+    {"status": {"references": {"n1": 7}}},                      # not a Lease uid
+    {"status": {"unused": {"since": "now"}}},                   # marker incomplete
+], ids=["empty", "no-source", "unknown-field", "reference-type", "marker-incomplete"])
+def test_the_identity_schema_refuses_what_the_allocator_never_writes(
+        broken: dict[str, Any]) -> None:
+    sample = copy.deepcopy(_samples()[0][1])
+    for key, value in broken.items():
+        sample[key] = value
+    validator = jsonschema.Draft7Validator(_strict(_schema(crd.IDENTITY_KIND)))
+    assert list(validator.iter_errors(sample))
