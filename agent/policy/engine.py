@@ -395,6 +395,7 @@ class PolicyEngine:
         """Compiles new and changed policies (a tier policy with `nodes` peers also when
         nodes changed); returns the prefixes that came or went."""
         before = set(self._prefix_refs)
+        tier_policies = {p.key: p for p in tier_policies.values()}   # keyed as compiled
         for key in list(self._policies):
             old = self._policies[key]
             if policies.get(key) != old.policy:
