@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from agent.api.services import LoadedPolicies
 from agent.datapath.interface import Datapath, EndpointSlot
@@ -37,7 +37,9 @@ from agent.flowmeta import AgentMetadata
 from agent.health import ErrorHistory, HealthChecks
 from agent.k8s.clusterpolicy import describe_same_priority, same_priority_groups
 from agent.policy.engine import PolicyEngine
+from agent.policy.explain import Explanation, explain
 from agent.policy.trace import TraceResult, trace_engine
+from core.protocols import Direction
 from agent.store import Snapshot, Store
 from identity.allocator import Allocator
 from observe.metrics import observe_regeneration
@@ -206,6 +208,17 @@ class PolicyQueries:
             cluster_policies=tiers,
             notes=tuple(describe_same_priority(g)
                         for g in same_priority_groups(list(tiers.values()))))
+
+    def decided_by(self, pod_key: str, direction: Direction, peers: Iterable[int],
+                   protocol: int, port: int) -> Explanation | None:
+        """Which tier, policy and rule decide a forward packet of a local endpoint (the
+        flow's endpoint, direction, peer identities, protocol and port): for flows'
+        ingress_allowed_by / egress_allowed_by and AUDIT flows' would-be denier. None
+        for a pod the engine does not know (gone since the event)."""
+        with self._lock:
+            if pod_key not in self._engine.pods():
+                return None
+            return explain(self._engine, pod_key, direction, peers, protocol, port)
 
     def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
         # The live engine: identity numbers in the explanation are the agent's own.

@@ -106,9 +106,9 @@ def bpf_policy_get(args: argparse.Namespace) -> int:
           f"egress {_enforcement(reply.egress_enforced).lower()}")
     rows = [[e.direction, str(e.identity) if e.identity else "ANY", "\n".join(e.labels),
              e.protocol, _ports(e.port_low, e.port_high, e.protocol), e.match_type,
-             str(e.packets), str(e.bytes)] for e in reply.entries]
-    print_table(["DIRECTION", "IDENTITY", "LABELS", "PROTO", "PORT", "MATCH", "PACKETS",
-                 "BYTES"], rows)
+             e.tiers or "-", str(e.packets), str(e.bytes)] for e in reply.entries]
+    print_table(["DIRECTION", "IDENTITY", "LABELS", "PROTO", "PORT", "MATCH", "TIERS",
+                 "PACKETS", "BYTES"], rows)
     return 0
 
 

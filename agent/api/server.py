@@ -123,7 +123,8 @@ class AgentServicer(pb_grpc.AgentServicer):
                         else ["reserved:all"]),
                 protocol=protocol_name(key.protocol),
                 port_low=key.port_low, port_high=key.port_high,
-                match_type=key.match_type.hubble_name, packets=item.packets, bytes=item.bytes))
+                match_type=key.match_type.hubble_name if item.allow else "-",
+                packets=item.packets, bytes=item.bytes, allow=item.allow, tiers=item.tiers))
         return pb.BpfPolicyReply(endpoint=ep.id, ingress_enforced=ep.ingress_enforced,
                                  egress_enforced=ep.egress_enforced, entries=entries)
 

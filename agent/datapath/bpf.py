@@ -47,8 +47,8 @@ from agent.datapath.compiler import (CompileOptions, Features, compile_datapath,
 from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStats,
                                       EndpointSlot, KernelPolicyEntry, MapUsage)
 from agent.datapath.reader import EventReader
-from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, PrefixWriter,
-                                   endpoint_flags, read_prefix_map)
+from agent.datapath.writer import (EntryValue, KernelMap, PolicyMapKey, PolicyWriter,
+                                   PrefixWriter, endpoint_flags, read_prefix_map)
 from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 
@@ -403,8 +403,10 @@ class BpfDatapath:
             if k.endpoint_id != endpoint_id:
                 continue
             mk = PolicyMapKey.from_c(k)
+            value = EntryValue.from_c(v)
             out.append(KernelPolicyEntry(key=mk.to_policy_key(), packets=v.packets,
-                                         bytes=v.bytes))
+                                         bytes=v.bytes, allow=bool(value.match_type),
+                                         tiers=value.describe_tiers()))
         return sorted(out, key=lambda e: e.key)
 
     # --- stats -----------------------------------------------------------------------

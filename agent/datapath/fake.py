@@ -167,7 +167,10 @@ class FakeDatapath:
 
     def dump_policy(self, endpoint_id: int) -> list[KernelPolicyEntry]:
         policy = self.policies.get(endpoint_id, EndpointPolicy())
-        return [KernelPolicyEntry(key=k) for k in sorted(policy.entries)]
+        values = expand(endpoint_id, policy)
+        return [KernelPolicyEntry(key=k.to_policy_key(), allow=bool(v.match_type),
+                                  tiers=v.describe_tiers())
+                for k, v in sorted(values.items())]
 
     def dump_conntrack(self) -> list[ConntrackEntry]:
         return list(self.conntrack)

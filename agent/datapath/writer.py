@@ -36,7 +36,8 @@ from typing import Any, Iterable, Iterator, Mapping, Protocol
 from core.errors import DatapathError, MapFullError
 from core.protocols import ANY_PROTOCOL, Direction
 from agent.datapath import layout
-from agent.policy.mapstate import EndpointPolicy, MatchType, PolicyKey, TierLevel
+from agent.policy.mapstate import (TIER_ACTION_MASK, TIER_AUDIT, EndpointPolicy, MatchType,
+                                   PolicyKey, TierAction, TierLevel)
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,17 @@ class EntryValue:
     def from_c(cls, v: Any) -> "EntryValue":
         return cls(int(v.match_type), int(v.admin_flags), int(v.admin_rank),
                    int(v.baseline_flags), int(v.baseline_rank))
+
+    def describe_tiers(self) -> str:
+        """The tier rules this value carries, for `membrane bpf policy get`."""
+        parts = []
+        for name, flags, rank in (("Admin", self.admin_flags, self.admin_rank),
+                                  ("Baseline", self.baseline_flags, self.baseline_rank)):
+            if flags:
+                action = TierAction(flags & TIER_ACTION_MASK).name.title()
+                audit = " (audit)" if flags & TIER_AUDIT else ""
+                parts.append(f"{name} #{rank} {action}{audit}")
+        return ", ".join(parts)
 
     def merged(self, other: "EntryValue") -> "EntryValue":
         """Both entries' facts: the better allow, the earlier rule of each tier."""

@@ -16,6 +16,7 @@ from agent.datapath.fake import FakeDatapath
 from agent.k8s.objects import (LabelSelector, RuleAction, Tier, TieredPolicy, TierPeer,
                                TierRule, TierSelector)
 from agent.policy.mapstate import Direction
+from agent.regeneration import PolicyQueries
 from core.errors import MembraneError
 from test_agent import StaticSource, cluster, push
 
@@ -103,3 +104,25 @@ def test_enforcement_always_enforces_every_endpoint_in_both_directions(tmp_path:
 def test_an_unknown_enforcement_mode_is_refused_before_anything_starts(tmp_path: Path) -> None:
     with pytest.raises(MembraneError, match="--enable-policy 'sometimes'"):
         replace(AgentConfig(node="n1"), enable_policy="sometimes").validate()
+
+
+def test_the_agent_says_which_rule_decided_a_flows_packet(tmp_path: Path) -> None:
+    """The lookup flows use (endpoint, direction, peer identity, protocol, port)."""
+    agent, source, _ = start(tmp_path)
+    try:
+        objs = cluster()
+        objs.cluster_policies["ClusterNetworkPolicy/x"] = deny_frontend_to_backend("x")
+        push(source, objs, 2)
+        assert agent.wait_for_revision(2, 5)
+        parts = agent.parts
+        view = PolicyQueries(parts.regenerator, parts.engine, parts.endpoints, parts.lock)
+        frontend = parts.engine.identity_of("default/frontend")
+        assert frontend is not None
+        found = view.decided_by("default/backend", Direction.INGRESS, {frontend.id}, 6, 80)
+        assert found is not None and not found.decision.allowed
+        [rule] = found.rules
+        assert (rule.tier, rule.policy, rule.rule, rule.rule_name, rule.action) == (
+            "Admin", "ClusterNetworkPolicy/x", 0, "no-frontend", "Deny")
+        assert view.decided_by("default/gone", Direction.INGRESS, {1}, 6, 80) is None
+    finally:
+        agent.stop()
