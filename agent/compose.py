@@ -25,7 +25,7 @@ from agent.config import AgentConfig
 from agent.datapath.bpf import BpfDatapath
 from agent.datapath.fake import FakeDatapath
 from agent.datapath.interface import Datapath
-from agent.endpoint_manager import EndpointApi, EndpointManager
+from agent.endpoint_manager import EndpointApi, EndpointManager, UnmanagedPods
 from agent.endpoints import EndpointRegistry
 from agent.feed import SourceFeed
 from agent.flowmeta import AgentMetadata
@@ -89,6 +89,8 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
                           label_filter=LabelFilter.default().with_excluded(*config.exclude_labels),
                           modes=config.policy_modes)
     endpoints = EndpointManager(EndpointRegistry(config.state_dir), datapath, lock, kick, errors)
+    unmanaged = UnmanagedPods(config.node, store, endpoints.registry, health,
+                              config.unmanaged_grace_seconds)
     metadata = AgentMetadata(config.node, allocator, cidr_allocator)
     regenerator = Regenerator(
         node=config.node, store=store, engine=engine, allocators=(allocator, cidr_allocator),
@@ -99,12 +101,13 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
     status = StatusReporter(
         node=config.node, source_name=feed.name, store=store, endpoints=endpoints,
         regenerator=regenerator, datapath=datapath, observer=observer, identities=allocator,
-        health=health, errors=errors)
-    servicer = AgentServicer(config.node, EndpointApi(endpoints), metadata,
+        health=health, errors=errors, unmanaged=unmanaged)
+    servicer = AgentServicer(config.node, EndpointApi(endpoints, unmanaged), metadata,
                              PolicyQueries(regenerator, engine, endpoints, lock), datapath,
                              status)
     tls = (TlsListener(config.observer_listen, config.tls_cert, config.tls_key,
-                       config.tls_client_ca) if config.observer_listen else None)
+                       config.tls_client_ca, config.tls_client_names)
+           if config.observer_listen else None)
     return AgentParts(
         config=config, stop=stop, lock=lock, store=store, feed=feed, datapath=datapath,
         allocator=allocator, cidr_allocator=cidr_allocator, engine=engine, health=health,
@@ -145,6 +148,17 @@ def make_source(config: AgentConfig) -> Source:
     raise MembraneError(f"--source {config.source!r}: expected kubernetes or lab:<dir>")
 
 
+def _read_secret(path: str | None) -> str | None:
+    """A secret's text from its file (a mounted Secret's key), without the newline an
+    editor or `echo` leaves."""
+    if path is None:
+        return None
+    try:
+        return open(path, encoding="utf-8").read().rstrip("\r\n")
+    except OSError as err:
+        raise MembraneError(f"--etcd-password-file {path}: {err.strerror}") from None
+
+
 def make_allocators(config: AgentConfig) -> tuple[Allocator, Allocator]:
     """(label identities, CIDR identities). Both persist "on_flush": numbers are written
     once per regeneration, always before any map uses them, instead of an fsync'd
@@ -158,10 +172,14 @@ def make_allocators(config: AgentConfig) -> tuple[Allocator, Allocator]:
                              grace_seconds=config.identity_grace_seconds), cidr
     if config.identity_backend == "etcd":
         # etcd3gw and requests (~0.2 s) only for the etcd backend.
-        from identity.etcd import EtcdAllocator
+        from identity.etcd import EtcdAccess, EtcdAllocator
 
+        access = EtcdAccess(ca_file=config.etcd_ca_file, cert_file=config.etcd_cert_file,
+                            key_file=config.etcd_key_file, user=config.etcd_user,
+                            password=_read_secret(config.etcd_password_file))
         etcd: Allocator = EtcdAllocator(list(config.etcd_endpoints), node=config.node,
-                                        grace_seconds=config.identity_grace_seconds)
+                                        grace_seconds=config.identity_grace_seconds,
+                                        access=access)
         return etcd, cidr
     local: Allocator = LocalAllocator(config.state_dir / "identities",
                                       grace_seconds=config.identity_grace_seconds,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.api.client import DEFAULT_SOCKET
+from agent.endpoint_manager import UNMANAGED_GRACE
+from agent.health import HEALTH_ADDRESS
 from agent.policy.modes import ENFORCEMENT_MODES, PolicyModes
 from core.errors import MembraneError
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
@@ -30,6 +32,13 @@ class AgentConfig:
     cluster: str = "default"
     identity_backend: str = "local"          # "local" | "etcd" | "crd"
     etcd_endpoints: tuple[str, ...] = ()
+    # etcd security (identity.etcd.EtcdAccess): TLS files, and an etcd user whose
+    # password is read from a file (never a flag: flags show in `ps`).
+    etcd_ca_file: str | None = None
+    etcd_cert_file: str | None = None
+    etcd_key_file: str | None = None
+    etcd_user: str | None = None
+    etcd_password_file: str | None = None
     identity_grace_seconds: float = 300.0
     exclude_labels: tuple[str, ...] = ()
     flow_capacity: int = DEFAULT_CAPACITY
@@ -39,6 +48,10 @@ class AgentConfig:
     event_ring_pages: int = 512
     metrics_port: int | None = None
     health_port: int | None = None
+    health_address: str = HEALTH_ADDRESS     # loopback: the probes ask 127.0.0.1
+    # A networked pod of this node without an endpoint this long is "unmanaged" (status,
+    # /readyz, endpoint list): its CNI ADD may still be on its way until then.
+    unmanaged_grace_seconds: float = UNMANAGED_GRACE
     kubeconfig: str | None = None
     datapath: str = "bpf"                    # "bpf" | "fake" (tests of the control plane)
     max_policy_entries: int = 65536
@@ -49,6 +62,9 @@ class AgentConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # Client certificate names (subject CN or SAN) that may read flows over TCP; "*":
+    # every certificate the client CA signed. Required with observer_listen.
+    tls_client_names: tuple[str, ...] = ()
     enable_policy: str = "default"           # enforcement: default | always | never
     policy_audit_mode: bool = False          # policy denials pass, reported as AUDIT
 
@@ -74,3 +90,14 @@ class AgentConfig:
                                 f"{', '.join(ENFORCEMENT_MODES)}")
         if self.identity_backend == "etcd" and not self.etcd_endpoints:
             raise MembraneError("--identity-backend etcd needs --etcd URL")
+        if bool(self.etcd_cert_file) != bool(self.etcd_key_file):
+            raise MembraneError("--etcd-cert and --etcd-key go together: give both or "
+                                "neither")
+        if bool(self.etcd_user) != bool(self.etcd_password_file):
+            raise MembraneError("--etcd-user and --etcd-password-file go together: give "
+                                "both or neither")
+        if self.etcd_ca_file or self.etcd_cert_file:
+            plain = [e for e in self.etcd_endpoints if not e.startswith("https://")]
+            if plain:
+                raise MembraneError(f"--etcd {', '.join(plain)}: the --etcd-ca/--etcd-cert "
+                                    "options need https:// endpoints")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from http.server import ThreadingHTTPServer
 
 from agent.api.status import AgentStatus
 from agent.compose import AgentParts, compose
@@ -29,7 +28,7 @@ from agent.datapath.interface import Datapath
 from agent.api.client import DEFAULT_WAIT_SECONDS
 from agent.endpoint_manager import EndpointManager
 from agent.endpoints import Endpoint
-from agent.health import serve_health
+from agent.health import BoundedHTTPServer, serve_health
 from agent.sources.base import Source
 
 log = logging.getLogger("membrane.agent")
@@ -40,7 +39,7 @@ class Agent:
                  source: Source | None = None) -> None:
         self.config = config
         self.parts: AgentParts = compose(config, datapath, source)
-        self._health_server: ThreadingHTTPServer | None = None
+        self._health_server: BoundedHTTPServer | None = None
 
     @property
     def endpoints(self) -> EndpointManager:
@@ -55,7 +54,8 @@ class Agent:
         p.events.start()
         p.api.start()
         if self.config.health_port:
-            self._health_server = serve_health(p.health, self.config.health_port)
+            self._health_server = serve_health(p.health, self.config.health_port,
+                                               self.config.health_address)
         p.workers.spawn("source", p.feed.run)
         p.workers.spawn("regenerator", p.regenerator.run)
         p.workers.spawn("events", p.events.run)

@@ -10,25 +10,42 @@ registration that was never written is closed before anything else happens.
 Locking: every change to the registry's records or the datapath happens under the
 agent's state lock (shared with the regenerator and GC); `register` waits for readiness
 outside it. The regenerator is woken through the shared `kick` event.
+
+Unmanaged pods (UnmanagedPods): pods the source places on this node, networked, that
+never registered (created before Membrane was installed, or after the chained conflist
+was replaced) run unenforced. They are compared with the registry at every question and
+reported in `status`, `/readyz` (not ready past a grace period) and `endpoint list`
+(state "unmanaged"), with what the operator does: check the chain, restart the pod.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Protocol
 
 from agent.api.client import DEFAULT_WAIT_SECONDS
-from agent.api.services import EndpointView
+from agent.api.services import EndpointView, InvalidRegistration
 from agent.datapath.interface import Datapath, EndpointSlot
-from agent.endpoints import Endpoint, EndpointRegistry, EndpointState, interface_index
-from agent.health import ErrorHistory
+from agent.endpoints import (Endpoint, EndpointRegistry, EndpointState, interface_index,
+                             registration_problems)
+from agent.health import ErrorHistory, HealthChecks
+from agent.k8s.objects import Pod
+from agent.k8s.validation.fields import printable
 from agent.policy.mapstate import ANY_PROTOCOL, Direction, EndpointPolicy, PolicyKey
 from core.errors import DatapathError, MapFullError, MembraneError
 from identity.reserved import ReservedIdentity
 
 log = logging.getLogger("membrane.agent")
+
+
+class PodSource(Protocol):
+    """The part of the store UnmanagedPods reads (agent.store.Store has it)."""
+
+    def networked_pods_on(self, node: str) -> list[Pod]: ...
+
 
 # A registered endpoint whose pod (and so identity) is not known yet: deny everything
 # but its node, like Cilium's init identity. Fail closed from the first packet.
@@ -112,8 +129,10 @@ class EndpointManager:
                  container_id: str = "", timeout: float = DEFAULT_WAIT_SECONDS) -> Endpoint:
         """Returns the endpoint once it is enforced (ready); raises MembraneError when it
         cannot be, with the endpoint left fail-closed."""
-        if not namespace or not pod or not ifname or not ipv4:
-            raise MembraneError("RegisterEndpoint needs namespace, pod, ifname and ipv4")
+        problems = registration_problems(namespace, pod, ifname, ipv4)
+        if problems:
+            raise InvalidRegistration(f"RegisterEndpoint {printable(namespace)}/"
+                                      f"{printable(pod)}: " + "; ".join(problems))
         if interface_index(ifname) == 0:
             raise MembraneError(f"endpoint {namespace}/{pod}: no interface {ifname!r} in the "
                                 "agent's network namespace")
@@ -182,11 +201,81 @@ class EndpointManager:
         ep.policy_revision = revision
 
 
-class EndpointApi:
-    """The API's EndpointService (agent.api.services) over the manager: views, not records."""
+# How long a networked pod of this node may go without an endpoint before it counts as
+# unmanaged: its CNI ADD may still be on its way (the runtime reports the pod's IP as
+# the chain returns; the lab registers right after writing the pod).
+UNMANAGED_GRACE = 30.0
 
-    def __init__(self, manager: EndpointManager) -> None:
+UNMANAGED = "unmanaged"   # the state `endpoint list` shows for such a pod
+UNMANAGED_ADVICE = ("no endpoint: the container runtime did not run Membrane's CNI plugin "
+                    "for it (created before Membrane was installed, or after the chained "
+                    "conflist was replaced), so its traffic is not enforced. Check that "
+                    "the node's CNI config chains membrane-cni, then restart the pod "
+                    "(kubectl delete pod) so the runtime runs the chain")
+
+
+@dataclass(frozen=True)
+class UnmanagedPod:
+    namespace: str
+    pod: str
+    ipv4: str
+    seconds: float          # how long it has been seen without an endpoint
+
+    def __str__(self) -> str:
+        return (f"pod {self.namespace}/{self.pod} ({self.ipv4}) {UNMANAGED} for "
+                f"{self.seconds:.0f}s: {UNMANAGED_ADVICE}")
+
+    def view(self) -> EndpointView:
+        return EndpointView(
+            id=0, namespace=self.namespace, pod=self.pod, ifname="", ipv4=self.ipv4,
+            ifindex=0, identity=0, state=UNMANAGED, error=UNMANAGED_ADVICE,
+            ingress_enforced=False, egress_enforced=False, policy_revision=0,
+            policy_entries=0, last_regeneration_ms=0.0)
+
+
+class UnmanagedPods:
+    """The pods the source places on this node, networked and not hostNetwork, that no
+    registered endpoint enforces (none for the pod, or one for an earlier address of
+    it) for longer than `grace`. Computed afresh from the store and the registry at each
+    question (status, /readyz, `endpoint list`); the grace counts from the first
+    question that saw the pod so. Registers the readiness check "no unmanaged pods"."""
+
+    def __init__(self, node: str, store: PodSource, registry: EndpointRegistry,
+                 health: HealthChecks, grace: float = UNMANAGED_GRACE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._node = node
+        self._store = store
+        self._registry = registry
+        self._grace = grace
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._first_seen: dict[str, float] = {}
+        health.add_readiness("no unmanaged pods", self.none)
+
+    def current(self) -> list[UnmanagedPod]:
+        now = self._clock()
+        enforced = {(ep.key, ep.ipv4) for ep in self._registry.all()}
+        pods = {p.key: p for p in self._store.networked_pods_on(self._node)
+                if (p.key, p.ip) not in enforced}
+        with self._lock:
+            self._first_seen = {key: self._first_seen.get(key, now) for key in pods}
+            seen = dict(self._first_seen)
+        return [UnmanagedPod(p.namespace, p.name, p.ip or "", now - seen[key])
+                for key, p in sorted(pods.items()) if now - seen[key] >= self._grace]
+
+    def none(self) -> bool:
+        """Readiness: no pod of this node has gone unmanaged past the grace."""
+        return not self.current()
+
+
+class EndpointApi:
+    """The API's EndpointService (agent.api.services) over the manager: views, not
+    records; unmanaged pods are listed too, as rows in state "unmanaged"."""
+
+    def __init__(self, manager: EndpointManager,
+                 unmanaged: UnmanagedPods | None = None) -> None:
         self._manager = manager
+        self._unmanaged = unmanaged
 
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
                  container_id: str, timeout: float) -> EndpointView:
@@ -197,7 +286,10 @@ class EndpointApi:
         self._manager.deregister(namespace, pod)
 
     def endpoints(self) -> list[EndpointView]:
-        return [ep.view() for ep in self._manager.all()]
+        views = [ep.view() for ep in self._manager.all()]
+        if self._unmanaged is not None:
+            views += [pod.view() for pod in self._unmanaged.current()]
+        return views
 
     def find(self, endpoint_id: int, pod_key: str) -> EndpointView | None:
         ep = self._manager.get(endpoint_id) if endpoint_id else self._manager.by_pod(pod_key)

@@ -8,7 +8,15 @@ registers a pod's host-side veth. Its lifecycle follows Cilium's states:
     any -> disconnecting -> (gone)
 
 Registrations are persisted in the state directory so a restarted agent knows which
-pinned endpoints are still wanted (reconciliation), and ids stay stable.
+pinned endpoints are still wanted (reconciliation), and ids stay stable. The file
+(endpoints.json) is replaced atomically and fsync'd with its directory; one that cannot
+be read (truncated, edited, written by an agent that let an IPv6 string in) stops the
+start with EndpointStateError naming the file and what to do. It is not rebuilt from
+the pinned maps: they hold no pod names, and guessing them by address could hand one
+pod's endpoint to another.
+
+What may be registered (registration_problems) is checked here too, for the API and for
+every row read back.
 
 The registry keeps the records; `agent.endpoint_manager` drives their lifecycle and the
 regenerator (`agent.regeneration`) their maps. Records are mutated under the agent's
@@ -17,6 +25,7 @@ state lock; readers elsewhere (the API) take `Endpoint.view()` copies.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -28,6 +37,8 @@ from pathlib import Path
 from typing import Callable
 
 from agent.api.services import EndpointView
+from agent.k8s.validation.fields import printable, quoted
+from agent.k8s.validation.names import dns1123_label_problem, dns1123_subdomain_problem
 from core.errors import MembraneError
 
 
@@ -84,6 +95,100 @@ def interface_index(ifname: str) -> int:
 
 MAX_ENDPOINT_ID = 65535  # the datapath stores endpoint ids in 16 bits
 
+# Linux's IFNAMSIZ is 16 with the terminating NUL: a name has at most 15 bytes.
+MAX_IFNAME_BYTES = 15
+
+
+def registration_problems(namespace: str, pod: str, ifname: str, ipv4: str) -> list[str]:
+    """Every field of a RegisterEndpoint request that can never be an endpoint, as
+    "<field>: <problem>" (empty: the request may be tried). An IPv6 field, when the
+    request gets one, is checked here beside ipv4."""
+    problems = [f"namespace: {p}" for p in _name_problems(namespace, dns1123_label_problem)]
+    problems += [f"pod: {p}" for p in _name_problems(pod, dns1123_subdomain_problem)]
+    problems += [f"ifname: {p}" for p in ifname_problems(ifname)]
+    problems += [f"ipv4: {p}" for p in ipv4_problems(ipv4)]
+    return problems
+
+
+def _name_problems(name: str, rule: Callable[[str], str | None]) -> list[str]:
+    if not name:
+        return ["Required value"]
+    problem = rule(name)
+    return [f"invalid value {quoted(name)}: {problem}"] if problem else []
+
+
+def ifname_problems(ifname: str) -> list[str]:
+    """The kernel's dev_valid_name: 1 to 15 bytes, not "." or "..", no '/', ':' or
+    whitespace; and printable, since the name goes into logs and tables."""
+    if not ifname:
+        return ["Required value"]
+    shown = quoted(ifname)
+    if len(ifname.encode()) > MAX_IFNAME_BYTES:
+        return [f"invalid value {shown}: a Linux interface name has at most "
+                f"{MAX_IFNAME_BYTES} bytes"]
+    if ifname in (".", ".."):
+        return [f'invalid value {shown}: may not be "." or ".."']
+    for bad, what in (("/", "'/'"), (":", "':'")):
+        if bad in ifname:
+            return [f"invalid value {shown}: may not contain {what}"]
+    if any(ch.isspace() for ch in ifname):
+        return [f"invalid value {shown}: may not contain whitespace"]
+    if not ifname.isprintable():
+        return [f"invalid value {shown}: must be printable"]
+    return []
+
+
+def ipv4_problems(ipv4: str) -> list[str]:
+    """An IPv4 unicast address a pod can have: not a network, not IPv6, not the
+    unspecified, loopback, multicast or broadcast address."""
+    if not ipv4:
+        return ["Required value"]
+    try:
+        address = ipaddress.IPv4Address(ipv4)
+    except ValueError:
+        return [f"invalid value {quoted(ipv4)}: must be an IPv4 address (a.b.c.d)"]
+    if (address.is_unspecified or address.is_loopback or address.is_multicast
+            or address == ipaddress.IPv4Address("255.255.255.255")):
+        return [f"invalid value {quoted(ipv4)}: must be a unicast address a pod can have"]
+    return []
+
+
+def row_problem(row: object) -> str | None:
+    """What makes a row of the state file unusable, or None: the fields and types the
+    registry writes, an id the datapath can hold, and values a registration could have
+    had (an older agent persisted an IPv6 string as ipv4)."""
+    if not isinstance(row, dict):
+        return "must be an object"
+    missing = [name for name in ROW_FIELDS if name not in row]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    for name, kind in ROW_FIELDS.items():
+        value = row[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{name} must be {'an integer' if kind is int else 'a string'}"
+    if not 1 <= row["id"] <= MAX_ENDPOINT_ID:
+        return f"id {row['id']} is outside 1-{MAX_ENDPOINT_ID}"
+    problems = registration_problems(row["namespace"], row["pod"], row["ifname"],
+                                     row["ipv4"])
+    return problems[0] if problems else None
+
+
+class EndpointStateError(MembraneError):
+    """The endpoint state file cannot be read: the agent does not start (its pinned
+    programs and maps keep enforcing meanwhile), and the message says what to do."""
+
+
+# What the operator does about an unreadable state file, said in every such error.
+STATE_RECOVERY = (
+    "The pinned BPF programs and maps keep enforcing while the agent is down. To "
+    "recover, move it aside (mv {path} {path}.corrupt) and restart the agent: pinned "
+    "endpoints nobody registered are then removed, and their pods are listed as "
+    "unmanaged by `membrane status` and `membrane endpoint list` until they are "
+    "restarted (kubectl delete pod), which registers them again.")
+
+ROW_FIELDS: dict[str, type] = {"id": int, "namespace": str, "pod": str, "ifname": str,
+                               "ipv4": str}
+
 
 class EndpointRegistry:
     """Endpoints by id and by pod key, with stable ids persisted across restarts."""
@@ -97,21 +202,55 @@ class EndpointRegistry:
 
     def _load(self) -> None:
         try:
-            rows = json.loads(self.path.read_text())
+            text = self.path.read_text()
         except FileNotFoundError:
             return
-        for row in rows:
-            ep = Endpoint(id=int(row["id"]), namespace=row["namespace"], pod=row["pod"],
+        except (OSError, UnicodeDecodeError) as err:
+            raise self._unreadable(f"cannot be read ({err})") from None
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise self._unreadable(f"is not valid JSON ({err.msg} at line {err.lineno} "
+                                   f"column {err.colno}; truncated?)") from None
+        if not isinstance(rows, list):
+            raise self._unreadable("must be a list of endpoint rows")
+        for number, row in enumerate(rows, 1):
+            problem = row_problem(row)
+            if problem is None and row["id"] in self._by_id:
+                problem = f"id {row['id']} is also row {self._row_of(row['id'], rows)}'s"
+            if problem is not None:
+                raise self._unreadable(f"row {number}: {problem}")
+            ep = Endpoint(id=row["id"], namespace=row["namespace"], pod=row["pod"],
                           ifname=row["ifname"], ipv4=row["ipv4"],
-                          container_id=row.get("container_id", ""))
+                          container_id=str(row.get("container_id", "")))
             self._by_id[ep.id] = ep
 
+    @staticmethod
+    def _row_of(endpoint_id: int, rows: list[dict[str, object]]) -> int:
+        return next(i for i, row in enumerate(rows, 1) if row.get("id") == endpoint_id)
+
+    def _unreadable(self, why: str) -> EndpointStateError:
+        return EndpointStateError(printable(f"endpoint state {self.path} {why}. ")
+                                  + STATE_RECOVERY.format(path=self.path))
+
     def _save(self) -> None:
+        """Atomically and durably: a temporary file written and fsync'd, renamed over
+        the old one, then the directory fsync'd so the rename itself survives a crash.
+        A write that fails half-way leaves the previous file."""
         rows = [{"id": e.id, "namespace": e.namespace, "pod": e.pod, "ifname": e.ifname,
                  "ipv4": e.ipv4, "container_id": e.container_id} for e in self.all()]
+        data = json.dumps(sorted(rows, key=lambda r: r["id"]), indent=1).encode()
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(sorted(rows, key=lambda r: r["id"]), indent=1))
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def all(self) -> list[Endpoint]:
         with self._lock:

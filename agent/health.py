@@ -9,7 +9,9 @@ Who registers what (each in its own constructor or start):
 
 /healthz is 200 when every liveness check passes, /readyz when every readiness check
 does. A check must be cheap and must not block: probes and `membrane status` run them
-all on every request.
+all on every request. The server listens on loopback unless told otherwise, serves at
+most MAX_CONNECTIONS at once (more are closed at once, never queued on a thread) and
+cuts a connection that has not been answered REQUEST_TIMEOUT seconds after accept.
 
 The error history keeps the last ERROR_HISTORY_SIZE things that went wrong (a
 regeneration that failed, a map that was full, a thread that died), oldest first; what
@@ -19,10 +21,12 @@ is wrong *now* is the status's `problems`, computed afresh (agent.status).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any, Callable
 
 from agent.api.status import CheckKind, CheckResult, Health
 
@@ -31,7 +35,12 @@ log = logging.getLogger(__name__)
 Check = Callable[[], bool]
 
 ERROR_HISTORY_SIZE = 20
-HEALTH_ADDRESS = "0.0.0.0"   # kubelet probes the pod's IP (hostNetwork: the node's)
+# Loopback: the DaemonSet's probes ask 127.0.0.1 (the agent is hostNetwork, and the
+# kubelet probes from the node), so nothing off the node reaches the server.
+HEALTH_ADDRESS = "127.0.0.1"
+MAX_CONNECTIONS = 8       # served at once; the kubelet makes one per probe
+REQUEST_TIMEOUT = 5.0     # seconds from accept to the reply (the probes' timeoutSeconds)
+REAP_INTERVAL = 0.25      # how often connections past their deadline are cut
 
 
 class HealthChecks:
@@ -85,11 +94,76 @@ class ErrorHistory:
             return tuple(self._errors)
 
 
-def serve_health(checks: HealthChecks, port: int,
-                 address: str = HEALTH_ADDRESS) -> ThreadingHTTPServer:
-    """Serves /healthz and /readyz on its own thread; returns the server (shutdown() ends it)."""
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a ceiling on connections served at once and a deadline
+    per connection. A connection over the ceiling is closed at once (no thread); one
+    that has not sent its request by its deadline (idle, or trickling a byte at a time)
+    is shut down by one reaper thread, which ends its handler thread."""
+
+    daemon_threads = True
+    request_queue_size = 64   # the kernel's accept queue: a burst waits there, threadless
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 max_connections: int, request_timeout: float) -> None:
+        self.request_timeout = request_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._deadlines: dict[socket.socket, float] = {}
+        self._deadlines_lock = threading.Lock()
+        self._closed = threading.Event()
+        super().__init__(address, handler)
+        threading.Thread(target=self._reap, name="health-reaper", daemon=True).start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)   # over the ceiling: closed, no thread
+            return
+        with self._deadlines_lock:
+            self._deadlines[request] = time.monotonic() + self.request_timeout
+        try:
+            super().process_request(request, client_address)   # a thread of its own
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def _forget(self, request: socket.socket) -> None:
+        with self._deadlines_lock:
+            self._deadlines.pop(request, None)
+        self._slots.release()
+
+    def _reap(self) -> None:
+        while not self._closed.wait(REAP_INTERVAL):
+            now = time.monotonic()
+            with self._deadlines_lock:
+                late = [sock for sock, deadline in self._deadlines.items() if deadline < now]
+            for sock in late:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)   # its handler's read returns at once
+                except OSError:
+                    pass   # already closed by its handler
+
+    def shutdown(self) -> None:
+        """Stops serving, the reaper, and closes the listening socket."""
+        super().shutdown()
+        self._closed.set()
+        self.server_close()
+
+
+def serve_health(checks: HealthChecks, port: int, address: str = HEALTH_ADDRESS,
+                 max_connections: int = MAX_CONNECTIONS,
+                 request_timeout: float = REQUEST_TIMEOUT) -> BoundedHTTPServer:
+    """Serves /healthz and /readyz on its own thread; returns the server (shutdown() ends
+    it). At most `max_connections` are served at once; each gets `request_timeout`
+    seconds from accept to the end of its reply."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = request_timeout   # per read: an idle connection ends even unreaped
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path == "/healthz":
                 ok = checks.report().live
@@ -107,6 +181,6 @@ def serve_health(checks: HealthChecks, port: int,
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer((address, port), Handler)
+    server = BoundedHTTPServer((address, port), Handler, max_connections, request_timeout)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server

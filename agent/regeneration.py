@@ -203,7 +203,7 @@ class PolicyQueries:
         tiers = dict(snapshot.objects.cluster_policies)
         return LoadedPolicies(
             revision=snapshot.source_revision, policies=dict(snapshot.objects.policies),
-            rejected=snapshot.rejected,
+            rejected=snapshot.rejected, warnings=snapshot.warnings,
             selected_endpoints={k: tuple(ids) for k, ids in selected.items()},
             cluster_policies=tiers,
             notes=tuple(describe_same_priority(g)

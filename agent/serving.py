@@ -1,5 +1,6 @@
 """API serving: the Agent and Observer gRPC services on the agent's unix socket (mode
-0600, root's only), and the Observer alone on TCP when asked, with mutual TLS only.
+0600, root's only), and the Observer alone on TCP when asked, with mutual TLS only, to
+the client certificates it names (observe.tls).
 
 The socket's directory also gets `<socket>.pid`, which lets tools find this agent; both
 files are removed at stop. The TCP listener refuses to start without its certificate,
@@ -32,6 +33,7 @@ class TlsListener:
     cert: str | None
     key: str | None
     client_ca: str | None
+    client_names: tuple[str, ...] = ()   # certificate CN/SAN that may read flows
 
 
 class ApiServer:
@@ -49,7 +51,8 @@ class ApiServer:
             # First: a refused TLS setup stops the start before the socket appears.
             self._tls_server = serve_tcp_with_tls(self._observer, self._tls.address,
                                                   self._tls.cert, self._tls.key,
-                                                  self._tls.client_ca)
+                                                  self._tls.client_ca,
+                                                  self._tls.client_names)
         path = self.socket_path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if os.path.exists(path):

@@ -5,7 +5,10 @@
 result into a StatusReply.
 
 What is wrong now (`problems`) is computed afresh: objects the source's validation
-refused, endpoints that are not ready and why. What went wrong lately is the bounded
+refused (also apart, in `rejected`, each with what is in force in its place), endpoints
+that are not ready and why, pods of this node running without an endpoint
+(`unmanaged`, agent.endpoint_manager.UnmanagedPods). Validation warnings about accepted
+objects are `object_warnings`. What went wrong lately is the bounded
 error history (agent.health.ErrorHistory). Warnings are maps at least 90% full, and
 cluster-wide tier policies sharing a priority (their order is undefined by the API: the
 warning says which order Membrane uses).
@@ -18,7 +21,7 @@ import time
 from agent.api.status import AgentStatus, RegenerationTimes
 from agent.k8s.clusterpolicy import describe_same_priority, same_priority_groups
 from agent.datapath.interface import Datapath, MapUsage
-from agent.endpoint_manager import EndpointManager
+from agent.endpoint_manager import UNMANAGED, EndpointManager, UnmanagedPods
 from agent.endpoints import EndpointState
 from agent.flowmeta import IdentityLookup
 from agent.health import ErrorHistory, HealthChecks
@@ -34,7 +37,7 @@ class StatusReporter:
     def __init__(self, *, node: str, source_name: str, store: Store,
                  endpoints: EndpointManager, regenerator: Regenerator, datapath: Datapath,
                  observer: FlowObserver, identities: IdentityLookup, health: HealthChecks,
-                 errors: ErrorHistory) -> None:
+                 errors: ErrorHistory, unmanaged: UnmanagedPods | None = None) -> None:
         self._node = node
         self._source_name = source_name
         self._store = store
@@ -45,19 +48,22 @@ class StatusReporter:
         self._identities = identities
         self._health = health
         self._errors = errors
+        self._unmanaged = unmanaged
         self._version = version()
         self._started_at = time.monotonic()
 
     def status(self) -> AgentStatus:
         endpoints = self._endpoints.all()
-        by_state: dict[str, int] = {}
+        unmanaged = tuple(str(p) for p in self._unmanaged.current()) if self._unmanaged else ()
+        by_state: dict[str, int] = {UNMANAGED: len(unmanaged)} if unmanaged else {}
         for ep in endpoints:
             by_state[ep.state.value] = by_state.get(ep.state.value, 0) + 1
         stats = self._datapath.stats()
         applied = self._regenerator.snapshot
-        problems = list(applied.rejected) + [
+        rejected = tuple(str(r) for r in applied.rejected)
+        problems = list(rejected) + [
             f"endpoint {ep.id} ({ep.key}) {ep.state.value}: {ep.error}"
-            for ep in endpoints if ep.state is EndpointState.NOT_READY]
+            for ep in endpoints if ep.state is EndpointState.NOT_READY] + list(unmanaged)
         return AgentStatus(
             node=self._node, version=self._version,
             uptime_seconds=time.monotonic() - self._started_at,
@@ -73,7 +79,9 @@ class StatusReporter:
             errors=self._errors.recent(), problems=tuple(problems),
             warnings=tuple(map_warning(m) for m in stats.maps if nearly_full(m))
             + tuple(describe_same_priority(group) for group in same_priority_groups(
-                list(applied.objects.cluster_policies.values()))))
+                list(applied.objects.cluster_policies.values()))),
+            rejected=rejected, object_warnings=tuple(str(w) for w in applied.warnings),
+            unmanaged=unmanaged)
 
     def applied_revision(self) -> int:
         return self._regenerator.applied_revision
@@ -86,6 +94,12 @@ def nearly_full(m: MapUsage) -> bool:
     return bool(m.max_entries) and m.entries >= m.max_entries * NEARLY_FULL
 
 
+EVICTION_NOTES = {
+    "conntrack": ": the oldest connections are being evicted",
+    "ct_unreplied": ": connections not answered yet are being evicted (a pod flooding?)",
+}
+
+
 def map_warning(m: MapUsage) -> str:
     return (f"{m.name} map {100 * m.entries // m.max_entries}% full"
-            + (": the oldest connections are being evicted" if m.name == "conntrack" else ""))
+            + EVICTION_NOTES.get(m.name, ""))

@@ -13,15 +13,18 @@
  *   1. the endpoint (endpoints map, by skb->ifindex); none -> drop (fail closed);
  *   2. from_container only: the source must be the pod's own IPv4 -> else drop
  *      "Invalid source ip", enforced or not;
- *   3. conntrack: replies and related ICMP errors pass; an established forward packet
- *      whose entry carries the current policy revision (revision.h) passes on its
- *      cached verdict (the fast path: no identity or policy lookup, and no map write
- *      unless its entry's state or expiry must change, conntrack.h);
- *   4. every other forward packet (new, established with a stale stamp, untracked):
+ *   3. conntrack: a forward or reply packet of a connection whose entry carries the
+ *      current policy revision (revision.h) passes on its cached verdict (the fast
+ *      path: no identity or policy lookup, and no map write unless its entry's state
+ *      or expiry must change, conntrack.h); so does a related ICMP error of such a
+ *      connection;
+ *   4. every other packet (new, untracked, or of a connection with a stale stamp):
  *      peer identity (ipcache LPM, unknown = world) and CIDR identity (cidr LPM), then
  *      policy (the Admin tier, NetworkPolicy, the Baseline tier: policy.h) when it
- *      applies to the direction; allowed established entries are re-stamped; in audit
- *      mode a denied packet passes as if allowed, reported as AUDIT;
+ *      applies to the direction, a reply decided as its connection's forward packet;
+ *      allowed tracked entries are re-stamped, a denied packet of a tracked connection
+ *      is dropped whichever way it goes; in audit mode a denied packet passes as if
+ *      allowed, reported as AUDIT;
  *   5. a new allowed tracked flow gets a conntrack entry (enforced or not) and one
  *      POLICY_VERDICT event; a denied packet a DROP event (plus a POLICY_VERDICT for a
  *      new flow). A failed conntrack insert drops the packet: never a silent allow.
@@ -213,7 +216,8 @@ static __always_inline int parse_ipv4_direct(struct __sk_buff *skb, struct flow4
 /* For ICMP errors: does the embedded packet belong to a flow this endpoint tracks? */
 static __always_inline int icmp_error_related(struct __sk_buff *skb, __u32 l4off,
 					      __u16 endpoint_id, __u8 dir,
-					      const struct flow4 *f, __u64 now)
+					      const struct flow4 *f, __u64 now,
+					      __u32 rev)
 {
 	struct flow4 inner = {};
 	__u32 inner_l4off;
@@ -229,7 +233,7 @@ static __always_inline int icmp_error_related(struct __sk_buff *skb, __u32 l4off
 		return 0;
 	if (!ct_tracked(&inner))
 		return 0;
-	return ct_related(endpoint_id, dir, &inner, now);
+	return ct_related(endpoint_id, dir, &inner, now, rev);
 }
 
 static __always_inline void fill_event_flow(struct event *ev, const struct flow4 *f)
@@ -281,9 +285,9 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	struct flow4 f = {};
 	struct ct_entry *entry = NULL;
 	__u32 l4off = 0, peer_id, cidr_id, rev;
-	__u8 match = MATCH_NONE;
+	__u8 match = MATCH_NONE, unreplied = 0, verdict_dir;
 	__u64 now;
-	int ret, ct, verdict = POLICY_ALLOWED;
+	int ret, ct, is_reply, verdict = POLICY_ALLOWED;
 
 	/* Linear headers (nearly every packet): direct access; otherwise copies. */
 	ret = parse_ipv4_direct(skb, &f, &l4off);
@@ -303,33 +307,36 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	rev = current_policy_revision();
 	now = bpf_ktime_get_ns();
 	if (ct_tracked(&f))
-		ct = ct_lookup(ep->endpoint_id, dir, &f, now, &entry);
-	else if (icmp_error_related(skb, l4off, ep->endpoint_id, dir, &f, now))
+		ct = ct_lookup(ep->endpoint_id, dir, &f, now, &entry, &unreplied);
+	else if (icmp_error_related(skb, l4off, ep->endpoint_id, dir, &f, now, rev))
 		ct = CT_RELATED;
 	else
 		ct = CT_UNTRACKED;
+	is_reply = ct == CT_REPLY;
 
 	/* entry is non-NULL for CT_REPLY and CT_ESTABLISHED. The verifier follows that
 	 * only because ct_lookup() is inlined (each result comes from a branch that tested
 	 * the pointer); an out-of-line ct_lookup would need explicit NULL tests here. */
-	if (ct == CT_REPLY) {
-		ct_refresh(entry, &f, 1, skb->len, now, 0);
-		return TC_ACT_OK;
-	}
 	if (ct == CT_RELATED)
 		return TC_ACT_OK;
-	if (ct == CT_ESTABLISHED && rev && entry->policy_rev == rev) {
-		/* The fast path: allowed under the current revision already. */
-		ct_refresh(entry, &f, 0, skb->len, now, 0);
+	if ((ct == CT_ESTABLISHED || is_reply) && rev && entry->policy_rev == rev) {
+		/* The fast path, both directions: the connection is allowed under the
+		 * current revision already (conntrack.h, rule 1). */
+		ct_packet(entry, unreplied, ep->endpoint_id, dir, &f, is_reply, skb->len, now, 0);
 		return TC_ACT_OK;
 	}
 
-	/* A forward packet to decide: new, established with a stale stamp, untracked. */
+	/* A packet to decide: new, untracked, or of a connection whose stamp is stale.
+	 * A reply is decided as its connection's forward packet (conntrack.h, rule 2):
+	 * the entry's direction, the forward destination port; the peer is the remote
+	 * address either way. */
+	ev->is_reply = is_reply;
+	verdict_dir = is_reply ? !dir : dir;
 	lookup_peer(&f, dir, ev, &peer_id, &cidr_id);
-	if (policy_applies(ep, dir)) {
+	if (policy_applies(ep, verdict_dir)) {
 		/* The tiers and NetworkPolicy, in a fixed number of lookups (policy.h). */
-		verdict = policy_decide(ep, dir, peer_id, cidr_id, f.protocol, f.policy_port,
-					skb->len, &match);
+		verdict = policy_decide(ep, verdict_dir, peer_id, cidr_id, f.protocol,
+					ct_verdict_port(&f, is_reply), skb->len, &match);
 		ev->match_type = match;
 		if (verdict == POLICY_DENIED) {
 			if (ct == CT_NEW) {
@@ -338,9 +345,9 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 				ev->drop_reason = DROP_POLICY;
 				emit_event(skb, ev);
 			}
-			/* An established entry keeps its old stamp: every further forward
-			 * packet is evaluated (and dropped, and reported) until an allow
-			 * returns. */
+			/* A tracked connection keeps its old stamp and expiry: every further
+			 * packet of it, either way, is evaluated (and dropped, and reported)
+			 * until an allow returns. */
 			return drop_packet(skb, ev, DROP_POLICY);
 		}
 		if (verdict == POLICY_AUDITED) {
@@ -353,8 +360,9 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 		}
 	}
 
-	if (ct == CT_ESTABLISHED) {
-		ct_refresh(entry, &f, 0, skb->len, now, rev);
+	if (ct == CT_ESTABLISHED || is_reply) {
+		ct_packet(entry, unreplied, ep->endpoint_id, dir, &f, is_reply, skb->len, now,
+			  rev);
 		return TC_ACT_OK;
 	}
 	if (ct == CT_NEW) {

@@ -40,7 +40,16 @@ def register(sub: Any) -> None:
     p.add_argument("--identity-backend", choices=IDENTITY_BACKENDS, default=d.identity_backend,
                    help="crd: MembraneIdentity objects shared by every node (the "
                    "DaemonSet's default); local: this node alone (the lab's); etcd: --etcd")
-    p.add_argument("--etcd", action="append", default=list(d.etcd_endpoints), metavar="URL")
+    p.add_argument("--etcd", action="append", default=list(d.etcd_endpoints), metavar="URL",
+                   help="etcd endpoint (repeatable, or comma-separated)")
+    p.add_argument("--etcd-ca", default=d.etcd_ca_file, metavar="FILE",
+                   help="CA of etcd's serving certificate (https endpoints)")
+    p.add_argument("--etcd-cert", default=d.etcd_cert_file, metavar="FILE",
+                   help="client certificate for etcd (with --etcd-key)")
+    p.add_argument("--etcd-key", default=d.etcd_key_file, metavar="FILE")
+    p.add_argument("--etcd-user", default=d.etcd_user, metavar="NAME",
+                   help="etcd user, when etcd auth is on (with --etcd-password-file)")
+    p.add_argument("--etcd-password-file", default=d.etcd_password_file, metavar="FILE")
     p.add_argument("--identity-grace", type=float, default=d.identity_grace_seconds,
                    metavar="SECONDS")
     p.add_argument("--exclude-label", action="append", default=list(d.exclude_labels),
@@ -51,11 +60,20 @@ def register(sub: Any) -> None:
                    help="kernel ring buffer size in pages (a power of two)")
     p.add_argument("--metrics-port", type=int, default=d.metrics_port)
     p.add_argument("--health-port", type=int, default=d.health_port)
+    p.add_argument("--health-address", default=d.health_address, metavar="ADDRESS",
+                   help="where /healthz and /readyz listen (default: loopback)")
+    p.add_argument("--unmanaged-grace", type=float, default=d.unmanaged_grace_seconds,
+                   metavar="SECONDS", help="how long a pod of this node may run without "
+                   "an endpoint before it is reported unmanaged (and /readyz fails)")
     p.add_argument("--observer-listen", default=d.observer_listen, metavar="HOST:PORT",
                    help="also serve the Observer on TCP (needs the three --tls-* files)")
     p.add_argument("--tls-cert", default=d.tls_cert)
     p.add_argument("--tls-key", default=d.tls_key)
     p.add_argument("--tls-client-ca", default=d.tls_client_ca)
+    p.add_argument("--tls-client-name", action="append", default=list(d.tls_client_names),
+                   metavar="NAME[,NAME]",
+                   help="a client certificate CN or SAN that may read flows over TCP "
+                        "(repeatable; '*': any the client CA signed)")
     p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
     p.add_argument("--max-policy-entries", type=int, default=d.max_policy_entries)
     p.add_argument("--max-conntrack-entries", type=int, default=d.max_conntrack_entries)
@@ -73,14 +91,22 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
     return AgentConfig(
         node=args.node, source=args.source, state_dir=args.state_dir, socket=args.socket,
         bpffs=args.bpffs, cluster=args.cluster, identity_backend=args.identity_backend,
-        etcd_endpoints=tuple(args.etcd), identity_grace_seconds=args.identity_grace,
+        etcd_endpoints=tuple(e for arg in args.etcd for e in arg.split(",") if e),
+        etcd_ca_file=args.etcd_ca or None, etcd_cert_file=args.etcd_cert or None,
+        etcd_key_file=args.etcd_key or None, etcd_user=args.etcd_user or None,
+        etcd_password_file=args.etcd_password_file or None,
+        identity_grace_seconds=args.identity_grace,
         exclude_labels=tuple(args.exclude_label), flow_capacity=args.flow_capacity,
         event_queue_size=args.event_queue, event_ring_pages=args.event_ring_pages,
         metrics_port=args.metrics_port,
-        health_port=args.health_port, kubeconfig=args.kubeconfig, datapath=args.datapath,
+        health_port=args.health_port, health_address=args.health_address,
+        unmanaged_grace_seconds=args.unmanaged_grace,
+        kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+        tls_client_names=tuple(name.strip() for names in args.tls_client_name
+                               for name in names.split(",") if name.strip()),
         enable_policy=args.enable_policy, policy_audit_mode=args.policy_audit_mode)
 
 

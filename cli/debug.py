@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
 from agent.api.client import AgentClient
 from cli.command import Subparsers, add_command, add_group
@@ -70,10 +72,18 @@ def endpoint_list(args: argparse.Namespace) -> int:
         args.output, endpoints,
         ["ENDPOINT", "POLICY (ingress)\nENFORCEMENT", "POLICY (egress)\nENFORCEMENT",
          "IDENTITY", "LABELS (source:key[=value])", "IPv6", "IPv4", "STATUS"],
-        lambda e: [str(e.id), _enforcement(e.ingress_enforced, e.policy_audit),
-                   _enforcement(e.egress_enforced, e.policy_audit), str(e.identity),
-                   "\n".join(e.labels) or "-", e.ipv6, e.ipv4, e.state])
+        lambda e: [str(e.id or "-"), _enforcement(e.ingress_enforced, e.policy_audit),
+                   _enforcement(e.egress_enforced, e.policy_audit), str(e.identity or "-"),
+                   "\n".join(e.labels) or _pod_of(e), e.ipv6, e.ipv4, e.state])
+    unmanaged = [e for e in endpoints if e.state == "unmanaged"]
+    if unmanaged and args.output != "json":
+        print(f"\n{len(unmanaged)} unmanaged: {unmanaged[0].error}", file=sys.stderr)
     return 0
+
+
+def _pod_of(ep: Any) -> str:
+    """An unmanaged pod's row names the pod (it has no identity, so no labels)."""
+    return f"pod {ep.namespace}/{ep.pod}" if ep.state == "unmanaged" else "-"
 
 
 def endpoint_get(args: argparse.Namespace) -> int:
@@ -156,8 +166,22 @@ def status(args: argparse.Namespace) -> int:
         print("Drops:")
         for c in st.drops:
             print(f"  {c.name:<30} {c.value}")
-    if st.errors:
+    if st.unmanaged:
+        print("Unmanaged pods (running on this node without an endpoint):")
+        for u in st.unmanaged:
+            print(f"  {u}")
+    if st.rejected:
+        print("Rejected objects (what is in force instead):")
+        for r in st.rejected:
+            print(f"  {r}")
+    if st.object_warnings:
+        print("Object warnings:")
+        for w in st.object_warnings:
+            print(f"  {w}")
+    # The errors field also carries these (older clients read them there).
+    errors = [e for e in st.errors if e not in set(st.rejected) | set(st.unmanaged)]
+    if errors:
         print("Errors:")
-        for e in st.errors:
+        for e in errors:
             print(f"  {e}")
     return 0 if st.healthy else 1

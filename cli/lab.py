@@ -23,6 +23,9 @@ examples:
   membrane lab apply -f demo/tutorial/01-backend-ingress-deny.yaml
   membrane lab label namespace kube-system contains=coredns
   membrane lab probe --port 8080 -o table
+  membrane lab stop agent --node node2 --signal KILL    # rehearse a crash
+  membrane lab start agent --node node2
+  membrane lab stop etcd; membrane lab start etcd       # an etcd outage
   membrane lab down
 """
 
@@ -89,6 +92,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--timeout", type=float, default=1.0, help="seconds per denied probe")
     p.set_defaults(func=cmd_probe)
 
+    p = verb("stop", "stop the lab's etcd or a node's agent (a fault to rehearse)")
+    p.add_argument("component", choices=("etcd", "agent"))
+    p.add_argument("--node", help="the node whose agent (agent only)")
+    p.add_argument("--signal", choices=("TERM", "KILL"), default="TERM",
+                   help="TERM (default) or KILL: a crash, no cleanup (agent only)")
+    p.set_defaults(func=cmd_stop)
+
+    p = verb("start", "start the lab's etcd or a node's agent again; pending pods retried")
+    p.add_argument("component", choices=("etcd", "agent"))
+    p.add_argument("--node", help="the node whose agent (agent only)")
+    p.set_defaults(func=cmd_start)
+
     p = verb("down", "remove everything the lab created")
     p.add_argument("--all-mine", action="store_true", help="every lab recorded on this machine")
     p.set_defaults(func=cmd_down)
@@ -124,6 +139,24 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stop(args: argparse.Namespace) -> int:
+    if args.component == "etcd" and (args.node or args.signal != "TERM"):
+        raise LabError("--node and --signal are for `lab stop agent`")
+    _lab(args).stop(args.component, args.node, args.signal)
+    what = "etcd" if args.component == "etcd" else f"the agent of {args.node}"
+    print(f"lab {args.name}: {what} stopped")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    if args.component == "etcd" and args.node:
+        raise LabError("--node is for `lab start agent`")
+    ok = _lab(args).start(args.component, args.node)
+    what = "etcd" if args.component == "etcd" else f"the agent of {args.node}"
+    print(f"lab {args.name}: {what} started" + ("" if ok else "; some pods are still pending"))
+    return 0 if ok else 1
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -140,15 +173,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(status, indent=2))
         return 0
-    print(f"lab {status['lab']}  dns {status['dns']}  external {status['external']['ip']}")
+    etcd = status["etcd"]
+    print(f"lab {status['lab']}  dns {status['dns']}  external {status['external']['ip']}"
+          + (f"  etcd {etcd['url']} ({'running' if etcd['running'] else 'stopped'})"
+             if etcd else ""))
     print()
     print(_table(["NODE", "IP", "POD CIDR", "NETNS", "AGENT"],
                  [[n["name"], n["ip"], n["podCIDR"], n["netns"], n["agent"]]
                   for n in status["nodes"]]))
     print()
-    print(_table(["POD", "IP", "NODE", "NETNS", "PORTS"],
+    print(_table(["POD", "IP", "NODE", "NETNS", "PORTS", "STATUS"],
                  [[p["pod"], p["ip"], p["node"], p["netns"] or "(hostNetwork)",
-                   ",".join(p["ports"])] for p in status["pods"]]))
+                   ",".join(p["ports"]), p["status"]] for p in status["pods"]]))
     return 0
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from agent.k8s.loader import load_paths
 from agent.k8s.objects import ClusterObjects
+from agent.k8s.rejection import describe_stand_in
+from agent.k8s.validation.fields import ValidationWarning
 from agent.policy.matrix import reachability, to_json, to_table
 from agent.policy.trace import trace
 from cli.command import Subparsers, add_command, add_group
@@ -83,33 +85,58 @@ def _port(text: str) -> int:
     return number
 
 
-def _load(files: Sequence[str]) -> ClusterObjects:
-    """Objects from the files; rejected objects are reported and the rest still used."""
-    objects, errors = load_paths(files)
+def _load(files: Sequence[str]) -> tuple[ClusterObjects, bool]:
+    """Objects from the files, and whether every one was read as written. Each object
+    skipped is named on stderr (with the stand-in a rejected policy leaves in its place,
+    which the verdicts then include: its pods isolated, nothing allowed by it); the
+    others are still used. Warnings are printed too."""
+    warnings: list[ValidationWarning] = []
+    objects, errors = load_paths(files, warnings)
+    for warning in warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
+    stand_ins = {p.fail_closed: p for p in objects.policies.values() if p.fail_closed}
     for err in errors:
-        print(f"{type(err).__name__}: {err}", file=sys.stderr)
-    return objects
+        stand_in = stand_ins.get(str(err))
+        print(f"{type(err).__name__}: {err}"
+              + (f"; in its place: {describe_stand_in(stand_in)}" if stand_in else "")
+              + "; skipped", file=sys.stderr)
+    return objects, not errors
+
+
+def _skipped_exit(complete: bool, what: str) -> int:
+    """1 when objects were skipped: a verdict from part of the manifests is not the
+    verdict of the manifests."""
+    if complete:
+        return 0
+    print(f"{what}: some objects could not be read (named above); the verdicts shown "
+          "treat rejected policies as fail-closed", file=sys.stderr)
+    return 1
 
 
 def run_matrix(args: argparse.Namespace) -> int:
-    verdicts = reachability(_load(args.files), args.port or [80], args.protocol or ["TCP"])
+    objects, complete = _load(args.files)
+    verdicts = reachability(objects, args.port or [80], args.protocol or ["TCP"])
     print(to_json(verdicts) if args.output == "json" else to_table(verdicts))
-    return 0
+    return _skipped_exit(complete, "policy matrix")
 
 
 def run_trace(args: argparse.Namespace) -> int:
     if args.files:
-        result = trace(_load(args.files), args.src, args.dst, args.port, args.protocol)
+        objects, complete = _load(args.files)
+        result = trace(objects, args.src, args.dst, args.port, args.protocol)
         allowed, explanation = result.allowed, result.explanation
     else:
         with agent_client(args) as client:
             reply = client.trace(args.src, args.dst, args.port, args.protocol)
         allowed, explanation = reply.allowed, reply.explanation
+        for skipped in reply.skipped:
+            print(f"rejected by the agent: {skipped}", file=sys.stderr)
+        complete = not reply.skipped
     if args.output == "json":
         print_json({"allowed": allowed, "explanation": explanation})
     else:
         print(explanation, end="" if explanation.endswith("\n") else "\n")
-    return 0
+    return _skipped_exit(complete, "policy trace")
 
 
 def run_get(args: argparse.Namespace) -> int:
@@ -120,8 +147,8 @@ def run_get(args: argparse.Namespace) -> int:
     else:
         print(f"revision {reply.revision}")
         namespaced = [p for p in reply.policies if p.namespace]
-        print_table(["NAMESPACE", "NAME", "ENDPOINTS"],
-                    [[p.namespace, p.name, str(len(p.selected_endpoints))]
+        print_table(["NAMESPACE", "NAME", "ENDPOINTS", "STATUS"],
+                    [[p.namespace, p.name, str(len(p.selected_endpoints)), _state(p)]
                      for p in sorted(namespaced, key=lambda p: (p.namespace, p.name))])
         tiered = [p for p in reply.policies if not p.namespace]
         if tiered:
@@ -134,4 +161,13 @@ def run_get(args: argparse.Namespace) -> int:
             print(f"note: {note}")
     for rejected in reply.rejected:
         print(f"rejected: {rejected}", file=sys.stderr)
+    for warning in reply.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _state(policy: Any) -> str:
+    if policy.fail_closed:
+        kept = policy.last_good_resource_version
+        return "fail-closed (rejected" + (f"; last good {kept})" if kept else ")")
+    return "enforced" + (f" ({len(policy.warnings)} warnings)" if policy.warnings else "")

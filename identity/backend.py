@@ -18,7 +18,9 @@ What is stored, in these words (etcd keeps it under a key prefix, see identity/e
 
 Invariants the methods keep: an identity and its claim are created and deleted together;
 two label sets never share a number, and a label set never has two; an identity with a
-reference is never deleted.
+reference is never deleted. A claim is only believed with its identity: `acquire` takes
+a reference only when the number's identity holds exactly the claimed labels, so a claim
+written into the store by hand (`labels X -> the number of Y`) never gives X Y's number.
 
 Versions (`Version`) are opaque strings the backend hands out with what it read and
 compares for equality when handed back: a guard that the thing read has not changed.
@@ -139,7 +141,8 @@ class Backend(Protocol):
 
     def acquire(self, claim: Claim) -> bool:
         """Takes this node's reference on claim.number and ends any grace period, if the
-        claim is unchanged since it was read. False when it changed (freed or re-made)."""
+        claim is unchanged since it was read and identity claim.number holds exactly
+        claim.labels. False when either is not so (freed, re-made, or a bad claim)."""
 
     def reacquire(self, number: int, labels: LabelSet) -> bool:
         """Takes this node's reference on `number` and ends any grace period, if the

@@ -11,7 +11,10 @@ allocate(labels)
      reference is in the store (or will be, after an outage: see the resync).
   3. Otherwise ask the store, at most MAX_ATTEMPTS times:
      a. the label set has a number (a claim): take this node's reference on it, guarded
-        by the claim being the one read. A changed claim (freed meanwhile) means: read again.
+        by the claim being the one read and by the number's identity holding exactly
+        these labels. A changed claim (freed meanwhile) means: read again; a claim whose
+        number means other labels (written by hand, or a corrupt store) is refused with
+        AllocationError: the pods concerned fail closed, nobody gets another's number.
      b. it has none: take the lowest number the store does not use and this call has not
         tried, and create identity, claim and reference at once, guarded by neither the
         number nor the label set being taken. Two nodes racing for one label set get one
@@ -62,7 +65,7 @@ from typing import Callable, Iterator, Self, TypeVar
 
 from core.errors import AllocationError
 from identity.allocator import Allocator, Identity, LabelAllocator
-from identity.backend import Backend, OwnershipLost, StoreRefused, StoreUnreachable
+from identity.backend import Backend, Claim, OwnershipLost, StoreRefused, StoreUnreachable
 from identity.gc import Clock
 from identity.labels import LabelSet
 from identity.reserved import MAX_LABEL_IDENTITY, MIN_LABEL_IDENTITY
@@ -171,6 +174,7 @@ class ClusterAllocator(LabelAllocator):
             if claim is not None:
                 if store.acquire(claim):
                     return claim.number
+                self._refuse_if_foreign(store, claim)
                 continue
             number = self._next_free(store, tried)
             tried.add(number)
@@ -182,6 +186,21 @@ class ClusterAllocator(LabelAllocator):
         raise AllocationError(f"labels {labels.key()!r}: gave up after {MAX_ATTEMPTS} "
                               f"conflicting transactions in {store.name}; too many agents "
                               "racing?")
+
+    def _refuse_if_foreign(self, store: Backend, claim: Claim) -> None:
+        """Raises AllocationError when claim.number's identity holds other labels than
+        the claim's (step 3a); returns when it holds them or is gone (a race: read again)."""
+        held = store.identity(claim.number)
+        if held is None or held == claim.labels:
+            return
+        log.error("%s: the claim of %s names %d, which is %s: refused", self._log_name(),
+                  claim.labels.key(), claim.number, held.key())
+        raise AllocationError(
+            f"labels {claim.labels.key()!r}: {store.describe()} claims number "
+            f"{claim.number} for them, but identity {claim.number} holds other labels "
+            f"({held.key()!r}); refusing to share it. The claim was written by hand or the "
+            "store is corrupt: delete the claim (etcd: <prefix>/labels/<sha256 of the labels' "
+            "key>) and the next update allocates anew")
 
     def _next_free(self, store: Backend, skip: set[int]) -> int:
         used = store.numbers() | skip
@@ -266,6 +285,9 @@ class ClusterAllocator(LabelAllocator):
         try:
             with self._store() as store:
                 claim = store.claim_of(labels)
+                # A claim is believed only with its identity (step 3a).
+                if claim is not None and store.identity(claim.number) != labels:
+                    claim = None
         except (StoreUnreachable, StoreRefused):
             return None
         if claim is None:

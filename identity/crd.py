@@ -45,8 +45,10 @@ Each Backend write is one guarded write of one object (update and delete carry
 preconditions; 409 Conflict means the object changed since it was read):
 
     create       steps 1 and 2 above; False when the number or the label set is taken
-    acquire      update the identity the claim names, if its uid is still the claim's:
-                 add this node's reference, remove the marker
+    acquire      update the identity the claim names, if its uid is still the claim's
+                 and it holds exactly the claim's labels: add this node's reference,
+                 remove the marker (a claim naming another label set's identity is
+                 dropped like an orphan: it was written by hand)
     reacquire    the same, for the claim of `labels`, if that claim names `number`
     drop_reference, drop_marker   update: remove this node's reference / that marker
     mark_unused  update, if no reference counts and there is no marker: set the marker
@@ -452,8 +454,13 @@ class CrdBackend:
         raise StoreRefused(f"{IDENTITY_KIND} {number}: {UPDATE_ATTEMPTS} updates in a row "
                            "lost to other writers")
 
-    def _take_reference(self, number: int, uid: str, lease: str) -> bool:
+    def _take_reference(self, number: int, uid: str, lease: str,
+                        labels: LabelSet | None = None) -> bool:
+        """labels: take it only while the identity holds exactly these (acquire)."""
         def take(doc: Doc) -> bool:
+            if labels is not None and (doc.get("spec") or {}).get("labels") != \
+                    label_texts(labels):
+                return False
             references_of(doc)[self._node] = lease
             status_of(doc).pop("unused", None)
             return True
@@ -497,7 +504,8 @@ class CrdBackend:
             self._delete(CLAIMS, claim_name(labels), uid_of(claim))
 
     def acquire(self, claim: Claim) -> bool:
-        if self._take_reference(claim.number, claim.version, self._lease_for_refs()):
+        if self._take_reference(claim.number, claim.version, self._lease_for_refs(),
+                                claim.labels):
             return True
         # The identity the claim named is gone (freed, or never finished): so is the claim.
         self._drop_claim_owned_by(claim.labels, claim.version)

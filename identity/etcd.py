@@ -14,7 +14,8 @@ Keys under `prefix` (default /membrane/identities), one per record of identity/b
 Each Backend write is one etcd transaction; its compares are the method's guards:
 
     create       labels/.. and ids/<id> both absent (create_revision 0) -> put both, take ref
-    acquire      labels/.. still has the create_revision read          -> take ref
+    acquire      labels/.. still has the create_revision read, and ids/<id>
+                 holds exactly these labels                            -> take ref
     reacquire    ids/<id> holds exactly these labels                   -> take ref
     mark_unused  no key under refs/<id>/, no marker, ids/<id> exists (at the mod_revision
                  read, when given)                                     -> put marker
@@ -30,7 +31,20 @@ that cannot reach the endpoint in use is tried on the next, each once, before
 StoreUnreachable; an HTTP error from etcd is StoreRefused, except "lease not found",
 which is OwnershipLost (the lease is forgotten; the next reference takes a new one). The
 lease (lease_ttl seconds) is granted on first use and renewed by keep_alive, every third
-of its TTL. Every client is made by `_connect`: TLS and authentication options go there.
+of its TTL. Every client is made by `_connect`.
+
+Security (`EtcdAccess`): an https:// endpoint is verified against `ca_file` (else the
+system's CAs) and, with `cert_file`/`key_file`, presents a client certificate (etcd's
+--client-cert-auth), on a requests session `_connect` makes (and hands etcd3gw) that
+ignores the environment (REQUESTS_CA_BUNDLE would replace the CA). etcd3gw has no
+user/password support, but the gateway has (etcd >= 3.3): POST /v3/auth/authenticate {name, password}
+returns a token, sent as the Authorization header of every request on that client's
+session. A token etcd no longer accepts ("invalid auth token": it expires after
+--auth-token-ttl idle seconds, or the member restarted) is replaced once and the
+request retried. The gateway cannot map a client certificate's CN to a user (etcd's
+docs), so with etcd auth enabled a password is needed even with client certificates.
+Why etcd3gw still, not a gRPC client: it is the maintained one (OpenStack's), small,
+typed and packaged in Debian; python-etcd3 (gRPC) is unmaintained, aetcd is asyncio.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
@@ -72,14 +87,60 @@ T = TypeVar("T")
 Op = dict[str, object]   # one compare or request of a transaction, as the gateway wants it
 
 
-def _connect(endpoint: str, timeout: float) -> etcd3gw.Etcd3Client:
+@dataclass(frozen=True)
+class EtcdAccess:
+    """How to talk to etcd safely. TLS files are paths (read by requests at each new
+    connection, so renewed files take effect without a restart); `password` is the
+    secret itself (the agent reads it from --etcd-password-file)."""
+
+    ca_file: str | None = None      # CA that signed etcd's serving certificate
+    cert_file: str | None = None    # client certificate (etcd --client-cert-auth)
+    key_file: str | None = None
+    user: str | None = None         # etcd user (etcd auth enabled), with password
+    password: str | None = None
+
+    def check(self, endpoints: Sequence[str]) -> None:
+        """ValueError for options that cannot work together."""
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("etcd client certificate and key go together: give both "
+                             "--etcd-cert and --etcd-key, or neither")
+        if bool(self.user) != (self.password is not None):
+            raise ValueError("etcd user and password go together: give --etcd-user and "
+                             "--etcd-password-file, or neither")
+        if self.ca_file or self.cert_file:
+            plain = [e for e in endpoints if not e.startswith("https://")]
+            if plain:
+                raise ValueError(f"etcd endpoints {plain}: TLS options need https:// "
+                                 "endpoints")
+
+
+def _connect(endpoint: str, timeout: float, access: EtcdAccess) -> etcd3gw.Etcd3Client:
     url = urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
-    if not url.hostname:
-        raise ValueError(f"etcd endpoint {endpoint!r}: expected http://HOST:PORT")
+    if not url.hostname or url.scheme not in ("http", "https"):
+        raise ValueError(f"etcd endpoint {endpoint!r}: expected http(s)://HOST:PORT")
+    session = requests.Session()
+    # Not the environment's: REQUESTS_CA_BUNDLE would replace the CA given here, and a
+    # proxy variable would route identity traffic through a proxy.
+    session.trust_env = False
+    session.verify = access.ca_file or True
+    if access.cert_file and access.key_file:
+        session.cert = (access.cert_file, access.key_file)
     # api_path given: etcd >= 3.4 serves /v3/, and discovery would be one more request.
     return etcd3gw.Etcd3Client(host=url.hostname, port=url.port or 2379,
-                               protocol=url.scheme or "http", timeout=timeout,
-                               api_path="/v3/")
+                               protocol=url.scheme, timeout=timeout, api_path="/v3/",
+                               session=session)
+
+
+def _authenticate(client: etcd3gw.Etcd3Client, access: EtcdAccess) -> None:
+    """Gets a token for access.user and puts it on the client's session (see above)."""
+    client.session.headers.pop("Authorization", None)
+    answer = client.post(client.get_url("/auth/authenticate"),
+                         json={"name": access.user, "password": access.password})
+    token = answer.get("token") if isinstance(answer, dict) else None
+    if not token:
+        raise etcd_errors.Etcd3Exception(f"authenticating as {access.user!r} returned no "
+                                         "token")
+    client.session.headers["Authorization"] = str(token)
 
 
 # -- transaction building blocks (the v3 JSON gateway wants base64 keys and values) ------
@@ -144,16 +205,20 @@ class EtcdBackend:
     name = "etcd"
 
     def __init__(self, endpoints: Sequence[str], node: str, prefix: str = DEFAULT_PREFIX, *,
-                 lease_ttl: int = 15, request_timeout: float = 3.0) -> None:
+                 lease_ttl: int = 15, request_timeout: float = 3.0,
+                 access: EtcdAccess = EtcdAccess()) -> None:
         if not endpoints:
             raise ValueError("EtcdAllocator needs at least one etcd endpoint")
         if not node or "/" in node:
             raise ValueError(f"node name {node!r} must be non-empty and contain no '/'")
+        access.check(endpoints)
         self.endpoints = list(endpoints)
         self.prefix = prefix.rstrip("/")
         self.lease_ttl = lease_ttl
         self._node = node
-        self._clients = [_connect(e, request_timeout) for e in self.endpoints]
+        self._access = access
+        self._clients = [_connect(e, request_timeout, access) for e in self.endpoints]
+        self._authenticated = [False] * len(self._clients)
         self._current = 0                  # index of the endpoint in use
         self._reachable = False
         self._lease: int | None = None     # this node's lease id
@@ -185,7 +250,7 @@ class EtcdBackend:
         last: BaseException | None = None
         for _ in range(len(self._clients)):
             try:
-                result = fn(self._clients[self._current])
+                result = self._call_authenticated(fn, self._current)
             except _UNREACHABLE as err:
                 last = err
                 self._current = (self._current + 1) % len(self._clients)
@@ -203,6 +268,25 @@ class EtcdBackend:
         # etcd3gw's connection errors carry their text in detail_text, not in str().
         reason = getattr(last, "detail_text", None) or str(last) or type(last).__name__
         raise StoreUnreachable(f"{', '.join(self.endpoints)}: {reason}")
+
+    def _call_authenticated(self, fn: Callable[[etcd3gw.Etcd3Client], T], index: int) -> T:
+        """fn on one client, with a token when a user is configured; a token etcd
+        refuses is replaced once (expired, or the member restarted)."""
+        client = self._clients[index]
+        if not self._access.user:
+            return fn(client)
+        if not self._authenticated[index]:
+            _authenticate(client, self._access)
+            self._authenticated[index] = True
+        try:
+            return fn(client)
+        except etcd_errors.Etcd3Exception as err:
+            if "invalid auth token" not in str(err.detail_text or ""):
+                raise
+        log.info("etcd identities: token for %s expired; authenticating again",
+                 self.endpoints[index])
+        _authenticate(client, self._access)
+        return fn(client)
 
     def _txn(self, compare: list[Op], success: list[Op]) -> bool:
         result = self._call(lambda c: c.transaction(
@@ -340,7 +424,10 @@ class EtcdBackend:
                           *self._take_reference(number)])
 
     def acquire(self, claim: Claim) -> bool:
-        return self._txn([_created(self._labels_key(claim.labels), int(claim.version))],
+        # The identity compare makes a claim planted by hand (labels/<X> = number of Y)
+        # worthless: X never gets Y's number.
+        return self._txn([_created(self._labels_key(claim.labels), int(claim.version)),
+                          _holds(self._id_key(claim.number), _labels_value(claim.labels))],
                          self._take_reference(claim.number))
 
     def reacquire(self, number: int, labels: LabelSet) -> bool:
@@ -374,7 +461,8 @@ class EtcdAllocator(ClusterAllocator):
     """The Allocator shared by every node of a cluster, backed by etcd v3 (etcd3gw).
 
     lease_ttl: seconds a dead node's references outlive it; request_timeout: per etcd
-    request. The other arguments are ClusterAllocator's.
+    request; access: TLS files and user/password (EtcdAccess). The other arguments are
+    ClusterAllocator's.
     """
 
     backend: EtcdBackend
@@ -383,9 +471,9 @@ class EtcdAllocator(ClusterAllocator):
                  lease_ttl: int = 15, grace_seconds: float = 300.0, *,
                  refresh_interval: float = 5.0, request_timeout: float = 3.0,
                  clock: Clock = time.time, max_identity: int = MAX_LABEL_IDENTITY,
-                 start: bool = True) -> None:
+                 start: bool = True, access: EtcdAccess = EtcdAccess()) -> None:
         backend = EtcdBackend(endpoints, node, prefix, lease_ttl=lease_ttl,
-                              request_timeout=request_timeout)
+                              request_timeout=request_timeout, access=access)
         super().__init__(backend, grace_seconds, refresh_interval=refresh_interval,
                          clock=clock, max_identity=max_identity, start=start)
 

@@ -194,7 +194,9 @@ class MemoryBackend:
     def acquire(self, claim: Claim) -> bool:
         def write(store: MemoryStore) -> bool:
             current = store.claims.get(claim.labels.key())
-            if current is None or str(current.created) != claim.version:
+            identity = store.identities.get(claim.number)
+            if (current is None or str(current.created) != claim.version
+                    or identity is None or identity.value != claim.labels):
                 return False
             self._take_reference(store, claim.number)
             return True

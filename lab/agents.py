@@ -4,10 +4,16 @@ DaemonSet pod; and, for `--identity-backend etcd` without a URL, one etcd for th
 The agent enters the node's network namespace only (netbuilder.net_command, nsenter
 --net): `ip netns exec` would remount /sys and hide /sys/fs/bpf, so the agent's pins would
 not be the node's.
+
+Faults to rehearse (`membrane lab stop|start`): an agent stopped (SIGTERM) or killed
+(SIGKILL: no cleanup, as a crash or an OOM kill) leaves its pinned programs and maps
+enforcing; started again, it reuses them. The lab's etcd stopped keeps its data and
+address, and started again serves both.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +23,7 @@ from agent.api.client import AgentClient, lab_socket
 from core.errors import AgentUnreachable, LabError, MembraneError
 from lab.names import UNDERLAY_ETCD_IP
 from lab.netbuilder import net_command
-from lab.processes import spawn, tail
+from lab.processes import is_ours, spawn, stop, tail
 from lab.state import LabState, NodeState, Process
 
 BPFFS_ROOT = Path("/sys/fs/bpf/membrane")
@@ -88,19 +94,77 @@ def wait_agent(state: LabState, node: NodeState, proc: subprocess.Popen[bytes],
                    f"{timeout:.0f}s ({last or 'no socket'}); {log}:\n{tail(log)}")
 
 
-def wait_revision(state: LabState, revision: int, timeout: float = 30.0) -> None:
-    """Returns once every node's agent enforces the store at `revision`."""
+def stop_agent(state: LabState, node: NodeState, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Stops the node's agent with sig (SIGKILL: as a crash would, no cleanup at all)."""
+    if node.agent is None or not is_ours(node.agent):
+        raise LabError(f"the agent of {node.name} is not running in lab {state.name}")
+    stop([node.agent], first=sig)
+
+
+def wait_revision(state: LabState, revision: int, timeout: float = 30.0) -> list[str]:
+    """Waits, within one deadline for all nodes, until every running agent enforces the
+    store at `revision`. Returns one line per node that does not: its agent is down (it
+    catches up when started) or still behind when the deadline passed."""
     if not state.agents:
-        return
+        return []
+    deadline = time.monotonic() + timeout
+    behind = []
     for node in state.nodes.values():
-        with AgentClient(node.socket, timeout=timeout) as client:
-            client.wait_for_revision(revision, timeout=timeout)
+        left = max(0.5, deadline - time.monotonic())
+        try:
+            with AgentClient(node.socket, timeout=left) as client:
+                client.wait_for_revision(revision, timeout=left)
+        except AgentUnreachable:
+            behind.append(f"the agent of {node.name} is not running: it applies revision "
+                          f"{revision} when it starts (`membrane lab start --name "
+                          f"{state.name} agent --node {node.name}`)")
+        except MembraneError as err:
+            behind.append(f"{node.name} has not applied revision {revision} within "
+                          f"{timeout:.0f}s: {err}")
+    return behind
+
+
+# -- the lab's etcd ----------------------------------------------------------------------
+
+def etcd_data(state: LabState) -> Path:
+    return Path(state.root) / "etcd"
+
+
+def _etcd_marker(state: LabState) -> str:
+    return f"--data-dir {etcd_data(state)} "
+
+
+def etcd_process(state: LabState) -> Process | None:
+    """The lab's own etcd as recorded (running or not); None when the lab has none."""
+    return next((p for p in state.processes if p.marker == _etcd_marker(state)), None)
+
+
+def etcd_running(state: LabState) -> bool:
+    proc = etcd_process(state)
+    return proc is not None and is_ours(proc)
+
+
+def stop_etcd(state: LabState) -> None:
+    """Stops the lab's etcd (SIGTERM); its data and address stay for start_etcd."""
+    proc = etcd_process(state)
+    if proc is None:
+        raise LabError(f"lab {state.name} has no etcd of its own (it was made without "
+                       "--identity-backend etcd, or with --etcd URL)")
+    if not is_ours(proc):
+        raise LabError(f"the etcd of lab {state.name} is not running")
+    stop([proc])
 
 
 def start_etcd(state: LabState) -> None:
-    """An etcd on the underlay bridge (172.18.0.2), reachable from every node netns."""
+    """An etcd on the underlay bridge (172.18.0.2), reachable from every node netns; the
+    same data and address when it is started again."""
     url = f"http://{UNDERLAY_ETCD_IP}:{ETCD_PORT}"
-    data = Path(state.root) / "etcd"
+    data = etcd_data(state)
+    old = etcd_process(state)
+    if old is not None:
+        if is_ours(old):
+            raise LabError(f"the etcd of lab {state.name} is already running")
+        state.processes.remove(old)
     cmd = net_command(state.underlay_netns, [
         "etcd", "--name", f"mb-{state.name}", "--data-dir", str(data),
         "--listen-client-urls", url, "--advertise-client-urls", url,
@@ -109,7 +173,7 @@ def start_etcd(state: LabState) -> None:
         "--initial-cluster", f"mb-{state.name}=http://127.0.0.1:2380"])
     log = Path(state.root) / "etcd.log"
     proc = spawn(cmd, log)
-    state.processes.append(Process(pid=proc.pid, marker=f"--data-dir {data} "))
+    state.processes.append(Process(pid=proc.pid, marker=_etcd_marker(state)))
     state.etcd_url = url
     state.save()
     deadline = time.monotonic() + 30

@@ -1,16 +1,25 @@
-"""The lab verbs: up, apply, delete, label, status, down. Wiring of the modules beside it.
+"""The lab verbs: up, apply, delete, label, status, stop, start, down. Wiring of the
+modules beside it.
 
 The store directory is the lab's API server: every object is written there, and each
 node's agent follows it. A pod is written to the store, wired, registered with its
 node's agent (which returns once the pod is enforced) and only then gets its workload:
 no moment in which a selected pod answers unenforced.
+
+A pod its agent cannot enforce (agent stopped, an identity etcd cannot allocate) stays
+*pending*, as a pod whose CNI ADD fails does: wired, registered when its agent answers
+(so fail-closed), no workload. `apply` waits at most APPLY_WAIT_SECONDS in all, names
+each pending pod and node that is behind, and holds back nothing else; `lab start`
+(etcd or an agent) tries the pending pods again.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -22,19 +31,25 @@ from agent.k8s.objects import Namespace, Node, Pod
 from agent.k8s.workloads import WORKLOAD_KINDS
 from agent.sources.labdir import Doc, LabStoreDir, doc_key
 from agent.store import StoreObject
-from core.errors import LabError, MembraneError
+from core.errors import AgentUnreachable, LabError, MembraneError
 from lab import agents as agent_procs
 from lab import netbuilder
 from lab import pods as podlib
 from lab import topology
 from lab.documents import dns_pod_doc, namespace_doc, node_doc, pod_document
 from lab.names import EXTERNAL_NAMES, LabNames
-from lab.processes import python_in_pod, spawn, stop, wait_ready
+from lab.processes import is_ours, python_in_pod, spawn, stop, wait_ready
 from lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
 
 MAX_NODES = 50
 CLUSTER_SCOPED = CLUSTER_SCOPED_KINDS
 DNS_NAMESPACE, DNS_POD = "kube-system", "coredns"
+# What one apply (delete, label) waits for its pods and its revision, in all: a pod that
+# cannot become ready is reported pending within it, and holds back nothing else.
+APPLY_WAIT_SECONDS = 25.0
+# Of which registering new pods may take at most this much.
+POD_READY_SECONDS = 15.0
+COMPONENTS = ("etcd", "agent")
 
 
 class Lab:
@@ -122,13 +137,15 @@ class Lab:
         req = podlib.PodRequest(DNS_NAMESPACE, DNS_POD, ports=[53], dns=True)
         pod = podlib.place(state, self.names, req)
         revision = store.apply([dns_pod_doc(pod)])
-        self._create_pods(state, [(pod, podlib.server_command(state, pod))])
-        agent_procs.wait_revision(state, revision)
+        deadline = time.monotonic() + APPLY_WAIT_SECONDS
+        self._create_pods(state, [(pod, podlib.server_command(state, pod))], deadline)
+        self._settle(state, revision, deadline)
 
     # -- pods ----------------------------------------------------------------------
-    def _create_pods(self, state: LabState,
-                     pods: list[tuple[PodState, tuple[list[str], str]]]) -> None:
-        """Wire, register, then start workloads. Pod docs are already in the store."""
+    def _create_pods(self, state: LabState, pods: list[tuple[PodState, tuple[list[str], str]]],
+                     deadline: float) -> bool:
+        """Wire, register, then start workloads. Pod docs are already in the store.
+        False when some pods stay pending (each named on stderr)."""
         with topology.builder(state) as net:
             for pod, _ in pods:
                 state.pods[pod.key] = pod
@@ -139,22 +156,70 @@ class Lab:
                     podlib.write_resolv_conf(state, pod)
         netted = [(p, c) for p, c in pods if p.netns]
         if state.agents:
-            self._parallel([partial(self._register, state, p) for p, _ in netted])
+            wait = max(1.0, min(POD_READY_SECONDS, deadline - time.monotonic()))
+            self._parallel([partial(self._register, state, p, wait) for p, _ in netted])
             state.save()
-        podlib.start_workloads(state, netted)
+        podlib.start_workloads(state, [(p, c) for p, c in netted if not p.pending])
+        for pod, _ in netted:
+            if pod.pending:
+                self._error(LabError(f"pod {pod.key} on {pod.node} is pending: "
+                                     f"{pod.pending}"))
+        return not any(p.pending for p, _ in netted)
 
-    def _register(self, state: LabState, pod: PodState) -> None:
+    def _register(self, state: LabState, pod: PodState, timeout: float) -> None:
+        """Registers the pod with its agent and waits until it is enforced; if it is not
+        within timeout, or the agent is down, the pod is left pending with the reason."""
         node = state.nodes[pod.node]
-        with AgentClient(node.socket) as client:
-            client.register_endpoint(pod.namespace, pod.name, pod.host_ifname, pod.ip, timeout=30)
+        try:
+            with AgentClient(node.socket) as client:
+                client.register_endpoint(pod.namespace, pod.name, pod.host_ifname, pod.ip,
+                                         timeout=timeout)
+        except AgentUnreachable:
+            pod.pending = (f"the agent of {pod.node} is not running; `membrane lab start "
+                           f"--name {state.name} agent --node {pod.node}` enforces it")
+            return
+        except MembraneError as err:
+            pod.registered = True   # the agent has it, fail-closed, and keeps trying
+            pod.pending = str(err)
+            return
         pod.registered = True
+        pod.pending = ""
+
+    def _resume_pending(self, state: LabState, node: str | None, timeout: float) -> bool:
+        """Registers pending pods (of one node, or all) again; those enforced now get
+        their workloads. False when some are still pending (each named on stderr)."""
+        pending = [p for p in state.pods.values()
+                   if p.pending and p.netns and node in (None, p.node)]
+        if not pending:
+            return True
+        self._parallel([partial(self._register, state, p, timeout) for p in pending])
+        state.save()
+        podlib.start_workloads(state, [(p, podlib.server_command(state, p))
+                                       for p in pending if not p.pending])
+        for pod in pending:
+            if pod.pending:
+                self._error(LabError(f"pod {pod.key} on {pod.node} is still pending: "
+                                     f"{pod.pending}"))
+        return not any(p.pending for p in pending)
+
+    def _settle(self, state: LabState, revision: int, deadline: float) -> bool:
+        """Waits for every running agent to apply revision until deadline; names on
+        stderr each node that did not. True when all did."""
+        behind = agent_procs.wait_revision(state, revision,
+                                           max(1.0, deadline - time.monotonic()))
+        for line in behind:
+            self._error(LabError(line))
+        return not behind
 
     def _remove_pod(self, state: LabState, pod: PodState) -> None:
         if pod.server:
             stop([pod.server])
         if pod.registered and state.agents:
-            with AgentClient(state.nodes[pod.node].socket) as client:
-                client.deregister_endpoint(pod.namespace, pod.name)
+            try:
+                with AgentClient(state.nodes[pod.node].socket) as client:
+                    client.deregister_endpoint(pod.namespace, pod.name)
+            except AgentUnreachable:
+                pass  # a restarted agent drops endpoints whose veth is gone
         if pod.netns:
             with topology.builder(state) as net:
                 topology.remove_pod_link(net, state, pod)
@@ -242,8 +307,10 @@ class Lab:
                     doc.setdefault("metadata", {})["namespace"] = ns
                 docs.append(doc)
         revision = store.apply(docs)
-        self._create_pods(state, [(p, podlib.server_command(state, p)) for p in new_pods])
-        self._restart_workloads(state, changed_pods, pairs)
+        deadline = time.monotonic() + APPLY_WAIT_SECONDS
+        ok &= self._create_pods(state, [(p, podlib.server_command(state, p))
+                                        for p in new_pods], deadline)
+        self._restart_workloads(state, [p for p in changed_pods if not p.pending], pairs)
         # As the controllers do: fewer replicas or a new template leave pods the workload
         # no longer has (a Deployment's new template hash names all its pods anew).
         stale = [p for p in state.pods.values()
@@ -253,8 +320,7 @@ class Lab:
                 self._remove_pod(state, pod)
             revision = store.delete([("Pod", p.namespace, p.name) for p in stale])
         state.save()
-        agent_procs.wait_revision(state, revision)
-        return ok
+        return self._settle(state, revision, deadline) and ok
 
     def _restart_workloads(self, state: LabState, pods: list[PodState],
                            pairs: list[tuple[Doc, StoreObject]]) -> None:
@@ -308,8 +374,7 @@ class Lab:
                 if ("Pod", pod.namespace, pod.name) in keys:
                     self._remove_pod(state, pod)
             revision = store.delete(sorted(keys))
-            agent_procs.wait_revision(state, revision)
-            return ok
+            return self._settle(state, revision, time.monotonic() + APPLY_WAIT_SECONDS) and ok
 
     # -- label -----------------------------------------------------------------------
     def label(self, kind: str, target: str, changes: list[str]) -> None:
@@ -340,7 +405,9 @@ class Lab:
             if kind == "Pod" and not any(doc_key(d) == (kind, ns, name) for d in docs):
                 raise LabError(f"pod {ns}/{name} not found in lab {self.name}")
             revision = store.update(change)
-            agent_procs.wait_revision(state, revision)
+            if not self._settle(state, revision, time.monotonic() + APPLY_WAIT_SECONDS):
+                raise LabError(f"lab {self.name}: the label change is stored (revision "
+                               f"{revision}) but not enforced everywhere yet")
 
     # -- exec ------------------------------------------------------------------------
     def netns_of(self, target: str) -> str:
@@ -359,12 +426,61 @@ class Lab:
                           "socket": node.socket, "bpffs": node.bpffs})
         pods = [{"pod": p.key, "ip": p.ip, "node": p.node, "netns": p.netns,
                  "ports": [f"{port}/{proto}" for port, proto in p.ports],
-                 "hostNetwork": not p.netns}
+                 "hostNetwork": not p.netns,
+                 "status": f"pending: {p.pending}" if p.pending else "running"}
                 for p in sorted(state.pods.values(), key=lambda p: p.key)]
+        etcd = None
+        if agent_procs.etcd_process(state) is not None:
+            etcd = {"url": state.etcd_url,
+                    "running": agent_procs.etcd_running(state)}
         return {"lab": state.name, "root": state.root, "nodes": nodes, "pods": pods,
                 "external": {"netns": state.external_netns, "ip": state.external_ip,
                              "names": list(EXTERNAL_NAMES)},
-                "dns": LabNames.dns_ip(), "agents": state.agents}
+                "dns": LabNames.dns_ip(), "agents": state.agents, "etcd": etcd}
+
+    # -- faults ------------------------------------------------------------------------
+    def stop(self, component: str, node: str | None = None, sig: str = "TERM") -> None:
+        """Stops the lab's etcd, or one node's agent (sig TERM, or KILL as a crash)."""
+        with lab_lock(self.name):
+            state = self.state()
+            if component == "etcd":
+                agent_procs.stop_etcd(state)
+            elif component == "agent":
+                if sig not in ("TERM", "KILL"):
+                    raise LabError(f"--signal {sig}: expected TERM or KILL")
+                agent_procs.stop_agent(state, self._agent_node(state, node),
+                                       signal.Signals[f"SIG{sig}"])
+            else:
+                raise LabError(f"{component!r}: expected one of {', '.join(COMPONENTS)}")
+            state.save()
+
+    def start(self, component: str, node: str | None = None,
+              pending_timeout: float = POD_READY_SECONDS) -> bool:
+        """Starts the lab's etcd, or one node's agent, again; then tries the pending pods
+        (of that node, for an agent). False when some are still pending."""
+        with lab_lock(self.name):
+            state = self.state()
+            if component == "etcd":
+                agent_procs.start_etcd(state)
+                return self._resume_pending(state, None, pending_timeout)
+            if component != "agent":
+                raise LabError(f"{component!r}: expected one of {', '.join(COMPONENTS)}")
+            target = self._agent_node(state, node)
+            if target.agent is not None and is_ours(target.agent):
+                raise LabError(f"the agent of {target.name} is already running")
+            proc = agent_procs.start_agent(state, target)
+            agent_procs.wait_agent(state, target, proc)
+            return self._resume_pending(state, target.name, pending_timeout)
+
+    def _agent_node(self, state: LabState, node: str | None) -> NodeState:
+        if not state.agents:
+            raise LabError(f"lab {self.name} runs no agents (--no-agent)")
+        if not node:
+            raise LabError("which agent? --node NODE")
+        if node not in state.nodes:
+            raise LabError(f"node {node!r} is not a node of lab {self.name} "
+                           f"(nodes: {', '.join(state.nodes)})")
+        return state.nodes[node]
 
     # -- down ------------------------------------------------------------------------
     def down(self) -> bool:

@@ -84,11 +84,13 @@ def is_ours(proc: Process) -> bool:
     return proc.marker in cmdline(proc.pid)
 
 
-def stop(procs: Sequence[Process], grace: float = 10.0) -> None:
-    """SIGTERM each process that still runs what we started, then SIGKILL stragglers."""
+def stop(procs: Sequence[Process], grace: float = 10.0,
+         first: signal.Signals = signal.SIGTERM) -> None:
+    """`first` (SIGTERM; SIGKILL for a crash) to each process that still runs what we
+    started, then SIGKILL to stragglers after grace seconds."""
     live = [p for p in procs if is_ours(p)]
     for p in live:
-        _signal(p.pid, signal.SIGTERM)
+        _signal(p.pid, first)
     deadline = time.monotonic() + grace
     while live and time.monotonic() < deadline:
         _reap(live)

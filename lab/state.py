@@ -59,6 +59,9 @@ class PodState:
     # "Kind/namespace/name" of the workload whose controller made the pod ("" for a bare
     # Pod): re-applying or deleting the workload removes the pods it no longer has.
     owner: str = ""
+    # Why the pod is not running yet ("" once it is): its agent could not enforce it
+    # (as a CNI ADD failing, its workload waits). `lab start` tries pending pods again.
+    pending: str = ""
 
     @property
     def key(self) -> str:

@@ -6,11 +6,18 @@
 
     etcd = etcd_fixture(scope="module")  # in a test module: a pytest fixture
 
-Only loopback addresses are used. Tests skip (not fail) when etcd is not installed.
+    EtcdServer(tls=PKI_DIR)              # https only, client certificates required: the
+                                         # files of deploy/components/etcd/make-certs.sh
+    etcd.enable_auth("membrane", pw, prefix)   # etcd users on, one user for the prefix
+
+Only loopback addresses are used. Health is read on a metrics listener (plain HTTP on
+loopback), which answers whatever the client port requires. Tests skip (not fail) when
+etcd is not installed.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -38,8 +45,11 @@ class EtcdServer:
     """One etcd member on loopback. `stop()` and `start()` keep ports and data: an outage."""
 
     def __init__(self, data_dir: Path | None = None, name: str = "membrane-test",
-                 start_timeout: float = 20.0) -> None:
+                 start_timeout: float = 20.0, tls: Path | None = None,
+                 auth_token_ttl: int | None = None) -> None:
         self.name = name
+        self.tls = tls
+        self.auth_token_ttl = auth_token_ttl
         self.start_timeout = start_timeout
         self._own_dir = data_dir is None
         self.base_dir = Path(tempfile.mkdtemp(prefix="membrane-etcd-")) if data_dir is None \
@@ -47,12 +57,13 @@ class EtcdServer:
         self.data_dir = self.base_dir / "data"
         self.client_port = free_port()
         self.peer_port = free_port()
+        self.metrics_port = free_port()
         self.log_path = self.base_dir / "etcd.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self.client_port}"
+        return f"{'https' if self.tls else 'http'}://{LOOPBACK}:{self.client_port}"
 
     @property
     def running(self) -> bool:
@@ -70,9 +81,19 @@ class EtcdServer:
             "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"{self.name}={peer}",
             "--initial-cluster-state", "new",
-            # No metrics listener and no proxying: nothing but the two loopback ports.
+            # Health (and metrics) on loopback plain HTTP, whatever the client port wants.
+            "--listen-metrics-urls", f"http://{LOOPBACK}:{self.metrics_port}",
             "--log-level", "warn",
+            *self._tls_options(),
+            *([f"--auth-token-ttl={self.auth_token_ttl}"] if self.auth_token_ttl else []),
         ]
+
+    def _tls_options(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return ["--cert-file", str(self.tls / "server.crt"),
+                "--key-file", str(self.tls / "server.key"),
+                "--trusted-ca-file", str(self.tls / "ca.crt"), "--client-cert-auth"]
 
     def start(self) -> "EtcdServer":
         if self.running:
@@ -90,7 +111,8 @@ class EtcdServer:
 
     def health(self) -> bool:
         try:
-            with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as resp:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.metrics_port}/health",
+                                        timeout=1) as resp:
                 return bool(json.loads(resp.read()).get("health") == "true")
         except (OSError, ValueError, urllib.error.URLError):
             return False
@@ -124,6 +146,33 @@ class EtcdServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def enable_auth(self, user: str, password: str, prefix: str) -> None:
+        """Turns etcd's users on (plain-HTTP servers only): root, and `user` allowed
+        to read and write keys under prefix and nothing else."""
+        import requests
+
+        assert self.tls is None, "enable_auth talks plain HTTP"
+
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode()).decode()
+
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        steps: list[tuple[str, dict[str, Any]]] = [
+            ("user/add", {"name": "root", "password": "root-" + password}),
+            ("role/add", {"name": "root"}),
+            ("user/grant", {"user": "root", "role": "root"}),
+            ("role/add", {"name": "membrane-identities"}),
+            ("role/grant", {"name": "membrane-identities",
+                            "perm": {"permType": "READWRITE", "key": b64(prefix),
+                                     "range_end": b64(end)}}),
+            ("user/add", {"name": user, "password": password}),
+            ("user/grant", {"user": user, "role": "membrane-identities"}),
+            ("enable", {}),
+        ]
+        for path, body in steps:
+            resp = requests.post(f"{self.endpoint}/v3/auth/{path}", json=body, timeout=5)
+            resp.raise_for_status()
 
     def restart(self) -> None:
         self.stop()

@@ -1,10 +1,12 @@
 """What every identity Backend (identity/backend.py) must do, as tests any backend runs.
 
 A test module subclasses `BackendContract` (pytest collects the subclass, named Test...)
-and provides two fixtures:
+and provides three fixtures:
 
     pair    two Backends ("a", "b") on one empty store, closed afterwards
     expire  a function that ends a backend's lease in the store, as expiry would
+    plant   a function that writes a claim (label set -> number) straight into the
+            store, as someone with write access to it could
 
 tests/unit/test_identity_backend.py runs it on the in-memory backend,
 tests/k8s/test_etcd_allocator.py on etcd.
@@ -24,6 +26,7 @@ DB = LabelSet.parse(["k8s:io.kubernetes.pod.namespace=shop", "k8s:app=db"])
 
 Pair = tuple[Backend, Backend]
 Expire = Callable[[Backend], None]
+Plant = Callable[[LabelSet, int], None]
 
 
 def stored(backend: Backend, number: int) -> StoredIdentity:
@@ -67,6 +70,16 @@ class BackendContract:
         fresh = b.claim_of(WEB)
         assert fresh is not None and b.acquire(fresh)
         assert b.own_references() == {301}
+
+    def test_acquire_refuses_a_claim_whose_number_means_other_labels(
+            self, pair: Pair, plant: Plant) -> None:
+        a, b = pair
+        assert a.create(300, DB)
+        plant(WEB, 300)                              # "WEB is 300", but 300 is DB
+        claim = b.claim_of(WEB)
+        assert claim is not None and claim.number == 300
+        assert not b.acquire(claim)
+        assert b.own_references() == set()
 
     def test_reacquire_holds_only_while_the_number_means_exactly_those_labels(
             self, pair: Pair) -> None:

@@ -14,9 +14,10 @@ import yaml
 from agent.api.client import DEFAULT_WAIT_SECONDS
 from agent.api.gen import agent_pb2 as pb
 from agent.api.gen import agent_pb2_grpc as pb_grpc
-from agent.api.services import (EndpointService, EndpointView, IdentityView, MapDumps,
-                                PolicyView, StatusProvider)
+from agent.api.services import (EndpointService, EndpointView, IdentityView,
+                                InvalidRegistration, MapDumps, PolicyView, StatusProvider)
 from agent.api.status import AgentStatus, CheckKind
+from agent.k8s.objects import TIER_KINDS, NetworkPolicy
 from agent.k8s.serialize import to_document
 from core.errors import MembraneError
 from core.protocols import Direction, protocol_name
@@ -53,6 +54,8 @@ class AgentServicer(pb_grpc.AgentServicer):
             ep = self.endpoints.register(request.namespace, request.pod, request.ifname,
                                          request.ipv4, request.container_id,
                                          request.timeout_seconds or DEFAULT_WAIT_SECONDS)
+        except InvalidRegistration as err:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         except MembraneError as err:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
         return self._endpoint(ep)
@@ -86,20 +89,40 @@ class AgentServicer(pb_grpc.AgentServicer):
 
     def GetPolicies(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.PolicyList:
         loaded = self.policies.loaded()
-        policies = [pb.PolicyInfo(namespace=p.namespace, name=p.name,
-                                  yaml=yaml.safe_dump(to_document(p), sort_keys=False),
-                                  selected_endpoints=sorted(loaded.selected_endpoints.get(key, ())),
-                                  kind="NetworkPolicy")
-                    for key, p in sorted(loaded.policies.items())]
+        last_good = {r.key: r.last_good for r in loaded.rejected if r.kind == "NetworkPolicy"}
+        warnings: dict[str, list[str]] = {}
+        for warning in loaded.warnings:
+            if warning.kind == "NetworkPolicy":
+                warnings.setdefault(warning.name, []).append(str(warning))
+        policies = []
+        for key, p in sorted(loaded.policies.items()):
+            kept = last_good.get(key)
+            policies.append(pb.PolicyInfo(
+                namespace=p.namespace, name=p.name,
+                yaml=yaml.safe_dump(to_document(p), sort_keys=False),
+                selected_endpoints=sorted(loaded.selected_endpoints.get(key, ())),
+                fail_closed=p.fail_closed, warnings=warnings.get(key, []),
+                last_good_resource_version=(kept.resource_version
+                                            if isinstance(kept, NetworkPolicy) else ""),
+                kind="NetworkPolicy"))
+        tier_warnings: dict[str, list[str]] = {}
+        for warning in loaded.warnings:
+            if warning.kind in TIER_KINDS:
+                tier_warnings.setdefault(f"{warning.kind}/{warning.name}", []).append(
+                    str(warning))
+        # The cluster-wide tiers after, in evaluation order: Admin, then Baseline.
         policies += [pb.PolicyInfo(name=t.name, kind=t.kind, tier=t.tier.value,
                                    priority=t.shown_priority,
                                    yaml=yaml.safe_dump(to_document(t), sort_keys=False),
                                    selected_endpoints=sorted(
-                                       loaded.selected_endpoints.get(key, ())))
+                                       loaded.selected_endpoints.get(key, ())),
+                                   warnings=tier_warnings.get(key, []))
                      for key, t in sorted(loaded.cluster_policies.items(),
                                           key=lambda kv: (kv[1].tier.value, kv[1].order_key))]
         return pb.PolicyList(revision=loaded.revision, policies=policies,
-                             rejected=list(loaded.rejected), notes=list(loaded.notes))
+                             rejected=[str(r) for r in loaded.rejected],
+                             warnings=[str(w) for w in loaded.warnings],
+                             notes=list(loaded.notes))
 
     def Trace(self, request: pb.TraceRequest, context: grpc.ServicerContext) -> pb.TraceReply:
         try:
@@ -108,7 +131,10 @@ class AgentServicer(pb_grpc.AgentServicer):
                                          request.protocol or "TCP")
         except MembraneError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        return pb.TraceReply(allowed=result.allowed, explanation=result.explanation)
+        # What the verdict did not read as written: the client exits non-zero, naming them.
+        skipped = [str(r) for r in self.policies.loaded().rejected]
+        return pb.TraceReply(allowed=result.allowed, explanation=result.explanation,
+                             skipped=skipped)
 
     # -- maps ----------------------------------------------------------------------
     def BpfPolicy(self, request: pb.EndpointRef,
@@ -200,4 +226,6 @@ def status_message(st: AgentStatus) -> pb.StatusReply:
         drops=[pb.Counter(name=drop_reason_name(code), value=count)
                for code, count in sorted(st.drops.items())],
         flows_seen=st.observer.seen_flows, lost=lost,
-        last_regeneration_ms=st.regeneration.last_ms, errors=errors, source=st.source)
+        last_regeneration_ms=st.regeneration.last_ms, errors=errors, source=st.source,
+        rejected=list(st.rejected), object_warnings=list(st.object_warnings),
+        unmanaged=list(st.unmanaged))

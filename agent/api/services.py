@@ -18,8 +18,17 @@ from typing import Mapping, Protocol
 from agent.api.status import AgentStatus
 from agent.datapath.interface import ConntrackEntry, KernelPolicyEntry
 from agent.k8s.objects import NetworkPolicy, TieredPolicy
+from agent.k8s.rejection import Rejection
+from agent.k8s.validation.fields import ValidationWarning
 from agent.policy.trace import TraceResult
+from core.errors import MembraneError
 from identity.allocator import Identity
+
+
+class InvalidRegistration(MembraneError):
+    """A RegisterEndpoint request that can never be an endpoint (a field that is not an
+    IPv4 address, an interface name or a Kubernetes name): the API answers
+    INVALID_ARGUMENT, and nothing is recorded."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,8 @@ class EndpointView:
     ipv4: str
     ifindex: int
     identity: int
-    state: str               # waiting-for-identity | regenerating | ready | not-ready | disconnecting
+    state: str               # waiting-for-identity | regenerating | ready | not-ready |
+                             # disconnecting | unmanaged (a pod without an endpoint; id 0)
     error: str
     ingress_enforced: bool
     egress_enforced: bool
@@ -50,14 +60,15 @@ class EndpointView:
 class EndpointService(Protocol):
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
                  container_id: str, timeout: float) -> EndpointView:
-        """Returns once the endpoint is enforced; raises MembraneError when it cannot be
-        (bad request, no such interface, not ready, or still waiting after timeout)."""
+        """Returns once the endpoint is enforced; raises InvalidRegistration for a request
+        that can never be an endpoint, MembraneError when it cannot be enforced (no such
+        interface, not ready, or still waiting after timeout)."""
 
     def deregister(self, namespace: str, pod: str) -> None:
         """Idempotent, as CNI DEL must be."""
 
     def endpoints(self) -> list[EndpointView]:
-        """Every local endpoint, by id."""
+        """Every local endpoint, by id, then every unmanaged pod of this node."""
 
     def find(self, endpoint_id: int, pod_key: str) -> EndpointView | None:
         """By id when endpoint_id is not 0, else by "namespace/pod"."""
@@ -74,9 +85,11 @@ class IdentityView(Protocol):
 @dataclass(frozen=True)
 class LoadedPolicies:
     revision: int                                  # the source revision they came with
-    policies: Mapping[str, NetworkPolicy]          # "namespace/name" -> policy
-    rejected: tuple[str, ...]                      # objects validation refused, why
+    policies: Mapping[str, NetworkPolicy]          # "namespace/name" -> policy (stand-ins
+                                                   # of rejected ones included, marked)
+    rejected: tuple[Rejection, ...]                # objects validation refused, why
     selected_endpoints: Mapping[str, tuple[int, ...]]   # policy key -> local endpoint ids
+    warnings: tuple[ValidationWarning, ...] = ()   # about accepted objects, any kind
     # "Kind/name" -> ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
     cluster_policies: Mapping[str, TieredPolicy] = field(default_factory=dict)
     notes: tuple[str, ...] = ()     # tier policies sharing a priority: the order used

@@ -3,8 +3,9 @@
 
 Health is a list of named checks, each registered by the part that owns the condition
 (`agent.health.HealthChecks`): liveness checks say the agent's threads run (`/healthz`),
-readiness checks say it enforces what the cluster asks (`/readyz`: the source has synced
-and every endpoint's policy is written at the applied revision).
+readiness checks say it enforces what the cluster asks (`/readyz`: the source has synced,
+every endpoint's policy is written at the applied revision, and no pod of the node runs
+without an endpoint past a grace period).
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ class AgentStatus:
     errors: tuple[str, ...] = ()     # what went wrong lately, oldest first (bounded)
     problems: tuple[str, ...] = ()   # what is wrong now: rejected objects, endpoints not ready
     warnings: tuple[str, ...] = field(default=())   # maps nearly full, shared priorities
+    rejected: tuple[str, ...] = ()   # objects validation refused: reason; what is in force
+    object_warnings: tuple[str, ...] = ()   # validation warnings about accepted objects
+    unmanaged: tuple[str, ...] = ()  # pods of this node running without an endpoint, and
+                                     # what to do about them
 
     @property
     def healthy(self) -> bool:

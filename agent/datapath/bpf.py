@@ -54,8 +54,11 @@ from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 
 log = logging.getLogger(__name__)
 
-PINNED_MAPS = ("ipcache", "cidr", "endpoints", "policy", "conntrack", "drop_metrics",
-               "lost_events", "policy_revision")
+PINNED_MAPS = ("ipcache", "cidr", "endpoints", "policy", "conntrack", "ct_unreplied",
+               "drop_metrics", "lost_events", "policy_revision")
+# Conntrack's two tables (bpf/lib/conntrack.h): confirmed connections, and those not
+# answered yet. GC, dumps, stats and endpoint removal cover both.
+CONNTRACK_MAPS = ("conntrack", "ct_unreplied")
 # Maps whose contents decide verdicts: a write to any of them needs a revision bump.
 VERDICT_MAPS = ("ipcache", "cidr", "endpoints", "policy")
 
@@ -79,7 +82,7 @@ class _VerdictMap(KernelMap):
 
 class BpfDatapath:
     def __init__(self, node: str, pin_dir: str, *, max_conntrack: int = 65536,
-                 max_policy: int = 16384, max_ipcache: int = 16384, max_cidr: int = 4096,
+                 max_conntrack_unreplied: int | None = None, max_policy: int = 16384, max_ipcache: int = 16384, max_cidr: int = 4096,
                  max_endpoints: int = 1024, ring_pages: int = 64,
                  ct_timeouts: dict[str, int] | None = None, netns: str | None = None,
                  features: Features | None = None, ct_accounting: bool = False) -> None:
@@ -87,14 +90,19 @@ class BpfDatapath:
         /sys/fs/bpf/membrane/<lab>/<node>. netns: name of the network namespace holding
         the pods' host-side veths (None: the current one, as when the agent runs inside
         the node's namespace). ct_accounting: per-packet conntrack packet/byte counters
-        (off: `bpf ct list` shows 0; see bpf/lib/conntrack.h)."""
+        (off: `bpf ct list` shows 0; see bpf/lib/conntrack.h). max_conntrack_unreplied:
+        the table of connections not answered yet (default a quarter of
+        max_conntrack, at least 1024)."""
         self.node = node
         self.pin_dir = pin_dir.rstrip("/")
         self.netns = netns
         self.options = CompileOptions(
             pin_dir=self.pin_dir, max_ipcache=max_ipcache, max_cidr=max_cidr,
             max_endpoints=max_endpoints, max_policy=max_policy,
-            max_conntrack=max_conntrack, ring_pages=ring_pages,
+            max_conntrack=max_conntrack,
+            max_conntrack_unreplied=(max_conntrack_unreplied if max_conntrack_unreplied
+                                     else max(1024, max_conntrack // 4)),
+            ring_pages=ring_pages,
             ct_timeouts=dict(ct_timeouts or {}), ct_accounting=ct_accounting)
         self.features = features or probe_features()
         self._bpf: Any = None
@@ -288,10 +296,11 @@ class BpfDatapath:
                 self._writer.remove_endpoint(endpoint_id)
             finally:
                 self._bump_revision()
-            ct = self._maps["conntrack"]
-            for k, _ in ct.items():
-                if k.endpoint_id == endpoint_id:
-                    ct.delete(k)
+            for name in CONNTRACK_MAPS:
+                ct = self._maps[name]
+                for k, _ in ct.items():
+                    if k.endpoint_id == endpoint_id:
+                        ct.delete(k)
             self._slots.pop(endpoint_id, None)
             log.info("endpoint %d removed", endpoint_id)
 
@@ -367,12 +376,13 @@ class BpfDatapath:
     def collect_conntrack_garbage(self) -> int:
         """Deletes entries whose expiry (CLOCK_MONOTONIC, as bpf_ktime_get_ns) passed."""
         self._require()
-        ct = self._maps["conntrack"]
         now = time.monotonic_ns()
         n = 0
-        for k, v in ct.items():
-            if v.expires_ns <= now and ct.delete(k):
-                n += 1
+        for name in CONNTRACK_MAPS:
+            ct = self._maps[name]
+            for k, v in ct.items():
+                if v.expires_ns <= now and ct.delete(k):
+                    n += 1
         if n:
             log.debug("conntrack GC on %s: %d expired entries deleted", self.node, n)
         return n
@@ -381,7 +391,7 @@ class BpfDatapath:
         self._require()
         now = time.monotonic_ns()
         out = []
-        for k, v in self._maps["conntrack"].items():
+        for k, v in (kv for name in CONNTRACK_MAPS for kv in self._maps[name].items()):
             out.append(ConntrackEntry(
                 endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
                 src_ip=layout.be32_to_ip(k.saddr), src_port=k.sport,
@@ -414,7 +424,7 @@ class BpfDatapath:
     def stats(self) -> DatapathStats:
         self._require()
         st = DatapathStats()
-        for name in ("endpoints", "ipcache", "cidr", "policy", "conntrack"):
+        for name in ("endpoints", "ipcache", "cidr", "policy", *CONNTRACK_MAPS):
             m = self._maps[name]
             st.maps.append(MapUsage(name=name, entries=len(m), max_entries=m.max_entries))
         drops = self._bpf[b"drop_metrics"]

@@ -74,7 +74,8 @@ def probe_features(release: str | None = None) -> Features:
 
 
 # ct_timeouts key -> the CT_TIMEOUT_<NAME> macro of bpf/lib/conntrack.h it overrides.
-CT_TIMEOUT_NAMES = {"TCP_SYN": "SYN", "TCP_ESTABLISHED": "ESTABLISHED",
+CT_TIMEOUT_NAMES = {"TCP_SYN": "SYN", "TCP_MIDSTREAM": "MIDSTREAM",
+                    "TCP_ESTABLISHED": "ESTABLISHED",
                     "TCP_FIN_WAIT": "FIN_WAIT", "TCP_CLOSE": "CLOSE", "UDP": "UDP",
                     "SCTP": "SCTP", "ICMP": "ICMP"}
 
@@ -91,6 +92,7 @@ class CompileOptions:
     max_endpoints: int = 1024
     max_policy: int = 16384
     max_conntrack: int = 65536
+    max_conntrack_unreplied: int = 16384  # connections not answered yet (conntrack.h)
     ring_pages: int = 64                  # power of two
     ct_timeouts: dict[str, int] = field(default_factory=dict)   # e.g. {"TCP_SYN": 5}
     # Per-packet conntrack packet/byte counters (bpf/lib/conntrack.h): two atomic adds
@@ -111,6 +113,7 @@ class CompileOptions:
             f"-DMEMBRANE_ENDPOINTS_MAX={self.max_endpoints}",
             f"-DMEMBRANE_POLICY_MAX={self.max_policy}",
             f"-DMEMBRANE_CT_MAX={self.max_conntrack}",
+            f"-DMEMBRANE_CT_UNREPLIED_MAX={self.max_conntrack_unreplied}",
             f"-DMEMBRANE_RING_PAGES={self.ring_pages}",
         ]
         for key, seconds in sorted(self.ct_timeouts.items()):

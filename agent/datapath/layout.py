@@ -40,7 +40,7 @@ POLICY_PREFIX_FULL = 80
 
 # CT_STATE_* value -> the name `membrane bpf ct list` shows.
 CT_STATE_NAMES = {1: "syn-sent", 2: "established", 3: "fin-wait", 4: "closing",
-                  5: "udp", 6: "icmp", 7: "sctp"}
+                  5: "udp", 6: "icmp", 7: "sctp", 8: "midstream"}
 
 
 class ipcache_key(ctypes.Structure):
@@ -127,6 +127,7 @@ MAPS: dict[str, tuple[type[ctypes.Structure] | None, type[ctypes.Structure] | No
     "endpoints": (None, endpoint_info),
     "policy": (policy_key, policy_entry),
     "conntrack": (ct_key, ct_entry),
+    "ct_unreplied": (ct_key, ct_entry),
     "policy_revision": (None, policy_revision),
     "drop_metrics": (None, metrics_value),
 }

@@ -1,7 +1,8 @@
 """Manifests -> cluster objects, as `kubectl apply -f` reads them.
 
     read_documents(paths)                 files and directories (recursive), multi-document
-                                          YAML, JSON, `List` kinds
+                                          YAML (aliases within the API server's limit:
+                                          agent.k8s.yaml_limits), JSON, `List` kinds
                                           -> [(document, "file.yaml#2")], errors
     parse_document(doc, source, w)        one document -> validated objects (workloads ->
                                           pods)
@@ -9,7 +10,9 @@
     load_paths(paths, w)                  both steps
 
 One bad file or document is reported (LoadError, InvalidObject) and skipped; the others
-keep applying, as they would against an API server. Objects the API server would accept
+keep applying, as they would against an API server. A rejected NetworkPolicy document
+leaves its fail-closed stand-in among the objects (`stand_in_for`, agent.k8s.rejection):
+whoever enforces or evaluates the objects isolates the pods it covers. Objects the API server would accept
 are never rejected; what Membrane still has to say about one is a ValidationWarning
 (agent.k8s.validation), appended to the `warnings` list the caller passes to each
 function here, or logged when it passes none.
@@ -51,14 +54,16 @@ from agent.k8s.validation.adminnetworkpolicy import (admin_network_policy_from_d
 from agent.k8s.validation.clusternetworkpolicy import cluster_network_policy_from_document
 from agent.k8s.validation.namespace import namespace_from_document
 from agent.k8s.validation.networkpolicy import API_VERSION as NETWORK_POLICY_API_VERSION
-from agent.k8s.validation.networkpolicy import network_policy_from_document
+from agent.k8s.validation.networkpolicy import fail_closed_stand_in, network_policy_from_document
 from agent.k8s.validation.node import node_from_document
 from agent.k8s.validation.pod import pod_from_document
 from agent.k8s.validation.service import service_from_document
 from agent.k8s.validation.workload import workload_from_document
-from agent.k8s.validation.fields import Field, ObjectRef, ValidationWarning, describe_type, quoted
+from agent.k8s.validation.fields import (Field, ObjectRef, ValidationWarning, describe_type,
+                                         printable, quoted)
 from agent.k8s.validation.meta import display_name, object_ref
 from agent.k8s.workloads import expand
+from agent.k8s.yaml_limits import aliasing_problem
 from agent.k8s.workloads import API_VERSIONS as WORKLOAD_API_VERSIONS
 
 log = logging.getLogger(__name__)
@@ -148,9 +153,10 @@ def manifest_files(path: Path, errors: list[MembraneError]) -> list[Path]:
 def read_file(file: Path) -> tuple[list[tuple[Any, str]], LoadError | None]:
     """The documents of one file and, if it breaks off, the error. Documents before a
     syntax error are kept, as kubectl applies them before failing."""
-    name = "<stdin>" if str(file) == STDIN_PATH else str(file)
+    stdin = str(file) == STDIN_PATH
+    name = "<stdin>" if stdin else printable(str(file))   # a file name is one line too
     try:
-        text = sys.stdin.read() if name == "<stdin>" else file.read_text(encoding="utf-8-sig")
+        text = sys.stdin.read() if stdin else file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         return [], LoadError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start})")
     except OSError as error:
@@ -205,6 +211,10 @@ def yaml_documents(text: str, name: str) -> tuple[list[tuple[Any, str]], LoadErr
         while loader.check_node():
             node = loader.get_node()
             index += 1
+            problem = aliasing_problem(node) if node is not None else None
+            if problem is not None:
+                # Before constructing: the expanded tree is what must never be built.
+                return documents, LoadError(f"{name}#{index}: invalid YAML: {problem}")
             value = loader.construct_document(node)
             if value is not None:  # empty documents are skipped, as kubectl does
                 documents.append((value, f"{name}#{index}"))
@@ -410,6 +420,9 @@ def objects_from_sourced_documents(docs: Iterable[tuple[Any, str]],
                 parsed = parse_object(item, item_source, sink)
             except InvalidObject as invalid:
                 errors.append(invalid)
+                stand_in = stand_in_for(item, item_source, invalid)
+                if stand_in is not None:
+                    add_object(objects, stand_in)
                 continue
             if isinstance(parsed, Deployment):
                 workloads.append(parsed)
@@ -423,6 +436,14 @@ def objects_from_sourced_documents(docs: Iterable[tuple[Any, str]],
     if warnings is None:
         log_warnings(sink)
     return LoadResult(objects, errors)
+
+
+def stand_in_for(doc: Document, source: str, error: MembraneError) -> ClusterObject | None:
+    """What is enforced in place of a document rejected with `error`: a NetworkPolicy's
+    fail-closed stand-in (agent.k8s.rejection), nothing for other kinds."""
+    if not isinstance(doc, dict) or doc.get("kind") != "NetworkPolicy":
+        return None
+    return fail_closed_stand_in(doc, source, str(error))
 
 
 def add_object(objects: ClusterObjects, obj: ClusterObject) -> None:

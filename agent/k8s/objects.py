@@ -200,6 +200,10 @@ class NetworkPolicy:
     ingress: tuple[PolicyRule, ...] = ()
     egress: tuple[PolicyRule, ...] = ()
     resource_version: str = ""
+    # Non-empty: this is the fail-closed stand-in for a document that could not be
+    # accepted, and says why. It selects what that document covered, in its directions,
+    # and allows nothing (agent.k8s.validation.networkpolicy.fail_closed_stand_in).
+    fail_closed: str = ""
 
     @property
     def key(self) -> str:

@@ -7,23 +7,31 @@
     <dir>/lock           flock'd by writers for read-modify-write
 
 Writes are atomic (temporary file + rename), so a reader never sees half a state.
-Documents are re-validated by the agent: the same path as objects from a cluster.
+Documents are re-validated by the agent: the same path as objects from a cluster. A
+document that fails (edited by hand, say) is rejected alone, with its stand-in if it is
+a NetworkPolicy; its warnings and rejection reach the store beside the objects, and
+each is logged once, when it first appears.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+
 from agent.k8s.loader import CLUSTER_SCOPED_KINDS, objects_from_documents
 from agent.k8s.objects import ClusterObjects
+from agent.k8s.validation.fields import ValidationWarning
 from core.errors import MembraneError
 from agent.store import Store
+
+log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
 
@@ -99,13 +107,16 @@ class LabDirSource:
         self.name = f"lab:{self.dir.path}"
         self.poll_interval = poll_interval
 
-    def load(self) -> tuple[int, ClusterObjects, list[MembraneError]]:
+    def load(self) -> tuple[int, ClusterObjects, list[MembraneError], list[ValidationWarning]]:
         revision, docs = self.dir.read()
-        objects, errors = objects_from_documents(docs, source=str(self.dir.file))
-        return revision, objects, errors
+        warnings: list[ValidationWarning] = []
+        objects, errors = objects_from_documents(docs, source=str(self.dir.file),
+                                                 warnings=warnings)
+        return revision, objects, errors, warnings
 
     def run(self, store: Store, stop: threading.Event) -> None:
         seen_mtime = -1
+        logged: set[str] = set()
         while not stop.is_set():
             try:
                 mtime = self.dir.file.stat().st_mtime_ns
@@ -113,6 +124,18 @@ class LabDirSource:
                 mtime = 0
             if mtime != seen_mtime:
                 seen_mtime = mtime
-                revision, objects, errors = self.load()
-                store.replace_all(objects, errors, synced=True, source_revision=revision)
+                revision, objects, errors, warnings = self.load()
+                logged = _log_new(errors, warnings, logged)
+                store.replace_all(objects, errors, synced=True, source_revision=revision,
+                                  warnings=warnings)
             stop.wait(self.poll_interval)
+
+
+def _log_new(errors: list[MembraneError], warnings: list[ValidationWarning],
+             logged: set[str]) -> set[str]:
+    """Logs what was not there at the last read (the whole store is re-read on every
+    change); returns what is there now."""
+    now = {f"rejected {e}" for e in errors} | {f"warning: {w}" for w in warnings}
+    for message in sorted(now - logged):
+        log.warning("lab store: %s", message)
+    return now

@@ -44,6 +44,10 @@
 #ifndef MEMBRANE_CT_MAX
 #define MEMBRANE_CT_MAX 65536
 #endif
+/* Connections not answered yet (conntrack.h: ct_unreplied). */
+#ifndef MEMBRANE_CT_UNREPLIED_MAX
+#define MEMBRANE_CT_UNREPLIED_MAX 16384
+#endif
 /* Ring buffer size in pages (power of two). Tests shrink it to flood it. */
 #ifndef MEMBRANE_RING_PAGES
 #define MEMBRANE_RING_PAGES 64

@@ -1,23 +1,54 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Connection tracking: which flows a local endpoint is part of, and in which state.
  *
- * conntrack: BPF_MAP_TYPE_LRU_HASH, key struct ct_key -> struct ct_entry. Written by
- *   the datapath (entries are created by the first allowed packet of a connection, in
- *   either direction, enforced or not, so replies pass when enforcement starts later);
- *   the agent deletes expired entries (collect_conntrack_garbage) and reads it for
- *   `bpf ct list`. Size MEMBRANE_CT_MAX. LRU: when full, the least recently used entry
- *   is evicted rather than the insert failing, so a full table can cut an idle old
- *   connection but never opens anything; the agent reports the fill level.
+ * Two tables, same key and value, both BPF_MAP_TYPE_LRU_HASH:
+ *
+ * conntrack: struct ct_key -> struct ct_entry, size MEMBRANE_CT_MAX. Confirmed
+ *   connections: both sides have spoken (the rule below).
+ * ct_unreplied: struct ct_key -> struct ct_entry, size MEMBRANE_CT_UNREPLIED_MAX.
+ *   Connections not confirmed yet: a SYN sent, a mid-stream TCP packet, a first UDP
+ *   datagram or echo request. Every new entry is created here.
+ *
+ * Written by the datapath (entries are created by the first allowed packet of a
+ * connection, in either direction, enforced or not, so replies pass when enforcement
+ * starts later); the agent deletes expired entries of both (collect_conntrack_garbage)
+ * and reads both for `bpf ct list`. LRU: when full, the least recently used entry is
+ * evicted rather than the insert failing, so a full table can cut an idle old
+ * connection but never opens anything; the agent reports the fill levels.
+ *
+ * Why two tables: LRU evicts by recency, not by worth. In one node-wide table a pod
+ * sending packets nobody answers (a flood of bare ACKs or SYNs to random ports, each
+ * its own flow) evicts other pods' idle established connections, whose next packet
+ * in the reply direction then looks new and is dropped. Unanswered flows churn only
+ * ct_unreplied; an entry moves to conntrack only once confirmed:
+ *   - TCP: by the originator's first packet after the peer answered without RST (the
+ *     handshake's final ACK, or the second packet of a mid-stream pickup). A raw-socket
+ *     flooder's own kernel answers a SYN-ACK with RST, which closes the entry first;
+ *   - UDP, SCTP, ICMP echo: by the first reply.
+ * What this does not stop: a pod that completes real handshakes (or gets UDP answers)
+ * at a high rate still fills conntrack; that needs per-endpoint quotas.
  *
  * One entry per (endpoint, direction of the first packet, 5-tuple of the first
  * packet). A later packet is:
- *   - forward  (same tuple, same direction): allowed without a policy lookup only while
- *     the entry's policy_rev equals the current policy revision (revision.h); otherwise
- *     it is checked against policy again (identities, policy) and, if allowed,
- *     re-stamped. Every agent write that can change a verdict bumps the revision, so
- *     a revoked allow still cuts an established connection at its next packet;
- *   - reply    (swapped tuple, opposite direction): passes without a policy check;
- *   - related  (an ICMP error whose embedded packet belongs to a tracked flow): passes.
+ *   - forward  (same tuple, same direction);
+ *   - reply    (swapped tuple, opposite direction);
+ *   - related  (an ICMP error whose embedded packet belongs to a tracked flow).
+ * The entry's policy_rev caches the connection's verdict: the revision (revision.h)
+ * under which its forward direction was last allowed. Every agent write that can
+ * change a verdict bumps the revision. Rules every caller (IPv4 here, and any other
+ * family's tracking) keeps:
+ *   1. A forward or reply packet passes on the entry alone only while policy_rev is
+ *      the current revision (and not 0).
+ *   2. Otherwise it is decided again, as the connection's FORWARD packet: direction
+ *      the entry's (a reply's opposite), the peer the remote address, the port the
+ *      forward destination port (ct_verdict_port). Allowed: re-stamp and pass. Denied:
+ *      drop, leaving the entry untouched (not refreshed, not re-stamped), so a revoked
+ *      connection gets no packet through in either direction and its entry expires.
+ *   3. A related ICMP error passes only while its flow's stamp is current; otherwise it
+ *      is decided by policy as the untracked ICMP packet it is.
+ *   4. A TCP entry opened by anything but a SYN (or RST) is CT_STATE_MIDSTREAM, with a
+ *      lifetime of seconds (CT_TIMEOUT_MIDSTREAM) until the peer answers.
+ *   5. New entries go into ct_unreplied; ct_packet() moves them on confirmation.
  * An entry whose expiry has passed counts as absent even before GC deletes it.
  *
  * Per-packet writes: none in the steady state. An established packet writes its entry
@@ -27,7 +58,8 @@
  * eighth of the timeout when that is shorter (so expiry is refreshed about once a
  * second per busy entry, and an idle flow expires up to that much early).
  * Both CPUs of a flow (data one way, ACKs the other) then share the entry's cache line
- * read-only instead of bouncing it on every packet.
+ * read-only instead of bouncing it on every packet. A confirmed connection costs what
+ * it did with one table: its packets find it in conntrack, looked up first.
  *
  * packets/bytes are counted only when compiled with MEMBRANE_CT_ACCOUNTING
  * (CompileOptions.ct_accounting): two atomic adds per packet on a shared line, the
@@ -53,6 +85,9 @@
 
 #ifndef CT_TIMEOUT_SYN
 #define CT_TIMEOUT_SYN 60          /* SYN sent, no reply yet */
+#endif
+#ifndef CT_TIMEOUT_MIDSTREAM
+#define CT_TIMEOUT_MIDSTREAM 10    /* opened without a SYN, no reply yet */
 #endif
 #ifndef CT_TIMEOUT_ESTABLISHED
 #define CT_TIMEOUT_ESTABLISHED 21600 /* 6 h, like Cilium's TCP lifetime */
@@ -89,6 +124,7 @@
 #define CT_STATE_UDP 5
 #define CT_STATE_ICMP 6
 #define CT_STATE_SCTP 7
+#define CT_STATE_MIDSTREAM 8
 
 /* ct_entry.flags */
 #define CT_F_SEEN_REPLY 0x01
@@ -129,6 +165,8 @@ struct ct_entry {
 
 BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_entry, conntrack, MEMBRANE_CT_MAX,
 		 MEMBRANE_PIN_DIR "/conntrack");
+BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_entry, ct_unreplied,
+		 MEMBRANE_CT_UNREPLIED_MAX, MEMBRANE_PIN_DIR "/ct_unreplied");
 
 static __always_inline int ct_tracked(const struct flow4 *f)
 {
@@ -152,6 +190,8 @@ static __always_inline __u64 ct_timeout_ns(__u8 state)
 
 	if (state == CT_STATE_SYN_SENT)
 		s = CT_TIMEOUT_SYN;
+	else if (state == CT_STATE_MIDSTREAM)
+		s = CT_TIMEOUT_MIDSTREAM;
 	else if (state == CT_STATE_ESTABLISHED)
 		s = CT_TIMEOUT_ESTABLISHED;
 	else if (state == CT_STATE_FIN_WAIT)
@@ -165,6 +205,7 @@ static __always_inline __u64 ct_timeout_ns(__u8 state)
 	return s * CT_NSEC_PER_SEC;
 }
 
+/* bcc rewrites map calls only on a map's own name, so each table has its getter. */
 static __always_inline struct ct_entry *ct_get(struct ct_key *key, __u64 now)
 {
 	struct ct_entry *e = conntrack.lookup(key);
@@ -174,7 +215,15 @@ static __always_inline struct ct_entry *ct_get(struct ct_key *key, __u64 now)
 	return NULL;
 }
 
-/* Forward, reply or new. *entry is set on forward and reply. */
+static __always_inline struct ct_entry *ct_get_unreplied(struct ct_key *key, __u64 now)
+{
+	struct ct_entry *e = ct_unreplied.lookup(key);
+
+	if (e && e->expires_ns > now)
+		return e;
+	return NULL;
+}
+
 /* The key of a flow as its first packet at this endpoint made it (the forward tuple). */
 static __always_inline struct ct_key ct_key_of(__u16 endpoint_id, __u8 dir,
 					       const struct flow4 *f)
@@ -191,43 +240,79 @@ static __always_inline struct ct_key ct_key_of(__u16 endpoint_id, __u8 dir,
 	return key;
 }
 
-static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
-				     __u64 now, struct ct_entry **entry)
+/* The key of the flow a packet belongs to: its own tuple for a forward packet, the
+ * swapped one (and the other direction) for a reply. */
+static __always_inline struct ct_key ct_flow_key(__u16 endpoint_id, __u8 dir,
+						 const struct flow4 *f, int is_reply)
 {
 	struct ct_key key = ct_key_of(endpoint_id, dir, f);
 
+	if (is_reply) {
+		key.saddr = f->daddr;
+		key.daddr = f->saddr;
+		key.sport = f->dport;
+		key.dport = f->sport;
+		key.direction = !dir;
+	}
+	return key;
+}
+
+/* Forward, reply or new; *entry is set on forward and reply, *unreplied says which
+ * table holds it. Confirmed connections are looked up first, forward then reply, so
+ * they cost two lookups at most, as with one table. */
+static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
+				     __u64 now, struct ct_entry **entry, __u8 *unreplied)
+{
+	struct ct_key key = ct_flow_key(endpoint_id, dir, f, 0);
+	struct ct_key rkey = ct_flow_key(endpoint_id, dir, f, 1);
+
+	*unreplied = 0;
 	*entry = ct_get(&key, now);
 	if (*entry)
 		return CT_ESTABLISHED;
-
-	key.saddr = f->daddr;
-	key.daddr = f->saddr;
-	key.sport = f->dport;
-	key.dport = f->sport;
-	key.direction = !dir;
-	*entry = ct_get(&key, now);
+	*entry = ct_get(&rkey, now);
+	if (*entry)
+		return CT_REPLY;
+	*unreplied = 1;
+	*entry = ct_get_unreplied(&key, now);
+	if (*entry)
+		return CT_ESTABLISHED;
+	*entry = ct_get_unreplied(&rkey, now);
 	if (*entry)
 		return CT_REPLY;
 	return CT_NEW;
 }
 
-/* Is the packet embedded in an ICMP error (its tuple in *inner) part of a flow this
- * endpoint tracks? Either it was a forward packet of a flow first seen in the other
- * direction (our pod's packet bounced back to it), or a reply of a flow first seen in
- * this direction (our pod's reply bounced). */
-static __always_inline int ct_related(__u16 endpoint_id, __u8 dir, const struct flow4 *inner,
-				      __u64 now)
+/* The port a packet's connection is decided on (rule 2): the forward packet's
+ * destination port, i.e. a reply's source port; 0 for ICMP, as policy_port. */
+static __always_inline __u16 ct_verdict_port(const struct flow4 *f, int is_reply)
 {
-	struct ct_key key = ct_key_of(endpoint_id, !dir, inner);
+	if (is_reply && f->protocol != IPPROTO_ICMP)
+		return f->sport;
+	return f->policy_port;
+}
 
-	if (ct_get(&key, now))
-		return 1;
-	key.saddr = inner->daddr;
-	key.daddr = inner->saddr;
-	key.sport = inner->dport;
-	key.dport = inner->sport;
-	key.direction = dir;
-	return ct_get(&key, now) != NULL;
+/* Is the packet embedded in an ICMP error (its tuple in *inner) part of a flow this
+ * endpoint tracks, with a verdict current under rev (rule 3)? Either it was a forward
+ * packet of a flow first seen in the other direction (our pod's packet bounced back to
+ * it), or a reply of a flow first seen in this direction (our pod's reply bounced). */
+static __always_inline int ct_related(__u16 endpoint_id, __u8 dir, const struct flow4 *inner,
+				      __u64 now, __u32 rev)
+{
+	struct ct_key key = ct_flow_key(endpoint_id, !dir, inner, 0);
+	struct ct_key rkey = ct_flow_key(endpoint_id, !dir, inner, 1);
+	struct ct_entry *e;
+
+	if (!rev)
+		return 0;
+	e = ct_get(&key, now);
+	if (!e)
+		e = ct_get(&rkey, now);
+	if (!e)
+		e = ct_get_unreplied(&key, now);
+	if (!e)
+		e = ct_get_unreplied(&rkey, now);
+	return e && e->policy_rev == rev;
 }
 
 /* TCP state after this packet, computed on copies: the caller writes the entry only if
@@ -255,7 +340,7 @@ static __always_inline void ct_tcp_next(__u8 *state, __u8 *tx_flags, __u8 *rx_fl
 	else if (tcp_flags & TCP_FLAG_FIN) {
 		if (*state != CT_STATE_CLOSING)
 			*state = CT_STATE_FIN_WAIT;
-	} else if (is_reply && *state == CT_STATE_SYN_SENT)
+	} else if (is_reply && (*state == CT_STATE_SYN_SENT || *state == CT_STATE_MIDSTREAM))
 		*state = CT_STATE_ESTABLISHED;
 }
 
@@ -302,9 +387,39 @@ static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f
 		e->policy_rev = stamp;
 }
 
-/* Creates the entry for a new allowed flow, stamped with the policy revision its
- * verdict was evaluated under. Returns 0 or a negative errno; the caller drops the
- * packet on error (DROP_CT_MAP_INSERTION), never forwards it untracked. */
+/* Is the connection of an entry in ct_unreplied confirmed by this packet (already
+ * accounted on it)? See "Why two tables" at the top of this file. */
+static __always_inline int ct_confirmed(const struct ct_entry *e, const struct flow4 *f,
+					int is_reply)
+{
+	if (f->protocol == IPPROTO_TCP)
+		return !is_reply && e->state == CT_STATE_ESTABLISHED;
+	return is_reply;
+}
+
+/* Accounts a forward or reply packet on its entry (ct_refresh) and, when the entry
+ * is in ct_unreplied and this packet confirms its connection, moves it to conntrack.
+ * The caller must not touch e afterwards: the ct_unreplied copy is deleted. If the
+ * insert fails the entry stays where it was; the next packet tries again. */
+static __always_inline void ct_packet(struct ct_entry *e, __u8 unreplied, __u16 endpoint_id,
+				      __u8 dir, const struct flow4 *f, int is_reply, __u32 len,
+				      __u64 now, __u32 stamp)
+{
+	struct ct_key key;
+
+	ct_refresh(e, f, is_reply, len, now, stamp);
+	if (!unreplied || !ct_confirmed(e, f, is_reply))
+		return;
+	key = ct_flow_key(endpoint_id, dir, f, is_reply);
+	/* e points into ct_unreplied; a map value is a valid value argument for another
+	 * map of the same value size. */
+	if (conntrack.update(&key, e) == 0)
+		ct_unreplied.delete(&key);
+}
+
+/* Creates the entry for a new allowed flow in ct_unreplied, stamped with the policy
+ * revision its verdict was evaluated under. Returns 0 or a negative errno; the caller
+ * drops the packet on error (DROP_CT_MAP_INSERTION), never forwards it untracked. */
 static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
 				     __u32 len, __u64 now, __u32 stamp)
 {
@@ -324,9 +439,10 @@ static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct f
 		else if ((f->tcp_flags & TCP_FLAG_SYN) && !(f->tcp_flags & TCP_FLAG_ACK))
 			e.state = CT_STATE_SYN_SENT;
 		else
-			/* Mid-stream pickup (e.g. conntrack lost): allowed by policy, so
-			 * trust it as established. */
-			e.state = CT_STATE_ESTABLISHED;
+			/* Mid-stream (conntrack lost, a connection older than the program,
+			 * or a forged ACK): allowed by policy, but it lives seconds until
+			 * the peer answers (rule 4). */
+			e.state = CT_STATE_MIDSTREAM;
 		break;
 	case IPPROTO_UDP:
 		e.state = CT_STATE_UDP;
@@ -339,7 +455,7 @@ static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct f
 	}
 	e.expires_ns = now + ct_timeout_ns(e.state);
 	/* BPF_ANY: an expired entry with the same key may still be there. */
-	return conntrack.update(&key, &e);
+	return ct_unreplied.update(&key, &e);
 }
 
 #endif /* MEMBRANE_CONNTRACK_H */

@@ -83,9 +83,10 @@ class Env:
         return out
 
     def flush_conntrack(self) -> None:
-        ct = self.dp._maps["conntrack"]  # type: ignore[attr-defined]
-        for k, _ in ct.items():
-            ct.delete(k)
+        for name in ("conntrack", "ct_unreplied"):
+            ct = self.dp._maps[name]  # type: ignore[attr-defined]
+            for k, _ in ct.items():
+                ct.delete(k)
 
 
 def cluster_maps(topo: Topology, extra_cidrs: dict[str, int] | None = None) -> ClusterMaps:

@@ -13,6 +13,12 @@ Stdlib only. Prints one result word per probe so tests can assert on it:
   udp6 IP PORT                 one IPv6 datagram (fire and forget)
   spoof SRC DST PORT           one UDP datagram with a forged source (IP_HDRINCL)
   udpflood IP PORT N           N datagrams as fast as possible
+  push PORT                    accept TCP connections; per line read on stdin send one
+                               line to each (the server speaks first: a packet in the
+                               reply direction of the client's connection), print "sent"
+  pull IP PORT                 connect, print "connected", then "got" per line received
+  tcpraw SRC DST DPORT FLAGS N N raw TCP segments (IP_HDRINCL, flags as a number, e.g.
+                               16 = a bare ACK) from SRC ports 20000.. (one per segment)
 """
 
 from __future__ import annotations
@@ -225,6 +231,68 @@ def udpflood(ip: str, port: int, n: int) -> str:
     return "sent"
 
 
+def push(port: int) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(8)
+    clients: list[socket.socket] = []
+    lock = threading.Lock()
+
+    def accept() -> None:
+        while True:
+            c, _ = s.accept()
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with lock:
+                clients.append(c)
+
+    threading.Thread(target=accept, daemon=True).start()
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        with lock:
+            for c in clients:
+                try:
+                    c.send(b"p\n")
+                except OSError:
+                    pass
+        print("sent", flush=True)
+
+
+def pull(ip: str, port: int) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    s.connect((ip, port))
+    s.settimeout(None)
+    print("connected", flush=True)
+    buffered = b""
+    while True:
+        data = s.recv(4096)
+        if not data:
+            print("closed", flush=True)
+            return
+        buffered += data
+        while b"\n" in buffered:
+            _, buffered = buffered.split(b"\n", 1)
+            print("got", flush=True)
+
+
+def tcpraw(src: str, dst: str, dport: int, flags: int, n: int) -> str:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    saddr, daddr = socket.inet_aton(src), socket.inet_aton(dst)
+    for i in range(n):
+        sport = 20000 + i % 40000
+        hdr = struct.pack("!HHIIBBHHH", sport, dport, 1000 + i, 1, 5 << 4, flags, 65535, 0, 0)
+        pseudo = saddr + daddr + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(hdr))
+        hdr = hdr[:16] + struct.pack("!H", _csum(pseudo + hdr)) + hdr[18:]
+        ip_hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(hdr), i & 0xFFFF, 0, 64,
+                             socket.IPPROTO_TCP, 0, saddr, daddr)
+        try:
+            s.sendto(ip_hdr + hdr, (dst, 0))
+        except OSError:
+            pass
+    return "sent"
+
+
 def main(argv: list[str]) -> None:
     cmd = argv[0]
     if cmd == "serve":
@@ -245,6 +313,12 @@ def main(argv: list[str]) -> None:
         print(spoof(argv[1], argv[2], int(argv[3])))
     elif cmd == "udpflood":
         print(udpflood(argv[1], int(argv[2]), int(argv[3])))
+    elif cmd == "push":
+        push(int(argv[1]))
+    elif cmd == "pull":
+        pull(argv[1], int(argv[2]))
+    elif cmd == "tcpraw":
+        print(tcpraw(argv[1], argv[2], int(argv[3]), int(argv[4]), int(argv[5])))
     else:
         raise SystemExit(f"unknown command {cmd}")
 

@@ -210,7 +210,8 @@ class Harness:
         maps = self.dp._maps
         ours = range(FIRST_ENDPOINT_ID, FIRST_ENDPOINT_ID + 64)
         assert not [k for k, _ in maps["policy"].items() if k.endpoint_id in ours]
-        assert not [k for k, _ in maps["conntrack"].items() if k.endpoint_id in ours]
+        for ct in ("conntrack", "ct_unreplied"):
+            assert not [k for k, _ in maps[ct].items() if k.endpoint_id in ours]
         assert not [v for _, v in maps["endpoints"].items() if v.endpoint_id in ours]
         assert self.dp.dump_ipcache() == (dict(self.baseline.ipcache),
                                           dict(self.baseline.cidrs))

@@ -18,7 +18,8 @@ from identity.crd import CrdAllocator, CrdBackend
 from identity.crd_objects import (claim_name, claim_object, identity_object, lease_name,
                                   micro_time)
 from identity.labels import Label, LabelSet
-from tests.identity_backend_contract import DB, WEB, BackendContract, Expire, Pair, stored
+from tests.identity_backend_contract import (DB, WEB, BackendContract, Expire, Pair, Plant,
+                                             stored)
 
 LEASE = 5   # seconds
 
@@ -61,6 +62,15 @@ class TestCrdBackend(BackendContract):
         def end_lease(backend: Backend) -> None:
             expire_lease(server, backend.node)
         return end_lease
+
+    @pytest.fixture
+    def plant(self, server: FakeApiServer) -> Plant:
+        def write(labels: LabelSet, number: int) -> None:
+            # The strongest forgery: owned by the real identity's uid.
+            (owner,) = [doc["metadata"]["uid"] for doc in server.objects("MembraneIdentity")
+                        if doc["metadata"]["name"] == str(number)]
+            server.apply(claim_object(labels, number, owner))
+        return write
 
 
 # -- one label set, one object -------------------------------------------------------------

@@ -7,6 +7,7 @@ TTLs and grace periods are short so the whole file runs in well under a minute.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -25,7 +26,7 @@ from identity.backend import Backend
 from identity.etcd import EtcdAllocator, EtcdBackend
 from identity.labels import LabelSet
 from tests.etcd_server import EtcdServer, etcd_fixture
-from tests.identity_backend_contract import BackendContract, Expire, Pair
+from tests.identity_backend_contract import BackendContract, Expire, Pair, Plant
 
 REPO = Path(__file__).resolve().parents[2]   # the children import the tree from here
 
@@ -77,6 +78,17 @@ class TestEtcdBackend(BackendContract):
             assert isinstance(backend, EtcdBackend) and backend.lease_id is not None
             raw.post(raw.get_url("/kv/lease/revoke"), json={"ID": backend.lease_id})
         return revoke
+
+    @pytest.fixture
+    def plant(self, raw: etcd3gw.Etcd3Client, prefix: str) -> Plant:
+        def write(labels: LabelSet, number: int) -> None:
+            raw.put(claim_key(prefix, labels), str(number))
+        return write
+
+
+def claim_key(prefix: str, labels: LabelSet) -> str:
+    """Where a label set's claim lives (identity/etcd.py: labels/<sha256 of its key>)."""
+    return f"{prefix}/labels/{hashlib.sha256(labels.key().encode()).hexdigest()}"
 
 
 def labels(*texts: str) -> LabelSet:
@@ -170,6 +182,22 @@ def test_another_nodes_identity_is_found_by_lookup_and_listed_after_refresh(
     b.allocate(labels("app=later"))
     a.refresh()
     assert {i.labels for i in a.identities()} >= {labels("app=remote"), labels("app=later")}
+
+
+def test_a_planted_claim_naming_another_identity_is_refused_not_shared(
+        agents: Callable[..., EtcdAllocator], raw: etcd3gw.Etcd3Client, prefix: str) -> None:
+    """`labels/<hash of X> = <number of Y>` written into etcd must not give pods with
+    labels X the identity of Y (and so Y's allows)."""
+    a, b = agents("a"), agents("b")
+    db = a.allocate(labels("app=db"))
+    evil = labels("app=evil")
+    raw.put(claim_key(prefix, evil), str(db.id))
+    with pytest.raises(AllocationError, match=f"{db.id}.*other labels"):
+        b.allocate(evil)
+    assert b.lookup_labels(evil) is None
+    assert b.references(db.id) == 0
+    assert f"{prefix}/refs/{db.id}/b" not in keys_under(raw, f"{prefix}/refs/")
+    assert b.allocate(labels("app=db")) == db          # the real owner is unaffected
 
 
 # -- leases and garbage collection ------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from kubernetes import client
 from core.errors import LoadError
 from agent.k8s.loader import parse_document
 from agent.k8s.objects import ClusterObjects, NetworkPolicy
+from agent.k8s.validation.fields import ValidationWarning
 from agent.sources.k8s_watch import Backoff, WatchSettings
 from agent.sources.kubernetes import KubernetesSource, load_configuration
 from agent.store import Store, StoreObject, object_key
@@ -75,9 +76,9 @@ class RecordingStore(Store):
 
     upserts: list[StoreObject] = field(default_factory=list)
 
-    def upsert(self, obj: StoreObject) -> None:
+    def upsert(self, obj: StoreObject, warnings: Sequence[ValidationWarning] = ()) -> None:
         self.upserts.append(obj)
-        super().upsert(obj)
+        super().upsert(obj, warnings)
 
 
 def expected(server: FakeApiServer) -> ClusterObjects:
@@ -184,8 +185,9 @@ def test_an_invalid_object_in_the_initial_list_does_not_block_the_sync(
     with running(KubernetesSource(api_client=api_client(server), settings=FAST), store):
         wait_until(lambda: store.snapshot().synced)
         snap = store.snapshot()
-        assert set(snap.objects.policies) == {"a/allow-web"}
-        assert any("a/bad" in r and "ipBlock.cidr" in r for r in snap.rejected)
+        assert set(snap.objects.policies) == {"a/allow-web", "a/bad"}
+        assert snap.objects.policies["a/bad"].fail_closed   # its stand-in, not the policy
+        assert any("a/bad" in str(r) and "ipBlock.cidr" in str(r) for r in snap.rejected)
 
 
 # -- changes ------------------------------------------------------------------------------------
@@ -301,20 +303,63 @@ def test_an_invalid_policy_is_rejected_naming_the_field_while_others_apply(
     server.apply(pod("p3", "a", "10.0.0.3"))
     wait_until(lambda: "a/p3" in store.snapshot().objects.pods)
     snap = store.snapshot()
-    assert "a/bad" not in snap.objects.policies
-    (message,) = snap.rejected
-    assert "a/bad" in message and "spec.ingress[0].from[0].ipBlock.cidr" in message
+    bad = snap.objects.policies["a/bad"]
+    assert bad.fail_closed and not bad.ingress   # isolates its pods, allows nothing
+    (rejection,) = snap.rejected
+    assert "a/bad" in str(rejection) and "spec.ingress[0].from[0].ipBlock.cidr" in str(rejection)
+    assert rejection.last_good is None
 
-    # A valid policy turned invalid is removed, not left enforcing its old version.
+    # A valid policy turned invalid is not left enforcing its old version: its
+    # stand-in is, and the old version is kept in the rejection.
+    good = store.snapshot().objects.policies["a/allow-web"]
     server.apply(policy("allow-web", "a", cidr="300.0.0.0/8", app="web"))
-    wait_until(lambda: "a/allow-web" not in store.snapshot().objects.policies)
-    assert len(store.snapshot().rejected) == 2
+    wait_until(lambda: store.snapshot().objects.policies["a/allow-web"].fail_closed != "")
+    snap = store.snapshot()
+    assert len(snap.rejected) == 2
+    assert snap.objects.policies["a/allow-web"].pod_selector == good.pod_selector
+    assert {r.key: r.last_good for r in snap.rejected}["a/allow-web"] == good
 
     # Fixed or deleted, its rejection goes away.
     server.apply(policy("allow-web", "a", app="web"))
     server.delete("NetworkPolicy", "bad", "a")
     wait_until(lambda: not store.snapshot().rejected)
     assert matches_truth(store, server)
+
+
+def test_validation_warnings_reach_the_store_with_their_object(
+        server: FakeApiServer, store: RecordingStore) -> None:
+    small_cluster(server)
+    twice = policy("twice", "a", app="web")
+    twice["spec"]["policyTypes"] = ["Ingress", "Ingress"]
+    server.apply(twice)
+    with running(KubernetesSource(api_client=api_client(server), settings=FAST), store):
+        wait_until(lambda: store.snapshot().synced)
+        (warning,) = store.snapshot().warnings          # from the initial list
+        assert (warning.kind, warning.name) == ("NetworkPolicy", "a/twice")
+        assert "repeated value" in str(warning)
+        server.wait_for_watches(4)
+        again = policy("again", "a", app="db")
+        again["spec"]["policyTypes"] = ["Egress", "Egress"]
+        server.apply(again)                             # from a watch event
+        wait_until(lambda: len(store.snapshot().warnings) == 2)
+        server.apply(policy("twice", "a", app="web"))   # fixed: its warning goes
+        wait_until(lambda: [w.name for w in store.snapshot().warnings] == ["a/again"])
+        server.delete("NetworkPolicy", "again", "a")
+        wait_until(lambda: not store.snapshot().warnings)
+
+
+def test_a_relist_keeps_the_last_good_version_of_a_rejected_policy(
+        synced: KubernetesSource, server: FakeApiServer, store: RecordingStore) -> None:
+    good = store.snapshot().objects.policies["a/allow-web"]
+    server.apply(policy("allow-web", "a", cidr="300.0.0.0/8", app="web"))
+    wait_until(lambda: bool(store.snapshot().rejected))
+    server.expire_watches()   # 410 Expired: every kind is listed again
+    # (Kinds whose CRD the server lacks, the Network Policy API's, are not listed.)
+    wait_until(lambda: all(w.lists >= 2 for w in synced.watchers if not w.absent))
+    wait_until(lambda: bool(store.snapshot().rejected))
+    snap = store.snapshot()
+    assert snap.objects.policies["a/allow-web"].fail_closed
+    assert snap.rejected[0].last_good == good
 
 
 # -- connectivity ---------------------------------------------------------------------------------

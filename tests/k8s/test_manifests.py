@@ -354,19 +354,60 @@ def test_no_overlay_needs_a_special_cluster() -> None:
             assert "/usr/src" not in str(doc) and "/lib/modules" not in str(doc), path
 
 
-def test_the_etcd_overlay_points_agents_at_its_etcd_by_ip() -> None:
+def _flags(args: list[str]) -> dict[str, str]:
+    return dict(a.split("=", 1) for a in args if "=" in a)
+
+
+def test_the_etcd_component_keeps_etcd_off_the_pod_network_behind_mutual_tls() -> None:
+    docs = render("overlays/kind-etcd")
+    assert not by_kind(docs, "Service"), "a ClusterIP is an address pods are meant to use"
+    (etcd,) = by_kind(docs, "StatefulSet")
+    pod = etcd["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""}
+    (container,) = pod["containers"]
+    flags = _flags(container["command"])
+    # clients: https on the node's own IP only, certificates of this etcd's CA required
+    assert flags["--listen-client-urls"] == "https://$(NODE_IP):12379"
+    assert "--client-cert-auth" in container["command"]
+    assert flags["--trusted-ca-file"].startswith("/etc/membrane-etcd/tls/")
+    # everything else on loopback: peers, and health for the probes
+    for name in ("--listen-peer-urls", "--initial-advertise-peer-urls",
+                 "--listen-metrics-urls"):
+        assert flags[name].startswith("http://127.0.0.1:"), name
+    metrics_port = int(flags["--listen-metrics-urls"].rsplit(":", 1)[1])
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["host"] == "127.0.0.1"
+        assert container[probe]["httpGet"]["port"] == metrics_port
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {"tls": "membrane-etcd-server"}
+
+
+def test_the_etcd_overlay_gives_agents_the_client_certificate_and_tls_options() -> None:
     docs = render("overlays/kind-etcd")
     (config,) = by_kind(docs, "ConfigMap")
-    (svc,) = by_kind(docs, "Service")
-    assert config["data"]["identity-backend"] == "etcd"
-    port = svc["spec"]["ports"][0]["port"]
-    assert config["data"]["etcd-endpoints"] == f"http://{svc['spec']['clusterIP']}:{port}"
-    assert "--etcd=$(ETCD_ENDPOINTS)" in agent_ds(docs)["spec"]["template"]["spec"][
-        "containers"][0]["args"]
-    (etcd,) = by_kind(docs, "StatefulSet")
-    assert etcd["spec"]["template"]["spec"]["hostNetwork"] is True
-    assert "--etcd=$(ETCD_ENDPOINTS)" not in agent_ds(render("overlays/kind"))["spec"][
-        "template"]["spec"]["containers"][0]["args"]
+    data = config["data"]
+    assert data["identity-backend"] == "etcd"
+    pod = agent_ds(docs)["spec"]["template"]["spec"]
+    agent = pod["containers"][0]
+    env = {e["name"]: e["valueFrom"] for e in agent["env"] if "valueFrom" in e}
+    expected = {"--etcd": "ETCD_CLIENT_ENDPOINTS", "--etcd-ca": "ETCD_CA_FILE",
+                "--etcd-cert": "ETCD_CERT_FILE", "--etcd-key": "ETCD_KEY_FILE",
+                "--etcd-user": "ETCD_USER", "--etcd-password-file": "ETCD_PASSWORD_FILE"}
+    assert {k: v for k, v in _flags(agent["args"]).items() if k.startswith("--etcd")} == \
+        {flag: f"$({var})" for flag, var in expected.items()}
+    # the address comes with the certificates it is valid for; the files are options
+    assert env["ETCD_CLIENT_ENDPOINTS"] == {
+        "secretKeyRef": {"name": "membrane-etcd-client", "key": "endpoints"}}
+    mount = next(m for m in agent["volumeMounts"] if m["name"] == "etcd-client")
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == "etcd-client")
+    assert volume["secret"] == {"secretName": "membrane-etcd-client", "defaultMode": 0o400}
+    for key in ("etcd-ca-file", "etcd-cert-file", "etcd-key-file"):
+        assert data[key].startswith(mount["mountPath"] + "/"), key
+    assert data["etcd-user"] == data["etcd-password-file"] == ""
+    assert not [a for a in agent_ds(render("overlays/kind"))["spec"]["template"]["spec"][
+        "containers"][0]["args"] if a.startswith("--etcd")]
 
 
 def test_the_image_provides_what_the_manifests_run() -> None:

@@ -150,5 +150,29 @@ def test_an_invalid_tier_policy_is_rejected_naming_the_field_while_others_apply(
     with running(server, store):
         wait_until(lambda: "ClusterNetworkPolicy/good" in tier_policies(store))
         rejected = store.snapshot().rejected
-        assert any("clusternetworkpolicy bad" in r and "spec.ingress[0].action" in r
-                   for r in rejected), rejected
+        assert [(r.kind, r.key) for r in rejected] == [("ClusterNetworkPolicy",
+                                                        "ClusterNetworkPolicy/bad")]
+        assert "clusternetworkpolicy bad: spec.ingress[0].action" in rejected[0].reason
+        # A fixed version replaces the rejection.
+        server.apply(cnp("bad"))
+        wait_until(lambda: "ClusterNetworkPolicy/bad" in tier_policies(store))
+        assert not store.snapshot().rejected
+
+
+def test_a_tier_policy_updated_to_something_invalid_keeps_its_last_good_version_in_force(
+        server: FakeApiServer) -> None:
+    """Dropping a rejected Admin-tier Deny would open what it denied: the store keeps
+    the last good version enforced, as for every kind but NetworkPolicy."""
+    server.install_crds()
+    server.apply(cnp("guard"))
+    store = Store()
+    with running(server, store):
+        wait_until(lambda: "ClusterNetworkPolicy/guard" in tier_policies(store))
+        good = tier_policies(store)["ClusterNetworkPolicy/guard"]
+        bad = cnp("guard")
+        bad["spec"]["priority"] = 5000
+        server.apply(bad)
+        wait_until(lambda: bool(store.snapshot().rejected))
+        [rejection] = store.snapshot().rejected
+        assert rejection.last_good == good and rejection.in_force == "the last good version"
+        assert tier_policies(store)["ClusterNetworkPolicy/guard"] == good

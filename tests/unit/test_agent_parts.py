@@ -27,6 +27,7 @@ from agent.endpoints import EndpointRegistry
 from agent.flowmeta import AgentMetadata
 from agent.health import ErrorHistory, HealthChecks, serve_health
 from agent.k8s.objects import Pod
+from agent.k8s.rejection import Rejection
 from agent.policy.engine import PolicyEngine
 from agent.regeneration import Regenerator
 from agent.store import Store
@@ -240,7 +241,8 @@ class FakeIdentities:
 
 class FakePolicies:
     def loaded(self) -> LoadedPolicies:
-        return LoadedPolicies(revision=7, policies={}, rejected=("bad: why",),
+        return LoadedPolicies(revision=7, policies={},
+                              rejected=(Rejection("Pod", "a/bad", "bad: why"),),
                               selected_endpoints={})
 
     def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:

@@ -92,6 +92,7 @@ MIRRORED: dict[str, int] = {
     "MEMBRANE_ENDPOINTS_MAX": _DEFAULTS.max_endpoints,
     "MEMBRANE_POLICY_MAX": _DEFAULTS.max_policy,
     "MEMBRANE_CT_MAX": _DEFAULTS.max_conntrack,
+    "MEMBRANE_CT_UNREPLIED_MAX": _DEFAULTS.max_conntrack_unreplied,
     "MEMBRANE_RING_PAGES": _DEFAULTS.ring_pages,
     # common.h: identities, directions, match types, protocols
     "IDENTITY_UNKNOWN": mapstate.ANY_IDENTITY,

@@ -8,7 +8,8 @@ import pytest
 
 from identity.backend import Backend
 from identity.memory import MemoryBackend, MemoryStore
-from tests.identity_backend_contract import BackendContract, Expire, Pair
+from identity.labels import LabelSet
+from tests.identity_backend_contract import BackendContract, Expire, Pair, Plant
 
 
 class TestMemoryBackend(BackendContract):
@@ -29,3 +30,10 @@ class TestMemoryBackend(BackendContract):
             assert isinstance(backend, MemoryBackend)
             store.expire_lease(backend.lease_id)
         return end_lease
+
+    @pytest.fixture
+    def plant(self, store: MemoryStore) -> Plant:
+        def write(labels: LabelSet, number: int) -> None:
+            with store.lock:
+                store.put(store.claims, labels.key(), number)
+        return write

@@ -81,6 +81,19 @@ def referencing(store: MemoryStore, number: int) -> set[str]:
 
 # -- agreement --------------------------------------------------------------------------
 
+def test_a_claim_naming_another_identitys_number_is_refused_and_not_cached(
+        nodes: Make, store: MemoryStore) -> None:
+    a, b = nodes("a"), nodes("b")
+    db = a.allocate(labels("app=db"))
+    evil = labels("app=evil")
+    store.put(store.claims, evil.key(), db.id)     # written behind the allocators' backs
+    with pytest.raises(AllocationError, match=f"claims number {db.id}.*other labels"):
+        b.allocate(evil)
+    assert b.lookup_labels(evil) is None
+    assert referencing(store, db.id) == {"a"}
+    assert b.allocate(labels("app=db")) == db
+
+
 def test_it_satisfies_the_allocator_protocol(nodes: Make) -> None:
     allocator: Allocator = nodes("a")
     assert allocator.identities() == []

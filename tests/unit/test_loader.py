@@ -203,7 +203,11 @@ def test_one_invalid_document_is_reported_and_the_others_apply() -> None:
     bad = policy("web")
     bad["spec"]["ingress"] = [{"ports": [{"port": 90, "endPort": 80}]}]
     objects, errors = objects_from_documents([policy("a"), bad, pod("p")], source="store.json")
-    assert sorted(objects.policies) == ["default/a"] and sorted(objects.pods) == ["default/p"]
+    assert sorted(objects.pods) == ["default/p"]
+    # The bad one leaves only its fail-closed stand-in (agent.k8s.rejection).
+    assert sorted(objects.policies) == ["default/a", "default/web"]
+    assert not objects.policies["default/a"].fail_closed
+    assert objects.policies["default/web"].fail_closed and not objects.policies["default/web"].ingress
     [error] = errors
     assert str(error) == ("networkpolicy default/web: spec.ingress[0].ports[0].endPort: "
                           "must be >= port (store.json#2)")

@@ -21,7 +21,8 @@ from observe.gen import flow_pb2 as fpb
 from observe.gen import observer_pb2 as opb
 from observe.gen import observer_pb2_grpc as opb_grpc
 from observe.ring import FlowObserver
-from observe.server import add_observer_to_server
+from observe.server import (MAX_FILTER_VALUES, MAX_FILTERS, add_observer_to_server,
+                            filter_limit_problem)
 from observe.tls import serve_tcp_with_tls
 from tests.unit.test_observe_flow import META, TS, event
 
@@ -117,6 +118,43 @@ def test_a_bad_filter_is_invalid_argument(served: Served) -> None:
         list(served.stub.GetFlows(req, timeout=5))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "nope" in err.value.details()
+
+
+def test_100k_cidrs_in_a_filter_are_refused_at_once(served: Served) -> None:
+    # Unbounded, each flow took ~18 ms to filter against them under the GIL.
+    cidrs = [f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}/32" for i in range(100_000)]
+    req = opb.GetFlowsRequest(whitelist=[fpb.FlowFilter(source_ip=cidrs)])
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        list(served.stub.GetFlows(req, timeout=10))
+    assert time.monotonic() - started < 2
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"at most {MAX_FILTER_VALUES} values" in err.value.details()
+
+
+@pytest.mark.parametrize("request_", [
+    opb.GetFlowsRequest(whitelist=[fpb.FlowFilter(source_pod=["a/"])] * (MAX_FILTERS + 1)),
+    opb.GetFlowsRequest(whitelist=[fpb.FlowFilter(source_pod=["a/"])] * MAX_FILTERS,
+                        blacklist=[fpb.FlowFilter(source_pod=["b/"])]),
+    opb.GetFlowsRequest(blacklist=[fpb.FlowFilter(source_label=["k=" + "v" * 70_000])]),
+], ids=["too many filters", "too many counting both lists", "too many bytes"])
+def test_filters_over_a_limit_are_invalid_argument_naming_it(
+        served: Served, request_: opb.GetFlowsRequest) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        list(served.stub.GetFlows(request_, timeout=5))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most" in err.value.details()
+
+
+def test_filters_at_the_limits_are_served(served: Served) -> None:
+    fill(served, 3)
+    # Exactly at the value limit: 63 deny-list values and 961 in the allow-list.
+    values = [f"10.0.{i // 256}.{i % 256}" for i in range(MAX_FILTER_VALUES - MAX_FILTERS)]
+    req = opb.GetFlowsRequest(
+        whitelist=[fpb.FlowFilter(source_ip=values + ["0.0.0.0/0"])],
+        blacklist=[fpb.FlowFilter(source_pod=["nobody/"])] * (MAX_FILTERS - 1))
+    assert filter_limit_problem(req) is None
+    assert len(list(served.stub.GetFlows(req, timeout=5))) == 3
 
 
 def test_first_with_follow_is_invalid_argument(served: Served) -> None:

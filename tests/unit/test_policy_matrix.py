@@ -153,11 +153,14 @@ def test_matrix_reports_invalid_objects_and_computes_the_rest(
     (tmp_path / "m.yaml").write_text(MANIFEST)
     code, out, err = run(["policy", "matrix", "-f", str(tmp_path / "m.yaml"), "-o", "json",
                           "--port", "53", "--protocol", "udp"], capsys)
-    assert code == 0
+    # Skipped objects make the exit non-zero; "broken" (every pod of default, Ingress)
+    # fails closed in its place: a is isolated, and b-in still allows UDP 53 into b.
+    assert code == 1
     assert err.startswith("InvalidObject: networkpolicy default/broken")
+    assert "in its place: fail closed: every pod of namespace default isolated for Ingress" in err
     assert json.loads(out)["verdicts"] == [
         {"from": "default/a", "to": "default/b", "port": 53, "protocol": "UDP", "allowed": True},
-        {"from": "default/b", "to": "default/a", "port": 53, "protocol": "UDP", "allowed": True},
+        {"from": "default/b", "to": "default/a", "port": 53, "protocol": "UDP", "allowed": False},
     ]
 
 
@@ -165,14 +168,15 @@ def test_matrix_defaults_to_tcp_port_80_as_a_table(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "m.yaml").write_text(MANIFEST)
     code, out, _ = run(["policy", "matrix", "-f", str(tmp_path)], capsys)
-    assert code == 0 and "TCP/80" in out and "UDP" not in out
+    assert code == 1 and "TCP/80" in out and "UDP" not in out   # 1: "broken" was skipped
 
 
 def test_trace_with_files_runs_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "m.yaml").write_text(MANIFEST)
-    code, out, _ = run(["policy", "trace", "-f", str(tmp_path), "--from", "default/a",
-                        "--to", "default/b", "--port", "80"], capsys)
-    assert code == 0 and "Verdict: DENIED by ingress policy" in out
+    code, out, err = run(["policy", "trace", "-f", str(tmp_path), "--from", "default/a",
+                          "--to", "default/b", "--port", "80"], capsys)
+    assert code == 1 and "Verdict: DENIED by ingress policy" in out
+    assert "networkpolicy default/broken" in err
 
 
 class FakeClient:
@@ -190,12 +194,15 @@ class FakeClient:
         pass
 
     def trace(self, src: str, dst: str, port: int, protocol: str) -> Any:
-        return SimpleNamespace(allowed=True, explanation=f"traced {src} {dst} {port} {protocol}")
+        return SimpleNamespace(allowed=True, explanation=f"traced {src} {dst} {port} {protocol}",
+                               skipped=[])
 
     def get_policies(self) -> Any:
-        return SimpleNamespace(revision=7, rejected=["networkpolicy x/y: bad"], policies=[
-            SimpleNamespace(namespace="default", name="db-in", selected_endpoints=[1, 2])
-        ] + self.tier_policies, notes=self.notes)
+        return SimpleNamespace(revision=7, rejected=["networkpolicy x/y: bad"], warnings=[],
+                               policies=[SimpleNamespace(
+                                   namespace="default", name="db-in", selected_endpoints=[1, 2],
+                                   fail_closed="", last_good_resource_version="",
+                                   warnings=[])] + self.tier_policies, notes=self.notes)
 
     tier_policies: list[Any] = []
     notes: list[str] = []
@@ -222,8 +229,8 @@ def test_policy_get_lists_the_agents_policies_and_its_revision(
     assert code == 0
     assert fake_client.made == [("server", lab_socket("demo", "node2"))]
     assert out.splitlines() == ["revision 7",
-                                "NAMESPACE   NAME    ENDPOINTS",
-                                "default     db-in   2"]
+                                "NAMESPACE   NAME    ENDPOINTS   STATUS",
+                                "default     db-in   2           enforced"]
     assert "networkpolicy x/y: bad" in err
 
 

@@ -141,5 +141,7 @@ def test_an_empty_peer_object_is_rejected_not_read_as_every_pod() -> None:
         """), "test.yaml")
     objects, errors = objects_from_sourced_documents(docs)
     assert "must specify a peer" in str(errors[0])
-    assert not objects.policies
-    assert verdict(objects, "other/c", "default/b")
+    # Not read as every pod: the rejected policy fails closed for what it covers.
+    assert objects.policies["default/p"].fail_closed
+    assert not objects.policies["default/p"].ingress
+    assert not verdict(objects, "other/c", "default/b")

@@ -48,11 +48,15 @@ class ObjectRef:
                                               repr=False)
 
     def invalid(self, path: str, problem: str) -> InvalidObject:
-        return InvalidObject(self.kind, self.name, path, problem, self.source)
+        # Every part may come from the document (a kind, a key in a path, a value in a
+        # problem) or from a file name: escaped, so a message is always one line.
+        return InvalidObject(printable(self.kind), printable(self.name), printable(path),
+                             printable(problem), printable(self.source))
 
     def warn(self, path: str, message: str) -> None:
-        self.warnings.append(ValidationWarning(self.kind, self.name, path, message,
-                                               self.source))
+        self.warnings.append(ValidationWarning(printable(self.kind), printable(self.name),
+                                               printable(path), printable(message),
+                                               printable(self.source)))
 
 
 def describe_type(value: object) -> str:
@@ -73,9 +77,19 @@ def describe_type(value: object) -> str:
     return type(value).__name__
 
 
+def printable(text: str) -> str:
+    """text with every non-printable character (newline, escape, NUL, line separator,
+    ...) written as Python escapes it (`\\n`, `\\x1b`): a value from a document must not
+    start a forged log line or carry a terminal escape into one."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def quoted(value: object, limit: int = 60) -> str:
-    """A value for a message, quoted and shortened so a huge value cannot flood a log."""
-    text = repr(value) if not isinstance(value, str) else '"' + value + '"'
+    """A value for a message, quoted, escaped (printable) and shortened so a huge value
+    cannot flood a log."""
+    text = repr(value) if not isinstance(value, str) else '"' + printable(value) + '"'
     return text if len(text) <= limit else text[: limit - 4] + '..."'
 
 

@@ -2,16 +2,34 @@
 pkg/apis/networking/validation `ValidateNetworkPolicy` and pkg/apis/networking/v1
 `SetDefaults_NetworkPolicy`, `SetDefaults_NetworkPolicyPort`. Unknown fields are
 rejected, as `kubectl apply`'s strict field validation does (a typo must not silently
-widen a policy)."""
+widen a policy).
+
+A document that cannot be accepted (a field a newer API server knows and Membrane does
+not, a document edited in the lab's store) still says which pods it means to isolate.
+`fail_closed_stand_in` reads just that, and the stand-in is enforced in its place: the
+pods it covers are isolated in its directions and nothing is allowed by it. What it
+covers, read as narrowly as is safe:
+
+    namespace    metadata.namespace ("default" when absent); unreadable: no stand-in,
+                 since no pod can live in a namespace with an invalid name
+    pods         spec.podSelector when it reads strictly; otherwise every pod of the
+                 namespace (a selector with a field Membrane does not know could select
+                 more than the rest of it says)
+    directions   spec.policyTypes when it reads; absent: Ingress, plus Egress when
+                 spec.egress is present; unreadable (or spec itself): both
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from agent.k8s.objects import IPBlock, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule, PolicyType
-from agent.k8s.validation.fields import Field, ValidationWarning, quoted
-from agent.k8s.validation.meta import object_meta, object_ref
-from agent.k8s.validation.names import dns1123_subdomain_problem, port_number_problem
+from agent.k8s.objects import LabelSelector
+from agent.k8s.validation.fields import Field, ObjectRef, ValidationWarning, quoted
+from agent.k8s.validation.meta import DEFAULT_NAMESPACE, display_name, object_meta, object_ref
+from agent.k8s.validation.names import (dns1123_label_problem, dns1123_subdomain_problem,
+                                        port_number_problem)
+from core.errors import InvalidObject
 from agent.k8s.validation.network import is_strict_subnet, parse_cidr
 from agent.k8s.validation.ports import int_or_port_name, parse_protocol
 from agent.k8s.validation.selectors import label_selector
@@ -51,6 +69,34 @@ def network_policy_from_document(doc: dict[str, Any], source: str = "",
         egress=egress,
         resource_version=meta.resource_version,
     )
+
+
+def fail_closed_stand_in(doc: dict[str, Any], source: str, reason: str) -> NetworkPolicy | None:
+    """The policy enforced in place of a NetworkPolicy document that was rejected for
+    `reason` (see the module docstring), or None when it can cover no pod."""
+    meta = doc.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    namespace = meta.get("namespace") or DEFAULT_NAMESPACE
+    if not isinstance(namespace, str) or dns1123_label_problem(namespace):
+        return None
+    # A throwaway ref: the rejection has been reported; nothing read here is news.
+    spec = Field(ObjectRef("NetworkPolicy", "", source), "spec", doc.get("spec"))
+    everything = frozenset(PolicyType)
+    if spec.value is not None and not isinstance(spec.value, dict):
+        return NetworkPolicy(namespace, display_name(meta.get("name")), LabelSelector(),
+                             everything, fail_closed=reason)
+    try:
+        selector = label_selector(spec.get("podSelector"))
+    except InvalidObject:
+        selector = LabelSelector()          # every pod of the namespace
+    egress = spec.get("egress").value
+    try:
+        types = policy_types(spec.get("policyTypes"),
+                             has_egress_rules=egress is not None and egress != [])
+    except InvalidObject:
+        types = everything
+    return NetworkPolicy(namespace, display_name(meta.get("name")), selector, types,
+                         fail_closed=reason)
 
 
 def policy_types(field: Field, has_egress_rules: bool) -> frozenset[PolicyType]:
