@@ -173,6 +173,16 @@ class Regenerator:
         with self._applied:
             return self._applied.wait_for(lambda: self.applied_revision >= revision, timeout)
 
+    def undefined_orders(self) -> tuple[str, ...]:
+        """Tier policies that share a priority and a selected pod: the API leaves their
+        order undefined; each note says the order Membrane uses (`policy get`,
+        `status`)."""
+        with self._lock:
+            engine = self._engine
+            groups = same_priority_groups(engine.tier_policies(),
+                                          lambda p: engine.selected_endpoints(p.key))
+        return tuple(describe_same_priority(group) for group in groups)
+
     def policy_written(self) -> bool:
         """Readiness: a pass has completed, and every endpoint is ready with its policy
         written at the applied revision."""
@@ -201,13 +211,12 @@ class PolicyQueries:
                 for policy_key in self._engine.selecting_policies(ep.key):
                     selected.setdefault(policy_key, []).append(ep.id)
         tiers = dict(snapshot.objects.cluster_policies)
+        notes = self._regenerator.undefined_orders()
         return LoadedPolicies(
             revision=snapshot.source_revision, policies=dict(snapshot.objects.policies),
             rejected=snapshot.rejected, warnings=snapshot.warnings,
             selected_endpoints={k: tuple(ids) for k, ids in selected.items()},
-            cluster_policies=tiers,
-            notes=tuple(describe_same_priority(g)
-                        for g in same_priority_groups(list(tiers.values()))))
+            cluster_policies=tiers, notes=notes)
 
     def decided_by(self, pod_key: str, direction: Direction, peers: Iterable[int],
                    protocol: int, port: int) -> Explanation | None:

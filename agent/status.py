@@ -10,8 +10,8 @@ that are not ready and why, pods of this node running without an endpoint
 (`unmanaged`, agent.endpoint_manager.UnmanagedPods). Validation warnings about accepted
 objects are `object_warnings`. What went wrong lately is the bounded
 error history (agent.health.ErrorHistory). Warnings are maps at least 90% full, and
-cluster-wide tier policies sharing a priority (their order is undefined by the API: the
-warning says which order Membrane uses).
+cluster-wide tier policies sharing a priority and a pod (their order is undefined by the
+API: the warning says which order Membrane uses).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 
 from agent.api.status import AgentStatus, RegenerationTimes
-from agent.k8s.clusterpolicy import describe_same_priority, same_priority_groups
 from agent.datapath.interface import Datapath, MapUsage
 from agent.endpoint_manager import UNMANAGED, EndpointManager, UnmanagedPods
 from agent.endpoints import EndpointState
@@ -78,8 +77,7 @@ class StatusReporter:
                                            self._regenerator.last_change_to_maps_ms),
             errors=self._errors.recent(), problems=tuple(problems),
             warnings=tuple(map_warning(m) for m in stats.maps if nearly_full(m))
-            + tuple(describe_same_priority(group) for group in same_priority_groups(
-                list(applied.objects.cluster_policies.values()))),
+            + self._regenerator.undefined_orders(),
             rejected=rejected, object_warnings=tuple(str(w) for w in applied.warnings),
             unmanaged=unmanaged)
 

@@ -32,6 +32,8 @@ has no priority, comes after every ClusterNetworkPolicy of the Baseline tier.
 
 from __future__ import annotations
 
+from typing import AbstractSet, Callable
+
 from agent.k8s.objects import (ANP_API_VERSION, ANP_KIND, API_GROUP, BANP_KIND,
                                BANP_PRIORITY, CNP_API_VERSION, CNP_KIND, MAX_PRIORITY,
                                TIER_KINDS, RuleAction, Tier, TieredPolicy, TierPeer,
@@ -48,16 +50,27 @@ AUDIT_ANNOTATION = "policy.membrane.io/audit-mode"
 AUDIT_TRUE = ("true", "enabled")
 
 
-def same_priority_groups(policies: list[TieredPolicy]) -> list[list[TieredPolicy]]:
+def same_priority_groups(policies: list[TieredPolicy],
+                         selects: Callable[[TieredPolicy], AbstractSet[str]] | None = None
+                         ) -> list[list[TieredPolicy]]:
     """Groups of two or more policies of one tier sharing a priority, each in the order
-    Membrane evaluates them: what `policy get` and `status` warn about."""
+    Membrane evaluates them: what `policy get` and `status` warn about. With `selects`
+    (the pods a policy's subject selects), only policies that share a pod with another
+    of their group count: the API calls the order undefined where two "could match a
+    connection", and policies of disjoint subjects never decide the same packet."""
     by_slot: dict[tuple[Tier, int], list[TieredPolicy]] = {}
     for policy in policies:
         if policy.kind != BANP_KIND:
             by_slot.setdefault((policy.tier, policy.priority), []).append(policy)
-    return [sorted(group, key=lambda p: p.order_key)
-            for _, group in sorted(by_slot.items(), key=lambda kv: (kv[0][0].value, kv[0][1]))
-            if len(group) > 1]
+    out = []
+    for _, group in sorted(by_slot.items(), key=lambda kv: (kv[0][0].value, kv[0][1])):
+        if selects is not None:
+            pods = {p.key: selects(p) for p in group}
+            group = [p for p in group
+                     if any(pods[p.key] & pods[q.key] for q in group if q is not p)]
+        if len(group) > 1:
+            out.append(sorted(group, key=lambda p: p.order_key))
+    return out
 
 
 def describe_same_priority(group: list[TieredPolicy]) -> str:

@@ -234,3 +234,11 @@ def test_same_priority_groups_name_every_policy_sharing_a_slot_in_evaluation_ord
         assert "Membrane evaluates them in this order" in describe_same_priority(groups[0])
     else:
         assert groups == []
+
+
+def test_same_priority_policies_of_disjoint_subjects_are_not_called_ambiguous() -> None:
+    a, b = parse(cnp()), parse(anp())
+    overlapping = {a.key: {"x/p1", "x/p2"}, b.key: {"x/p2"}}
+    disjoint = {a.key: {"x/p1"}, b.key: {"y/p1"}}
+    assert same_priority_groups([a, b], lambda p: overlapping[p.key]) == [[a, b]]
+    assert same_priority_groups([a, b], lambda p: disjoint[p.key]) == []
