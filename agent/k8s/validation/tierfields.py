@@ -25,7 +25,7 @@ from typing import Any
 from agent.k8s.clusterpolicy import AUDIT_ANNOTATION, AUDIT_TRUE, RuleAction
 from agent.k8s.objects import LabelSelector, Operator, Requirement
 from agent.k8s.validation.fields import Field, describe_type, quoted
-from agent.k8s.validation.meta import ObjectMeta, object_annotations, object_meta
+from agent.k8s.validation.meta import ObjectMeta, object_meta
 from agent.k8s.validation.names import (dns1123_subdomain_problem, label_value_problem,
                                         qualified_name_problem)
 
@@ -47,12 +47,12 @@ def tier_metadata(root: Field) -> tuple[ObjectMeta, bool]:
     """Top-level fields and metadata of a cluster-scoped policy: (meta, audit)."""
     root.fields(TOP_FIELDS)
     meta = object_meta(root, dns1123_subdomain_problem, namespaced=False, strict=True)
-    annotations = object_annotations(root.get("metadata").get("annotations"))
-    audit_text = annotations.get(AUDIT_ANNOTATION)
-    audit = audit_text is not None and audit_text.lower() in AUDIT_TRUE
-    if audit_text is not None and not audit and audit_text.lower() not in ("false", "disabled"):
-        root.get("metadata").get("annotations").get(AUDIT_ANNOTATION).warn(
-            f"{quoted(audit_text)} is not \"true\" or \"false\": audit mode stays off")
+    # The annotations were validated with the rest of the metadata just above.
+    field = root.get("metadata").get("annotations").get(AUDIT_ANNOTATION)
+    text = field.value if isinstance(field.value, str) else None
+    audit = text is not None and text.lower() in AUDIT_TRUE
+    if text is not None and not audit and text.lower() not in ("false", "disabled"):
+        field.warn(f"{quoted(text)} is not \"true\" or \"false\": audit mode stays off")
     return meta, audit
 
 
