@@ -311,3 +311,13 @@ def test_audit_by_policy_does_not_audit_other_policies_denials() -> None:
     found = explain(e, "a/db", Direction.INGRESS, peer_identities(e, "a/web"), 6, 5432)
     assert found.decision.by is DecidedBy.NETWORK_POLICY and not found.decision.passes
     assert found.passed_by is not None and found.passed_by.action == "Pass"
+
+
+def test_annotating_a_namespace_for_audit_changes_its_pods_policies_incrementally() -> None:
+    e = engine(NP_DENY_ALL_DB)
+    assert not e.endpoint_policy("a/db").audit
+    delta = e.update(cluster(NP_DENY_ALL_DB, AUDIT_NS))
+    assert {"a/db", "a/web"} <= delta.changed_endpoints and "b/cli" not in delta.changed_endpoints
+    assert e.endpoint_policy("a/db").audit
+    delta = e.update(cluster(NP_DENY_ALL_DB))
+    assert "a/db" in delta.changed_endpoints and not e.endpoint_policy("a/db").audit
