@@ -4,11 +4,13 @@ dependencies (as kube-network-policies' NewController(engine, config) is).
     SourceFeed ──> Store ──> Regenerator ──> EndpointManager ──> Datapath
     (source thread)          (engine + allocators;  (registry,        │ EventBatch
                              EngineDelta)            INIT policy)      v
-                               │ refresh                          EventPipeline
-                               v                                  (FlowObserver)
-                             AgentMetadata (peers, identity labels) ──┘ meta
+                               │ refresh                          EventPipeline (FlowObserver,
+                               v                                  HubbleMetrics, FlowExporter)
+                             AgentMetadata (peers, identity labels, ──┘ meta, namer
+                                            policy names)
     AgentServicer <── EndpointApi, AgentMetadata, PolicyQueries, Datapath, StatusReporter
-    ApiServer: the servicer and the Observer on the unix socket (+ Observer over mTLS)
+    ApiServer: the servicer, the Observer and Peer on the unix socket (+ Observer and
+               Peer over mTLS)
     HealthChecks, ErrorHistory: every part registers its own checks and errors
 
 Nothing here runs anything: `agent.daemon.Agent` starts and stops the parts. Tests hand
@@ -29,12 +31,13 @@ from agent.endpoint_manager import EndpointApi, EndpointManager, UnmanagedPods
 from agent.endpoints import EndpointRegistry
 from agent.feed import SourceFeed
 from agent.flowmeta import AgentMetadata
+from agent.mapshares import PolicyMapShares
 from agent.gc import GarbageCollector
 from agent.health import ErrorHistory, HealthChecks
-from agent.observing import EventPipeline
+from agent.observing import EventPipeline, export_config, gauges_from, make_metrics
 from agent.policy.engine import PolicyEngine
 from agent.regeneration import PolicyQueries, Regenerator
-from agent.serving import ApiServer, TlsListener
+from agent.serving import ApiServer, TlsListener, node_peers
 from agent.sources.base import Source
 from agent.sources.labdir import LabDirSource
 from agent.status import StatusReporter
@@ -45,7 +48,6 @@ from identity.allocator import Allocator
 from identity.cidr import CidrAllocator
 from identity.filter import LabelFilter
 from identity.local import LocalAllocator
-from observe.metrics import default_metrics
 from observe.ring import FlowObserver
 
 
@@ -87,21 +89,28 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
     allocator, cidr_allocator = make_allocators(config)
     engine = PolicyEngine(allocator, cidr_allocator, cluster=config.cluster,
                           label_filter=LabelFilter.default().with_excluded(*config.exclude_labels),
-                          modes=config.policy_modes)
+                          modes=config.policy_modes, limits=config.policy_limits())
     endpoints = EndpointManager(EndpointRegistry(config.state_dir), datapath, lock, kick, errors)
+    metrics = make_metrics(config)
     unmanaged = UnmanagedPods(config.node, store, endpoints.registry, health,
                               config.unmanaged_grace_seconds)
     metadata = AgentMetadata(config.node, allocator, cidr_allocator)
     regenerator = Regenerator(
         node=config.node, store=store, engine=engine, allocators=(allocator, cidr_allocator),
         datapath=datapath, endpoints=endpoints, metadata=metadata, lock=lock, kick=kick,
-        stop=stop, errors=errors, health=health)
+        stop=stop, errors=errors, health=health,
+        shares=PolicyMapShares(config.max_policy_entries, config.namespace_map_share),
+        on_regenerated=metrics.agent.observe_regeneration)
     observer = FlowObserver(node=config.node, capacity=config.flow_capacity, meta=metadata,
-                            queue_size=config.event_queue_size, listeners=[default_metrics()])
+                            queue_size=config.event_queue_size, listeners=[metrics.hubble],
+                            namer=metadata)
+    # Flows built after a regeneration say what it changed (labels, policies).
+    metadata.on_change = observer.metadata_changed
     status = StatusReporter(
         node=config.node, source_name=feed.name, store=store, endpoints=endpoints,
         regenerator=regenerator, datapath=datapath, observer=observer, identities=allocator,
         health=health, errors=errors, unmanaged=unmanaged)
+    metrics.agent.read_gauges(lambda: gauges_from(status))
     servicer = AgentServicer(config.node, EndpointApi(endpoints, unmanaged), metadata,
                              PolicyQueries(regenerator, engine, endpoints, lock), datapath,
                              status)
@@ -113,22 +122,29 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
         allocator=allocator, cidr_allocator=cidr_allocator, engine=engine, health=health,
         errors=errors, workers=Workers(stop, health, errors), endpoints=endpoints,
         metadata=metadata, regenerator=regenerator,
-        events=EventPipeline(datapath, observer, stop, config.metrics_port),
+        events=EventPipeline(datapath, observer, stop, metrics, export_config(config)),
         gc=GarbageCollector(datapath, (allocator, cidr_allocator), lock, stop,
                             conntrack_interval=config.conntrack_gc_interval,
                             identity_interval=config.identity_gc_interval),
-        status=status, api=ApiServer(config.socket, servicer, observer, tls))
+        status=status, api=ApiServer(config.socket, servicer, observer, tls,
+                                     peers=lambda: node_peers(store, config)))
 
 
 def make_datapath(config: AgentConfig) -> Datapath:
     # Typed as the Protocol: mypy proves FakeDatapath and BpfDatapath implement it.
     if config.datapath == "fake":
-        fake: Datapath = FakeDatapath(node=config.node)
+        fake: Datapath = FakeDatapath(node=config.node, max_policy=config.max_policy_entries,
+                                      max_conntrack=config.max_conntrack_entries,
+                                      max_ipcache=config.max_ipcache_entries,
+                                      max_cidr=config.max_cidr_entries)
         return fake
     if config.datapath == "bpf":
         bpf: Datapath = BpfDatapath(node=config.node, pin_dir=config.bpffs,
                                     max_policy=config.max_policy_entries,
                                     max_conntrack=config.max_conntrack_entries,
+                                    max_ipcache=config.max_ipcache_entries,
+                                    max_cidr=config.max_cidr_entries,
+                                    max_endpoints=config.max_endpoints,
                                     ring_pages=config.event_ring_pages)
         return bpf
     raise MembraneError(f"--datapath {config.datapath!r}: expected bpf or fake")

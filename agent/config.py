@@ -1,8 +1,14 @@
 """The agent's settings, from flags (or the DaemonSet's ConfigMap, which sets flags).
 
 Every default lives here: `membrane agent`'s flags (cli/daemon.py) read theirs from
-`AgentConfig`, and the flow ring's sizes are observe.ring's constants, one number each.
+`AgentConfig`, and the flow ring's sizes are observe.ring's constants, one number each;
+the policy limits are agent.policy.limits' constants, which `policy matrix` and `policy
+trace` use offline too, so their answers match a default agent's.
 `validate()` refuses a combination the agent cannot run with, before anything is built.
+
+Map sizes are max_entries of the pinned BPF maps (memory when full: README.md, "Map
+sizes"). A pinned map keeps the size it was created with, so a changed size is applied
+at start by recreating that map (agent/datapath/bpf.py says what that costs).
 """
 
 from __future__ import annotations
@@ -13,8 +19,12 @@ from pathlib import Path
 from agent.api.client import DEFAULT_SOCKET
 from agent.endpoint_manager import UNMANAGED_GRACE
 from agent.health import HEALTH_ADDRESS
+from agent.policy.limits import (DEFAULT_MAX_CIDR_PREFIXES, DEFAULT_MAX_ENTRIES_PER_ENDPOINT,
+                                 DEFAULT_MAX_PREFIXES_PER_POLICY, DEFAULT_NAMESPACE_SHARE,
+                                 PolicyLimits)
 from agent.policy.modes import ENFORCEMENT_MODES, PolicyModes
 from core.errors import MembraneError
+from observe.metrics import DEFAULT_METRICS, parse_metrics
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
 
 LAB_SOURCE_PREFIX = "lab:"
@@ -46,7 +56,19 @@ class AgentConfig:
     # 2 MiB of kernel ring holds ~180 ms of events at 200k/s (64 pages: ~23 ms), enough
     # to ride out reader stalls on a busy 2-CPU node (docs/PERFORMANCE.md, events).
     event_ring_pages: int = 512
+    # Prometheus: the agent's own metrics and Hubble's flow metrics, each on its own
+    # listener as Cilium's (":9962", ":9965": all addresses). metrics_port is the older
+    # single loopback listener serving both.
+    prometheus_serve_addr: str | None = None
+    hubble_metrics_server: str | None = None
+    hubble_metrics: str = DEFAULT_METRICS    # "drop:sourceContext=pod;destinationContext=pod ..."
     metrics_port: int | None = None
+    # Flow export (Hubble's format, JSON lines) to a file with size-based rotation.
+    export_file: str | None = None
+    export_file_max_size_mb: int = 10
+    export_file_max_backups: int = 5
+    export_allowlist: tuple[str, ...] = ()   # FlowFilters as JSON
+    export_denylist: tuple[str, ...] = ()
     health_port: int | None = None
     health_address: str = HEALTH_ADDRESS     # loopback: the probes ask 127.0.0.1
     # A networked pod of this node without an endpoint this long is "unmanaged" (status,
@@ -54,14 +76,24 @@ class AgentConfig:
     unmanaged_grace_seconds: float = UNMANAGED_GRACE
     kubeconfig: str | None = None
     datapath: str = "bpf"                    # "bpf" | "fake" (tests of the control plane)
-    max_policy_entries: int = 65536
+    # BPF map sizes (max_entries).
+    max_policy_entries: int = 65536          # every local endpoint's allow entries
     max_conntrack_entries: int = 262144
+    max_ipcache_entries: int = 16384         # pod IPs (cluster-wide), node IPs, world
+    max_cidr_entries: int = DEFAULT_MAX_CIDR_PREFIXES   # every policy's ipBlock prefixes
+    max_endpoints: int = 1024                # local endpoints
+    # Shares of them one policy, endpoint or namespace may take (agent/policy/limits.py).
+    max_policy_entries_per_endpoint: int = DEFAULT_MAX_ENTRIES_PER_ENDPOINT
+    max_cidr_prefixes_per_policy: int = DEFAULT_MAX_PREFIXES_PER_POLICY
+    namespace_map_share: float = DEFAULT_NAMESPACE_SHARE  # of the policy and cidr maps
     conntrack_gc_interval: float = 5.0
     identity_gc_interval: float = 30.0       # unreferenced identities past their grace
     observer_listen: str | None = None       # "0.0.0.0:4245": Observer on TCP, mutual TLS only
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
+    # The name in the agents' TLS certificate, which the Peer service tells relays.
+    tls_server_name: str = "membrane-agent"
     # Client certificate names (subject CN or SAN) that may read flows over TCP; "*":
     # every certificate the client CA signed. Required with observer_listen.
     tls_client_names: tuple[str, ...] = ()
@@ -90,6 +122,13 @@ class AgentConfig:
                                 f"{', '.join(ENFORCEMENT_MODES)}")
         if self.identity_backend == "etcd" and not self.etcd_endpoints:
             raise MembraneError("--identity-backend etcd needs --etcd URL")
+        try:
+            parse_metrics(self.hubble_metrics)
+        except ValueError as err:
+            raise MembraneError(f"--hubble-metrics: {err}") from None
+        if self.export_file_max_size_mb < 1 or self.export_file_max_backups < 0:
+            raise MembraneError("--hubble-export-file-max-size-mb must be at least 1 and "
+                                "--hubble-export-file-max-backups at least 0")
         if bool(self.etcd_cert_file) != bool(self.etcd_key_file):
             raise MembraneError("--etcd-cert and --etcd-key go together: give both or "
                                 "neither")
@@ -101,3 +140,26 @@ class AgentConfig:
             if plain:
                 raise MembraneError(f"--etcd {', '.join(plain)}: the --etcd-ca/--etcd-cert "
                                     "options need https:// endpoints")
+        for flag, value in (("--max-policy-entries", self.max_policy_entries),
+                            ("--max-conntrack-entries", self.max_conntrack_entries),
+                            ("--max-ipcache-entries", self.max_ipcache_entries),
+                            ("--max-cidr-entries", self.max_cidr_entries),
+                            ("--max-endpoints", self.max_endpoints)):
+            if value < 1:
+                raise MembraneError(f"{flag} {value}: a map needs at least one entry")
+        if self.max_policy_entries_per_endpoint > self.max_policy_entries:
+            raise MembraneError(
+                f"--max-policy-entries-per-endpoint {self.max_policy_entries_per_endpoint} "
+                f"is larger than the policy map (--max-policy-entries "
+                f"{self.max_policy_entries})")
+        if self.max_cidr_prefixes_per_policy > self.max_cidr_entries:
+            raise MembraneError(
+                f"--max-cidr-prefixes-per-policy {self.max_cidr_prefixes_per_policy} is "
+                f"larger than the cidr map (--max-cidr-entries {self.max_cidr_entries})")
+        self.policy_limits().validate()
+
+    def policy_limits(self) -> PolicyLimits:
+        return PolicyLimits(max_cidr_prefixes=self.max_cidr_entries,
+                            max_prefixes_per_policy=self.max_cidr_prefixes_per_policy,
+                            max_entries_per_endpoint=self.max_policy_entries_per_endpoint,
+                            namespace_share=self.namespace_map_share)

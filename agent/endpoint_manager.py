@@ -149,8 +149,9 @@ class EndpointManager:
         if ep.state is EndpointState.NOT_READY:
             raise MembraneError(f"endpoint {ep.id} ({ep.key}): not-ready: {ep.error}")
         if not ready:
+            why = ep.error or "is the pod in the source? labels known?"
             raise MembraneError(f"endpoint {ep.id} ({ep.key}): still {ep.state.value} after "
-                                f"{timeout:.0f}s (is the pod in the source? labels known?)")
+                                f"{timeout:.0f}s ({why})")
         return ep
 
     def deregister(self, namespace: str, pod: str) -> None:

@@ -68,6 +68,7 @@ class Endpoint:
     policy_revision: int = 0
     policy_entries: int = 0
     last_regeneration_ms: float = 0.0
+    labels_left_out: tuple[str, ...] = ()    # the pod's labels its identity does not hold
     attached: bool = False
     created_at: float = field(default_factory=time.time)
 
@@ -82,7 +83,7 @@ class Endpoint:
             state=self.state.value, error=self.error, ingress_enforced=self.ingress_enforced,
             egress_enforced=self.egress_enforced, policy_revision=self.policy_revision,
             policy_entries=self.policy_entries, last_regeneration_ms=self.last_regeneration_ms,
-            audit=self.audit)
+            audit=self.audit, labels_left_out=self.labels_left_out)
 
 
 def interface_index(ifname: str) -> int:

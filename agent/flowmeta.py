@@ -1,20 +1,34 @@
-"""Who is behind an address, what an identity means: one object the observer and the API
-share (observe.metadata.EndpointMetadata and agent.api.services.IdentityView).
+"""Who is behind an address, what an identity means, which policies decided: one object
+the observer and the API share (observe.metadata's EndpointMetadata and PolicyNamer,
+agent.api.services.IdentityView).
 
 Built once by the composition root. The regenerator calls `refresh` after each pass
-with the snapshot it applied; the peers table is replaced whole (one reference
-assignment), so the observer's worker always reads a complete table without a lock.
-Identity labels are read from the allocators, which lock for themselves.
+with the snapshot and engine it applied, under the agent's lock; the peers table and the
+policy index are replaced whole (one reference assignment each), so the observer's
+threads always read complete tables without a lock, and `on_change` (the observer's
+metadata_changed) is told so flows built from now on say what changed.
+
+Policy names come from the engine's provenance, the same the `policy trace` command
+prints, indexed per local endpoint and direction: the policies that select the pod for
+that direction (isolating it) and, per allow entry, the policies that contributed it.
+Policies are named "namespace/name", as trace names them.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
+from agent.endpoints import Endpoint, interface_index
+from agent.policy.engine import PolicyEngine
+from agent.policy.mapstate import PolicyKey
+from agent.pod_workloads import workloads_of
 from agent.store import Snapshot
+from core.protocols import Direction
 from identity.allocator import Identity
 from identity.reserved import MIN_LABEL_IDENTITY, ReservedIdentity
-from observe.metadata import PeerInfo
+from observe.metadata import PeerInfo, PolicyRef, PolicyVerdictNames
 
 
 class IdentityLookup(Protocol):
@@ -25,33 +39,74 @@ class IdentityLookup(Protocol):
     def identities(self) -> list[Identity]: ...
 
 
+@dataclass(frozen=True)
+class _DirectionPolicies:
+    isolated_by: tuple[PolicyRef, ...]
+    entries: tuple[tuple[PolicyKey, tuple[PolicyRef, ...]], ...]
+
+
+def _ref(policy_key: str, revision: int) -> PolicyRef:
+    namespace, _, name = policy_key.partition("/")
+    return PolicyRef(name=name, namespace=namespace, revision=revision)
+
+
+def policy_index(engine: PolicyEngine, pod_key: str, revision: int
+                 ) -> dict[Direction, _DirectionPolicies]:
+    """Per direction: who isolates the pod, and who contributed each allow entry."""
+    selecting = engine.selecting_policies(pod_key)
+    provenance = engine.provenance(pod_key)
+    out = {}
+    for direction in Direction:
+        isolating = tuple(_ref(k, revision) for k in selecting
+                          if (cp := engine.policy(k)) is not None and cp.enforces(direction))
+        entries = tuple(
+            (key, tuple(_ref(p, revision) for p in sorted({w.policy for w in whys if w.policy})))
+            for key, whys in provenance.items() if key.direction is direction)
+        out[direction] = _DirectionPolicies(isolating, entries)
+    return out
+
+
 class AgentMetadata:
     def __init__(self, node: str, identities: IdentityLookup,
-                 cidr_identities: IdentityLookup) -> None:
+                 cidr_identities: IdentityLookup,
+                 on_change: Callable[[], None] | None = None) -> None:
         self._node = node
         self._identities = identities
         self._cidr_identities = cidr_identities
         self._peers: Mapping[str, PeerInfo] = {}
+        self._policies: Mapping[int, Mapping[Direction, _DirectionPolicies]] = {}
+        self.on_change = on_change
 
-    def refresh(self, snapshot: Snapshot, identity_of: Callable[[str], Identity | None],
-                local_endpoints: Mapping[str, int]) -> None:
-        """Rebuilds ip -> PeerInfo from the applied snapshot: every pod with an IP and an
-        identity (`identity_of(pod key)`, the engine's), and the nodes.
-        `local_endpoints` maps a local pod's key to its endpoint id."""
+    def refresh(self, snapshot: Snapshot, engine: PolicyEngine,
+                local_endpoints: Iterable[Endpoint]) -> None:
+        """Rebuilds ip -> PeerInfo from the applied snapshot (every pod with an IP and an
+        identity, the engine's; the nodes) and the policy index of the local endpoints."""
+        local = {ep.key: ep for ep in local_endpoints}
         peers: dict[str, PeerInfo] = {}
         for key, pod in snapshot.objects.pods.items():
-            ident = identity_of(key)
-            if pod.ip and ident is not None:
-                peers[pod.ip] = PeerInfo(identity=ident.id, namespace=pod.namespace,
-                                         pod_name=pod.name, labels=ident.labels.lines(),
-                                         endpoint_id=local_endpoints.get(key, 0))
+            ident = engine.identity_of(key)
+            if not pod.ip or ident is None:
+                continue
+            ep = local.get(key)
+            interface = None
+            if ep is not None:
+                interface = (ep.ifindex or interface_index(ep.ifname), ep.ifname)
+            peers[pod.ip] = PeerInfo(identity=ident.id, namespace=pod.namespace,
+                                     pod_name=pod.name, labels=ident.labels.lines(),
+                                     endpoint_id=ep.id if ep is not None else 0,
+                                     workloads=workloads_of(pod), interface=interface)
         for node in snapshot.objects.nodes.values():
             if node.ip:
                 reserved = (ReservedIdentity.HOST if node.name == self._node
                             else ReservedIdentity.REMOTE_NODE)
                 peers[node.ip] = PeerInfo(identity=int(reserved), namespace="", pod_name="",
                                           labels=reserved.labels.lines(), endpoint_id=0)
+        revision = snapshot.source_revision
+        self._policies = {ep.id: policy_index(engine, key, revision)
+                          for key, ep in local.items() if key in engine.pods()}
         self._peers = peers
+        if self.on_change is not None:
+            self.on_change()
 
     # -- EndpointMetadata (observe) ------------------------------------------------------
     def lookup_ip(self, ip: str) -> PeerInfo | None:
@@ -67,6 +122,20 @@ class AgentMetadata:
         if ident is None:
             ident = self._cidr_identities.lookup(identity)
         return ident.labels.lines() if ident is not None else []
+
+    # -- PolicyNamer (observe) -------------------------------------------------------------
+    def policy_names(self, endpoint_id: int, direction: Direction, peer_identity: int,
+                     protocol: int, port: int) -> PolicyVerdictNames:
+        sides = self._policies.get(endpoint_id)
+        if sides is None:
+            return PolicyVerdictNames()
+        side = sides[direction]
+        allowed: dict[PolicyRef, None] = {}
+        for key, refs in side.entries:
+            if key.matches((peer_identity,), protocol, port):
+                allowed.update(dict.fromkeys(refs))
+        return PolicyVerdictNames(allowed_by=tuple(sorted(allowed, key=lambda r: r.text)),
+                                  isolated_by=side.isolated_by)
 
     # -- IdentityView (API) ----------------------------------------------------------------
     def identities(self) -> list[Identity]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from concurrent import futures
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import grpc
 
 from agent.api.gen import agent_pb2_grpc
 from agent.api.server import AgentServicer
+from agent.config import AgentConfig
+from agent.store import Store
+from observe.relay.peers import Peer, add_peer_to_server
 from observe.ring import FlowObserver
 from observe.server import add_observer_to_server
 from observe.tls import serve_tcp_with_tls
@@ -38,11 +42,13 @@ class TlsListener:
 
 class ApiServer:
     def __init__(self, socket_path: str, servicer: AgentServicer, observer: FlowObserver,
-                 tls: TlsListener | None = None) -> None:
+                 tls: TlsListener | None = None,
+                 peers: Callable[[], list[Peer]] | None = None) -> None:
         self.socket_path = socket_path
         self._servicer = servicer
         self._observer = observer
         self._tls = tls
+        self._peers = peers
         self._server: grpc.Server | None = None
         self._tls_server: grpc.Server | None = None
 
@@ -52,14 +58,17 @@ class ApiServer:
             self._tls_server = serve_tcp_with_tls(self._observer, self._tls.address,
                                                   self._tls.cert, self._tls.key,
                                                   self._tls.client_ca,
-                                                  self._tls.client_names)
+                                                  self._tls.client_names,
+                                                  peers=self._peers)
         path = self.socket_path
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if os.path.exists(path):
             os.unlink(path)  # a stale socket of a previous run
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))
         agent_pb2_grpc.add_AgentServicer_to_server(self._servicer, server)
-        add_observer_to_server(server, self._observer)
+        add_observer_to_server(server, self._observer, address="unix:" + path)
+        if self._peers is not None:
+            add_peer_to_server(server, self._peers)
         old_umask = os.umask(0o177)  # the socket is root's only: 0600
         try:
             server.add_insecure_port("unix:" + path)
@@ -80,3 +89,15 @@ class ApiServer:
                 os.unlink(leftover)
             except FileNotFoundError:
                 pass
+
+
+def node_peers(store: Store, config: AgentConfig) -> list[Peer]:
+    """Every node's Observer as the Peer service tells relays: its IP and this agent's
+    TLS port (every agent of a DaemonSet listens alike). None without a TCP listener:
+    a unix socket is no address for another node."""
+    if not config.observer_listen:
+        return []
+    port = config.observer_listen.rpartition(":")[2]
+    return [Peer(node.name, f"{node.ip}:{port}", config.tls_server_name)
+            for node in sorted(store.snapshot().objects.nodes.values(), key=lambda n: n.name)
+            if node.ip]

@@ -7,11 +7,12 @@ result into a StatusReply.
 What is wrong now (`problems`) is computed afresh: objects the source's validation
 refused (also apart, in `rejected`, each with what is in force in its place), endpoints
 that are not ready and why, pods of this node running without an endpoint
-(`unmanaged`, agent.endpoint_manager.UnmanagedPods). Validation warnings about accepted
-objects are `object_warnings`. What went wrong lately is the bounded
-error history (agent.health.ErrorHistory). Warnings are maps at least 90% full, and
-cluster-wide tier policies sharing a priority and a pod (their order is undefined by the
-API: the warning says which order Membrane uses).
+(`unmanaged`, agent.endpoint_manager.UnmanagedPods), and what the regenerator cannot
+enforce as asked (policies not enforced, pods without identity, cluster maps out of
+step). Validation warnings about accepted objects are `object_warnings`. What went
+wrong lately is the bounded error history (agent.health.ErrorHistory). Warnings are
+maps at least 90% full, and cluster-wide tier policies sharing a priority and a pod
+(their order is undefined by the API: the warning says which order Membrane uses).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class StatusReporter:
         rejected = tuple(str(r) for r in applied.rejected)
         problems = list(rejected) + [
             f"endpoint {ep.id} ({ep.key}) {ep.state.value}: {ep.error}"
-            for ep in endpoints if ep.state is EndpointState.NOT_READY] + list(unmanaged)
+            for ep in endpoints if ep.state is EndpointState.NOT_READY
+        ] + list(unmanaged) + list(self._regenerator.problems())
         return AgentStatus(
             node=self._node, version=self._version,
             uptime_seconds=time.monotonic() - self._started_at,

@@ -18,6 +18,11 @@ drains, the books must balance exactly:
   records emitted  = 2 x policy drops (kernel per-CPU drop counter)
                    = read by the reader + lost in the kernel (lost_events map)
   read             = flows built (observer seen) + lost in the observer queue
+
+Table 4b then floods again with one GetFlows follower attached (bench/follower.py): the
+handler's own loop in this process, and a gRPC client process over a unix socket. Each
+counts the flows it receives and what the ring overwrote before it read them, and the
+books balance again: flows seen = received + lost by the follower.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ AGENT_RING_PAGES = AgentConfig.event_ring_pages
 DROP_POLICY = 133
 RATES_FULL = (5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 0)   # packets/s; 0 = unlimited
 RATES_QUICK = (10_000, 20_000, 100_000, 0)
+# Table 4b: one GetFlows follower during a flood (packets/s; 2 events each).
+FOLLOW_RATES_FULL = (50_000, 100_000, 0)
+FOLLOW_RATES_QUICK = (100_000,)
+FOLLOWERS = ("stream", "grpc")
 DATAGRAM = 32
 
 
@@ -56,6 +65,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     from agent.datapath.interface import EndpointSlot
     from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, PolicyKey
     from bench.topology import pin_dir, pod_cmd, python_in_pod
+    from bench.follower import FOLLOWERS
     from observe.ring import FlowObserver
 
     rates = [int(r) for r in a.rates.split(",")]
@@ -106,12 +116,13 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
         mode = dp._reader.mode if dp._reader is not None else ""
         reader = threading.Thread(target=events_loop, daemon=True)
         reader.start()
-        stages = []
-        for rate in rates:
+        def stage(rate: int) -> dict[str, Any]:
+            """One flood at `rate` packets/s, drained, with its books."""
             before: dict[str, Any] = {"drops": _drops(dp), "read": read[0],
                                       "klost": lost_seen[0],
-                      "seen": observer.status().seen_flows,
-                      "qlost": observer.status().lost.get("OBSERVER_EVENTS_QUEUE", 0)}
+                                      "seen": observer.status().seen_flows,
+                                      "qlost": observer.status().lost.get(
+                                          "OBSERVER_EVENTS_QUEUE", 0)}
             cmd = pod_cmd(a.client_ns,
                           *python_in_pod("flood", a.server_ip, "5204", str(rate),
                                          str(a.seconds), str(DATAGRAM)))
@@ -139,16 +150,34 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             klost = lost_seen[0] - before["klost"]
             qlost = st.lost.get("OBSERVER_EVENTS_QUEUE", 0) - before["qlost"]
             seen = st.seen_flows - before["seen"]
-            stages.append({"offered_pps": rate, "seconds": a.seconds, "sent": sent,
-                           "policy_drops": drops, "emitted": emitted, "read": got,
-                           "read_while_sending": read_during, "sending_s": sent_s,
-                           "kernel_lost": klost, "queue_lost": qlost, "flows": seen,
-                           "unaccounted": emitted - got - klost,
-                           "unaccounted_observer": got - seen - qlost,
-                           "events_per_s": emitted / a.seconds,
-                           "served_per_s": seen / a.seconds})
+            return {"offered_pps": rate, "seconds": a.seconds, "sent": sent,
+                    "policy_drops": drops, "emitted": emitted, "read": got,
+                    "read_while_sending": read_during, "sending_s": sent_s,
+                    "kernel_lost": klost, "queue_lost": qlost, "flows": seen,
+                    "unaccounted": emitted - got - klost,
+                    "unaccounted_observer": got - seen - qlost,
+                    "events_per_s": emitted / a.seconds,
+                    "served_per_s": seen / a.seconds}
+
+        stages = [stage(rate) for rate in rates]
+        follow_stages = []
+        for kind in filter(None, a.followers.split(",")):
+            for rate in (int(r) for r in a.follow_rates.split(",")):
+                follower = FOLLOWERS[kind](observer)
+                follower.start()
+                try:
+                    st = stage(rate)
+                    time.sleep(0.5)       # the follower reads what the drain left
+                finally:
+                    got = follower.stop()
+                follow_stages.append({**st, "follower": kind, "received": got["received"],
+                                      "follower_lost": got["lost"],
+                                      "received_per_s": got["received"] / a.seconds,
+                                      "unaccounted_follower":
+                                          st["flows"] - got["received"] - got["lost"]})
         mapped = getattr(dp._reader, "_mapped", None)
-        return {"stages": stages, "reader": mode, "ring_pages": a.ring_pages,
+        return {"stages": stages, "follow_stages": follow_stages, "reader": mode,
+                "ring_pages": a.ring_pages,
                 "lost_every_ms": a.lost_every_ms,
                 "ring_peak_bytes": getattr(mapped, "peak_bytes", None),
                 "handover": "on_event" if a.per_event else "on_events"}
@@ -159,7 +188,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(quick: bool = False, per_event: bool = False, ring_pages: int = AGENT_RING_PAGES,
-        lost_every_ms: int = 100) -> dict[str, Any]:
+        lost_every_ms: int = 100, followers: tuple[str, ...] = FOLLOWERS) -> dict[str, Any]:
     from bench.topology import Node, run_worker
 
     node = Node("events", subnet=240)
@@ -175,6 +204,9 @@ def run(quick: bool = False, per_event: bool = False, ring_pages: int = AGENT_RI
                           "--server-if", s.host_if, "--server-ifindex", str(s.ifindex),
                           "--ring-pages", str(ring_pages),
                           "--lost-every-ms", str(lost_every_ms),
+                          "--followers", ",".join(followers),
+                          "--follow-rates", ",".join(map(str, FOLLOW_RATES_QUICK if quick
+                                                         else FOLLOW_RATES_FULL)),
                           *(["--per-event"] if per_event else []))
     finally:
         node.destroy()
@@ -210,8 +242,38 @@ def tables(res: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, str]]
                 f"{res.get('handover', 'on_event')} (flows built lazily for batches: "
                 "'flows served' = entries in the ring, built when a reader asks)."]
     best = lossless(res)
-    return [t], [("events ingested without loss >= 200,000/s", f"{best:,.0f}/s",
-                  "PASS" if best >= 200_000 else "MISS")]
+    targets = [("events ingested without loss >= 200,000/s", f"{best:,.0f}/s",
+                "PASS" if best >= 200_000 else "MISS")]
+    follow = res.get("follow_stages", [])
+    if not follow:
+        return [t], targets
+    f = Table("4b. One GetFlows follower during the flood (follow from now, no filter)",
+              ["follower", "offered pps", "events/s", "flows", "received", "received/s",
+               "follower lost", "unaccounted"])
+    for st in follow:
+        f.add(st["follower"], "max" if st["offered_pps"] == 0 else f"{st['offered_pps']:,}",
+              fmt_num(st["events_per_s"], digits=0), f"{st['flows']:,}",
+              f"{st['received']:,}", fmt_num(st["received_per_s"], digits=0),
+              f"{st['follower_lost']:,}", f"{st['unaccounted_follower']}")
+    f.notes += ["stream: the GetFlows handler's loop (observe.stream.FlowStream) in the "
+                "agent's process, yielding the serialized responses it hands to gRPC; "
+                "grpc: a grpcio client process following the Observer on a unix socket "
+                "(raw bytes). received/s = flows received / stage seconds; follower lost "
+                "= overwritten in the ring before the follower read them "
+                "(HUBBLE_RING_BUFFER); flows = received + follower lost (unaccounted: the "
+                "difference)."]
+    for kind, what in (("stream", "GetFlows follower (handler, in the agent's process)"),
+                       ("grpc", "GetFlows follower over gRPC (grpcio client, unix socket)")):
+        ok = [st["received_per_s"] for st in follow if st["follower"] == kind
+              and st["follower_lost"] == 0 and st["kernel_lost"] == 0
+              and st["queue_lost"] == 0 and st["received"] > 0]
+        lost = sum(st["follower_lost"] for st in follow if st["follower"] == kind)
+        if any(st["follower"] == kind for st in follow):
+            rate = max(ok, default=0.0)
+            targets.append((f"{what} without loss >= 200,000 flows/s",
+                            f"{rate:,.0f}/s (lost {lost:,})",
+                            "PASS" if rate >= 200_000 else "MISS"))
+    return [t, f], targets
 
 
 def main() -> None:
@@ -226,6 +288,9 @@ def main() -> None:
     w.add_argument("--per-event", action="store_true",
                    help="the old hand-over: each event decoded and handed over alone")
     w.add_argument("--ring-pages", type=int, default=AGENT_RING_PAGES)
+    w.add_argument("--followers", default=",".join(FOLLOWERS),
+                   help="table 4b's followers: stream, grpc (comma-separated; empty: none)")
+    w.add_argument("--follow-rates", default=",".join(map(str, FOLLOW_RATES_FULL)))
     w.add_argument("--lost-every-ms", type=int, default=100,
                    help="read the kernel lost counter at most this often (0: every poll)")
     ap.add_argument("--quick", action="store_true")
@@ -235,11 +300,14 @@ def main() -> None:
                     help="kernel ring buffer pages (default: the agent's)")
     ap.add_argument("--lost-every-ms", type=int, default=100,
                     help="read the kernel lost counter at most this often (0: every poll)")
+    ap.add_argument("--followers", default=",".join(FOLLOWERS),
+                    help="followers of table 4b (stream, grpc; empty: none)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if serve_worker(a, "events", _worker):
         return
-    tabs, targets = tables(run(a.quick, a.per_event, a.ring_pages, a.lost_every_ms))
+    tabs, targets = tables(run(a.quick, a.per_event, a.ring_pages, a.lost_every_ms,
+                               tuple(filter(None, a.followers.split(",")))))
     print_report(tabs, targets)
 
 

@@ -6,6 +6,7 @@ Every flag's default is AgentConfig's (agent/config.py), the one place defaults 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 from agent.config import DATAPATHS, IDENTITY_BACKENDS, AgentConfig
 from agent.policy.modes import ENFORCEMENT_MODES
+from core.errors import MembraneError
 
 DEFAULTS = AgentConfig(node="")
 
@@ -58,7 +60,32 @@ def register(sub: Any) -> None:
     p.add_argument("--event-queue", type=int, default=d.event_queue_size)
     p.add_argument("--event-ring-pages", type=int, default=d.event_ring_pages,
                    help="kernel ring buffer size in pages (a power of two)")
-    p.add_argument("--metrics-port", type=int, default=d.metrics_port)
+    p.add_argument("--prometheus-serve-addr", default=d.prometheus_serve_addr,
+                   metavar="[HOST]:PORT",
+                   help="serve the agent's own metrics (:9962: every address, Cilium's port)")
+    p.add_argument("--hubble-metrics-server", default=d.hubble_metrics_server,
+                   metavar="[HOST]:PORT",
+                   help="serve Hubble's flow metrics (:9965: every address, Cilium's port)")
+    p.add_argument("--hubble-metrics", default=d.hubble_metrics, metavar="METRICS",
+                   help="which flow metrics, with their context options, as Cilium's "
+                        f"(default {d.hubble_metrics!r}; e.g. "
+                        "'drop:sourceContext=pod;destinationContext=pod flow')")
+    p.add_argument("--metrics-port", type=int, default=d.metrics_port,
+                   help="both sets of metrics on 127.0.0.1:PORT")
+    p.add_argument("--hubble-export-file-path", default=d.export_file, metavar="FILE",
+                   help="write flows to FILE as JSON lines in Hubble's export format")
+    p.add_argument("--hubble-export-file-max-size-mb", type=int,
+                   default=d.export_file_max_size_mb, metavar="MB",
+                   help="rotate the export file at this size")
+    p.add_argument("--hubble-export-file-max-backups", type=int,
+                   default=d.export_file_max_backups, metavar="N",
+                   help="rotated export files kept")
+    p.add_argument("--hubble-export-allowlist", action="append",
+                   default=list(d.export_allowlist), metavar="JSON",
+                   help="export only flows matching these FlowFilters (JSON objects)")
+    p.add_argument("--hubble-export-denylist", action="append",
+                   default=list(d.export_denylist), metavar="JSON",
+                   help="never export flows matching these FlowFilters")
     p.add_argument("--health-port", type=int, default=d.health_port)
     p.add_argument("--health-address", default=d.health_address, metavar="ADDRESS",
                    help="where /healthz and /readyz listen (default: loopback)")
@@ -70,19 +97,46 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-cert", default=d.tls_cert)
     p.add_argument("--tls-key", default=d.tls_key)
     p.add_argument("--tls-client-ca", default=d.tls_client_ca)
+    p.add_argument("--tls-server-name", default=d.tls_server_name,
+                   help="the name in the agents' certificates (told to relays)")
     p.add_argument("--tls-client-name", action="append", default=list(d.tls_client_names),
                    metavar="NAME[,NAME]",
                    help="a client certificate CN or SAN that may read flows over TCP "
                         "(repeatable; '*': any the client CA signed)")
     p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
-    p.add_argument("--max-policy-entries", type=int, default=d.max_policy_entries)
-    p.add_argument("--max-conntrack-entries", type=int, default=d.max_conntrack_entries)
     p.add_argument("--enable-policy", choices=ENFORCEMENT_MODES, default=d.enable_policy,
                    help="default: enforce what policies select; always: deny what no "
                         "policy allows, everywhere; never: enforce nothing (Cilium's)")
     p.add_argument("--policy-audit-mode", type=_flag, nargs="?", const=True,
                    default=d.policy_audit_mode, metavar="BOOL",
                    help="let policy denials through, reported as AUDIT (true|false)")
+    maps = p.add_argument_group(
+        "map sizes and shares",
+        "max_entries of the BPF maps (a changed size recreates that pinned map at\n"
+        "start) and what one policy, endpoint or namespace may take of them; what\n"
+        "does not fit fails closed for the pods concerned only (not-ready, with the\n"
+        "reason in `endpoint list` and `status`)")
+    maps.add_argument("--max-policy-entries", type=int, default=d.max_policy_entries,
+                      help="allow entries of every local endpoint (%(default)s)")
+    maps.add_argument("--max-conntrack-entries", type=int, default=d.max_conntrack_entries,
+                      help="tracked connections on this node (%(default)s)")
+    maps.add_argument("--max-ipcache-entries", type=int, default=d.max_ipcache_entries,
+                      help="pod and node addresses of the cluster (%(default)s)")
+    maps.add_argument("--max-cidr-entries", type=int, default=d.max_cidr_entries,
+                      help="ipBlock prefixes of every policy (%(default)s)")
+    maps.add_argument("--max-endpoints", type=int, default=d.max_endpoints,
+                      help="local endpoints (%(default)s)")
+    maps.add_argument("--max-policy-entries-per-endpoint", type=int,
+                      default=d.max_policy_entries_per_endpoint,
+                      help="policy map entries one endpoint may have (%(default)s)")
+    maps.add_argument("--max-cidr-prefixes-per-policy", type=int,
+                      default=d.max_cidr_prefixes_per_policy,
+                      help="ipBlock prefixes (cidrs and excepts) one policy may have "
+                      "(%(default)s)")
+    maps.add_argument("--namespace-map-share", type=float, default=d.namespace_map_share,
+                      metavar="FRACTION",
+                      help="of the policy map (this node's endpoints) and the cidr map "
+                      "(its policies) one namespace may use (%(default)s)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
 
@@ -98,12 +152,24 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         identity_grace_seconds=args.identity_grace,
         exclude_labels=tuple(args.exclude_label), flow_capacity=args.flow_capacity,
         event_queue_size=args.event_queue, event_ring_pages=args.event_ring_pages,
-        metrics_port=args.metrics_port,
+        metrics_port=args.metrics_port, prometheus_serve_addr=args.prometheus_serve_addr,
+        hubble_metrics_server=args.hubble_metrics_server, hubble_metrics=args.hubble_metrics,
+        export_file=args.hubble_export_file_path,
+        export_file_max_size_mb=args.hubble_export_file_max_size_mb,
+        export_file_max_backups=args.hubble_export_file_max_backups,
+        export_allowlist=tuple(json_objects(args.hubble_export_allowlist)),
+        export_denylist=tuple(json_objects(args.hubble_export_denylist)),
+        tls_server_name=args.tls_server_name,
         health_port=args.health_port, health_address=args.health_address,
         unmanaged_grace_seconds=args.unmanaged_grace,
         kubeconfig=args.kubeconfig, datapath=args.datapath,
         max_policy_entries=args.max_policy_entries,
-        max_conntrack_entries=args.max_conntrack_entries, observer_listen=args.observer_listen,
+        max_conntrack_entries=args.max_conntrack_entries,
+        max_ipcache_entries=args.max_ipcache_entries, max_cidr_entries=args.max_cidr_entries,
+        max_endpoints=args.max_endpoints,
+        max_policy_entries_per_endpoint=args.max_policy_entries_per_endpoint,
+        max_cidr_prefixes_per_policy=args.max_cidr_prefixes_per_policy,
+        namespace_map_share=args.namespace_map_share, observer_listen=args.observer_listen,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
         tls_client_names=tuple(name.strip() for names in args.tls_client_name
                                for name in names.split(",") if name.strip()),
@@ -119,6 +185,27 @@ def _flag(text: str) -> bool:
     if value in ("0", "f", "false", "no", "off", ""):
         return False
     raise argparse.ArgumentTypeError(f"{text!r}: expected true or false")
+
+
+def json_objects(values: list[str]) -> list[str]:
+    """Each flag value holds one or more JSON objects ('{...},{...}' as Cilium's
+    export lists do): one string per object. An empty value (an unset ConfigMap key) is
+    none."""
+    decoder = json.JSONDecoder()
+    out = []
+    for text in values:
+        pos = 0
+        text = text.strip()
+        while pos < len(text):
+            try:
+                obj, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as err:
+                raise MembraneError(f"export filter {text!r}: not JSON: {err}") from None
+            out.append(json.dumps(obj))
+            pos = end
+            while pos < len(text) and text[pos] in " ,\n\t":
+                pos += 1
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import Any
 
 from agent.api.client import AgentClient
+from agent.api.gen import agent_pb2 as pb
 from cli.command import Subparsers, add_command, add_group
 from cli.connection import add_connection_flags, agent_client
 from cli.output import add_output_flag, message_dict, print_json, print_messages, print_table
@@ -74,7 +76,7 @@ def endpoint_list(args: argparse.Namespace) -> int:
          "IDENTITY", "LABELS (source:key[=value])", "IPv6", "IPv4", "STATUS"],
         lambda e: [str(e.id or "-"), _enforcement(e.ingress_enforced, e.policy_audit),
                    _enforcement(e.egress_enforced, e.policy_audit), str(e.identity or "-"),
-                   "\n".join(e.labels) or _pod_of(e), e.ipv6, e.ipv4, e.state])
+                   "\n".join(e.labels) or _pod_of(e), e.ipv6, e.ipv4, _state(e)])
     unmanaged = [e for e in endpoints if e.state == "unmanaged"]
     if unmanaged and args.output != "json":
         print(f"\n{len(unmanaged)} unmanaged: {unmanaged[0].error}", file=sys.stderr)
@@ -84,6 +86,14 @@ def endpoint_list(args: argparse.Namespace) -> int:
 def _pod_of(ep: Any) -> str:
     """An unmanaged pod's row names the pod (it has no identity, so no labels)."""
     return f"pod {ep.namespace}/{ep.pod}" if ep.state == "unmanaged" else "-"
+
+
+def _state(ep: pb.Endpoint) -> str:
+    """The state, and under it why when the endpoint is not ready (wrapped to the
+    column; unmanaged pods' reason is said once, below the table)."""
+    if not ep.error or ep.state in ("ready", "unmanaged"):
+        return ep.state
+    return "\n".join([ep.state, *textwrap.wrap(ep.error, 40)])
 
 
 def endpoint_get(args: argparse.Namespace) -> int:

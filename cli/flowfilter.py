@@ -1,10 +1,12 @@
 """`membrane observe`'s filter flags -> FlowFilters, the way `hubble observe` builds them.
 
 --from-X sets the source field, --to-X the destination field, and an either-side flag
-(--pod, -l, --ip, ...) splits the filter in two, one matching the source and one the
-destination. Flags that name no side (--verdict, --protocol, ...) go into every half.
---not puts the next filter flag into the deny list. Namespaces wait until the end: they
-qualify the pod names of their side ("ns/pod"), or alone select every pod in them.
+(--pod, -l, --ip, --workload, ...) splits the filter in two, one matching the source and
+one the destination. Flags that name no side (--verdict, --protocol, ...) go into every
+half. --not puts the next filter flag into the deny list. Namespaces wait until the
+end: they qualify the pod names of their side ("ns/pod"), or alone select every pod in
+them; -A/--all-namespaces is "any namespace" (flows with a pod on that side).
+--allowlist/--denylist add FlowFilters written as JSON, as Hubble's flags of that name.
 """
 
 from __future__ import annotations
@@ -14,14 +16,19 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from google.protobuf import json_format
+
 from core.errors import MembraneError
 from identity.reserved import ReservedIdentity
 from observe.filters.event_type import NAMES as EVENT_TYPES
+from observe.filters.event_type import SUBTYPES, parse_type
 from observe.filters.tcp_flags import parse_flags
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 # What a flag's text converts to: a FlowFilter field's element.
-FilterValue = str | int | bool | fpb.TCPFlags | fpb.EventTypeFilter
+FilterValue = (str | int | bool | fpb.TCPFlags | fpb.EventTypeFilter | fpb.Workload
+               | fpb.NetworkInterface)
+_MESSAGES = (fpb.TCPFlags, fpb.EventTypeFilter, fpb.Workload, fpb.NetworkInterface)
 # (negated by a --not before it, flag dest, text) in command-line order.
 FilterItem = tuple[bool, str, str]
 _Setter = Callable[["_Half"], None]
@@ -77,7 +84,7 @@ def _finish(half: _Half) -> fpb.FlowFilter:
 def _field(name: str, value: FilterValue) -> _Setter:
     def set_(half: _Half) -> None:
         target = getattr(half.ff, name)   # a repeated field, named by the flag table
-        if isinstance(value, (fpb.TCPFlags, fpb.EventTypeFilter)):
+        if isinstance(value, _MESSAGES):
             target.add().CopyFrom(value)
         else:
             target.append(value)
@@ -112,8 +119,35 @@ def _enum(value_of: Callable[[str], int], names: Sequence[str], what: str
     return convert
 
 
-def _event_type(text: str) -> fpb.EventTypeFilter:
-    return fpb.EventTypeFilter(type=EVENT_TYPES[text])
+def _workload(text: str) -> fpb.Workload:
+    """"[kind/]name", as `hubble observe --workload` reads it ("Deployment/" is a kind)."""
+    kind, sep, name = text.partition("/")
+    return fpb.Workload(kind=kind, name=name) if sep else fpb.Workload(name=text)
+
+
+def _ip_version(text: str) -> int:
+    versions = {"4": fpb.IPv4, "v4": fpb.IPv4, "ipv4": fpb.IPv4, "6": fpb.IPv6,
+                "v6": fpb.IPv6, "ipv6": fpb.IPv6, "none": fpb.IP_NOT_USED}
+    try:
+        return versions[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"ip version {text!r}: use v4, v6 or none") from None
+
+
+def _checked_type(text: str) -> str:
+    """--type is checked as the command line is parsed: a bad one is a usage error."""
+    try:
+        parse_type(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def type_help() -> str:
+    subtypes = {t: ", ".join(names) for t, names in SUBTYPES.items()}
+    return "event type TYPE[:SUBTYPE]: " + "; ".join(
+        f"{name}" + (f" ({subtypes[n]})" if n in subtypes else "")
+        for name, n in EVENT_TYPES.items())
 
 
 # flag dest -> (kind, field suffix, converter). kind: from/to/either/both/ns-*.
@@ -137,15 +171,40 @@ _FILTER_FLAGS: dict[str, tuple[str, str, Callable[[str], FilterValue]]] = {
     "protocol": ("both", "protocol", str),
     "is_reply": ("both", "reply", lambda v: v.lower() in ("true", "1", "yes")),
     "tcp_flags": ("both", "tcp_flags", parse_flags),
-    "type": ("both", "event_type", _event_type),
+    "type": ("both", "event_type", parse_type),
     "node_name": ("both", "node_name", str),
+    "node_label": ("both", "node_labels", str),
+    "drop_reason_desc": ("both", "drop_reason_desc",
+                         _enum(fpb.DropReason.Value, fpb.DropReason.keys(), "drop reason")),
+    "from_workload": ("from", "workload", _workload),
+    "to_workload": ("to", "workload", _workload),
+    "workload": ("either", "workload", _workload),
+    "all_namespaces": ("ns-either", "", str), "from_all_namespaces": ("ns-from", "", str),
+    "to_all_namespaces": ("ns-to", "", str),
+    "from_fqdn": ("from", "fqdn", str), "to_fqdn": ("to", "fqdn", str),
+    "fqdn": ("either", "fqdn", str),
+    "uuid": ("both", "uuid", str),
+    "interface": ("both", "interface", lambda v: fpb.NetworkInterface(name=v)),
+    "ip_version": ("both", "ip_version", _ip_version),
 }
+# Flags that take no value on the command line, and what they mean.
+_IMPLIED = {"all_namespaces": "", "from_all_namespaces": "", "to_all_namespaces": ""}
 
 
-def build_filters(items: Sequence[FilterItem]
+def raw_filter(text: str) -> fpb.FlowFilter:
+    """A FlowFilter written as JSON ('{"source_pod":["kube-system/"]}'), as Hubble's
+    --allowlist/--denylist and its export filters take them."""
+    try:
+        return json_format.Parse(text, fpb.FlowFilter())
+    except json_format.ParseError as err:
+        raise MembraneError(f"filter {text!r}: not a FlowFilter in JSON: {err}") from None
+
+
+def build_filters(items: Sequence[FilterItem], allowlist: Sequence[str] = (),
+                  denylist: Sequence[str] = ()
                   ) -> tuple[list[fpb.FlowFilter], list[fpb.FlowFilter]]:
-    """Ordered (negated, flag, value) -> (whitelist, blacklist). A value that cannot be
-    converted is a MembraneError naming it."""
+    """Ordered (negated, flag, value) -> (whitelist, blacklist), with the raw JSON
+    filters after. A value that cannot be converted is a MembraneError naming it."""
     allow, deny = _Tracker(), _Tracker()
     for negated, flag, raw in items:
         kind, suffix, convert = _FILTER_FLAGS[flag]
@@ -163,14 +222,16 @@ def build_filters(items: Sequence[FilterItem]
         elif kind == "either":
             t.either(_field(f"source_{suffix}", value), _field(f"destination_{suffix}", value))
         elif kind == "ns-from":
-            t.both(_ns("source", raw))
+            t.both(_ns("source", _IMPLIED.get(flag, raw)))
         elif kind == "ns-to":
-            t.both(_ns("destination", raw))
+            t.both(_ns("destination", _IMPLIED.get(flag, raw)))
         elif kind == "ns-either":
-            t.either(_ns("source", raw), _ns("destination", raw))
+            t.either(_ns("source", _IMPLIED.get(flag, raw)),
+                     _ns("destination", _IMPLIED.get(flag, raw)))
         else:
             t.both(_field(suffix, value))
-    return allow.filters(), deny.filters()
+    return ([*allow.filters(), *map(raw_filter, allowlist)],
+            [*deny.filters(), *map(raw_filter, denylist)])
 
 
 class _FilterAction(argparse.Action):
@@ -197,10 +258,11 @@ def add_filter_flags(parser: argparse.ArgumentParser) -> None:
                                     "the next filter)")
     parser.set_defaults(filter_items=[], negate_next=False)
 
-    def add(*names: str, metavar: str, help: str, nargs: str | None = None,
-            const: str | None = None, choices: Sequence[str] | None = None) -> None:
+    def add(*names: str, metavar: str, help: str, nargs: int | str | None = None,
+            const: str | None = None, choices: Sequence[str] | None = None,
+            check: Callable[[str], str] | None = None) -> None:
         flt.add_argument(*names, action=_FilterAction, metavar=metavar, help=help,
-                         nargs=nargs, const=const, choices=choices)
+                         nargs=nargs, const=const, choices=choices, type=check or str)
 
     flt.add_argument("--not", action=_NotAction, nargs=0,
                      help="the next filter flag excludes instead of selects")
@@ -228,6 +290,27 @@ def add_filter_flags(parser: argparse.ArgumentParser) -> None:
     add("--is-reply", metavar="BOOL", nargs="?", const="true",
         help="replies only (--is-reply false: requests only)")
     add("--tcp-flags", metavar="FLAGS", help="TCP flags all present, e.g. SYN or SYN,ACK")
-    add("-t", "--type", metavar="TYPE", choices=sorted(EVENT_TYPES),
-        help="event type: drop, trace, policy-verdict")
+    add("-t", "--type", metavar="TYPE[:SUBTYPE]", help=type_help(), check=_checked_type)
+    add("--drop-reason-desc", metavar="REASON",
+        help="drop reason by Hubble's name: POLICY_DENIED, INVALID_SOURCE_IP, ...")
+    add("--from-workload", metavar="[KIND/]NAME", help="source workload (Deployment/web)")
+    add("--to-workload", metavar="[KIND/]NAME", help="destination workload")
+    add("--workload", metavar="[KIND/]NAME", help="source or destination workload")
+    add("-A", "--all-namespaces", metavar="", nargs=0,
+        help="flows with a pod in any namespace on either side")
+    add("--from-all-namespaces", metavar="", nargs=0, help="a pod in any namespace as source")
+    add("--to-all-namespaces", metavar="", nargs=0,
+        help="a pod in any namespace as destination")
+    add("--from-fqdn", metavar="PATTERN", help="source DNS name (*.example.com)")
+    add("--to-fqdn", metavar="PATTERN", help="destination DNS name")
+    add("--fqdn", metavar="PATTERN", help="source or destination DNS name")
+    add("--ip-version", metavar="V", help="v4, v6 or none")
+    add("--interface", metavar="NAME", help="the local endpoint's host-side interface")
+    add("--uuid", metavar="UUID", help="one flow by its uuid (Membrane's flows carry none)")
     add("--node-name", metavar="PATTERN", help="flows of nodes matching (node1, node*)")
+    add("--node-label", metavar="SELECTOR", help="flows of nodes whose labels match")
+    raw = parser.add_argument_group("raw filters")
+    raw.add_argument("--allowlist", metavar="JSON", action="append", default=[],
+                     help='a FlowFilter as JSON, e.g. \'{"source_pod":["default/"]}\'')
+    raw.add_argument("--denylist", metavar="JSON", action="append", default=[],
+                     help="a FlowFilter as JSON that excludes")

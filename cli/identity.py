@@ -14,6 +14,7 @@ from typing import Sequence
 
 from agent.api.gen import agent_pb2 as pb
 from agent.k8s.loader import load_paths
+from agent.policy.identitykeys import SelectedKeys
 from cli.command import Subparsers, add_command, add_group
 from cli.connection import add_connection_flags, agent_client
 from cli.output import add_output_flag, print_json, print_table
@@ -101,6 +102,9 @@ def identities_from_files(files: Sequence[str], cluster: str,
     for err in errors:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
     allocator = LocalAllocator(None)
+    # Left-out keys the files' policies select on stay in identities, as in the agent.
+    selected = SelectedKeys(lambda key: not label_filter.is_relevant(key))
+    selected.update(objects.policies)
     rows: dict[int, Row] = {}
     # Pod order decides numbers, as in an agent applying the same files: sort for stability.
     for key in sorted(objects.pods):
@@ -109,7 +113,8 @@ def identities_from_files(files: Sequence[str], cluster: str,
         labels = security_labels(pod.labels, namespace=pod.namespace,
                                  namespace_labels=namespace.labels if namespace else {},
                                  service_account=pod.service_account, cluster=cluster,
-                                 label_filter=label_filter)
+                                 label_filter=label_filter,
+                                 selected_keys=selected.keys_for(pod.namespace))
         identity = allocator.allocate(labels)
         rows.setdefault(identity.id, Row(identity.id, labels.lines())).pods.append(key)
     return [rows[n] for n in sorted(rows)], allocator

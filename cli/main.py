@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "cli.lab",        # membrane lab ...
     "cli.demo",       # membrane demo
     "cli.observe",    # membrane observe [status]
+    "cli.relay",      # membrane relay
 )
 
 EXAMPLES = """\

@@ -1,17 +1,30 @@
 """The security-relevant labels of a pod, and reading them back for selector matching.
 
-A pod's identity is keyed by: its own labels (minus those the filter excludes), its
-namespace's name and labels, its service account and the cluster name. They come in as
-plain strings and mappings: this package knows label sets, not Kubernetes objects (the
-agent reads them off its Pod and Namespace). Selectors in
-policies are evaluated against these identity labels, never against pods directly, so
-every pod with the same identity is treated the same.
+A pod's identity is keyed by: its own labels (minus those the filter excludes, unless a
+policy selects on them), its namespace's name and labels, its service account and the
+cluster name. They come in as plain strings and mappings: this package knows label
+sets, not Kubernetes objects (the agent reads them off its Pod and Namespace). Selectors
+in policies are evaluated against these identity labels, never against pods directly,
+so every pod with the same identity is treated the same.
+
+The encoding keeps two things apart that share a key space in Kubernetes:
+
+  k8s:<key>=<value>    a pod label, or one the agent writes: the namespace
+                       (io.kubernetes.pod.namespace), its labels
+                       (io.cilium.k8s.namespace.labels.<k>), the service account and
+                       the cluster (io.cilium.k8s.policy.*);
+  pod:<key>=<value>    a pod's own label whose key is one of those the agent writes.
+
+So a podSelector on `io.kubernetes.pod.namespace` matches the pods that carry that
+label, as the spec says, while nothing a pod's labels say is ever read as its namespace
+or its namespace's labels: `namespace_of` and `namespace_labels_of` read only `k8s:`
+labels with the agent's keys, and a pod's label never becomes one.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Mapping
+from typing import Collection, Mapping
 
 from identity.filter import LabelFilter
 from identity.labels import SOURCE_CIDR, SOURCE_K8S, Label, LabelSet
@@ -26,25 +39,37 @@ CLUSTER = "io.cilium.k8s.policy.cluster"
 
 _META_KEYS = (POD_NAMESPACE, SERVICE_ACCOUNT, CLUSTER)
 
+# The source of a pod's own label whose key the agent reserves (see the module docstring).
+SOURCE_POD_OWN = "pod"
+
 
 def is_reserved_key(key: str) -> bool:
-    """Keys the agent writes into identities itself. A pod label with such a key is never
-    taken: anyone who may label a pod could otherwise claim another namespace's labels
-    (and pass that namespace's namespaceSelector) or another service account."""
+    """Keys the agent writes into identities itself. A pod label with such a key is kept
+    under SOURCE_POD_OWN, never as the agent's own: anyone who may label a pod could
+    otherwise claim another namespace's labels (and pass that namespace's
+    namespaceSelector) or another service account."""
     return key in _META_KEYS or key.startswith(NAMESPACE_LABELS_PREFIX)
+
+
+def pod_label(key: str, value: str) -> Label:
+    """A pod's own label as an identity holds it."""
+    return Label(SOURCE_POD_OWN if is_reserved_key(key) else SOURCE_K8S, key, value)
 
 
 def security_labels(pod_labels: Mapping[str, str], *, namespace: str,
                     namespace_labels: Mapping[str, str], service_account: str, cluster: str,
-                    label_filter: LabelFilter | None = None) -> LabelSet:
+                    label_filter: LabelFilter | None = None,
+                    selected_keys: Collection[str] = ()) -> LabelSet:
     """The identity labels of a pod with these labels in `namespace`.
 
     namespace_labels: the namespace's labels, {} when the namespace is not known (its
-    name label is added either way); service_account: "" means "default".
+    name label is added either way); service_account: "" means "default";
+    selected_keys: keys the filter leaves out that are kept anyway because a policy that
+    may concern this pod selects on them.
     """
     keep = label_filter or LabelFilter.default()
-    labels = [Label(SOURCE_K8S, k, v) for k, v in pod_labels.items()
-              if keep.is_relevant(k) and not is_reserved_key(k)]
+    labels = [pod_label(k, v) for k, v in pod_labels.items()
+              if k in selected_keys or keep.is_relevant(k)]
     ns_labels = dict(namespace_labels)
     ns_labels.setdefault(NAMESPACE_NAME_LABEL, namespace)
     labels += [Label(SOURCE_K8S, NAMESPACE_LABELS_PREFIX + k, v) for k, v in ns_labels.items()]
@@ -56,19 +81,34 @@ def security_labels(pod_labels: Mapping[str, str], *, namespace: str,
     return LabelSet(labels)
 
 
+def left_out_labels(pod_labels: Mapping[str, str], *, label_filter: LabelFilter | None = None,
+                    selected_keys: Collection[str] = ()) -> list[str]:
+    """The pod's labels its identity does not hold, each with why (`endpoint get`):
+    "k8s:pod-template-hash=7c9f: one value per Deployment revision (ReplicaSet), left
+    out by default; no policy that may select this pod selects on it"."""
+    keep = label_filter or LabelFilter.default()
+    out = []
+    for key in sorted(pod_labels):
+        why = None if key in selected_keys else keep.why_excluded(key)
+        if why is not None:
+            out.append(f"{pod_label(key, pod_labels[key])}: {why}; no policy that may "
+                       "select this pod selects on it")
+    return out
+
+
 def cidr_labels(prefix: str) -> LabelSet:
     net = ipaddress.IPv4Network(prefix, strict=False)
     return LabelSet([Label(SOURCE_CIDR, str(net))])
 
 
 def pod_labels_of(labels: LabelSet) -> dict[str, str]:
-    """The pod's own labels inside an identity: what a podSelector is matched against."""
+    """The pod's own labels inside an identity: what a podSelector is matched against
+    (those with a reserved key included: they come from SOURCE_POD_OWN)."""
     return {
         label.key: label.value
         for label in labels
-        if label.source == SOURCE_K8S
-        and not label.key.startswith(NAMESPACE_LABELS_PREFIX)
-        and label.key not in _META_KEYS
+        if label.source == SOURCE_POD_OWN
+        or (label.source == SOURCE_K8S and not is_reserved_key(label.key))
     }
 
 

@@ -25,8 +25,14 @@ from lab.names import UNDERLAY_ETCD_IP
 from lab.netbuilder import net_command
 from lab.processes import is_ours, spawn, stop, tail
 from lab.state import LabState, NodeState, Process
+from observe.metrics import AGENT_METRICS_PORT, HUBBLE_METRICS_PORT
 
 BPFFS_ROOT = Path("/sys/fs/bpf/membrane")
+# What the lab's agents count: every metric, flows, drops and verdicts with the pods as
+# contexts.
+LAB_HUBBLE_METRICS = ("flow:sourceContext=pod;destinationContext=pod "
+                      "drop:sourceContext=pod;destinationContext=pod "
+                      "policy:sourceContext=pod;destinationContext=pod port-distribution tcp")
 AGENT_START_TIMEOUT = 120.0  # bcc compiles the datapath at start: seconds, not minutes
 ETCD_PORT = 2379
 
@@ -34,6 +40,14 @@ ETCD_PORT = 2379
 def membrane_command() -> list[str]:
     script = Path(sys.executable).parent / "membrane"
     return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
+
+
+def metrics_args() -> list[str]:
+    """Hubble's flow metrics and the agent's own on every address of the node, at
+    Cilium's ports: pods reach them at the node's IP (lab.relay.metrics_url)."""
+    return ["--hubble-metrics-server", f":{HUBBLE_METRICS_PORT}",
+            "--prometheus-serve-addr", f":{AGENT_METRICS_PORT}",
+            "--hubble-metrics", LAB_HUBBLE_METRICS]
 
 
 def node_dir(state: LabState, node: NodeState) -> Path:
@@ -50,6 +64,10 @@ def agent_command(state: LabState, node: NodeState) -> list[str]:
             "--identity-backend", state.identity_backend]
     if state.identity_backend == "etcd":
         args += ["--etcd", state.etcd_url]
+    # Hubble's and the agent's metrics on every address of the node (lab.relay), and the
+    # node's flows exported next to its log.
+    args += [*metrics_args(), "--hubble-export-file-path",
+             str(node_dir(state, node) / "flows.json")]
     return net_command(node.netns, args + state.agent_args)
 
 

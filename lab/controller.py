@@ -35,6 +35,7 @@ from core.errors import AgentUnreachable, LabError, MembraneError
 from lab import agents as agent_procs
 from lab import netbuilder
 from lab import pods as podlib
+from lab import relay
 from lab import topology
 from lab.documents import dns_pod_doc, namespace_doc, node_doc, pod_document
 from lab.names import EXTERNAL_NAMES, LabNames
@@ -120,6 +121,7 @@ class Lab:
             procs = [(n, agent_procs.start_agent(state, n)) for n in state.nodes.values()]
             for node, proc in procs:
                 agent_procs.wait_agent(state, node, proc)
+            relay.start_relay(state)
 
     def _start_external_server(self, state: LabState) -> None:
         cmd = python_in_pod(state.external_netns, "lab.servers",
@@ -423,7 +425,10 @@ class Lab:
             nodes.append({"name": node.name, "ip": node.ip, "podCIDR": node.pod_cidr,
                           "netns": node.netns, "agent": agent_health(state, node),
                           "agentPid": node.agent.pid if node.agent else None,
-                          "socket": node.socket, "bpffs": node.bpffs})
+                          "socket": node.socket, "bpffs": node.bpffs,
+                          "metrics": relay.metrics_url(node) if state.agents else None,
+                          "agentMetrics": (relay.agent_metrics_url(node) if state.agents
+                                           else None)})
         pods = [{"pod": p.key, "ip": p.ip, "node": p.node, "netns": p.netns,
                  "ports": [f"{port}/{proto}" for port, proto in p.ports],
                  "hostNetwork": not p.netns,
@@ -436,7 +441,8 @@ class Lab:
         return {"lab": state.name, "root": state.root, "nodes": nodes, "pods": pods,
                 "external": {"netns": state.external_netns, "ip": state.external_ip,
                              "names": list(EXTERNAL_NAMES)},
-                "dns": LabNames.dns_ip(), "agents": state.agents, "etcd": etcd}
+                "dns": LabNames.dns_ip(), "agents": state.agents, "etcd": etcd,
+                "relay": relay.relay_target(state.name) if state.agents else None}
 
     # -- faults ------------------------------------------------------------------------
     def stop(self, component: str, node: str | None = None, sig: str = "TERM") -> None:

@@ -81,32 +81,47 @@ class DatapathEvent:
 class EventBatch:
     """One poll's worth of datapath records, decoded only when something needs them.
 
-    `records` are opaque to observe (the datapath reader's compact tuples);
-    `decode(record)` makes the DatapathEvent (raising ValueError on a malformed one) and
-    `key(record)` returns a hashable of every field that observe.metrics counts by
-    (type, direction, verdict, reply, match, reason, protocol, source), so a batch can
-    be counted per distinct key instead of per record.
+    `records` are opaque to observe (the datapath reader's compact tuples):
+
+      decode(record)    the DatapathEvent (raises ValueError on a malformed one);
+      key(record)       a hashable of every field observe.metrics counts by: all that
+                        a flow depends on except its time and source port, so a batch
+                        is counted per distinct key instead of per record;
+      flow_key(record)  (time in ns, a hashable of everything else the flow depends
+                        on): records with equal keys make the same flow but for its
+                        time, which is what lets observe.flow build each kind of flow
+                        once. Optional: without it the record is decoded to find out.
     """
 
-    __slots__ = ("records", "decode", "key")
+    __slots__ = ("records", "decode", "key", "flow_key")
 
     def __init__(self, records: list[Any], decode: Callable[[Any], DatapathEvent],
-                 key: Callable[[Any], Hashable]) -> None:
+                 key: Callable[[Any], Hashable],
+                 flow_key: Callable[[Any], tuple[int, Hashable]] | None = None) -> None:
         self.records = records
         self.decode = decode
         self.key = key
+        self.flow_key = flow_key if flow_key is not None else self._decoded_flow_key
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def _decoded_flow_key(self, record: Any) -> tuple[int, Hashable]:
+        event = self.decode(record)
+        return event.timestamp_ns, event_flow_key(event)
 
     def events(self) -> list[DatapathEvent]:
         """Every record decoded (slow: for tests and per-event consumers)."""
         return [self.decode(r) for r in self.records]
 
+    def part(self, records: list[Any]) -> "EventBatch":
+        """The same kind of batch over some of its records."""
+        return EventBatch(records, self.decode, self.key, self.flow_key)
+
     @classmethod
     def of_events(cls, events: list[DatapathEvent]) -> "EventBatch":
         """A batch of already decoded events (tests, the fake datapath, replays)."""
-        return cls(list(events), _identity, event_key)
+        return cls(list(events), _identity, event_key, _event_flow_key)
 
 
 def _identity(event: DatapathEvent) -> DatapathEvent:
@@ -114,7 +129,17 @@ def _identity(event: DatapathEvent) -> DatapathEvent:
 
 
 def event_key(event: DatapathEvent) -> Hashable:
-    """EventBatch.key for DatapathEvents."""
+    """EventBatch.key for DatapathEvents: the flow's fields but time and source port."""
     return (event.type, event.direction, event.allowed, event.is_reply, event.match_type,
             event.drop_reason, event.protocol, event.src_ip, event.src_identity,
-            event.endpoint_id)
+            event.dst_ip, event.dst_identity, event.dst_port, event.tcp_flags,
+            event.endpoint_id, event.node)
+
+
+def event_flow_key(event: DatapathEvent) -> Hashable:
+    """Everything a DatapathEvent's flow depends on but its time."""
+    return (event_key(event), event.src_port)
+
+
+def _event_flow_key(event: DatapathEvent) -> tuple[int, Hashable]:
+    return event.timestamp_ns, event_flow_key(event)

@@ -1,9 +1,10 @@
-"""DatapathEvent -> Flow: the one place events become what `membrane observe` shows.
+"""DatapathEvent -> Flow: the one place that decides what a flow says.
 
 The event says what the datapath saw (addresses, identities, verdict, reason); the
-`EndpointMetadata` the agent provides adds pods, namespaces and labels. Nothing here
-blocks or does I/O, so the observer's worker thread can build flows as fast as the
-reader hands events over.
+`EndpointMetadata` the agent provides adds pods, namespaces, labels and workloads, and
+the optional `PolicyNamer` the policies behind a verdict. `build_flow` makes everything
+but the timestamp: observe.encoder serializes that once per kind of flow and reuses it
+for every packet of the kind. Nothing here blocks or does I/O.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from google.protobuf.wrappers_pb2 import BoolValue
 from core.protocols import Direction, IPProtocol
 from identity.reserved import ReservedIdentity, is_cidr
 from observe.events import DatapathEvent, EventType
-from observe.gen import flow_pb2 as fpb
-from observe.metadata import EndpointMetadata, PeerInfo
+from observe.gen.flow import flow_pb2 as fpb
+from observe.metadata import EndpointMetadata, PeerInfo, PolicyNamer, PolicyRef
 from observe.reasons import DropReason, describe
 
 # Cilium monitor message types (event_type.type) and trace observation points
@@ -25,13 +26,17 @@ from observe.reasons import DropReason, describe
 MSG_DROP = 1
 MSG_TRACE = 4
 MSG_POLICY_VERDICT = 9
-TRACE_TO_ENDPOINT = 0     # to-container hook: into the local pod
-TRACE_FROM_ENDPOINT = 5   # from-container hook: out of the local pod
+TRACE_TO_ENDPOINT = 0     # to-container hook: into the local pod (Cilium's TraceToLxc)
+TRACE_FROM_ENDPOINT = 5   # from-container hook: out of the local pod (TraceFromLxc)
+# Cilium's names of the observation points (`--type trace:to-endpoint`), by sub_type.
+TRACE_POINT_NAMES = {0: "to-endpoint", 1: "to-proxy", 2: "to-host", 3: "to-stack",
+                     4: "to-overlay", 5: "from-endpoint", 6: "from-proxy", 7: "from-host",
+                     8: "from-stack", 9: "from-overlay", 10: "from-network",
+                     11: "to-network", 12: "from-crypto", 13: "to-crypto"}
 
 # A flow's Layer4 oneof, by the IP protocol it carries (flow.proto names ICMP "ICMPv4").
 L4_KINDS: dict[int, str] = {IPProtocol.TCP: "TCP", IPProtocol.UDP: "UDP",
                             IPProtocol.SCTP: "SCTP", IPProtocol.ICMP: "ICMPv4"}
-_PORT_KINDS = ("TCP", "UDP", "SCTP")
 
 # Hubble's traffic_direction enum by the datapath's direction; same names.
 _TRAFFIC_DIRECTIONS: dict[Direction, fpb.TrafficDirection.ValueType] = {
@@ -50,6 +55,8 @@ ICMPV4_TYPE_NAMES = {
 
 WORLD_LABELS = ["reserved:world"]
 _DROP_REASON_NAMES = frozenset(fpb.DropReason.keys())
+# Cilium's labels of a rule derived from a Kubernetes NetworkPolicy.
+POLICY_LABEL_PREFIX = "k8s:io.cilium.k8s.policy."
 
 
 def l4_ports(flow: fpb.Flow) -> tuple[int, int] | None:
@@ -70,11 +77,14 @@ def traffic_direction_name(value: int) -> str:
 
 
 def drop_reason_name(code: int) -> str:
-    """The DropReason name of a code (observe/reasons.py), or "" if unknown."""
+    """Hubble's name of a drop reason code ("POLICY_DENIED"), or "" if unknown."""
     try:
         return DropReason(code).name
     except ValueError:
-        return ""
+        pass
+    if code in fpb.DropReason.values():
+        return fpb.DropReason.Name(fpb.DropReason.ValueType(code))
+    return ""
 
 
 def drop_reason_description(code: int) -> str:
@@ -99,14 +109,25 @@ def summary_of(l4: fpb.Layer4) -> str:
     kind = l4.WhichOneof("protocol")
     if kind == "TCP":
         return f"TCP Flags: {tcp_flags_text(l4.TCP.flags)}"
-    if kind == "UDP":
-        return "UDP"
-    if kind == "SCTP":
-        return "SCTP"
+    if kind in ("UDP", "SCTP"):
+        return str(kind)
     if kind == "ICMPv4":
         name = ICMPV4_TYPE_NAMES.get(l4.ICMPv4.type, f"Type{l4.ICMPv4.type}")
         return f"ICMPv4 {name}"
     return ""
+
+
+def policy_message(ref: PolicyRef) -> fpb.Policy:
+    return fpb.Policy(
+        name=ref.name, namespace=ref.namespace, kind=ref.kind, revision=ref.revision,
+        labels=[f"{POLICY_LABEL_PREFIX}derived-from={ref.kind}",
+                f"{POLICY_LABEL_PREFIX}name={ref.name}",
+                f"{POLICY_LABEL_PREFIX}namespace={ref.namespace}"])
+
+
+def policy_text(policy: fpb.Policy) -> str:
+    """"namespace/name": how printers (and `policy trace`) name a policy."""
+    return PolicyRef(policy.name, policy.namespace).text
 
 
 def _layer4(event: DatapathEvent) -> fpb.Layer4:
@@ -127,9 +148,8 @@ def _layer4(event: DatapathEvent) -> fpb.Layer4:
     return fpb.Layer4()
 
 
-def _endpoint(ip: str, event_identity: int, meta: EndpointMetadata,
+def _endpoint(peer: PeerInfo | None, event_identity: int, meta: EndpointMetadata,
               local_endpoint_id: int) -> fpb.Endpoint:
-    peer: PeerInfo | None = meta.lookup_ip(ip)
     # The datapath's identity is what the verdict was made with; prefer it, and fall
     # back to the agent's view only when the datapath had none.
     identity = event_identity or (peer.identity if peer else 0)
@@ -145,13 +165,16 @@ def _endpoint(ip: str, event_identity: int, meta: EndpointMetadata,
     if not identity and peer is None:
         # Nothing knows this address: outside the cluster.
         identity, labels = int(ReservedIdentity.WORLD), list(WORLD_LABELS)
-    return fpb.Endpoint(
+    ep = fpb.Endpoint(
         ID=local_endpoint_id or (peer.endpoint_id if peer else 0),
         identity=identity,
         namespace=peer.namespace if peer else "",
         labels=sorted(labels),
         pod_name=peer.pod_name if peer else "",
     )
+    if peer is not None:
+        ep.workloads.extend(fpb.Workload(name=w.name, kind=w.kind) for w in peer.workloads)
+    return ep
 
 
 def _verdict(event: DatapathEvent) -> fpb.Verdict.ValueType:
@@ -181,20 +204,43 @@ def _traffic_direction(event: DatapathEvent) -> fpb.TrafficDirection.ValueType:
     return _TRAFFIC_DIRECTIONS[direction]
 
 
-def flow_from_event(event: DatapathEvent, meta: EndpointMetadata) -> fpb.Flow:
-    """Builds the Flow for one event. Source and destination are the packet's own: at
-    the ingress hook the local endpoint is the destination, at egress the source."""
+def _add_policy_names(flow: fpb.Flow, event: DatapathEvent, namer: PolicyNamer) -> None:
+    """Allowed policy verdicts name the allowing policies, policy drops the isolating
+    ones, in the field of the policy's direction (the hook's)."""
+    denied = event.drop_reason == DropReason.POLICY_DENIED
+    if event.is_reply or not event.endpoint_id or not (
+            event.type is EventType.POLICY_VERDICT or denied):
+        return
+    ingress = event.direction is Direction.INGRESS
+    peer = event.src_identity if ingress else event.dst_identity
+    port = event.dst_port if event.protocol in (IPProtocol.TCP, IPProtocol.UDP,
+                                                IPProtocol.SCTP) else 0
+    names = namer.policy_names(event.endpoint_id, event.direction, peer, event.protocol,
+                               port)
+    if flow.verdict == fpb.FORWARDED:
+        target = flow.ingress_allowed_by if ingress else flow.egress_allowed_by
+        refs = names.allowed_by
+    else:
+        target = flow.ingress_denied_by if ingress else flow.egress_denied_by
+        refs = names.isolated_by
+    target.extend(policy_message(r) for r in refs)
+
+
+def build_flow(event: DatapathEvent, meta: EndpointMetadata,
+               namer: PolicyNamer | None = None) -> fpb.Flow:
+    """The Flow for one event, without its time (observe.encoder adds that per packet).
+    Source and destination are the packet's own: at the ingress hook the local endpoint
+    is the destination, at egress the source."""
     local_is_dst = event.direction is Direction.INGRESS
-    source = _endpoint(event.src_ip, event.src_identity, meta,
+    src_peer = meta.lookup_ip(event.src_ip)
+    dst_peer = meta.lookup_ip(event.dst_ip)
+    source = _endpoint(src_peer, event.src_identity, meta,
                        0 if local_is_dst else event.endpoint_id)
-    destination = _endpoint(event.dst_ip, event.dst_identity, meta,
+    destination = _endpoint(dst_peer, event.dst_identity, meta,
                             event.endpoint_id if local_is_dst else 0)
     l4 = _layer4(event)
-    ts = Timestamp()
-    ts.FromNanoseconds(event.timestamp_ns)
     version = ipaddress.ip_address(event.src_ip).version if event.src_ip else 0
     flow = fpb.Flow(
-        time=ts,
         verdict=_verdict(event),
         IP=fpb.IP(source=event.src_ip, destination=event.dst_ip,
                   ipVersion=fpb.IPv4 if version == 4 else fpb.IPv6 if version == 6
@@ -209,8 +255,21 @@ def flow_from_event(event: DatapathEvent, meta: EndpointMetadata) -> fpb.Flow:
         traffic_direction=_traffic_direction(event),
         Summary=summary_of(l4),
     )
+    if src_peer is not None and src_peer.names:
+        flow.source_names.extend(src_peer.names)
+    if dst_peer is not None and dst_peer.names:
+        flow.destination_names.extend(dst_peer.names)
+    local = dst_peer if local_is_dst else src_peer
+    if local is not None and local.interface is not None:
+        flow.interface.CopyFrom(fpb.NetworkInterface(index=local.interface[0],
+                                                     name=local.interface[1]))
     if event.type is EventType.POLICY_VERDICT:
         flow.policy_match_type = event.match_type
+    elif event.type is EventType.TRACE:
+        flow.trace_observation_point = (fpb.TO_ENDPOINT if local_is_dst
+                                        else fpb.FROM_ENDPOINT)
+        if event.is_reply:
+            flow.trace_reason = fpb.REPLY
     if flow.verdict in (fpb.DROPPED, fpb.AUDIT) and event.drop_reason:
         flow.drop_reason = event.drop_reason
         name = drop_reason_name(event.drop_reason)
@@ -222,4 +281,16 @@ def flow_from_event(event: DatapathEvent, meta: EndpointMetadata) -> fpb.Flow:
     # the conntrack lookup, which decided it.
     if flow.verdict in (fpb.FORWARDED, fpb.AUDIT):
         flow.is_reply.CopyFrom(BoolValue(value=event.is_reply))
+    if namer is not None:
+        _add_policy_names(flow, event, namer)
+    return flow
+
+
+def flow_from_event(event: DatapathEvent, meta: EndpointMetadata,
+                    namer: PolicyNamer | None = None) -> fpb.Flow:
+    """The whole Flow of one event, time included."""
+    flow = build_flow(event, meta, namer)
+    ts = Timestamp()
+    ts.FromNanoseconds(event.timestamp_ns)
+    flow.time.CopyFrom(ts)
     return flow

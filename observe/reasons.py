@@ -1,7 +1,10 @@
-"""Drop reasons, mirrored by value and description from bpf/lib/drop.h (the source).
+"""Drop reasons: Hubble's names and numbers for what bpf/lib/drop.h emits.
 
-tests/unit/test_reasons_mirror.py parses drop.h and compares, so a code added in C
-without its Python name (or the other way round) fails the tests. Pure Python.
+`DropReason` mirrors every DROP_* of drop.h by the Hubble enum name written in its
+comment, its code and the text Hubble prints for it; the generated flow.proto enum has
+each name with the same number. tests/unit/test_reasons_mirror.py parses drop.h and
+compares all three, so a code added in C without its Python name (or the other way
+round) fails the tests. Pure Python.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from enum import IntEnum
 
 
 class DropReason(IntEnum):
-    INVALID_SIP = 132
-    POLICY = 133
-    INVALID = 134
-    CT_INVALID_HDR = 135
-    UNSUPPORTED_L3 = 139
-    CT_MAP_INSERTION = 155
-    NO_ENDPOINT = 190
+    INVALID_SOURCE_IP = 132
+    POLICY_DENIED = 133
+    INVALID_PACKET_DROPPED = 134
+    CT_TRUNCATED_OR_INVALID_HEADER = 135
+    UNSUPPORTED_L3_PROTOCOL = 139
+    NO_MATCHING_LOCAL_CONTAINER_FOUND = 152
+    CT_MAP_INSERTION_FAILED = 155
 
     @property
     def description(self) -> str:
@@ -24,13 +27,13 @@ class DropReason(IntEnum):
 
 
 _DESCRIPTIONS: dict[DropReason, str] = {
-    DropReason.INVALID_SIP: "Invalid source ip",
-    DropReason.POLICY: "Policy denied",
-    DropReason.INVALID: "Invalid packet",
-    DropReason.CT_INVALID_HDR: "CT: Truncated or invalid header",
-    DropReason.UNSUPPORTED_L3: "Unsupported L3 protocol",
-    DropReason.CT_MAP_INSERTION: "CT: Map insertion failed",
-    DropReason.NO_ENDPOINT: "Unknown endpoint",
+    DropReason.INVALID_SOURCE_IP: "Invalid source ip",
+    DropReason.POLICY_DENIED: "Policy denied",
+    DropReason.INVALID_PACKET_DROPPED: "Invalid packet",
+    DropReason.CT_TRUNCATED_OR_INVALID_HEADER: "CT: Truncated or invalid header",
+    DropReason.UNSUPPORTED_L3_PROTOCOL: "Unsupported L3 protocol",
+    DropReason.NO_MATCHING_LOCAL_CONTAINER_FOUND: "No matching local container found",
+    DropReason.CT_MAP_INSERTION_FAILED: "CT: Map insertion failed",
 }
 
 

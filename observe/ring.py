@@ -1,15 +1,18 @@
 """The flow ring and the observer that fills it.
 
-    datapath reader thread          worker thread              gRPC handlers
-    on_events(batch) ─> bounded queue ─> FlowRing (compact) ─> flow_from_event ─> GetFlows
-                        (overflow:       metrics: counts per   (lazily, kept once built;
-                         OBSERVER_EVENTS  kind of flow          overwrite: a follower
-                         _QUEUE)                                behind gets HUBBLE_RING_BUFFER)
+    datapath reader thread          worker thread              followers (GetFlows,
+    on_events(batch) ─> bounded queue ─> FlowRing (compact) ─> export) read Wires:
+                        (overflow:       metrics: counts per   encoded on first read
+                         OBSERVER_EVENTS  kind of flow          (observe.encoder), kept
+                         _QUEUE)                                for every other reader;
+                                                                overwrite: a follower
+                                                                behind gets HUBBLE_RING_BUFFER
     report_lost("PERF_EVENT_RING_BUFFER", n): the kernel ring buffer was full.
 
 Every loss is counted by where it happened and, for the kernel and the queue, written
 into the ring as a lost_events entry so every reader sees it in order with the flows
-around it: lost events are shown, never hidden.
+around it: lost events are shown, never hidden. Events come in one way, as batches;
+`on_event` is a batch of one (tests, replays).
 """
 
 from __future__ import annotations
@@ -20,16 +23,15 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol, overload
-
-from google.protobuf.timestamp_pb2 import Timestamp
+from typing import Callable, Optional, Protocol, overload, runtime_checkable
 
 from core.version import version
+from observe.encoder import FlowEncoder, Wire, timestamp
 from observe.events import DatapathEvent, EventBatch
-from observe.flow import flow_from_event
-from observe.gen import flow_pb2 as fpb
-from observe.gen import observer_pb2 as opb
-from observe.metadata import EndpointMetadata, StaticMetadata
+from observe.gen.flow import flow_pb2 as fpb
+from observe.gen.observer import observer_pb2 as opb
+from observe.metadata import EndpointMetadata, PolicyNamer
+from observe.namespaces import NamespaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ UNKNOWN = "UNKNOWN_LOST_EVENT_SOURCE"
 _ALIASES = (("kernel", KERNEL), ("perf", KERNEL), ("ringbuf", KERNEL), ("queue", QUEUE),
             ("ring", RING), ("hubble", RING))
 
+# Records of one batch -> their Wires (None: cannot become a flow).
+Builder = Callable[[list[object], EventBatch], list[Wire | None]]
+
 
 def lost_source(name: str) -> str:
     """Canonical LostEventSource name for a source name or a free-form one ("kernel",
@@ -61,48 +66,42 @@ def lost_source(name: str) -> str:
                      f"{RING} (or kernel, queue, ring)")
 
 
-def _now_ts() -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(time.time_ns())
-    return ts
-
-
 def lost_response(source: str, n: int, node: str) -> opb.GetFlowsResponse:
     return opb.GetFlowsResponse(
         lost_events=fpb.LostEvent(source=fpb.LostEventSource.Value(source), num_events_lost=n),
-        node_name=node, time=_now_ts())
+        node_name=node, time=timestamp(time.time_ns()))
 
 
 class FlowRing:
     """Fixed capacity, oldest overwritten. Entries carry absolute sequence numbers, so a
     reader that fell behind knows exactly how many it missed.
 
-    An entry is either a built GetFlowsResponse (lost notices; flows added one by one) or
-    a datapath record still in its compact form with the EventBatch it came in: its
-    response is built by `build(record, batch)` the first time a reader needs it, and
-    kept. Writing a batch costs two slice assignments, not a flow per record.
+    A slot holds a Wire (lost notices, flows added whole, and records once encoded) or a
+    datapath record still in its compact form, with the EventBatch it came in: its Wire
+    is made by `build(records, batch)` (a run of one batch's records at once) the first
+    time a reader needs it, and kept for the next reader. Writing a batch costs two slice assignments, not a flow per record.
     """
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY,
-                 build: Callable[[object, EventBatch], opb.GetFlowsResponse] | None = None
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, build: Builder | None = None
                  ) -> None:
         if capacity < 1:
             raise ValueError(f"flow ring capacity must be at least 1, got {capacity}")
         self.capacity = capacity
         self.build = build
-        # A slot holds None (never written), a built response (its _src None) or a
-        # batch's record (its _src that batch); records are opaque here.
+        # A slot holds None (never written), a Wire (its _src None) or a batch's record
+        # (its _src that batch); records are opaque here.
         self._slots: list[object] = [None] * capacity
-        self._src: list[EventBatch | None] = [None] * capacity   # None: slot is built
+        self._src: list[EventBatch | None] = [None] * capacity
         self._next = 0                       # sequence number of the next entry written
         self._cond = threading.Condition()
         self._closed = False
 
     # -- writing -------------------------------------------------------------------
-    def append(self, entry: opb.GetFlowsResponse) -> None:
+    def append(self, entry: Wire | opb.GetFlowsResponse) -> None:
+        wire = entry if isinstance(entry, Wire) else Wire.of_response(entry)
         with self._cond:
             i = self._next % self.capacity
-            self._slots[i] = entry
+            self._slots[i] = wire
             self._src[i] = None
             self._next += 1
             self._cond.notify_all()
@@ -140,34 +139,51 @@ class FlowRing:
             self._cond.notify_all()
 
     # -- building ------------------------------------------------------------------
-    def _built(self, seqs: range, slots: list[object], srcs: list[EventBatch | None]
-               ) -> list[opb.GetFlowsResponse | None]:
-        """The responses of copied slots (None where a record cannot become a flow);
-        what was built is kept in the ring if still held."""
-        response = opb.GetFlowsResponse
-        out = [slot if isinstance(slot, response) else None for slot in slots]
-        made = []
-        for i, src in enumerate(srcs):
+    def _built(self, start: int, slots: list[object], srcs: list[EventBatch | None]
+               ) -> list[Wire | None]:
+        """The Wires of copied slots (None where a record cannot become a flow); what
+        was built is kept in the ring if still held. Consecutive records of one batch
+        are built in one call (a poll's worth at a time)."""
+        build = self.build
+        out: list[Wire | None] = []
+        made = False
+        i, n = 0, len(slots)
+        while i < n:
+            src = srcs[i]
             if src is None:
+                slot = slots[i]
+                out.append(slot if isinstance(slot, Wire) else None)
+                i += 1
                 continue
+            j = i + 1
+            while j < n and srcs[j] is src:
+                j += 1
+            made = True
             try:
-                out[i] = self.build(slots[i], src) if self.build else None
+                out.extend(build(slots[i:j], src) if build else [None] * (j - i))
             except Exception:
-                # A malformed record or a metadata bug: this one is skipped.
-                log.exception("cannot build a flow from %r", slots[i])
-                out[i] = None
-            made.append(i)
+                # A metadata bug or a broken batch: these are skipped, said once.
+                log.exception("cannot build flows from %d records", j - i)
+                out.extend([None] * (j - i))
+            i = j
         if made:
-            cap = self.capacity
-            with self._cond:
-                oldest = self._oldest()
-                for i in made:
-                    seq = seqs[i]
-                    j = seq % cap
-                    if seq >= oldest and self._slots[j] is slots[i] and out[i] is not None:
-                        self._slots[j] = out[i]
-                        self._src[j] = None
+            self._keep(start, slots, srcs, out)
         return out
+
+    def _keep(self, start: int, slots: list[object], srcs: list[EventBatch | None],
+              built: list[Wire | None]) -> None:
+        cap = self.capacity
+        with self._cond:
+            oldest = max(0, self._next - cap)
+            ring_slots, ring_src = self._slots, self._src
+            for i, wire in enumerate(built):
+                seq = start + i
+                if wire is None or srcs[i] is None or seq < oldest:
+                    continue
+                j = seq % cap
+                if ring_slots[j] is slots[i]:
+                    ring_slots[j] = wire
+                    ring_src[j] = None
 
     def _copy(self, start: int, end: int) -> tuple[list[object], list[EventBatch | None]]:
         cap = self.capacity
@@ -203,12 +219,10 @@ class FlowRing:
         return HeldEntries(self, start, slots, srcs)
 
     def snapshot(self) -> list[opb.GetFlowsResponse]:
-        """Everything held, oldest first, built."""
-        held = self.held()
-        return [e for e in held.build_all() if e is not None]
+        """Everything held, oldest first, parsed (tests and tools; followers use Wires)."""
+        return [w.response() for w in self.held().build_all() if w is not None]
 
-    def read_from(self, seq: int, limit: int = 256
-                  ) -> tuple[list[opb.GetFlowsResponse], int, int]:
+    def read_from(self, seq: int, limit: int = 256) -> tuple[list[Wire], int, int]:
         """(entries from `seq` on, how many were overwritten before `seq` was read,
         the sequence to read next)."""
         with self._cond:
@@ -217,8 +231,7 @@ class FlowRing:
             start = max(seq, oldest)
             end = min(self._next, start + limit)
             slots, srcs = self._copy(start, end)
-        entries = self._built(range(start, end), slots, srcs)
-        return [e for e in entries if e is not None], lost, end
+        return [w for w in self._built(start, slots, srcs) if w is not None], lost, end
 
     def wait(self, seq: int, timeout: float) -> bool:
         """Blocks until an entry at or after `seq` exists, the ring closes, a wake(), or
@@ -229,12 +242,7 @@ class FlowRing:
             return self._next > seq
 
 
-def _response(slot: object) -> opb.GetFlowsResponse | None:
-    """A slot's response if it holds a built one."""
-    return slot if isinstance(slot, opb.GetFlowsResponse) else None
-
-
-class HeldEntries(Sequence[Optional[opb.GetFlowsResponse]]):
+class HeldEntries(Sequence[Optional[Wire]]):
     """A copy of the ring's slots at one moment; entries are built on first access."""
 
     def __init__(self, ring: FlowRing, start: int, slots: list[object],
@@ -245,43 +253,45 @@ class HeldEntries(Sequence[Optional[opb.GetFlowsResponse]]):
         return len(self._slots)
 
     @overload
-    def __getitem__(self, i: int) -> opb.GetFlowsResponse | None: ...
+    def __getitem__(self, i: int) -> Wire | None: ...
 
     @overload
-    def __getitem__(self, i: slice) -> list[opb.GetFlowsResponse | None]: ...
+    def __getitem__(self, i: slice) -> list[Wire | None]: ...
 
-    def __getitem__(self, i: int | slice
-                    ) -> opb.GetFlowsResponse | None | list[opb.GetFlowsResponse | None]:
+    def __getitem__(self, i: int | slice) -> Wire | None | list[Wire | None]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self._slots)))]
         if i < 0:
             i += len(self._slots)
         if not 0 <= i < len(self._slots):
             raise IndexError(i)
+        slot = self._slots[i]
         if self._srcs[i] is None:
-            return _response(self._slots[i])
-        (built,) = self._ring._built(range(self._start + i, self._start + i + 1),
-                                     [self._slots[i]], [self._srcs[i]])
+            return slot if isinstance(slot, Wire) else None
+        (built,) = self._ring._built(self._start + i, [slot], [self._srcs[i]])
         if built is not None:
             self._slots[i], self._srcs[i] = built, None
         return built
 
-    def build_all(self) -> list[opb.GetFlowsResponse | None]:
-        out = self._ring._built(range(self._start, self._start + len(self._slots)),
-                                self._slots, self._srcs)
+    def build_all(self) -> list[Wire | None]:
+        out = self._ring._built(self._start, self._slots, self._srcs)
         self._slots, self._srcs = list(out), [None] * len(out)
         return out
 
 
 class FlowListener(Protocol):
     """Told about every flow and every loss (observe.metrics.FlowMetrics is one). A
-    listener that also has `flow_count(flow, n)` ("n flows like this one, as far as type,
-    verdict, direction, match, reason, protocol and source go") is told about a batch
-    that way, without a flow built per record."""
+    listener that also has `flow_count(flow, n)` ("n flows like this one, but for their
+    time and source port") is told about a batch that way, one flow per kind."""
 
     def flow(self, flow: fpb.Flow) -> None: ...
 
     def lost(self, source: str, n: int) -> None: ...
+
+
+@runtime_checkable
+class CountingListener(FlowListener, Protocol):
+    def flow_count(self, flow: fpb.Flow, n: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -306,26 +316,29 @@ class ObserverStatus:
 
 
 class FlowObserver:
-    """Owns the queue, the worker thread and the ring. The agent constructs one, hands
-    `on_events` (one EventBatch per poll) to the datapath as its batch handler, and the
-    Observer service reads `ring`. Events come in one way, as batches: `on_event` is a
-    one-event batch, for tests and replays.
+    """Owns the queue, the worker thread, the ring and the flow encoder. The agent
+    constructs one, hands `on_events` (one EventBatch per poll) to the datapath, calls
+    `metadata_changed()` when pods, identities or policies change, and the Observer
+    service reads `ring`.
 
     The queue holds up to `queue_size` events (a batch counts as its records). A batch
-    goes into the ring as it is: flows are built when a reader wants them, and the
+    goes into the ring as it is: flows are encoded when a reader wants them, and the
     listeners (metrics) hear each distinct kind of flow of a batch once, with its count
-    (`flow_count(flow, n)`; a listener with only `flow(flow)` hears every flow, built).
+    (`flow_count(flow, n)`; a listener with only `flow(flow)` hears every flow).
     """
 
     def __init__(self, node: str, capacity: int = DEFAULT_CAPACITY,
                  meta: EndpointMetadata | None = None,
                  queue_size: int = DEFAULT_QUEUE_SIZE,
-                 listeners: list[FlowListener] | None = None) -> None:
+                 listeners: list[FlowListener] | None = None,
+                 namer: PolicyNamer | None = None) -> None:
         self.node = node
-        self.meta = meta if meta is not None else StaticMetadata()
-        self.ring = FlowRing(capacity, build=self._build_response)
+        self.encoder = FlowEncoder(node, meta, namer)
+        self.meta = self.encoder.meta
+        self.ring = FlowRing(capacity, build=self.encoder.encode_many)
         self.version = version()
         self.listeners: list[FlowListener] = list(listeners or [])
+        self.namespaces = NamespaceTracker()
         self.queue_size = max(1, queue_size)
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
@@ -337,6 +350,10 @@ class FlowObserver:
         self._started_ns = time.monotonic_ns()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def metadata_changed(self) -> None:
+        """Pods, labels, identities or policies changed: new flows are built afresh."""
+        self.encoder.invalidate()
 
     # -- inputs (reader thread) ----------------------------------------------------
     def on_event(self, event: DatapathEvent) -> None:
@@ -357,7 +374,7 @@ class FlowObserver:
                 self._queue_lost_unreported += lost
             if room:
                 if lost:
-                    batch = EventBatch(batch.records[:room], batch.decode, batch.key)
+                    batch = batch.part(batch.records[:room])
                 self._pending.append(batch)
                 self._queued += len(batch.records)
                 self._ready.notify()
@@ -382,17 +399,18 @@ class FlowObserver:
         self._notify_lost(canonical, n)
 
     def count_ring_lost(self, n: int) -> None:
-        """A reader fell behind the ring by n entries (called by the Observer service)."""
+        """A reader fell behind the ring by n entries (called by its follower)."""
         if n > 0:
             with self._lock:
                 self._lost[RING] += n
             self._notify_lost(RING, n)
 
     def add_flow(self, flow: fpb.Flow) -> None:
-        """Puts a built flow in the ring (the worker does this; tests and replays may too)."""
+        """Puts a built flow in the ring (tests and replays)."""
         with self._lock:
             self._seen += 1
         self.ring.append(opb.GetFlowsResponse(flow=flow, node_name=self.node, time=flow.time))
+        self.namespaces.saw(flow)
         for listener in self.listeners:
             try:
                 listener.flow(flow)
@@ -475,36 +493,33 @@ class FlowObserver:
         self.ring.append_batch(batch)
         with self._lock:
             self._seen += len(records)
-        if self.listeners:
-            self._count_for_listeners(batch)
+        self._count_kinds(batch)
 
-    def _build_response(self, record: object, batch: EventBatch) -> opb.GetFlowsResponse:
-        flow = flow_from_event(batch.decode(record), self.meta)
-        return opb.GetFlowsResponse(flow=flow, node_name=self.node, time=flow.time)
-
-    def _count_for_listeners(self, batch: EventBatch) -> None:
+    def _count_kinds(self, batch: EventBatch) -> None:
+        """One flow per distinct kind of the batch: for the listeners (with its count)
+        and for the namespaces GetNamespaces reports."""
         records = batch.records
-        counting = [lst for lst in self.listeners if hasattr(lst, "flow_count")]
-        if counting:
-            keys = list(map(batch.key, records))
-            counts = Counter(keys)
-            sample = dict(zip(keys, records))
-            for key, n in counts.items():
+        keys = list(map(batch.key, records))
+        counts = Counter(keys)
+        sample = dict(zip(keys, records))
+        counting = [lst for lst in self.listeners if isinstance(lst, CountingListener)]
+        plain = [lst for lst in self.listeners if not isinstance(lst, CountingListener)]
+        for key, n in counts.items():
+            try:
+                flow = self.encoder.flow(sample[key], batch)
+            except Exception:
+                log.exception("cannot build a flow from %r", sample[key])
+                continue
+            self.namespaces.saw(flow)
+            for counter in counting:
                 try:
-                    flow = flow_from_event(batch.decode(sample[key]), self.meta)
-                except Exception:
-                    log.exception("cannot build a flow from %r", sample[key])
-                    continue
-                for listener in counting:
-                    try:
-                        listener.flow_count(flow, n)
-                    except Exception:  # a metrics bug must not stop flows
-                        log.exception("flow listener %r failed", listener)
-        plain = [lst for lst in self.listeners if not hasattr(lst, "flow_count")]
+                    counter.flow_count(flow, n)
+                except Exception:  # a metrics bug must not stop flows
+                    log.exception("flow listener %r failed", counter)
         if plain:
             for record in records:
                 try:
-                    flow = flow_from_event(batch.decode(record), self.meta)
+                    flow = self.encoder.flow(record, batch)
                 except Exception:
                     continue
                 for listener in plain:
@@ -521,4 +536,3 @@ class FlowObserver:
         return ObserverStatus(node=self.node, version=self.version, num_flows=len(self.ring),
                               max_flows=self.ring.capacity, seen_flows=seen,
                               uptime_ns=time.monotonic_ns() - self._started_ns, lost=lost)
-

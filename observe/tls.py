@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import grpc
 
 from core.errors import MembraneError
+from observe.relay.peers import Peer, add_peer_to_server
 from observe.ring import FlowObserver
 from observe.server import add_observer_to_server
 
@@ -43,6 +44,20 @@ def server_credentials(cert: str | Path | None, key: str | Path | None,
                        client_ca: str | Path | None) -> grpc.ServerCredentials:
     cert_pem = _read("server certificate", cert, "--tls-cert")
     key_pem = _read("server key", key, "--tls-key")
+    ca_pem = _read("client CA", client_ca, "--tls-client-ca")
+    return grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=ca_pem,
+                                       require_client_auth=True)
+
+
+def tls_server_credentials(cert: str | Path | None, key: str | Path | None,
+                           client_ca: str | Path | None) -> grpc.ServerCredentials:
+    """TLS with the server's certificate and key; with a client CA, clients must show a
+    certificate it signed (mutual TLS), without one any client may connect (the relay's
+    listener in front of a port-forward)."""
+    cert_pem = _read("server certificate", cert, "--tls-cert")
+    key_pem = _read("server key", key, "--tls-key")
+    if client_ca is None:
+        return grpc.ssl_server_credentials([(key_pem, cert_pem)])
     ca_pem = _read("client CA", client_ca, "--tls-client-ca")
     return grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=ca_pem,
                                        require_client_auth=True)
@@ -96,8 +111,8 @@ def peer_names(context: grpc.ServicerContext) -> set[str]:
 
 def serve_tcp_with_tls(observer: FlowObserver, address: str, cert: str | Path | None,
                        key: str | Path | None, client_ca: str | Path | None,
-                       client_names: Sequence[str] = (), max_workers: int = 16
-                       ) -> grpc.Server:
+                       client_names: Sequence[str] = (), max_workers: int = 16,
+                       peers: Callable[[], list[Peer]] | None = None) -> grpc.Server:
     """Starts a gRPC server serving the Observer on `address` ("0.0.0.0:4245") with
     mutual TLS to the clients `client_names` allows, and returns it (call .stop(grace)
     to end it). Raises MembraneError naming the missing or unreadable file, or the
@@ -112,7 +127,9 @@ def serve_tcp_with_tls(observer: FlowObserver, address: str, cert: str | Path | 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="observer-tls"),
                          interceptors=[ClientNameCheck(client_names)])
-    add_observer_to_server(server, observer)
+    add_observer_to_server(server, observer, address=address)
+    if peers is not None:
+        add_peer_to_server(server, peers)
     try:
         port = server.add_secure_port(address, creds)
     except RuntimeError as err:

@@ -193,7 +193,7 @@ def endpoint_message(ep: EndpointView, labels: list[str]) -> pb.Endpoint:
         ingress_enforced=ep.ingress_enforced, egress_enforced=ep.egress_enforced,
         state=ep.state, error=ep.error, policy_revision=ep.policy_revision,
         last_regeneration_ms=ep.last_regeneration_ms, policy_entries=ep.policy_entries,
-        policy_audit=ep.audit)
+        policy_audit=ep.audit, labels_left_out=list(ep.labels_left_out))
 
 
 def drop_reason_name(code: int) -> str:

@@ -51,6 +51,7 @@ class EndpointView:
     policy_entries: int
     last_regeneration_ms: float
     audit: bool = False      # policy audit mode: what policy denies passes, as AUDIT
+    labels_left_out: tuple[str, ...] = ()   # "k8s:<key>=<value>: why", for endpoint get
 
     @property
     def key(self) -> str:

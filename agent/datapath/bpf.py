@@ -4,7 +4,9 @@ Life of a node's datapath:
 
   start()              compile bpf/bpf_lxc.c once (compiler.py); maps are created and
                        pinned under pin_dir, or reused when already pinned (a restart
-                       keeps enforcing and keeps conntrack); load both programs.
+                       keeps enforcing and keeps conntrack); a pinned map whose size is
+                       not the configured one is recreated first (pinsize.py); load
+                       both programs.
   pinned_endpoints()   what the pinned endpoints map holds, for the agent to reconcile
                        (it removes stale endpoints and re-adds current ones: add_endpoint
                        on an existing endpoint re-attaches the freshly loaded programs
@@ -26,7 +28,9 @@ those maps fails, for callers whose own bump a raised error would skip.
 
 Failures are DatapathError (MapFullError for a full map) with the endpoint and map in
 the message. A full policy map during add_endpoint still attaches the programs with
-enforcement on (the pod denies more than desired, never allows more), then raises.
+enforcement on (the pod denies more than desired, never allows more), then raises. A
+full ipcache or cidr map in sync_cluster_maps writes every entry that fits in both maps
+(deletes first), then raises: the caller decides what may be enforced meanwhile.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from agent.datapath.compiler import (CompileOptions, Features, compile_datapath,
                                      load_programs, probe_features)
 from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStats,
                                       EndpointSlot, KernelPolicyEntry, MapUsage)
+from agent.datapath.pinsize import map_size, resize_pins
 from agent.datapath.reader import EventReader
 from agent.datapath.writer import (EntryValue, KernelMap, PolicyMapKey, PolicyWriter,
                                    PrefixWriter, endpoint_flags, read_prefix_map)
@@ -115,6 +120,7 @@ class BpfDatapath:
         self._batch_handler: BatchHandler | None = None
         self._slots: dict[int, EndpointSlot] = {}          # endpoint id -> slot
         self._pinned: list[EndpointSlot] = []
+        self.resized: dict[str, tuple[int, int]] = {}      # recreated at start: old, new
         self._lock = threading.RLock()
 
     # --- lifecycle -----------------------------------------------------------
@@ -126,6 +132,7 @@ class BpfDatapath:
             if not os.path.isdir("/sys/fs/bpf"):
                 raise DatapathError("/sys/fs/bpf is not mounted: mount bpffs "
                                     "(mount -t bpf bpf /sys/fs/bpf)")
+            self.resized = resize_pins(self.pin_dir, self._sizes())
             reused = [m for m in PINNED_MAPS
                       if os.path.exists(os.path.join(self.pin_dir, m))]
             t0 = time.monotonic()
@@ -135,6 +142,9 @@ class BpfDatapath:
                 table = self._bpf[name.encode()]
                 self._maps[name] = (_VerdictMap(table, name, self._bump_revision)
                                     if name in VERDICT_MAPS else KernelMap(table, name))
+                # The kernel's size, not the C's declaration (they differ for a pin bcc
+                # reused: status and MapFullError name the real one).
+                self._maps[name].max_entries = map_size(table.map_fd)
             # Pinned conntrack entries may carry stamps of the previous agent: make
             # them all stale before this one writes (or reconciles) anything.
             self._bump_revision()
@@ -147,6 +157,12 @@ class BpfDatapath:
                      "endpoints; policy revision %d", self.node, time.monotonic() - t0,
                      self.pin_dir, f"reused {len(reused)} maps" if reused else "new maps",
                      len(self._pinned), self.policy_revision())
+
+    def _sizes(self) -> dict[str, int]:
+        """Configured max_entries of the maps whose size is configurable."""
+        o = self.options
+        return {"ipcache": o.max_ipcache, "cidr": o.max_cidr, "endpoints": o.max_endpoints,
+                "policy": o.max_policy, "conntrack": o.max_conntrack}
 
     def _require(self) -> None:
         if self._bpf is None:
@@ -316,13 +332,26 @@ class BpfDatapath:
             # Each map is read from the kernel once (the first sync after start(): a
             # restarted agent diffs against the pinned maps), then diffed against the
             # shadow of what was written; a failed write makes the next sync re-read.
+            # Both maps are synced even when one is full: each holds all it can.
             writes = 0
-            for name, desired in (("ipcache", maps.ipcache), ("cidr", maps.cidrs)):
-                w = self._prefix_writers.get(name)
-                if w is None or w.map is not self._maps[name]:
-                    w = self._prefix_writers[name] = PrefixWriter(self._maps[name])
-                writes += w.sync(desired).writes
-            self._bump_revision()
+            failed: list[DatapathError] = []
+            try:
+                for name, desired in (("ipcache", maps.ipcache), ("cidr", maps.cidrs)):
+                    w = self._prefix_writers.get(name)
+                    if w is None or w.map is not self._maps[name]:
+                        w = self._prefix_writers[name] = PrefixWriter(self._maps[name])
+                    try:
+                        writes += w.sync(desired).writes
+                    except DatapathError as err:
+                        failed.append(err)
+            finally:
+                self._bump_revision()
+            if len(failed) == 1:
+                raise failed[0]
+            if failed:
+                kind = (MapFullError if all(isinstance(e, MapFullError) for e in failed)
+                        else DatapathError)
+                raise kind("; ".join(str(e) for e in failed)) from failed[0]
             return writes
 
     # --- policy revision ---------------------------------------------------------

@@ -29,6 +29,8 @@ class FakeDatapath:
     node: str = "fake-node"
     max_policy: int = 16384
     max_conntrack: int = 65536
+    max_ipcache: int = 16384
+    max_cidr: int = 4096
     pinned: list[EndpointSlot] = field(default_factory=list)   # as if found at start
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     started: bool = False
@@ -137,7 +139,14 @@ class FakeDatapath:
     def sync_cluster_maps(self, maps: ClusterMaps) -> int:
         self._record("sync_cluster_maps", maps)
         old = self.cluster
-        self.cluster = maps
+        # As the kernel: what fits is written (deletes first), the rest is refused.
+        full = [name for name, table, size in (("ipcache", maps.ipcache, self.max_ipcache),
+                                               ("cidr", maps.cidrs, self.max_cidr))
+                if len(table) > size]
+        self.cluster = ClusterMaps(dict(sorted(maps.ipcache.items())[:self.max_ipcache]),
+                                   dict(sorted(maps.cidrs.items())[:self.max_cidr]))
+        if full:
+            raise MapFullError(f"fake: BPF map(s) {', '.join(full)} full")
         writes = 0
         for a, b in ((old.ipcache, maps.ipcache), (old.cidrs, maps.cidrs)):
             writes += len(set(a) ^ set(b)) + sum(1 for k in set(a) & set(b) if a[k] != b[k])
@@ -182,8 +191,8 @@ class FakeDatapath:
         used = sum(self._entries(p, eid) for eid, p in self.policies.items())
         return DatapathStats(
             maps=[MapUsage("endpoints", len(self.endpoints), 1024),
-                  MapUsage("ipcache", len(self.cluster.ipcache), 16384),
-                  MapUsage("cidr", len(self.cluster.cidrs), 4096),
+                  MapUsage("ipcache", len(self.cluster.ipcache), self.max_ipcache),
+                  MapUsage("cidr", len(self.cluster.cidrs), self.max_cidr),
                   MapUsage("policy", used, self.max_policy),
                   MapUsage("conntrack", len(self.conntrack), self.max_conntrack)],
             drops=dict(self.drops), lost_events=self.lost_events_count)

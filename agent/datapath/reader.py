@@ -33,7 +33,7 @@ import select
 import struct
 import time
 from operator import itemgetter
-from typing import Any
+from typing import Any, Hashable
 
 from agent.datapath import layout
 from agent.datapath.interface import BatchHandler
@@ -79,11 +79,19 @@ RING_RECORD = struct.Struct(f"<{RB_HDR_SZ}x{_FMT}{STRIDE - RB_HDR_SZ - EVENT_SIZ
 RING_HEADER = struct.Struct(f"<I{STRIDE - 4}x")
 _U64 = struct.Struct("<Q")
 
-# What the metrics count by (observe.ring groups a batch by it): type, direction,
-# verdict, reply, match, reason, protocol and the source (address, identity, endpoint).
+# What the metrics count by (observe.ring groups a batch by it): everything a flow shows
+# but its time and source port.
 METRICS_KEY = itemgetter(F["type"], F["direction"], F["allowed"], F["is_reply"],
                          F["match_type"], F["drop_reason"], F["protocol"], F["saddr"],
-                         F["src_identity"], F["endpoint_id"])
+                         F["src_identity"], F["endpoint_id"], F["daddr"], F["dst_identity"],
+                         F["dport"], F["tcp_flags"])
+# Everything a flow shows but its time (EventBatch.flow_key): records equal in these
+# make the same flow, which observe.encoder builds once.
+FLOW_FIELDS = itemgetter(F["type"], F["direction"], F["allowed"], F["is_reply"],
+                         F["match_type"], F["drop_reason"], F["protocol"], F["saddr"],
+                         F["src_identity"], F["endpoint_id"], F["daddr"], F["dst_identity"],
+                         F["dport"], F["tcp_flags"], F["sport"])
+_KTIME = F["ktime_ns"]
 _TYPE_DIR = itemgetter(F["type"], F["direction"])
 _VALID_TYPE_DIR = frozenset((t.value, d.value) for t in EventType for d in Direction)
 
@@ -133,6 +141,10 @@ class _Decoder:
 
     def __call__(self, rec: tuple[int, ...]) -> DatapathEvent:
         return decode_record(rec, self.node, self.offset_ns)
+
+    def flow_key(self, rec: tuple[int, ...]) -> tuple[int, Hashable]:
+        """(realtime ns, everything else the flow depends on): EventBatch.flow_key."""
+        return rec[_KTIME] + self.offset_ns, FLOW_FIELDS(rec)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -354,7 +366,7 @@ class EventReader:
         decoder = _Decoder(self.node, monotonic_to_realtime_offset())
         if self.batch_handler is not None:
             try:
-                self.batch_handler(EventBatch(recs, decoder, METRICS_KEY))
+                self.batch_handler(EventBatch(recs, decoder, METRICS_KEY, decoder.flow_key))
             except Exception:  # a failing handler must not stop the datapath reader
                 log.exception("event batch handler failed")
         return n

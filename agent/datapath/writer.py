@@ -38,6 +38,7 @@ from core.protocols import ANY_PROTOCOL, Direction
 from agent.datapath import layout
 from agent.policy.mapstate import (TIER_ACTION_MASK, TIER_AUDIT, EndpointPolicy, MatchType,
                                    PolicyKey, TierAction, TierLevel)
+from agent.policy.ports import port_blocks
 
 log = logging.getLogger(__name__)
 
@@ -119,20 +120,9 @@ class PolicyMapKey:
                          self.port, self.port + size - 1)
 
 
-def port_prefixes(low: int, high: int) -> list[tuple[int, int]]:
-    """Inclusive port range -> [(first port, prefix bits over the 16-bit port)], the
-    fewest power-of-two aligned blocks that cover it exactly (80-8080 -> 14 blocks)."""
-    if not 0 <= low <= high <= 65535:
-        raise ValueError(f"bad port range {low}-{high}")
-    out: list[tuple[int, int]] = []
-    while low <= high:
-        size = (low & -low) if low else 1 << 16
-        while size > high - low + 1:
-            size >>= 1
-        out.append((low, 16 - (size.bit_length() - 1)))
-        low += size
-    return out
-
+# Port ranges become these blocks; the engine counts a policy's entries with the same
+# function (agent.policy.ports) before it hands the policy over.
+port_prefixes = port_blocks
 
 _SPECIFICITY = {MatchType.L3_L4: 4, MatchType.L3_ONLY: 3, MatchType.L4_ONLY: 2,
                 MatchType.ALL: 1, MatchType.NONE: 0}
@@ -430,13 +420,16 @@ class PrefixWriter:
         return sorted(stale), upserts
 
     def sync(self, desired: Mapping[str, int]) -> SyncResult:
-        """prefix -> identity: deletes first, then adds and changes."""
+        """prefix -> identity: deletes first, then adds and changes. A full map does not
+        stop it: every entry that fits is written (changes of existing prefixes always
+        fit), then MapFullError says how many did not."""
         res = SyncResult()
         cur = self.kernel()
         if desired == cur:
             return res
         deletes, upserts = self._diff(desired)
         lost = 0
+        refused: list[str] = []
         try:
             for prefix in deletes:
                 _, plen, addr = parse_prefix(prefix)
@@ -452,10 +445,8 @@ class PrefixWriter:
                                     layout.remote_identity(identity=ident))
                 except OSError as e:
                     if e.errno in _FULL_ERRNOS:
-                        raise MapFullError(
-                            f"BPF map '{self.map.name}' is full (max_entries "
-                            f"{self.map.max_entries}) writing {prefix} -> {ident}; raise "
-                            "its size") from e
+                        refused.append(f"{prefix} -> {ident}")
+                        continue   # not written: the shadow stays right
                     raise DatapathError(f"writing map '{self.map.name}' {prefix}: {e}") from e
                 if prefix in cur:
                     res.changed += 1
@@ -475,6 +466,11 @@ class PrefixWriter:
         if res.writes:
             log.info("%s sync: %d added, %d deleted, %d changed",
                      self.map.name, res.added, res.deleted, res.changed)
+        if refused:
+            raise MapFullError(
+                f"BPF map '{self.map.name}' is full (max_entries {self.map.max_entries}): "
+                f"{len(refused)} of {len(desired)} entries not written (first: "
+                f"{refused[0]}); raise its size")
         return res
 
 

@@ -3,6 +3,8 @@
 `update(objects)` takes the whole desired state (as the store snapshots it) and works
 out the difference with the previous one:
 
+  policies'   -> left-out label keys they select on (identitykeys.py): pods of the
+                 scopes that gained or lost one get their identities recomputed
   pods        -> identities allocated / released; the selector cache learns new ones
   policies    -> compiled, indexed by namespace, their selectors referenced in the cache
   ipBlocks    -> every cidr and except prefix gets a CIDR identity
@@ -15,11 +17,14 @@ Isolation: an endpoint is enforced in a direction iff a policy of its namespace 
 it and declares that policy type. The node always reaches its pods: an ingress-enforced
 endpoint gets (INGRESS, host, any) as well.
 
-Cluster-wide tiers (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy)
-are compiled by agent.policy.tiers and indexed like NetworkPolicies (selectors, prefixes,
-named ports, the pods they select); their rules become the endpoint's tier entries,
-ranked per tier and direction. The policy modes (agent.policy.modes: enforcement
-default|always|never, audit) shape every EndpointPolicy.
+Failure isolation (limits.py): nothing one pod or one policy brings stops the update.
+An identity that cannot be allocated leaves that pod without one (allocation.py); a
+policy whose ipBlocks do not fit the cidr map is compiled isolating (admission.py); an
+endpoint whose policies need more map entries than it may have gets the smallest that
+fit, counted before anything is expanded. Each says why: `endpoint_problems`,
+`identity_problems`, `policy_problems`. Cluster-wide tiers (agent.policy.tiers: `tiers`)
+are indexed like NetworkPolicies, giving endpoints ranked tier entries; the modes
+(agent.policy.modes) shape every EndpointPolicy.
 """
 
 from __future__ import annotations
@@ -27,38 +32,36 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import logging
+import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence, Union
 
 from core.protocols import ANY_PROTOCOL, Direction
 from agent.k8s.objects import (ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod,
                                TieredPolicy)
-from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey, TierEntry
-from agent.policy.modes import Enforcement, PolicyModes
+from agent.policy.admission import PrefixAdmission
+from agent.policy.allocation import Allocates, GuardedAllocation
+from agent.policy.identitykeys import SelectedKeys
+from agent.policy.limits import PolicyLimits
+from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
+from agent.policy.modes import PolicyModes, audit_changed, shape
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
-from agent.policy.tiers import (HOST_TIER_PROVENANCE, CompiledTierPolicy, TierContribution,
-                                TierProvenance, host_entry, rank)
+from agent.policy.tiers import CompiledTierPolicy, TierIndex
 from agent.policy.selectorcache import Selector, SelectorCache
 from identity.allocator import Identity
 from identity.filter import LabelFilter
 from identity.labels import LabelSet
 from identity.reserved import ReservedIdentity
-from identity.security import cidr_labels, security_labels
+from identity.security import cidr_labels, left_out_labels, security_labels
 
 WORLD_PREFIX = "0.0.0.0/0"
 HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
 
 log = logging.getLogger(__name__)
+Compiled = Union[CompiledPolicy, CompiledTierPolicy]
 
-
-class Allocates(Protocol):
-    """The part of `identity.allocator.Allocator` the engine uses: one reference per pod
-    (or per ipBlock prefix), taken with allocate and dropped with release."""
-
-    def allocate(self, labels: LabelSet) -> Identity: ...
-
-    def release(self, identity: Identity) -> None: ...
+__all__ = ["Allocates", "EngineDelta", "PolicyEngine"]
 
 
 @dataclass(frozen=True)
@@ -136,37 +139,45 @@ class _Prefixes:
 class PolicyEngine:
     def __init__(self, allocator: Allocates, cidr_allocator: Allocates,
                  cluster: str = "default", label_filter: LabelFilter | None = None,
+                 limits: PolicyLimits | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  modes: PolicyModes = PolicyModes()) -> None:
         self._alloc = allocator
         self._cidr_alloc = cidr_allocator
         self._cluster = cluster
         self._filter = label_filter or LabelFilter.default()
+        self._limits = limits or PolicyLimits()
+        self._clock = clock
         self.modes = modes
         self._clear()
 
     def _clear(self) -> None:
         """Knows nothing: the state of a new engine."""
         self._cache = SelectorCache()
+        self._selected_keys = SelectedKeys(lambda key: not self._filter.is_relevant(key))
+        self._admission = PrefixAdmission(self._limits)
+        self._identities = GuardedAllocation(self._alloc, self._clock)
+        self._by_labels: dict[LabelSet, Identity] = {}     # identities some pod holds
+        self._sizes: dict[str, dict[object, int]] = {}      # policy -> map entries
+        self._problems: dict[str, dict[str, str]] = {}      # endpoint -> policy -> why
         self._namespaces: dict[str, Namespace] = {}
         self._nodes: dict[str, Node] = {}
         self._pods: dict[str, Pod] = {}                    # every pod, hostNetwork too
         self._pod_identity: dict[str, Identity] = {}       # endpoints only
         self._identity_pods: dict[int, set[str]] = {}
         self._policies: dict[str, CompiledPolicy] = {}
-        self._tiers: dict[str, CompiledTierPolicy] = {}    # cluster-wide, by key
+        self.tiers = TierIndex()                            # the cluster-wide policies
         self._ns_policies: dict[str, set[str]] = {}
         self._peer_users: dict[Selector, set[str]] = {}    # selector -> policies using it
         self._selects: dict[str, set[str]] = {}            # policy -> pods it selects
         self._selected_by: dict[str, tuple[str, ...]] = {}  # pod -> policies selecting it
         self._contrib: dict[str, dict[object, Contribution]] = {}
-        self._tier_contrib: dict[str, dict[object, TierContribution]] = {}
         self._prefix_refs: Counter[str] = Counter()
         self._prefixes = _Prefixes()
         self._blocks: dict[IPBlock, tuple[int, ...]] = {}
         self._cidr_pods: dict[int, list[Pod]] | None = None
         self._endpoints: dict[str, EndpointPolicy] = {}
         self._provenance: dict[str, dict[PolicyKey, list[Provenance]]] = {}
-        self._tier_provenance: dict[str, dict[TierEntry, list[TierProvenance]]] = {}
         self._maps: dict[str | None, ClusterMaps] = {}
 
     # -- queries -----------------------------------------------------------------
@@ -179,15 +190,37 @@ class PolicyEngine:
             raise KeyError(f"pod {pod_key} is not known to the policy engine")
         return self._endpoints.get(pod_key, EndpointPolicy())
 
+    def left_out_labels(self, pod_key: str) -> tuple[str, ...]:
+        """The pod's labels its identity does not hold, each with why."""
+        pod = self._pods.get(pod_key)
+        if pod is None or pod_key not in self._pod_identity:
+            return ()
+        return tuple(left_out_labels(
+            pod.labels, label_filter=self._filter,
+            selected_keys=self._selected_keys.keys_for(pod.namespace)))
+
+    def endpoint_problems(self, pod_key: str) -> tuple[str, ...]:
+        """Why the endpoint's policy allows less than the spec (policies of it that are
+        not enforced, for it or at all); () when it is exactly the spec's."""
+        return tuple(f"policy {k} {why}" for k, why in self._problems.get(pod_key, {}).items())
+
+    def unenforced_policies(self, pod_key: str) -> frozenset[str]:
+        """The policies selecting this endpoint that only isolate it (allow nothing)."""
+        return frozenset(self._problems.get(pod_key, ()))
+
+    def identity_problems(self) -> Mapping[str, str]:
+        """Pods without an identity because it cannot be allocated, and why."""
+        return self._identities.problems()
+
+    def policy_problems(self) -> Mapping[str, str]:
+        """Policies not enforced (only their isolation applies), and why."""
+        return self._admission.refused()
+
     def provenance(self, pod_key: str) -> dict[PolicyKey, list[Provenance]]:
         return {k: list(v) for k, v in self._provenance.get(pod_key, {}).items()}
 
-    def tier_provenance(self, pod_key: str) -> dict[TierEntry, list[TierProvenance]]:
-        return {k: list(v) for k, v in self._tier_provenance.get(pod_key, {}).items()}
-
     def selecting_policies(self, pod_key: str) -> tuple[str, ...]:
-        """Keys of the policies that select this pod: NetworkPolicies ("ns/name"), then
-        tier policies ("Kind/name"), each sorted."""
+        """Keys of the policies selecting this pod: NetworkPolicies, then tier policies."""
         return self._selected_by.get(pod_key, ())
 
     def selected_endpoints(self, policy_key: str) -> frozenset[str]:
@@ -195,13 +228,6 @@ class PolicyEngine:
 
     def policy(self, policy_key: str) -> CompiledPolicy | None:
         return self._policies.get(policy_key)
-
-    def tier_policy(self, policy_key: str) -> CompiledTierPolicy | None:
-        return self._tiers.get(policy_key)
-
-    def tier_policies(self) -> list[TieredPolicy]:
-        return sorted((cp.policy for cp in self._tiers.values()),
-                      key=lambda p: (p.tier.value, p.order_key))
 
     def pods(self) -> Mapping[str, Pod]:
         return self._pods
@@ -274,23 +300,23 @@ class PolicyEngine:
 
     def _update(self, objects: ClusterObjects) -> EngineDelta:
         identities_before = set(self._identity_pods)
-        nodes_changed = self._nodes != objects.nodes
         maps_changed = self._update_nodes(objects.nodes)
         old_namespaces, self._namespaces = self._namespaces, dict(objects.namespaces)
-        pods_changed, removed_pods, ip_changed = self._update_pods(objects.pods, old_namespaces)
+        rescoped = self._selected_keys.update(objects.policies)
+        refused = self._admission.update(objects.policies)
+        pods_changed, removed_pods, ip_changed = self._update_pods(
+            objects.pods, old_namespaces, rescoped)
         maps_changed |= ip_changed
-        dirty = set(pods_changed)
-        # A namespace's audit annotation shapes its pods' policies, not their identities.
-        audit_changed = {name for name, n in self._namespaces.items()
-                         if n.audit != getattr(old_namespaces.get(name), "audit", False)}
-        dirty |= {k for k, p in self._pods.items() if p.namespace in audit_changed}
+        audit = audit_changed(old_namespaces, self._namespaces)   # shapes policies only
+        dirty = set(pods_changed) | {k for k, p in self._pods.items() if p.namespace in audit}
         invalidate: set[str] = set()
-        changed_prefixes = self._update_policies(objects.policies, objects.cluster_policies,
-                                                 nodes_changed, dirty, invalidate)
+        changed_prefixes = self._update_policies(objects.policies, dirty, invalidate, refused,
+                                                 objects.cluster_policies)
+        compiled: list[Compiled] = [*self._policies.values(), *self.tiers.compiled.values()]
         if changed_prefixes:
             maps_changed = True
             nets = [_Net.of(p) for p in changed_prefixes]
-            for cp in self._compiled():
+            for cp in compiled:
                 if any(_Net.of(b.cidr).covers(n) for b in cp.ip_blocks for n in nets):
                     invalidate.add(cp.key)
         for selector in self._cache.drain_changed():
@@ -298,13 +324,13 @@ class PolicyEngine:
         if pods_changed or removed_pods or changed_prefixes:
             self._cidr_pods = None
             # Egress named ports resolve on other pods' declared ports.
-            invalidate |= {cp.key for cp in self._compiled() if cp.egress_named}
+            invalidate |= {cp.key for cp in compiled if cp.egress_named}
         for key in invalidate:
             self._contrib.pop(key, None)
-            self._tier_contrib.pop(key, None)
-            compiled = self._policies.get(key) or self._tiers.get(key)
-            if compiled is not None:
-                dirty |= self._subject_pods(compiled)
+            self._sizes.pop(key, None)
+            policy = self._policies.get(key) or self.tiers.invalidate(key)
+            if policy is not None:
+                dirty |= self._subject_pods(policy)
             dirty |= self._selects.get(key, set())
         changed = set()
         for pod_key in dirty:
@@ -324,15 +350,17 @@ class PolicyEngine:
         self._nodes = dict(nodes)
         return old != {n: node.ip for n, node in self._nodes.items()}
 
-    def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace]
-                     ) -> tuple[set[str], set[str], bool]:
+    def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace],
+                     rescoped: set[str]) -> tuple[set[str], set[str], bool]:
         """Allocates and releases identities; returns (changed pods, gone endpoints,
-        whether the ipcache changed)."""
+        whether the ipcache changed). rescoped: namespaces (or ANY_NAMESPACE) whose
+        selected left-out keys changed."""
         changed: set[str] = set()
         gone: set[str] = set()
         ip_changed = False
         for key in set(self._pods) - set(pods):
             old = self._pods.pop(key)
+            self._identities.forget(key)
             if key in self._pod_identity:
                 gone.add(key)
                 ip_changed |= bool(old.ip)
@@ -341,6 +369,7 @@ class PolicyEngine:
             old_pod = self._pods.get(key)
             self._pods[key] = pod
             if pod.host_network:
+                self._identities.forget(key)
                 if key in self._pod_identity:
                     gone.add(key)
                     ip_changed |= bool(old_pod and old_pod.ip)
@@ -349,13 +378,15 @@ class PolicyEngine:
             current = self._pod_identity.get(key)
             namespace = self._namespaces.get(pod.namespace)
             if (current is not None and old_pod == pod
-                    and old_namespaces.get(pod.namespace) == namespace):
+                    and old_namespaces.get(pod.namespace) == namespace
+                    and not SelectedKeys.concerns(rescoped, pod.namespace)):
                 continue  # nothing an identity or a policy could depend on changed
             labels = security_labels(
                 pod.labels, namespace=pod.namespace,
                 namespace_labels=namespace.labels if namespace else {},
                 service_account=pod.service_account, cluster=self._cluster,
-                label_filter=self._filter)
+                label_filter=self._filter,
+                selected_keys=self._selected_keys.keys_for(pod.namespace))
             if current is not None and current.labels == labels:
                 assert old_pod is not None
                 if old_pod.ports != pod.ports or old_pod.ip != pod.ip:
@@ -364,12 +395,20 @@ class PolicyEngine:
                 continue
             # Take the new reference before dropping the old: a relabel back and forth
             # must not free a number still in use.
-            identity = self._alloc.allocate(labels)
+            identity = self._identities.allocate(key, labels, labels in self._by_labels)
+            if identity is None:
+                # Fail closed: out of the ipcache and every selector until it has one.
+                if current is not None:
+                    gone.add(key)
+                    ip_changed |= bool(old_pod and old_pod.ip)
+                    self._drop_identity(key)
+                continue
             self._drop_identity(key)
             self._pod_identity[key] = identity
             holders = self._identity_pods.setdefault(identity.id, set())
             if not holders:
                 self._cache.add_identity(identity.id, identity.labels)
+                self._by_labels[identity.labels] = identity
             holders.add(key)
             changed.add(key)
             ip_changed |= bool(pod.ip) or bool(old_pod and old_pod.ip)
@@ -384,37 +423,31 @@ class PolicyEngine:
         if not holders:
             self._identity_pods.pop(identity.id, None)
             self._cache.remove_identity(identity.id)
+            self._by_labels.pop(identity.labels, None)
         self._alloc.release(identity)
 
-    def _compiled(self) -> list[CompiledPolicy | CompiledTierPolicy]:
-        return [*self._policies.values(), *self._tiers.values()]
-
-    def _update_policies(self, policies: Mapping[str, NetworkPolicy],
-                         tier_policies: Mapping[str, TieredPolicy], nodes_changed: bool,
-                         dirty: set[str], invalidate: set[str]) -> set[str]:
-        """Compiles new and changed policies (a tier policy with `nodes` peers also when
-        nodes changed); returns the prefixes that came or went."""
+    def _update_policies(self, policies: Mapping[str, NetworkPolicy], dirty: set[str],
+                         invalidate: set[str], refused: Mapping[str, str],
+                         tier_policies: Mapping[str, TieredPolicy]) -> set[str]:
+        """Compiles new and changed policies (refused ones isolating; tier policies with
+        `nodes` peers also when nodes changed); returns the prefixes that came or went."""
         before = set(self._prefix_refs)
-        tier_policies = {p.key: p for p in tier_policies.values()}   # keyed as compiled
         for key in list(self._policies):
             old = self._policies[key]
-            if policies.get(key) != old.policy:
+            if policies.get(key) != old.policy or old.not_enforced != refused.get(key, ""):
                 self._uncompile(old)
                 dirty |= self._selects.pop(key, set())
-        for key in list(self._tiers):
-            told = self._tiers[key]
-            if (tier_policies.get(key) != told.policy
-                    or (nodes_changed and told.depends_on_nodes())):
-                self._uncompile(told)
-                dirty |= self._selects.pop(key, set())
+        for stale in self.tiers.stale(tier_policies, self._nodes):
+            self._uncompile(stale)
+            dirty |= self._selects.pop(stale.key, set())
         for key, policy in policies.items():
             if key not in self._policies:
-                self._compile(CompiledPolicy.of(policy))
+                self._compile(CompiledPolicy.isolating(policy, refused[key]) if key in refused
+                              else CompiledPolicy.of(policy))
                 invalidate.add(key)
-        for key, tier_policy in tier_policies.items():
-            if key not in self._tiers:
-                self._compile(CompiledTierPolicy.of(tier_policy, self._nodes))
-                invalidate.add(key)
+        for tier_policy in self.tiers.new(tier_policies):
+            self._compile(CompiledTierPolicy.of(tier_policy, self._nodes))
+            invalidate.add(tier_policy.key)
         after = set(self._prefix_refs)
         changed = before ^ after
         for prefix in before - after:
@@ -426,9 +459,9 @@ class PolicyEngine:
             self._blocks.clear()
         return changed
 
-    def _compile(self, cp: CompiledPolicy | CompiledTierPolicy) -> None:
+    def _compile(self, cp: Compiled) -> None:
         if isinstance(cp, CompiledTierPolicy):
-            self._tiers[cp.key] = cp
+            self.tiers.compiled[cp.key] = cp
         else:
             self._policies[cp.key] = cp
             self._ns_policies.setdefault(cp.policy.namespace, set()).add(cp.key)
@@ -439,14 +472,14 @@ class PolicyEngine:
         for block in cp.ip_blocks:
             self._prefix_refs.update([block.cidr, *block.except_])
 
-    def _uncompile(self, cp: CompiledPolicy | CompiledTierPolicy) -> None:
+    def _uncompile(self, cp: Compiled) -> None:
         if isinstance(cp, CompiledTierPolicy):
-            del self._tiers[cp.key]
-            self._tier_contrib.pop(cp.key, None)
+            self.tiers.drop(cp.key)
         else:
             del self._policies[cp.key]
             self._ns_policies[cp.policy.namespace].discard(cp.key)
-            self._contrib.pop(cp.key, None)
+        self._contrib.pop(cp.key, None)
+        self._sizes.pop(cp.key, None)
         self._cache.remove_selector(cp.subject)
         for selector in cp.peer_selectors:
             self._cache.remove_selector(selector)
@@ -458,7 +491,7 @@ class PolicyEngine:
             self._prefix_refs.subtract([block.cidr, *block.except_])
         self._prefix_refs = +self._prefix_refs  # drop prefixes nobody references
 
-    def _subject_pods(self, cp: CompiledPolicy | CompiledTierPolicy) -> set[str]:
+    def _subject_pods(self, cp: Compiled) -> set[str]:
         pods: set[str] = set()
         for ident in self._cache.matches(cp.subject):
             pods |= self._identity_pods.get(ident, set())
@@ -472,56 +505,66 @@ class PolicyEngine:
         selecting = sorted(
             k for k in self._ns_policies.get(pod.namespace, ())
             if self._cache.contains(self._policies[k].subject, ident))
-        tiers = [cp for _, cp in sorted(self._tiers.items())
-                 if self._cache.contains(cp.subject, ident)]
-        selecting += [cp.key for cp in tiers]
-        for k in set(self._selected_by.get(pod_key, ())) - set(selecting):
+        tiers = self.tiers.selecting(lambda selector: self._cache.contains(selector, ident))
+        keys = selecting + [t.key for t in tiers]
+        for k in set(self._selected_by.get(pod_key, ())) - set(keys):
             self._selects.get(k, set()).discard(pod_key)
-        for k in selecting:
+        for k in keys:
             self._selects.setdefault(k, set()).add(pod_key)
-        self._selected_by[pod_key] = tuple(selecting)
+        self._selected_by[pod_key] = tuple(keys)
 
         ingress = egress = False
         prov: dict[PolicyKey, list[Provenance]] = {}
-        for k in selecting[:len(selecting) - len(tiers)]:
+        admitted, problems = self._fitting(selecting, pod)
+        for k in selecting:
             cp = self._policies[k]
             ingress |= cp.enforces(Direction.INGRESS)
             egress |= cp.enforces(Direction.EGRESS)
+            if k not in admitted:
+                continue   # not enforced: it isolates, and allows nothing
             for entry, why in self._contribution(cp, pod):
                 prov.setdefault(entry, []).append(why)
         if ingress:
             prov.setdefault(HOST_ENTRY, []).append(HOST_PROVENANCE)
-        tier_prov = rank(tiers, {cp.key: self._tier_contribution(cp, pod) for cp in tiers})
-        policy = self._shaped(pod, EndpointPolicy(ingress, egress, frozenset(prov),
-                                                  frozenset(tier_prov)), tier_prov)
+        tier_prov = self.tiers.entries(pod_key, pod, tiers, self)
+        namespace = self._namespaces.get(pod.namespace)
+        policy = shape(EndpointPolicy(ingress, egress, frozenset(prov), frozenset(tier_prov)),
+                       self.modes, bool(namespace and namespace.audit), tier_prov)
         self._provenance[pod_key] = prov
-        self._tier_provenance[pod_key] = tier_prov
+        if problems:
+            self._problems[pod_key] = problems
+        else:
+            self._problems.pop(pod_key, None)
         old = self._endpoints.get(pod_key)
         self._endpoints[pod_key] = policy
         return old != policy
 
-    def _shaped(self, pod: Pod, policy: EndpointPolicy,
-                tier_prov: dict[TierEntry, list[TierProvenance]]) -> EndpointPolicy:
-        """The policy modes applied: never enforces nothing; always denies by default
-        (the node still reaches the pod, tier_prov learns why); audit by the agent or
-        the pod's namespace."""
-        if self.modes.enforcement is Enforcement.NEVER:
-            return EndpointPolicy()
-        namespace = self._namespaces.get(pod.namespace)
-        audit = self.modes.audit or bool(namespace and namespace.audit)
-        if self.modes.enforcement is Enforcement.ALWAYS:
-            host = host_entry(host=int(ReservedIdentity.HOST))
-            tier_prov.setdefault(host, []).append(HOST_TIER_PROVENANCE)
-            return replace(policy, tier_entries=policy.tier_entries | {host},
-                           default_deny=frozenset(Direction), audit=audit)
-        return replace(policy, audit=audit) if audit else policy
+    def _fitting(self, selecting: Sequence[str], pod: Pod) -> tuple[set[str], dict[str, str]]:
+        """The selecting policies whose entries fit the endpoint's share of the policy
+        map, smallest first (counted, not built), and why the others are left out."""
+        problems = {k: f"is not enforced: {self._policies[k].not_enforced}"
+                    for k in selecting if self._policies[k].not_enforced}
+        sized = sorted((self._size(self._policies[k], pod), k) for k in selecting
+                       if not self._policies[k].not_enforced)
+        room = self._limits.max_entries_per_endpoint - 1     # the node's own entry
+        admitted: set[str] = set()
+        for need, k in sized:
+            if need > room:
+                problems[k] = (
+                    f"needs {need} policy map entries here, more than the {room} left of "
+                    f"the {self._limits.max_entries_per_endpoint} an endpoint may have "
+                    "(--max-policy-entries-per-endpoint): it isolates and allows nothing")
+                continue
+            room -= need
+            admitted.add(k)
+        return admitted, problems
 
-    def _tier_contribution(self, cp: CompiledTierPolicy, pod: Pod) -> TierContribution:
+    def _size(self, cp: CompiledPolicy, pod: Pod) -> int:
         signature: object = pod.ports if cp.ingress_named else None
-        per_policy = self._tier_contrib.setdefault(cp.key, {})
+        per_policy = self._sizes.setdefault(cp.key, {})
         found = per_policy.get(signature)
         if found is None:
-            found = per_policy[signature] = cp.contribution(pod, self)
+            found = per_policy[signature] = cp.map_entries(pod, self)
         return found
 
     def _contribution(self, cp: CompiledPolicy, pod: Pod) -> Contribution:
@@ -538,7 +581,8 @@ class PolicyEngine:
             self._selects.get(k, set()).discard(pod_key)
         self._endpoints.pop(pod_key, None)
         self._provenance.pop(pod_key, None)
-        self._tier_provenance.pop(pod_key, None)
+        self._problems.pop(pod_key, None)
+        self.tiers.forget(pod_key)
 
     # -- cluster maps ------------------------------------------------------------
     def _build_maps(self, local_node: str | None) -> ClusterMaps:

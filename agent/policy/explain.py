@@ -68,7 +68,7 @@ def _tier_ref(why: TierProvenance) -> RuleRef:
 
 def tier_rule(engine: PolicyEngine, pod_key: str, entry: TierEntry) -> RuleRef:
     """The rule a tier entry of this endpoint comes from (the first, if several)."""
-    whys = engine.tier_provenance(pod_key).get(entry, [])
+    whys = engine.tiers.provenance(pod_key).get(entry, [])
     if not whys:
         return RuleRef("", "", -1, "", entry.action.name.title(), f"rank {entry.rank}")
     return _tier_ref(min(whys))

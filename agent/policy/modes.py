@@ -18,10 +18,17 @@ have denied it. A drop for any other reason (a spoofed source) stays a drop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
+from typing import Mapping
+
 from core.errors import MembraneError
+from core.protocols import Direction
+from agent.k8s.objects import Namespace
+from agent.policy.mapstate import EndpointPolicy, TierEntry
+from agent.policy.tiers import HOST_TIER_PROVENANCE, TierProvenance, host_entry
+from identity.reserved import ReservedIdentity
 
 
 class Enforcement(str, Enum):
@@ -49,3 +56,26 @@ class PolicyModes:
 
     def __str__(self) -> str:
         return f"enforcement {self.enforcement.value}" + (", audit" if self.audit else "")
+
+
+def shape(policy: EndpointPolicy, modes: PolicyModes, namespace_audit: bool,
+          tier_provenance: dict[TierEntry, list[TierProvenance]]) -> EndpointPolicy:
+    """An endpoint's policy under the modes: `never` enforces nothing; `always` denies
+    what no step decides, the node still reaching the pod (a built-in first Admin-tier
+    allow, whose provenance it records); audit by the agent or the pod's namespace."""
+    if modes.enforcement is Enforcement.NEVER:
+        return EndpointPolicy()
+    audit = modes.audit or namespace_audit
+    if modes.enforcement is Enforcement.ALWAYS:
+        host = host_entry(host=int(ReservedIdentity.HOST))
+        tier_provenance.setdefault(host, []).append(HOST_TIER_PROVENANCE)
+        return replace(policy, tier_entries=policy.tier_entries | {host},
+                       default_deny=frozenset(Direction), audit=audit)
+    return replace(policy, audit=audit) if audit else policy
+
+
+def audit_changed(before: Mapping[str, Namespace], after: Mapping[str, Namespace]) -> set[str]:
+    """Namespaces whose audit annotation changed: their pods' policies change, not their
+    identities."""
+    return {name for name, ns in after.items()
+            if ns.audit != getattr(before.get(name), "audit", False)}

@@ -64,3 +64,27 @@ def describe_range(protocol: int, low: int, high: int) -> str:
     if (low, high) == (0, 65535):
         return f"{name} any port"
     return f"{name}/{low}" if low == high else f"{name}/{low}-{high}"
+
+
+def port_blocks(low: int, high: int) -> list[tuple[int, int]]:
+    """Inclusive port range -> [(first port, prefix bits over the 16-bit port)], the
+    fewest power-of-two aligned blocks that cover it exactly (80-8080 -> 14 blocks): one
+    policy map entry each (agent/datapath/writer.py)."""
+    if not 0 <= low <= high <= 65535:
+        raise ValueError(f"bad port range {low}-{high}")
+    out: list[tuple[int, int]] = []
+    while low <= high:
+        size = (low & -low) if low else 1 << 16
+        while size > high - low + 1:
+            size >>= 1
+        out.append((low, 16 - (size.bit_length() - 1)))
+        low += size
+    return out
+
+
+def map_entries(protocol: int, low: int, high: int) -> int:
+    """Policy map entries one (protocol, port range) takes per peer: any protocol or
+    every port is one prefix, a range its port blocks."""
+    if protocol == ANY_PROTOCOL or (low, high) == (0, 65535):
+        return 1
+    return len(port_blocks(low, high))

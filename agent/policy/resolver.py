@@ -8,6 +8,11 @@ contributions per policy and asks again only when one of those inputs changed.
 
 Every entry carries its provenance (policy, direction, rule, peer, port), so `trace`
 and `membrane bpf policy get` can say why an entry exists.
+
+`map_entries` counts what a contribution would take of the policy map without building
+it (the engine bounds each endpoint's entries before expanding anything), and a policy
+the engine cannot enforce (too many ipBlock prefixes) is compiled `isolating`: it still
+selects and isolates its pods, and contributes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from core.protocols import Direction
 from agent.k8s.objects import (IPBlock, NetworkPolicy, Pod, PolicyPeer, PolicyPort, PolicyRule,
                                PolicyType)
 from agent.policy.mapstate import ANY_IDENTITY, PolicyKey
-from agent.policy.ports import ANY_PORTS, PortRange, describe_port, is_named, named_on, numeric_range
+from agent.policy.ports import (ANY_PORTS, PortRange, describe_port, is_named, map_entries,
+                                named_on, numeric_range)
 from agent.policy.selectorcache import Selector
 
 NODE_REACHES_PODS = "node can always reach its pods (kubelet probes)"
@@ -71,6 +77,7 @@ class CompiledPolicy:
     ip_blocks: frozenset[IPBlock]   # IPv4 only: an IPv6 block has no prefix to resolve
     ingress_named: bool   # contribution depends on the endpoint's own ports
     egress_named: bool    # contribution depends on the ports other pods declare
+    not_enforced: str = ""   # why only its isolation applies (see `isolating`)
 
     @property
     def key(self) -> str:
@@ -99,13 +106,43 @@ class CompiledPolicy:
                    frozenset(selectors), frozenset(blocks),
                    named[Direction.INGRESS], named[Direction.EGRESS])
 
+    @classmethod
+    def isolating(cls, policy: NetworkPolicy, reason: str) -> "CompiledPolicy":
+        """A policy that cannot be enforced as written: it selects and isolates the pods
+        it would, in the directions it declares, and allows nothing (fail closed)."""
+        return cls(policy, Selector.subject(policy.namespace, policy.pod_selector),
+                   frozenset(), frozenset(), False, False, reason)
+
     def contribution(self, endpoint: Pod, ctx: ResolveContext) -> Contribution:
         """Both directions' entries this policy gives `endpoint` (which it must select)."""
         out: Contribution = []
+        if self.not_enforced:
+            return out
         for direction in Direction:
             if self.enforces(direction):
                 out += _resolve(self.policy, direction, endpoint, ctx)
         return out
+
+    def map_entries(self, endpoint: Pod, ctx: ResolveContext) -> int:
+        """Policy map entries `contribution` would take, at most, counted without
+        building it: peers x port blocks per rule (named ports resolved, they are few)."""
+        if self.not_enforced:
+            return 0
+        total = 0
+        for direction in Direction:
+            if not self.enforces(direction):
+                continue
+            for rule in _rules(self.policy, direction):
+                numeric = sum(map_entries(*numeric_range(p)) for p in rule.ports
+                              if not is_named(p)) if rule.ports else 1
+                named = [p for p in rule.ports if is_named(p)]
+                for peer in rule.peers or (None,):
+                    targets = _peer_identities(peer, self.policy.namespace, ctx)
+                    total += len(targets) * numeric
+                    for port in named:
+                        total += len(list(_expand(direction, peer, targets, port, endpoint,
+                                                  ctx)))
+        return total
 
 
 def _rules(policy: NetworkPolicy, direction: Direction) -> tuple[PolicyRule, ...]:

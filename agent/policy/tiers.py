@@ -26,7 +26,7 @@ port) so `policy trace`, flows and `bpf policy get` can say which rule decided.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from core.protocols import ANY_PROTOCOL, Direction
 from agent.k8s.objects import (IPBlock, Node, Pod, RuleAction, Tier, TieredPolicy, TierPeer,
@@ -243,3 +243,71 @@ def host_entry(direction: Direction = Direction.INGRESS, host: int = 1) -> TierE
     """The node reaching its pods, before any tier rule (enforcement mode always)."""
     return TierEntry(direction, TierLevel.ADMIN, host, ANY_PROTOCOL, rank=HOST_RANK,
                      action=TierAction.ALLOW)
+
+
+class TierIndex:
+    """The engine's cluster-wide policies (PolicyEngine.tiers): the compiled ones, what
+    each contributes per endpoint (cached like NetworkPolicy contributions: ingress
+    named ports make it depend on the endpoint's ports), and the provenance of every
+    endpoint's tier entries. The engine registers their selectors and prefixes."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, CompiledTierPolicy] = {}
+        self._nodes: Mapping[str, Node] = {}          # the nodes they were compiled with
+        self._contrib: dict[str, dict[object, TierContribution]] = {}
+        self._provenance: dict[str, dict[TierEntry, list[TierProvenance]]] = {}
+
+    def policy(self, key: str) -> CompiledTierPolicy | None:
+        return self.compiled.get(key)
+
+    def policies(self) -> list[TieredPolicy]:
+        """In evaluation order: the Admin tier, then the Baseline tier."""
+        return sorted((cp.policy for cp in self.compiled.values()),
+                      key=lambda p: (p.tier.value, p.order_key))
+
+    def provenance(self, pod_key: str) -> dict[TierEntry, list[TierProvenance]]:
+        return {k: list(v) for k, v in self._provenance.get(pod_key, {}).items()}
+
+    def stale(self, wanted: Mapping[str, TieredPolicy],
+              nodes: Mapping[str, Node]) -> list[CompiledTierPolicy]:
+        """Compiled policies gone or changed, or with `nodes` peers when the nodes
+        changed (their labels or addresses) since the last call."""
+        nodes_changed, self._nodes = nodes != self._nodes, dict(nodes)
+        keyed = {p.key: p for p in wanted.values()}   # whatever the caller keys them by
+        return [cp for key, cp in self.compiled.items()
+                if keyed.get(key) != cp.policy or (nodes_changed and cp.depends_on_nodes())]
+
+    def new(self, wanted: Mapping[str, TieredPolicy]) -> list[TieredPolicy]:
+        """Wanted policies not compiled yet (after the stale ones were dropped)."""
+        return sorted((p for p in wanted.values() if p.key not in self.compiled),
+                      key=lambda p: p.key)
+
+    def invalidate(self, key: str) -> CompiledTierPolicy | None:
+        """Forgets what a policy contributed; the policy, if it is a compiled one."""
+        self._contrib.pop(key, None)
+        return self.compiled.get(key)
+
+    def selecting(self, selects: Callable[[Selector], bool]) -> list[CompiledTierPolicy]:
+        """The compiled policies whose subject `selects`, by key."""
+        return [cp for _, cp in sorted(self.compiled.items()) if selects(cp.subject)]
+
+    def drop(self, key: str) -> None:
+        del self.compiled[key]
+        self._contrib.pop(key, None)
+
+    def entries(self, pod_key: str, endpoint: Pod, selecting: Sequence[CompiledTierPolicy],
+                ctx: ResolveContext) -> dict[TierEntry, list[TierProvenance]]:
+        """The endpoint's ranked tier entries (kept as its provenance)."""
+        hits = {}
+        for cp in selecting:
+            per_policy = self._contrib.setdefault(cp.key, {})
+            signature: object = endpoint.ports if cp.ingress_named else None
+            found = per_policy.get(signature)
+            if found is None:
+                found = per_policy[signature] = cp.contribution(endpoint, ctx)
+            hits[cp.key] = found
+        self._provenance[pod_key] = ranked = rank(selecting, hits)
+        return ranked
+
+    def forget(self, pod_key: str) -> None:
+        self._provenance.pop(pod_key, None)

@@ -133,7 +133,7 @@ def _end(lines: list[str], found: Explanation) -> Explanation:
 
 def _selecting(engine: PolicyEngine, pod: str, tier: Tier | None) -> list[str]:
     """Tier policies of `tier` selecting the pod (None: every tier), in evaluation order."""
-    found = [engine.tier_policy(k) for k in engine.selecting_policies(pod)]
+    found = [engine.tiers.policy(k) for k in engine.selecting_policies(pod)]
     policies = [c.policy for c in found if c is not None
                 and (tier is None or c.policy.tier is tier)]
     return [p.key + ("" if p.kind == BANP_KIND else f" (priority {p.priority})")
@@ -148,7 +148,7 @@ def _tier_lines(engine: PolicyEngine, lines: list[str], pod: str, direction: Dir
                 tier: Tier, found: Explanation) -> None:
     name = f"{tier.value} tier"
     decision = found.decision
-    relevant = [c for c in (engine.tier_policy(k) for k in engine.selecting_policies(pod))
+    relevant = [c for c in (engine.tiers.policy(k) for k in engine.selecting_policies(pod))
                 if c is not None and c.policy.tier is tier and c.enforces(direction)]
     deciding = (decision.by is DecidedBy.ADMIN and tier is Tier.ADMIN) or (
         decision.by is DecidedBy.BASELINE and tier is Tier.BASELINE)
@@ -186,6 +186,10 @@ def _np_lines(engine: PolicyEngine, lines: list[str], pod: str, direction: Direc
         lines.append(f"  NetworkPolicy: none selects {pod} for {word}{also}: not isolated.")
         return
     lines.append(f"  NetworkPolicy: selected for {word} by: {', '.join(relevant)}")
+    # Policies that only isolate here (too large to enforce): the datapath denies what
+    # they would allow, and so does this trace.
+    lines += [f"    ! {problem}" for problem in engine.endpoint_problems(pod)
+              if any(problem.startswith(f"policy {k} ") for k in relevant)]
     decision = found.decision
     if not decision.allowed:
         lines.append(f"    isolated for {word}, and no rule allows {packet}: denied.")

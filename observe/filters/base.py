@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 FilterFunc = Callable[[fpb.Flow], bool]
 Builder = Callable[[fpb.FlowFilter], list[FilterFunc]]

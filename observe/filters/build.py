@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from observe.filters import (drop_reason, event_type, identity, ip, labels, node, pod, port,
-                             protocol, reply, tcp_flags, traffic_direction, verdict)
+from observe.filters import (drop_reason, event_type, identity, interface, ip, l7, labels,
+                             names, node, pod, port, protocol, reply, tcp_flags,
+                             traffic_direction, verdict, workload)
 from observe.filters.base import Builder, FilterFunc, match_all, match_none, match_one
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 BUILDERS: tuple[Builder, ...] = (
-    ip.build, pod.build, labels.build, identity.build, verdict.build,
-    traffic_direction.build, protocol.build, port.build, reply.build, tcp_flags.build,
-    event_type.build, node.build, drop_reason.build,
+    ip.build, pod.build, labels.build, identity.build, workload.build, names.build,
+    verdict.build, traffic_direction.build, protocol.build, port.build, reply.build,
+    tcp_flags.build, event_type.build, node.build, drop_reason.build, interface.build,
+    l7.build,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from observe.filters.base import FilterFunc
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -1,4 +1,5 @@
-"""source_label / destination_label: Kubernetes label selector syntax over flow labels.
+"""source_label / destination_label / node_labels: Kubernetes label selectors over a
+flow's labels.
 
     app=backend   app==backend   app!=backend   app in (a,b)   app notin (a,b)
     app           !app           k8s:app=backend   reserved:world
@@ -10,10 +11,11 @@ a label of any source; "k8s:app" only the k8s one, as Hubble reads them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from observe.filters.base import FilterFunc
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 _SOURCE = re.compile(r"^[A-Za-z0-9_-]+$")
 _SET_OP = re.compile(r"^(?P<key>\S+?)\s+(?P<op>in|notin)\s*\((?P<vals>[^)]*)\)$")
@@ -109,11 +111,11 @@ def _label_map(labels: list[str]) -> dict[tuple[str, str], str]:
     return out
 
 
-def _matcher(selectors: list[str], side: str) -> FilterFunc:
+def _matcher(selectors: list[str], labels_of: Callable[[fpb.Flow], list[str]]) -> FilterFunc:
     parsed = [parse_selector(s) for s in selectors]
 
     def match(flow: fpb.Flow) -> bool:
-        labels = _label_map(list(getattr(flow, side).labels))
+        labels = _label_map(labels_of(flow))
         return any(all(r.holds(labels) for r in reqs) for reqs in parsed)
     return match
 
@@ -121,7 +123,10 @@ def _matcher(selectors: list[str], side: str) -> FilterFunc:
 def build(ff: fpb.FlowFilter) -> list[FilterFunc]:
     out: list[FilterFunc] = []
     if ff.source_label:
-        out.append(_matcher(list(ff.source_label), "source"))
+        out.append(_matcher(list(ff.source_label), lambda f: list(f.source.labels)))
     if ff.destination_label:
-        out.append(_matcher(list(ff.destination_label), "destination"))
+        out.append(_matcher(list(ff.destination_label),
+                            lambda f: list(f.destination.labels)))
+    if ff.node_labels:
+        out.append(_matcher(list(ff.node_labels), lambda f: list(f.node_labels)))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from observe.filters.base import FilterFunc
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 
 def build(ff: fpb.FlowFilter) -> list[FilterFunc]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from observe.filters.base import FilterFunc
 from observe.flow import l4_ports
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 
 def _ports(values: list[str]) -> set[int]:

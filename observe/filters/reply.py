@@ -4,7 +4,7 @@ packet) matches neither true nor false, as in Hubble."""
 from __future__ import annotations
 
 from observe.filters.base import FilterFunc
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 
 def build(ff: fpb.FlowFilter) -> list[FilterFunc]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from observe.filters.base import FilterFunc
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 
 FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS")
 

@@ -6,15 +6,25 @@ A scenario is a list of Kubernetes documents, as a user would apply them:
               (plus kubernetes.io/metadata.name, which the loader adds);
   nodes       node-1 (the local node: its IP is the host identity) and node-2;
   pods        3-6, with 1-2 labels from app in {web, db, api}, tier in {front, back},
+              half of them one more with a key identities leave out (StatefulSet
+              pod-name, job-name, pod-template-hash) or one the agent reserves for its
+              own identity labels (io.kubernetes.pod.namespace,
+              io.cilium.k8s.namespace.labels.*: a pod claiming another namespace),
               distinct IPs from 10.0.{0,1,2}.{5,6,130,131} and 0-3 named container ports
               (one name may mean different numbers, or protocols, on different pods);
   policies    1-4 NetworkPolicies over the whole v1 spec: podSelector (matchLabels and
-              matchExpressions In/NotIn/Exists/DoesNotExist, or empty), policyTypes
+              matchExpressions In/NotIn/Exists/DoesNotExist over every pod label key
+              above, values sometimes repeated, or empty), policyTypes
               absent (defaulted) / Ingress / Egress / both, 0-2 rules per direction
               (none: deny-all), a rule's peers absent (every peer) or podSelector,
               namespaceSelector, both (ANDed), ipBlock with 0-2 excepts; its ports absent
               (every port) or numbers, named ports (one no pod declares), endPort
-              ranges, TCP/UDP/SCTP (or no protocol: TCP).
+              ranges, TCP/UDP/SCTP (or no protocol: TCP);
+  huge        an eighth of the scenarios add one policy far beyond the agent's default
+              limits, next to the small ones: 1025 or 4100 /32 ipBlocks (more prefixes
+              than a policy may have), or 170 ipBlocks x 170 port ranges (more entries
+              than an endpoint may have). The agent enforces it fail-closed (it isolates
+              and allows nothing); everything else keeps the spec's verdicts.
 
 Selectors are empty a quarter of the time, and half of the others take their
 matchLabels from an existing pod or namespace, so that most policies select something.
@@ -56,6 +66,18 @@ Document = dict[str, Any]
 NAMESPACES = ("alpha", "beta", "gamma")
 NS_LABELS = {"env": ("prod", "dev"), "team": ("a", "b")}
 POD_LABELS = {"app": ("web", "db", "api"), "tier": ("front", "back")}
+# Keys identity/filter.py leaves out of identities (one value per replica, revision or run)
+# and keys the agent writes into identities itself, as pods' own labels: selectors on
+# them must select as the spec says, and none may pass for another namespace.
+LEFT_OUT_LABELS = {"statefulset.kubernetes.io/pod-name": ("p-0", "p-1"),
+                   "job-name": ("backup-1", "backup-2"), "pod-template-hash": ("7c9f", "5d8f")}
+RESERVED_KEY_LABELS = {
+    "io.kubernetes.pod.namespace": ("alpha", "beta"),
+    "io.cilium.k8s.namespace.labels.env": ("prod",),
+    "io.cilium.k8s.namespace.labels." + NAMESPACE_NAME_LABEL: ("alpha", "beta"),
+}
+EXTRA_POD_LABELS = {**LEFT_OUT_LABELS, **RESERVED_KEY_LABELS}
+SELECTABLE_POD_LABELS = {**POD_LABELS, **EXTRA_POD_LABELS}
 
 LOCAL_NODE, LOCAL_NODE_IP = "node-1", "172.18.0.11"
 REMOTE_NODE, REMOTE_NODE_IP = "node-2", "172.18.0.12"
@@ -73,6 +95,7 @@ CONTAINER_PORTS = (("http", 80, "TCP"), ("http", 8080, "TCP"), ("dns", 53, "UDP"
 PORT_NAMES = ("http", "dns", "assoc", "metrics", "nobody")
 PORT_NUMBERS = (53, 80, 443, 8080, 9000, 9090)
 PROTOCOLS = ("TCP", "UDP", "SCTP")
+EXTRA_PORTS = (1, 7, 12345, 65535)   # probed though no scenario mentions them
 
 
 @dataclass
@@ -120,8 +143,9 @@ def _selector(draw: st.DrawFn, vocabulary: Mapping[str, tuple[str, ...]],
         op = draw(st.sampled_from(("In", "NotIn", "Exists", "DoesNotExist")))
         expr: Document = {"key": key, "operator": op}
         if op in ("In", "NotIn"):
-            expr["values"] = draw(st.lists(st.sampled_from(vocabulary[key]), unique=True,
-                                           min_size=1, max_size=2))
+            # Repeats are what the API server accepts too.
+            expr["values"] = draw(st.lists(st.sampled_from(vocabulary[key]),
+                                           min_size=1, max_size=3))
         expressions.append(expr)
     if expressions:
         doc["matchExpressions"] = expressions
@@ -162,7 +186,7 @@ def _peer(draw: st.DrawFn, cluster: _Cluster) -> Document:
     namespaces = {**NS_LABELS, NAMESPACE_NAME_LABEL: NAMESPACES}
     peer: Document = {}
     if kind in ("pod", "both"):
-        peer["podSelector"] = _selector(draw, POD_LABELS, cluster.pod_labels)
+        peer["podSelector"] = _selector(draw, SELECTABLE_POD_LABELS, cluster.pod_labels)
     if kind in ("namespace", "both"):
         peer["namespaceSelector"] = _selector(draw, namespaces, cluster.namespace_labels)
     return peer
@@ -199,7 +223,7 @@ def _policy(draw: st.DrawFn, name: str, cluster: _Cluster) -> Document:
     # Mostly in a namespace that has pods, so that it may select some.
     namespace = draw(st.sampled_from(cluster.pod_namespaces if draw(st.integers(0, 3))
                                      else cluster.namespaces))
-    spec: Document = {"podSelector": _selector(draw, POD_LABELS, cluster.pod_labels)}
+    spec: Document = {"podSelector": _selector(draw, SELECTABLE_POD_LABELS, cluster.pod_labels)}
     types = draw(st.sampled_from((None, ["Ingress"], ["Egress"], ["Ingress", "Egress"])))
     if types is not None:
         spec["policyTypes"] = types
@@ -211,6 +235,22 @@ def _policy(draw: st.DrawFn, name: str, cluster: _Cluster) -> Document:
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
+def _huge_policy(draw: st.DrawFn, name: str, cluster: _Cluster) -> Document:
+    """A policy the agent cannot enforce within its default limits; one of its blocks
+    covers every pod, so the spec would allow what the agent's fail-closed denies."""
+    direction, peers_key = draw(st.sampled_from((("ingress", "from"), ("egress", "to"))))
+    many = draw(st.sampled_from((170, 1025, 4100)))
+    hosts = [{"ipBlock": {"cidr": f"198.18.{i // 250}.{i % 250 + 1}/32"}} for i in range(many)]
+    rule: Document = {peers_key: hosts + [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}
+    if many == 170:   # enforceable prefixes, but ipBlocks x port ranges do not fit
+        rule["ports"] = ([{"port": 1000 + 300 * i, "endPort": 1100 + 300 * i}
+                          for i in range(170)] + [{"port": 80}])
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": draw(st.sampled_from(cluster.pod_namespaces))},
+            "spec": {"podSelector": _selector(draw, SELECTABLE_POD_LABELS, cluster.pod_labels),
+                     "policyTypes": [direction.capitalize()], direction: [rule]}}
+
+
 def _pod(draw: st.DrawFn, name: str, namespaces: list[str], ip: str) -> Document:
     ports: list[Document] = []
     for pname, number, protocol in draw(st.lists(st.sampled_from(CONTAINER_PORTS),
@@ -220,9 +260,13 @@ def _pod(draw: st.DrawFn, name: str, namespaces: list[str], ip: str) -> Document
     container: Document = {"name": "main", "image": "app"}
     if ports:
         container["ports"] = ports
+    labels = _labels(draw, POD_LABELS, min_size=1)
+    if draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(EXTRA_POD_LABELS)))
+        labels[key] = draw(st.sampled_from(EXTRA_POD_LABELS[key]))
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": draw(st.sampled_from(namespaces)),
-                         "labels": _labels(draw, POD_LABELS, min_size=1)},
+                         "labels": labels},
             "spec": {"nodeName": draw(st.sampled_from((LOCAL_NODE, REMOTE_NODE))),
                      "containers": [container]},
             "status": {"podIP": ip}}
@@ -351,6 +395,8 @@ def scenarios(draw: st.DrawFn, tiers: bool = False) -> Scenario:
     docs += pods
     docs += [_policy(draw, f"np{i}", cluster)
              for i in range(draw(st.integers(0 if tiers else 1, 4 if not tiers else 2)))]
+    if not tiers and draw(st.integers(0, 7)) == 0:
+        docs.append(_huge_policy(draw, "huge", cluster))
     if tiers:
         for i in range(draw(st.integers(1, 4))):
             docs.append(_tier_policy(draw, i, cluster, banp_taken=any(
@@ -362,3 +408,25 @@ def scenarios(draw: st.DrawFn, tiers: bool = False) -> Scenario:
     if tiers and draw(st.integers(0, 4)) == 0:
         modes = PolicyModes(Enforcement.ALWAYS, audit=draw(st.integers(0, 3)) == 0)
     return Scenario(docs, loaded.objects, modes)
+
+
+def probed_ports(scenario: Scenario) -> list[int]:
+    """Ports the scenario mentions, the neighbours of each range bound, a few others (of
+    the huge policy's 170 ranges, the first two and its last port)."""
+    ports = set(EXTRA_PORTS)
+    for policy in scenario.objects.policies.values():
+        for rule in policy.ingress + policy.egress:
+            mentioned = rule.ports if policy.name != "huge" else rule.ports[:2] + rule.ports[-1:]
+            for p in mentioned:
+                if isinstance(p.port, int):
+                    ports |= {p.port - 1, p.port, p.port + 1}
+                if p.end_port is not None:
+                    ports |= {p.end_port - 1, p.end_port, p.end_port + 1}
+    for tier_policy in scenario.objects.cluster_policies.values():
+        for tier_rule in tier_policy.ingress + tier_policy.egress:
+            for tp in tier_rule.ports:
+                if tp.protocol is not None:
+                    ports |= {tp.start - 1, tp.start, tp.end, tp.end + 1}
+    for pod in scenario.objects.pods.values():
+        ports |= {cp.port for cp in pod.ports}
+    return sorted(p for p in ports if 1 <= p <= 65535)

@@ -103,7 +103,7 @@ def test_after_the_clients_egress_allow_is_revoked_the_server_cannot_push_replie
     assert not pushed.push(), "a reply of a revoked connection passed"
     assert not pushed.push()
     drops = drops_at(clean.drain(0.1), clean, "p0")
-    assert drops and all(e.drop_reason == DropReason.POLICY and e.src_identity == IDS["p1"]
+    assert drops and all(e.drop_reason == DropReason.POLICY_DENIED and e.src_identity == IDS["p1"]
                          for e in drops)
     clean.set_policy("p0", allow)                         # restored: the stamp renews
     assert pushed.push(timeout=3.0)
@@ -118,7 +118,7 @@ def test_after_the_servers_ingress_allow_is_revoked_its_replies_do_not_leave(
     clean.set_policy("p1", policy(True, True))
     assert not pushed.push(), "the server's reply left after its ingress allow was revoked"
     drops = drops_at(clean.drain(0.1), clean, "p1")
-    assert drops and all(e.drop_reason == DropReason.POLICY for e in drops)
+    assert drops and all(e.drop_reason == DropReason.POLICY_DENIED for e in drops)
 
 
 def test_a_reply_after_an_unrelated_revision_bump_passes_and_renews_the_stamp(

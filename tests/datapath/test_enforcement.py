@@ -129,10 +129,10 @@ def test_spoofed_source_is_dropped_with_invalid_source_ip(clean: Env) -> None:
     t.run(clean.ns("p0"), "spoof", "10.200.0.99", clean.ip("p1"), "5353")
     evs = clean.drain(0.2)
     drops = [e for e in evs if e.type == EventType.DROP
-             and e.drop_reason == DropReason.INVALID_SIP]
+             and e.drop_reason == DropReason.INVALID_SOURCE_IP]
     assert drops, evs
     assert drops[0].src_ip == "10.200.0.99" and drops[0].endpoint_id == clean.slot("p0").endpoint_id
-    assert clean.dp.stats().drops.get(int(DropReason.INVALID_SIP), 0) >= 1  # type: ignore[attr-defined]
+    assert clean.dp.stats().drops.get(int(DropReason.INVALID_SOURCE_IP), 0) >= 1  # type: ignore[attr-defined]
 
 
 def test_revoking_the_allow_cuts_an_established_connection_within_a_second(
@@ -181,7 +181,7 @@ def test_events_carry_identities_tuple_flags_reason_and_match_type(clean: Env) -
     denied = [e for e in evs if e.endpoint_id == ep1 and not e.allowed]
     kinds = {e.type for e in denied}
     assert kinds == {EventType.POLICY_VERDICT, EventType.DROP}
-    assert all(e.src_identity == IDS["p2"] and e.drop_reason == DropReason.POLICY
+    assert all(e.src_identity == IDS["p2"] and e.drop_reason == DropReason.POLICY_DENIED
                for e in denied)
     # egress of p0 is not enforced: its new connection is still reported, match none
     out = [e for e in evs if e.endpoint_id == clean.slot("p0").endpoint_id
@@ -203,7 +203,7 @@ def test_ipv6_is_dropped_only_when_the_direction_is_enforced(clean: Env) -> None
     clean.set_policy("p0", egress())
     t.run(clean.ns("p0"), "udp6", "fe80::1%eth0", "9", "0.2")
     evs = clean.drain(0.2)
-    assert any(e.drop_reason == DropReason.UNSUPPORTED_L3 for e in evs), evs
+    assert any(e.drop_reason == DropReason.UNSUPPORTED_L3_PROTOCOL for e in evs), evs
 
 
 def test_conntrack_lists_entries_with_state_and_gc_keeps_live_ones(clean: Env) -> None:

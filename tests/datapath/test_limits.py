@@ -71,7 +71,7 @@ def test_a_flooded_tiny_ring_counts_lost_events(small: Any) -> None:
     time.sleep(0.2)
     after = dp.stats()
     assert after.lost_events > before.lost_events
-    dropped = after.drops.get(int(DropReason.POLICY), 0) - before.drops.get(int(DropReason.POLICY), 0)
+    dropped = after.drops.get(int(DropReason.POLICY_DENIED), 0) - before.drops.get(int(DropReason.POLICY_DENIED), 0)
     assert dropped >= 3000
     read = 0
     while True:

@@ -116,7 +116,7 @@ def test_cached_connection_is_cut_at_the_next_packet_after_its_allow_is_deleted(
         evs = clean.drain(0.1)
         drops = policy_drops(evs, clean, "p1")
         assert len(drops) >= 2, evs                             # each denied packet
-        assert all(e.drop_reason == DropReason.POLICY and e.src_identity == IDS["p0"]
+        assert all(e.drop_reason == DropReason.POLICY_DENIED and e.src_identity == IDS["p0"]
                    for e in drops)
         # an established connection gets drops, no new verdict records
         assert not [e for e in evs if e.type == EventType.POLICY_VERDICT

@@ -148,9 +148,6 @@ def pod_status(lab: Lab, key: str) -> str:
 
 # -- 1 and 2: etcd down, then back ---------------------------------------------------------
 
-@pytest.mark.xfail(reason="needs h10's engine isolation: today one label set etcd cannot "
-                          "number makes PolicyEngine.update raise and every update on "
-                          "every node stop, so the deny waits for etcd", strict=False)
 def test_with_etcd_down_a_new_label_set_stays_pending_and_a_later_deny_is_enforced(
         lab: Lab, files: Callable[[str, str], str], capsys: pytest.CaptureFixture[str]) -> None:
     assert connects(lab, "default/client1", "default/other2")

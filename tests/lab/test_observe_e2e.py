@@ -96,7 +96,7 @@ def test_denied_and_allowed_traffic_appear_with_pods_identities_verdict_and_reas
     assert drop["destination"]["pod_name"] == backend.split("/")[1]
     assert drop["source"]["identity"] == eps[frontend]["identity"]
     assert drop["destination"]["identity"] == eps[backend]["identity"]
-    assert drop["drop_reason_desc"] == "POLICY" and drop["traffic_direction"] == "INGRESS"
+    assert drop["drop_reason_desc"] == "POLICY_DENIED" and drop["traffic_direction"] == "INGRESS"
     assert drop["l4"]["TCP"]["destination_port"] == 8080 and drop["l4"]["TCP"]["flags"]["SYN"]
     compact = membrane("observe", "--lab", lab.name, "--from-label", "app=frontend",
                        "--to-label", "app=backend", "--verdict", "DROPPED", "--last", "2").stdout

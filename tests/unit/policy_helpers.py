@@ -39,6 +39,9 @@ class MemoryAllocator:
         self.refs[identity.id] = self.refs.get(identity.id, 0) + 1
         return identity
 
+    def lookup_labels(self, labels: LabelSet) -> Identity | None:
+        return self.by_labels.get(labels)
+
     def release(self, identity: Identity) -> None:
         self.refs[identity.id] -= 1
         assert self.refs[identity.id] >= 0, f"identity {identity.id} released too often"

@@ -147,7 +147,7 @@ def test_a_full_policy_map_makes_the_endpoint_not_ready_and_shows_in_status(runn
     ep = agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5)
     datapath.fail_next("update_endpoint")
     objs = cluster()
-    objs.policies["default/deny"] = DENY_BACKEND
+    objs.policies["default/allow"] = ALLOW_FRONTEND   # entries to add: written in one go
     push(source, objs, 2)
     assert agent.wait_for_revision(2, 5)
     assert ep.state.value == "not-ready" and "map full" in ep.error

@@ -26,6 +26,7 @@ from agent.policy import mapstate
 from identity.reserved import ReservedIdentity
 from observe import events, flow
 from observe.reasons import DropReason
+from tests.unit.test_reasons_mirror import drop_defines
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 C_FILES = sorted([BPF_DIR / "bpf_lxc.c", *(BPF_DIR / "lib").glob("*.h")])
@@ -107,8 +108,9 @@ MIRRORED: dict[str, int] = {
        if name in ("FIN", "SYN", "RST", "ACK")},
     # conntrack.h: entry states, as `membrane bpf ct list` names them
     **{f"CT_STATE_{n.upper().replace('-', '_')}": v for v, n in layout.CT_STATE_NAMES.items()},
-    # drop.h (observe/reasons.py; test_reasons_mirror.py compares the descriptions too)
-    **{f"DROP_{r.name}": r for r in DropReason},
+    # drop.h by the Hubble name in each define's comment (observe/reasons.py;
+    # test_reasons_mirror.py compares the names and descriptions too)
+    **{c_name: DropReason[hubble] for c_name, hubble in drop_defines().items()},
     # endpoints.h, policy.h
     "EP_F_INGRESS_ENFORCED": layout.EP_F_INGRESS_ENFORCED,
     "EP_F_EGRESS_ENFORCED": layout.EP_F_EGRESS_ENFORCED,
@@ -178,7 +180,8 @@ def test_every_python_mirror_of_a_family_is_in_the_c() -> None:
     lacks is a value the datapath never produces."""
     defines = c_defines()
     assert {f"MATCH_{m.name}" for m in mapstate.MatchType} <= set(defines)
-    assert {f"DROP_{r.name}" for r in DropReason} <= set(defines)
+    assert {DropReason[hubble] for hubble in drop_defines().values()} == set(DropReason)
+    assert set(drop_defines()) <= set(defines)
     assert {f"DIR_{d.name}" for d in protocols.Direction} <= set(defines)
     c_events = {n for n in defines if n.startswith("EVENT_")}
     # TRACE is reserved in observe.events (not emitted by this datapath).

@@ -11,12 +11,14 @@ from observe.filters.base import FilterFunc, match_all, match_none, match_one
 from observe.filters.build import BUILDERS, FlowFilterSet, apply, build_filter
 from observe.filters.labels import parse_selector
 from observe.flow import flow_from_event
-from observe.gen import flow_pb2 as fpb
-from observe.metadata import PeerInfo, StaticMetadata
+from observe.gen.flow import flow_pb2 as fpb
+from observe.metadata import PeerInfo, StaticMetadata, Workload
 from tests.unit.test_observe_flow import event
 
 META = StaticMetadata({
-    "10.1.0.1": PeerInfo(1001, "default", "backend-6f8-abc", ["k8s:app=backend"], 11),
+    "10.1.0.1": PeerInfo(1001, "default", "backend-6f8-abc", ["k8s:app=backend"], 11,
+                         workloads=(Workload("backend", "Deployment"),),
+                         interface=(41, "lxcbackend")),
     "10.1.0.2": PeerInfo(1002, "default", "frontend-7c9-def", ["k8s:app=frontend"], 12),
     "10.1.0.3": PeerInfo(1003, "default", "not-frontend-7db-ghi", ["k8s:app=not-frontend"], 13),
     "10.2.0.4": PeerInfo(1004, "kube-system", "coredns-5d7-jkl",
@@ -98,6 +100,23 @@ CASES = [
     ("source port", F(source_port=["8080"]), {"be->fe reply"}),
     ("ports never match a flow without ports", F(destination_port=["2048"]), set()),
     ("reply true", F(reply=[True]), {"be->fe reply"}),
+    ("a pod prefix after a bare slash is in any namespace", F(source_pod=["/coredns"]),
+     set()),
+    ("destination workload by name and kind",
+     F(destination_workload=[fpb.Workload(name="backend", kind="deployment")]),
+     {"fe->be allowed", "nfe->be denied"}),
+    ("workload kind alone", F(source_workload=[fpb.Workload(kind="Deployment")]),
+     {"be->dns udp", "be->world icmp", "be->fe reply"}),
+    ("a workload of another kind does not match",
+     F(source_workload=[fpb.Workload(name="backend", kind="StatefulSet")]), set()),
+    ("interface by name", F(interface=[fpb.NetworkInterface(name="lxcbackend")]),
+     {"fe->be allowed", "nfe->be denied", "be->dns udp", "be->world icmp", "be->fe reply"}),
+    ("protocol icmpv6: none of these flows", F(protocol=["icmpv6"]), set()),
+    ("an L7 protocol matches no L3/L4 flow", F(protocol=["http"]), set()),
+    ("http filters match no L3/L4 flow", F(http_status_code=["4+"]), set()),
+    ("a service filter matches flows without services: none", F(source_service=["default/"]),
+     set()),
+    ("a uuid filter matches nothing: flows carry none", F(uuid=["x"]), set()),
     ("reply false excludes flows whose reply is unknown", F(reply=[False]),
      {"fe->be allowed", "be->dns udp", "be->world icmp"}),
     ("tcp flags SYN matches SYN and SYN-ACK", F(tcp_flags=[fpb.TCPFlags(SYN=True)]),
@@ -109,7 +128,7 @@ CASES = [
     ("event type drop with sub type", F(event_type=[fpb.EventTypeFilter(
         type=1, match_sub_type=True, sub_type=133)]), {"nfe->be denied"}),
     ("node name pattern", F(node_name=["node2*"]), {"be->fe reply"}),
-    ("drop reason", F(drop_reason_desc=[fpb.DropReason.Value("POLICY")]), {"nfe->be denied"}),
+    ("drop reason", F(drop_reason_desc=[fpb.DropReason.Value("POLICY_DENIED")]), {"nfe->be denied"}),
     ("fields of one filter must all match",
      F(destination_pod=["default/backend"], verdict=[fpb.FORWARDED]), {"fe->be allowed"}),
     ("an empty filter matches everything", F(), set(FLOWS)),
@@ -152,11 +171,12 @@ def test_apply_filters_a_list_in_order() -> None:
 
 
 @pytest.mark.parametrize("filt", [
-    F(source_ip=["not-an-ip"]), F(protocol=["gre"]), F(protocol=["icmpv6"]),
+    F(source_ip=["not-an-ip"]), F(protocol=["gre"]), F(http_path=["("]),
     F(destination_port=["http"]), F(destination_port=["70000"]),
-    F(source_label=["app in (a"]), F(source_pod=["/x"]),
-], ids=["bad ip", "unknown protocol", "a protocol flows do not carry", "named port",
-        "port out of range", "unclosed set", "empty namespace"])
+    F(source_label=["app in (a"]), F(http_status_code=["abc"]),
+    F(source_workload=[fpb.Workload()]),
+], ids=["bad ip", "unknown protocol", "bad regular expression", "named port",
+        "port out of range", "unclosed set", "bad http status", "empty workload"])
 def test_a_bad_filter_value_is_an_error_not_a_silent_match(filt: fpb.FlowFilter) -> None:
     with pytest.raises(ValueError):
         build_filter(filt)

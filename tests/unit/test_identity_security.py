@@ -13,7 +13,7 @@ from identity.filter import LabelFilter
 from identity.labels import Label, LabelSet
 from identity.local import LocalAllocator
 from identity.security import (CLUSTER, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE, SERVICE_ACCOUNT,
-                               cidr_labels, namespace_labels_of, namespace_of, pod_labels_of,
+                               SOURCE_POD_OWN, cidr_labels, namespace_labels_of, namespace_of, pod_labels_of,
                                security_labels)
 
 PROD = Namespace("shop", {NAMESPACE_NAME_LABEL: "shop", "env": "prod"})
@@ -180,8 +180,16 @@ def test_replicas_of_loaded_workloads_share_one_identity_per_workload(tmp_path: 
     pytest.param({SERVICE_ACCOUNT: "admin"}, id="the service account key"),
     pytest.param({CLUSTER: "other"}, id="the cluster key"),
 ])
-def test_a_pod_label_in_the_agents_own_key_space_is_never_taken(spoofed: dict[str, str]) -> None:
+def test_a_pod_label_in_the_agents_own_key_space_is_kept_as_the_pods_and_claims_nothing(
+        spoofed: dict[str, str]) -> None:
     labels = identity_of(pod(labels={"app": "web", **spoofed}))
-    assert labels == identity_of(pod(labels={"app": "web"}))
+    [(key, value)] = spoofed.items()
+    # The pod's own label: podSelectors match it (the spec reads the pod's labels) ...
+    assert Label(SOURCE_POD_OWN, key, value) in labels
+    assert pod_labels_of(labels) == {"app": "web", key: value}
+    # ... and the agent's labels are untouched: nothing a pod says moves its namespace.
+    assert labels - {Label(SOURCE_POD_OWN, key, value)} == identity_of(pod(labels={"app": "web"}))
     assert namespace_labels_of(labels) == {NAMESPACE_NAME_LABEL: "shop", "env": "prod"}
     assert namespace_of(labels) == "shop"
+    assert labels.with_source("k8s")[SERVICE_ACCOUNT] == "default"
+    assert labels.with_source("k8s")[CLUSTER] == "default"

@@ -18,7 +18,7 @@ from cli.flowfilter import build_filters
 from cli.main import main as membrane
 from cli.observe import parse_time
 from observe.events import EventType
-from observe.gen import flow_pb2 as fpb
+from observe.gen.flow import flow_pb2 as fpb
 from tests.unit.test_observe_server import Served, make_flow, served  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ def test_status_shows_the_ring(served: Served, capsys: pytest.CaptureFixture[str
     rc, out, _ = run(capsys, "status", "--server", served.socket)
     assert rc == 0
     assert "Current/Max Flows: 2/64" in out
-    assert "PERF_EVENT_RING_BUFFER 3" in out
+    assert "Connected Nodes: 1/1" in out
     rc, out, _ = run(capsys, "status", "--server", served.socket, "-o", "json")
     assert json.loads(out)["seen_flows"] == 1
 
@@ -207,3 +207,72 @@ def test_follow_prints_a_new_flow_and_ctrl_c_exits_130(served: Served) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# -- hubble observe parity ---------------------------------------------------------------
+
+@pytest.mark.parametrize("items,allow", [
+    ([(False, "drop_reason_desc", "POLICY_DENIED")],
+     [F(drop_reason_desc=[fpb.POLICY_DENIED])]),
+    ([(False, "to_workload", "Deployment/backend")],
+     [F(destination_workload=[fpb.Workload(kind="Deployment", name="backend")])]),
+    ([(False, "workload", "backend")],
+     [F(source_workload=[fpb.Workload(name="backend")]),
+      F(destination_workload=[fpb.Workload(name="backend")])]),
+    ([(False, "all_namespaces", "[]")], [F(source_pod=["/"]), F(destination_pod=["/"])]),
+    ([(False, "from_all_namespaces", "[]"), (False, "from_pod", "web")],
+     [F(source_pod=["/web"])]),
+    ([(False, "type", "trace:to-endpoint")],
+     [F(event_type=[fpb.EventTypeFilter(type=4, match_sub_type=True, sub_type=0)])]),
+    ([(False, "type", "4:5")],
+     [F(event_type=[fpb.EventTypeFilter(type=4, match_sub_type=True, sub_type=5)])]),
+], ids=["drop reason by Hubble's name", "a workload by kind and name",
+        "either-side workload by name", "-A: a pod in any namespace on either side",
+        "any namespace qualifies a bare pod", "a trace subtype by name",
+        "type and subtype by number"])
+def test_hubbles_parity_flags_build_hubbles_filters(items: list[tuple[bool, str, str]],
+                                                    allow: list[fpb.FlowFilter]) -> None:
+    assert flags(*items) == (allow, [])
+
+
+def test_print_raw_filters_prints_the_request_filters_as_hubble_does(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(capsys, "--from-label", "app=a", "--not", "--verdict", "DROPPED",
+                     "--print-raw-filters")
+    assert rc == 0
+    assert out == ("allowlist:\n- '{\"source_label\":[\"app=a\"]}'\n"
+                   "denylist:\n- '{\"verdict\":[\"DROPPED\"]}'\n")
+
+
+def test_raw_filters_go_back_in_with_allowlist(served: Served,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    served.observer.add_flow(make_flow(0))
+    served.observer.add_flow(make_flow(1, type=EventType.POLICY_VERDICT))
+    rc, out, _ = run(capsys, "--server", served.socket,
+                     "--allowlist", '{"event_type":[{"type":9}]}')
+    assert rc == 0 and out.count("\n") == 1 and "policy-verdict" in out
+
+
+def test_formatting_flags_reach_the_printer(served: Served,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    served.observer.add_flow(make_flow(0))
+    rc, out, _ = run(capsys, "--server", served.socket, "--numeric", "--time-format",
+                     "RFC3339Milli", "--color", "always", "--print-node-name")
+    assert rc == 0
+    assert out.startswith("2024-01-26T") and " [node1]: " in out
+    assert "10.1.0.2:1000" in out and "\033[31mDROPPED" in out
+
+
+def test_a_bad_type_or_drop_reason_names_the_known_ones(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        membrane(["observe", "--type", "trace:sideways"])
+    assert "to-endpoint" in capsys.readouterr().err
+    rc, _, err = run(capsys, "--drop-reason-desc", "POLICY", "--server", "/nonexistent")
+    assert rc == 1 and "POLICY_DENIED" in err
+
+
+def test_lab_without_node_goes_through_the_labs_relay(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    rc, _, err = run(capsys, "--lab", "no-such-lab")
+    assert rc == 1 and "/no-such-lab/relay.sock" in err

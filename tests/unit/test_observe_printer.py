@@ -12,9 +12,11 @@ from google.protobuf.wrappers_pb2 import BoolValue
 from core.protocols import Direction
 from observe.events import EventType, MatchType
 from observe.flow import flow_from_event
-from observe.gen import flow_pb2 as fpb
-from observe.gen import observer_pb2 as opb
-from observe.printer import Printer, format_compact
+from observe.gen.flow import flow_pb2 as fpb
+from observe.gen.observer import observer_pb2 as opb
+from observe.gen.relay import relay_pb2 as rpb
+from observe.metadata import PolicyRef, PolicyVerdictNames, StaticMetadata
+from observe.printer import Printer, PrintOptions, format_compact
 from tests.unit.test_observe_flow import META, event
 
 UTC = dt.timezone.utc
@@ -102,7 +104,7 @@ def test_json_is_one_object_per_line_with_hubbles_field_names() -> None:
     obj = json.loads(lines[0])
     flow = obj["flow"]
     assert flow["verdict"] == "DROPPED"
-    assert flow["drop_reason_desc"] == "POLICY"
+    assert flow["drop_reason_desc"] == "POLICY_DENIED"
     assert flow["source"]["pod_name"] == "not-frontend-7db9747986-gktg6"
     assert flow["IP"]["source"] == "10.1.0.2"
     assert flow["l4"]["TCP"]["destination_port"] == 8080
@@ -165,3 +167,70 @@ def test_a_verdict_names_its_match_type_as_hubble_does(match_type: int, text: st
     flow = flow_from_event(event(type=EventType.POLICY_VERDICT, allowed=True, drop_reason=0,
                                  match_type=match_type), META)
     assert f"policy-verdict:{text} INGRESS ALLOWED" in format_compact(flow)
+
+
+# -- hubble observe's formatting flags ---------------------------------------------------
+
+@pytest.mark.parametrize("layout, text", [
+    ("StampMilli", "Jan 26 09:07:03.396"),
+    ("YearMonthDay", "2024-01-26"),
+    ("YearMonthDayHour", "2024-01-26T09Z"),
+    ("YearMonthDayHourMinute", "2024-01-26T09:07Z"),
+    ("RFC3339", "2024-01-26T09:07:03Z"),
+    ("RFC3339Milli", "2024-01-26T09:07:03.396Z"),
+    ("RFC3339Micro", "2024-01-26T09:07:03.396000Z"),
+    ("RFC3339Nano", "2024-01-26T09:07:03.396Z"),
+    ("RFC1123Z", "Fri, 26 Jan 2024 09:07:03 +0000"),
+])
+def test_time_formats_are_hubbles(layout: str, text: str) -> None:
+    line = format_compact(drop(), opts=PrintOptions(tz=UTC, time_format=layout))
+    assert line.startswith(text + ": ")
+
+
+def test_a_zone_other_than_utc_prints_its_offset() -> None:
+    tz = dt.timezone(dt.timedelta(hours=1))
+    line = format_compact(drop(), opts=PrintOptions(tz=tz, time_format="RFC3339"))
+    assert line.startswith("2024-01-26T10:07:03+01:00: ")
+
+
+def test_numeric_prints_addresses_and_identity_numbers() -> None:
+    f = flow_from_event(event(dst_ip="1.1.1.1", dst_identity=2, direction=Direction.EGRESS),
+                        META)
+    line = format_compact(f, opts=PrintOptions(tz=UTC, numeric=True))
+    assert "10.1.0.2:45002 (ID:84671) <> 1.1.1.1:8080 (ID:2)" in line
+
+
+def test_policy_names_follow_the_verdict_when_asked() -> None:
+    names = PolicyVerdictNames(allowed_by=(PolicyRef("allow-fe", "default"),
+                                           PolicyRef("allow-all", "default")),
+                               isolated_by=(PolicyRef("backend-ingress", "default"),))
+    meta = StaticMetadata(META.peers, policies={(248, Direction.INGRESS, 84671, 6, 8080):
+                                                names})
+    ok = flow_from_event(event(type=EventType.POLICY_VERDICT, allowed=True, drop_reason=0,
+                               match_type=2), meta, meta)
+    denied = flow_from_event(event(), meta, meta)
+    opts = PrintOptions(tz=UTC, policy_names=True)
+    assert format_compact(ok, opts=opts).endswith(
+        "ALLOWED BY default/allow-fe,default/allow-all (TCP Flags: SYN)")
+    assert format_compact(denied, opts=opts).endswith(
+        "Policy denied DROPPED BY default/backend-ingress (TCP Flags: SYN)")
+    assert " BY " not in format_compact(ok, opts=PrintOptions(tz=UTC))
+
+
+def test_color_paints_verdicts_only_when_asked() -> None:
+    plain = format_compact(drop(), opts=PrintOptions(tz=UTC))
+    colored = format_compact(drop(), opts=PrintOptions(tz=UTC, color=True))
+    assert "\033[" not in plain
+    assert "\033[31mDROPPED\033[0m" in colored
+
+
+def test_a_relays_node_status_goes_to_the_error_stream_in_hubbles_words() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    p = Printer("compact", out, opts=PrintOptions(tz=UTC), err=err)
+    resp = opb.GetFlowsResponse(node_status=rpb.NodeStatusEvent(
+        state_change=rpb.NODE_UNAVAILABLE, node_names=["node2"], message="timeout"),
+        node_name="relay", time=drop().time)
+    p.write(resp)
+    assert out.getvalue() == ""
+    assert err.getvalue() == ("Jan 26 09:07:03.396 [relay]: 1 nodes are unavailable: node2 "
+                              "(timeout)\n")

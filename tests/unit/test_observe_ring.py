@@ -8,8 +8,9 @@ import time
 import pytest
 
 from observe.events import EventBatch, EventType
-from observe.gen import flow_pb2 as fpb
-from observe.gen import observer_pb2 as opb
+from observe.gen.flow import flow_pb2 as fpb
+from observe.gen.observer import observer_pb2 as opb
+from observe.encoder import Wire
 from observe.ring import KERNEL, QUEUE, RING, FlowObserver, FlowRing, lost_source
 from tests.unit.test_observe_flow import META, event
 
@@ -18,8 +19,14 @@ def entry(i: int) -> opb.GetFlowsResponse:
     return opb.GetFlowsResponse(flow=fpb.Flow(Summary=str(i)), node_name="n")
 
 
-def summaries(entries: list[opb.GetFlowsResponse]) -> list[str]:
-    return [e.flow.Summary for e in entries]
+def responses(entries: list[Wire] | list[opb.GetFlowsResponse]
+              ) -> list[opb.GetFlowsResponse]:
+    """What a follower receives: Wires as parsed by a client."""
+    return [e.response() if isinstance(e, Wire) else e for e in entries]
+
+
+def summaries(entries: list[Wire] | list[opb.GetFlowsResponse]) -> list[str]:
+    return [e.flow.Summary for e in responses(entries)]
 
 
 def test_the_default_capacity_is_4095() -> None:
@@ -194,8 +201,8 @@ def batch(n: int, start: int = 0, **kw: object) -> EventBatch:
     return EventBatch.of_events([event(src_port=start + i, **kw) for i in range(n)])
 
 
-def ports_of(entries: list[opb.GetFlowsResponse]) -> list[int]:
-    return [e.flow.l4.TCP.source_port for e in entries if e.HasField("flow")]
+def ports_of(entries: list[Wire] | list[opb.GetFlowsResponse]) -> list[int]:
+    return [e.flow.l4.TCP.source_port for e in responses(entries) if e.HasField("flow")]
 
 
 def test_a_batch_goes_into_the_ring_unbuilt_and_is_built_when_read() -> None:
@@ -314,7 +321,8 @@ def test_held_entries_build_on_access_by_index_or_slice() -> None:
     obs.on_events(EventBatch.of_events([event(src_port=p) for p in range(4)]))
     obs.process_pending()
     held = obs.ring.held()
-    assert held[-1] is not None and held[-1].flow.l4.TCP.source_port == 3
-    assert [e.flow.l4.TCP.source_port for e in held[1:3] if e is not None] == [1, 2]
+    last = held[-1]
+    assert last is not None and last.response().flow.l4.TCP.source_port == 3
+    assert ports_of([e for e in held[1:3] if e is not None]) == [1, 2]
     with pytest.raises(IndexError):
         held[4]

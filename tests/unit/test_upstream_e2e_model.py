@@ -873,6 +873,57 @@ CASES += [
           "nothing else"),
 ]
 
+# Keys identities leave out (per-replica labels) and the agent's reserved identity keys,
+# as a pod's own labels: a policy arriving or leaving changes identities, which must
+# flow through the engine's incremental update like any relabel.
+POD_NAME = "statefulset.kubernetes.io/pod-name"
+JOB_NAME = "job-name"
+CLAIMED_NAMESPACE = "io.kubernetes.pod.namespace"
+NOT_A_JOB = sel(None, (JOB_NAME, "DoesNotExist", ()))
+
+CASES += [
+    pytest.param([
+        AddPodLabels("x/a", {POD_NAME: "x-0"}), AddPodLabels("x/b", {POD_NAME: "x-1"}),
+        Validate(80, "TCP", reach()),
+        Create(ingress_policy("deny-to-x-0", labels(**{POD_NAME: "x-0"}))),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)),
+        Create(ingress_policy("x-1-allows-x-0", labels(**{POD_NAME: "x-1"}),
+                              rule([peer(labels(**{POD_NAME: "x-0"}))]))),
+        Validate(80, "TCP", reach().expect_all_ingress("x/a", False)
+                 .expect_all_ingress("x/b", False).expect("x/a", "x/b", True)),
+        DeletePolicy("x/deny-to-x-0"),
+        Validate(80, "TCP", reach().expect_all_ingress("x/b", False).expect("x/a", "x/b", True)),
+        DeleteAllPolicies(),
+        Validate(80, "TCP", reach()),
+    ], id="beyond upstream: a per-replica label selects one StatefulSet replica as policies "
+          "come and go"),
+
+    pytest.param([
+        Create(ingress_policy("from-non-jobs-anywhere", POD_A, rule([peer(NOT_A_JOB, ALL)]))),
+        Validate(80, "TCP", reach()),
+        AddPodLabels("y/b", {JOB_NAME: "backup-1"}),
+        Validate(80, "TCP", reach().expect("y/b", "x/a", False)),
+        RemovePodLabel("y/b", JOB_NAME),
+        Validate(80, "TCP", reach()),
+    ], id="beyond upstream: a peer job-name DoesNotExist in every namespace leaves Job pods out"),
+
+    pytest.param([
+        AddPodLabels("y/a", {CLAIMED_NAMESPACE: "x"}),
+        Create(ingress_policy("x-only", POD_A, rule([peer(ALL)]))),
+        Validate(80, "TCP", reach().expect_peer(Match("y"), Match("x", "a"), False)
+                 .expect_peer(Match("z"), Match("x", "a"), False)),
+        Create(ingress_policy("isolate-claimers", labels(**{CLAIMED_NAMESPACE: "x"}),
+                              namespace="y")),
+        Validate(80, "TCP", reach().expect_peer(Match("y"), Match("x", "a"), False)
+                 .expect_peer(Match("z"), Match("x", "a"), False)
+                 .expect_all_ingress("y/a", False)),
+        RemovePodLabel("y/a", CLAIMED_NAMESPACE),
+        Validate(80, "TCP", reach().expect_peer(Match("y"), Match("x", "a"), False)
+                 .expect_peer(Match("z"), Match("x", "a"), False)),
+    ], id="beyond upstream: a pod labelled io.kubernetes.pod.namespace=x is selected by that "
+          "label and never counts as a pod of x"),
+]
+
 @pytest.mark.parametrize("steps", CASES)
 def test_upstream_netpol_e2e(steps: list[Step]) -> None:
     run(steps)
@@ -912,6 +963,10 @@ CHANGES: list[Step] = [
     SetPodPorts("x/a", ()), SetPodPorts("x/a", SERVES),
     SetPodIP("y/b", "10.244.2.99"), SetPodIP("y/b", pod_ip("y/b")),
     SetPodIP("y/c", "10.244.3.99"), SetPodIP("y/c", pod_ip("y/c")),
+    AddPodLabels("x/a", {POD_NAME: "x-0"}), AddPodLabels("x/b", {POD_NAME: "x-1"}),
+    RemovePodLabel("x/a", POD_NAME), RemovePodLabel("x/b", POD_NAME),
+    AddPodLabels("y/b", {JOB_NAME: "backup-1"}), RemovePodLabel("y/b", JOB_NAME),
+    AddPodLabels("y/a", {CLAIMED_NAMESPACE: "x"}), RemovePodLabel("y/a", CLAIMED_NAMESPACE),
     DeleteAllPolicies(),
 ]
 any_step = st.one_of(

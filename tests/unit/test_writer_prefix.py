@@ -148,12 +148,27 @@ def test_a_full_map_raises_map_full_and_recovers_once_there_is_room() -> None:
     m = FakeLpmMap(max_entries=2)
     w = PrefixWriter(m)
     want = {"10.0.0.1/32": 300, "10.0.0.2/32": 301, "10.0.0.3/32": 302}
-    with pytest.raises(MapFullError, match=r"'ipcache' is full \(max_entries 2\) writing "
-                                           r"10\.0\.0\.3/32 -> 302"):
+    with pytest.raises(MapFullError, match=r"'ipcache' is full \(max_entries 2\): 1 of 3 "
+                                           r"entries not written \(first: 10\.0\.0\.3/32 -> "
+                                           r"302\)"):
         w.sync(want)
     m.max_entries = 10
     assert w.sync(want).added == 1
     assert m.contents() == want
+
+
+def test_a_full_map_still_takes_every_change_and_delete_after_a_refused_add() -> None:
+    # An address moving to another identity must land even when a new one cannot: the
+    # old identity would otherwise keep passing another pod's policies.
+    m = FakeLpmMap(max_entries=2)
+    w = PrefixWriter(m)
+    w.sync({"10.0.0.1/32": 300, "10.0.0.9/32": 309})
+    with pytest.raises(MapFullError, match="1 of 3 entries not written"):
+        w.sync({"10.0.0.1/32": 300, "10.0.0.5/32": 305, "10.0.0.9/32": 400})
+    assert m.contents() == {"10.0.0.1/32": 300, "10.0.0.9/32": 400}
+    with pytest.raises(MapFullError):
+        w.sync({"10.0.0.5/32": 305, "10.0.0.6/32": 306, "10.0.0.7/32": 307})
+    assert m.contents() == {"10.0.0.5/32": 305, "10.0.0.6/32": 306}   # deletes came first
 
 
 def test_an_entry_deleted_behind_our_back_triggers_a_re_read() -> None:
