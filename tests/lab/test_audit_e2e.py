@@ -91,10 +91,17 @@ def test_a_denied_connection_goes_through_and_is_reported_as_audit_never_dropped
     audited = [f for f in between if f["verdict"] == "AUDIT"]
     directions = {f["traffic_direction"] for f in audited}
     assert directions == {"EGRESS", "INGRESS"}, audited     # the CNP's side and the NP's
-    assert all(f["drop_reason_desc"] == "POLICY" for f in audited)
-    assert "AUDITED" in membrane("observe", "--lab", lab.name, "--type", "policy-verdict",
-                                 "--from-label", "app=frontend", "--to-label", "app=backend",
-                                 "--last", "4").stdout
+    assert all(f["drop_reason_desc"] == "POLICY_DENIED" for f in audited)
+    # Each names what would have denied it: the CNP's rule, the isolating NetworkPolicy.
+    denied_by = {(f["traffic_direction"], p.get("kind", ""), p["name"])
+                 for f in audited if f["event_type"]["type"] == 9
+                 for p in f.get("egress_denied_by", []) + f.get("ingress_denied_by", [])}
+    assert denied_by == {("EGRESS", "ClusterNetworkPolicy", "no-frontend-to-backend"),
+                         ("INGRESS", "NetworkPolicy", "backend-ingress-deny")}, audited
+    printed = membrane("observe", "--lab", lab.name, "--type", "policy-verdict",
+                       "--from-label", "app=frontend", "--to-label", "app=backend",
+                       "--last", "4", "--print-policy-names").stdout
+    assert "AUDITED BY ClusterNetworkPolicy/no-frontend-to-backend" in printed, printed
     world = [f for f in flows(lab, "--from-label", "app=backend")
              if f["IP"]["destination"] == state_of(lab).external_ip]
     assert world and {f["verdict"] for f in world} == {"FORWARDED"}
