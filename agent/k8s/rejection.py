@@ -13,6 +13,10 @@ What is enforced instead of a rejected object:
                     namespace, cut a node from its pods, or leave an endpoint with maps
                     nothing updates. With no last good version the object is absent: a
                     pod's endpoint then keeps the fail-closed init policy.
+    the tier kinds  (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy)
+                    the last good version, its Deny rules with it. With none, nothing: a
+                    tier policy isolates no pod, so there is no stand-in (the API
+                    server's CRD validation refuses such objects before Membrane sees them).
 """
 
 from __future__ import annotations
