@@ -49,12 +49,29 @@ class FlowCall(Protocol):
 Follow = Callable[[opb.GetFlowsRequest], FlowCall]
 
 
+class _ObserverCall:
+    """A GetFlows stream that closes its channel when it ends or is cancelled."""
+
+    def __init__(self, address: str, request: opb.GetFlowsRequest) -> None:
+        self.channel = open_channel(address)
+        self.stream = opb_grpc.ObserverStub(self.channel).GetFlows(request)
+
+    def __iter__(self) -> Iterator[opb.GetFlowsResponse]:
+        try:
+            yield from self.stream
+        finally:
+            self.channel.close()
+
+    def cancel(self) -> bool:
+        cancelled = self.stream.cancel()
+        self.channel.close()
+        return cancelled
+
+
 def observer_follow(address: str) -> Follow:
     """GetFlows on the Observer at `address` (a unix socket, or TLS host:port)."""
     def follow(request: opb.GetFlowsRequest) -> FlowCall:
-        channel = open_channel(address)
-        call: FlowCall = opb_grpc.ObserverStub(channel).GetFlows(request)
-        return call
+        return _ObserverCall(address, request)
     return follow
 
 
