@@ -88,11 +88,22 @@ class Connection:
         return f"{self.src.key} -> {self.dst.key} {where}"
 
 
-def peer_of(endpoint: fpb.Endpoint, ip: str) -> Peer:
+@dataclass(frozen=True)
+class IdentityLabels:
+    """Identity labels read back: the pod's own, its namespace's, its service account."""
+
+    pod: dict[str, str]
+    namespace: dict[str, str]
+    service_account: str = "default"
+
+
+def read_identity_labels(texts: Iterable[str]) -> IdentityLabels:
+    """`k8s:app=x`, `k8s:io.cilium.k8s.namespace.labels.team=a`, ... (flows' and
+    `endpoint list`'s labels) back into what the pod and its namespace are labelled."""
     labels: dict[str, str] = {}
     namespace_labels: dict[str, str] = {}
     service_account = "default"
-    for text in endpoint.labels:
+    for text in texts:
         try:
             label = Label.parse(text)
         except ValueError:
@@ -107,13 +118,19 @@ def peer_of(endpoint: fpb.Endpoint, ip: str) -> Peer:
             service_account = label.value
         elif not is_reserved_key(label.key):
             labels[label.key] = label.value
-    if endpoint.namespace:
+    return IdentityLabels(labels, namespace_labels, service_account)
+
+
+def peer_of(endpoint: fpb.Endpoint, ip: str) -> Peer:
+    read = read_identity_labels(endpoint.labels)
+    pod = endpoint.pod_name if endpoint.namespace else ""
+    namespace_labels = dict(read.namespace)
+    if pod:
         namespace_labels.setdefault(NAMESPACE_NAME_LABEL, endpoint.namespace)
     workload = endpoint.workloads[0].name if endpoint.workloads else ""
-    pod = endpoint.pod_name if endpoint.namespace else ""
-    return Peer(ip=ip, namespace=endpoint.namespace if pod else "", pod=pod, labels=labels,
+    return Peer(ip=ip, namespace=endpoint.namespace if pod else "", pod=pod, labels=read.pod,
                 namespace_labels=namespace_labels if pod else {},
-                service_account=service_account, workload=workload,
+                service_account=read.service_account, workload=workload,
                 identity=endpoint.identity)
 
 
