@@ -15,6 +15,7 @@ from agent.policy.trace import trace
 from cli.command import Subparsers, add_command, add_group
 from cli.connection import add_connection_flags, agent_client
 from cli.output import add_output_flag, message_dict, print_json, print_table
+from cli.suggest import register as register_suggest
 from core.protocols import PORT_PROTOCOLS
 
 MATRIX_EXAMPLES = """\
@@ -71,6 +72,8 @@ def register(subparsers: Subparsers) -> None:
     add_connection_flags(get)
     add_output_flag(get, "table", "json")
     get.set_defaults(func=run_get)
+
+    register_suggest(policy)   # membrane policy suggest (cli/suggest.py)
 
 
 def _add_files(parser: argparse.ArgumentParser, required: bool) -> None:
