@@ -20,9 +20,11 @@
  *      connection;
  *   4. every other packet (new, untracked, or of a connection with a stale stamp):
  *      peer identity (ipcache LPM, unknown = world) and CIDR identity (cidr LPM), then
- *      policy when the direction is enforced, a reply decided as its connection's
- *      forward packet; allowed tracked entries are re-stamped, a denied packet of a
- *      tracked connection is dropped whichever way it goes;
+ *      policy (the Admin tier, NetworkPolicy, the Baseline tier: policy.h) when it
+ *      applies to the direction, a reply decided as its connection's forward packet;
+ *      allowed tracked entries are re-stamped, a denied packet of a tracked connection
+ *      is dropped whichever way it goes; in audit mode a denied packet passes as if
+ *      allowed, reported as AUDIT;
  *   5. a new allowed tracked flow gets a conntrack entry (enforced or not) and one
  *      POLICY_VERDICT event; a denied packet a DROP event (plus a POLICY_VERDICT for a
  *      new flow). A failed conntrack insert drops the packet: never a silent allow.
@@ -282,11 +284,10 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 {
 	struct flow4 f = {};
 	struct ct_entry *entry = NULL;
-	struct policy_entry *allow;
 	__u32 l4off = 0, peer_id, cidr_id, rev;
 	__u8 match = MATCH_NONE, unreplied = 0, verdict_dir;
 	__u64 now;
-	int ret, ct, is_reply;
+	int ret, ct, is_reply, verdict = POLICY_ALLOWED;
 
 	/* Linear headers (nearly every packet): direct access; otherwise copies. */
 	ret = parse_ipv4_direct(skb, &f, &l4off);
@@ -332,11 +333,12 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	ev->is_reply = is_reply;
 	verdict_dir = is_reply ? !dir : dir;
 	lookup_peer(&f, dir, ev, &peer_id, &cidr_id);
-	if (endpoint_enforced(ep, verdict_dir)) {
-		allow = policy_match(ep->endpoint_id, verdict_dir, peer_id, cidr_id, f.protocol,
-				     ct_verdict_port(&f, is_reply), skb->len, &match);
+	if (policy_applies(ep, verdict_dir)) {
+		/* The tiers and NetworkPolicy, in a fixed number of lookups (policy.h). */
+		verdict = policy_decide(ep, verdict_dir, peer_id, cidr_id, f.protocol,
+					ct_verdict_port(&f, is_reply), skb->len, &match);
 		ev->match_type = match;
-		if (!allow) {
+		if (verdict == POLICY_DENIED) {
 			if (ct == CT_NEW) {
 				ev->type = EVENT_POLICY_VERDICT;
 				ev->allowed = 0;
@@ -348,6 +350,14 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 			 * until an allow returns. */
 			return drop_packet(skb, ev, DROP_POLICY);
 		}
+		if (verdict == POLICY_AUDITED) {
+			/* Audit mode: what policy denies passes, reported as AUDIT where a
+			 * drop would have been; then it is tracked and stamped as allowed. */
+			ev->type = EVENT_POLICY_VERDICT;
+			ev->allowed = POLICY_AUDITED;
+			ev->drop_reason = DROP_POLICY;
+			emit_event(skb, ev);
+		}
 	}
 
 	if (ct == CT_ESTABLISHED || is_reply) {
@@ -358,10 +368,12 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	if (ct == CT_NEW) {
 		if (ct_create(ep->endpoint_id, dir, &f, skb->len, now, rev) < 0)
 			return drop_packet(skb, ev, DROP_CT_MAP_INSERTION);
-		ev->type = EVENT_POLICY_VERDICT;
-		ev->allowed = 1;
-		ev->drop_reason = 0;
-		emit_event(skb, ev);
+		if (verdict == POLICY_ALLOWED) {
+			ev->type = EVENT_POLICY_VERDICT;
+			ev->allowed = 1;
+			ev->drop_reason = 0;
+			emit_event(skb, ev);
+		}
 	}
 	return TC_ACT_OK;
 }

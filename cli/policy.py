@@ -149,9 +149,19 @@ def run_get(args: argparse.Namespace) -> int:
         print_json(message_dict(reply))
     else:
         print(f"revision {reply.revision}")
+        namespaced = [p for p in reply.policies if p.namespace]
         print_table(["NAMESPACE", "NAME", "ENDPOINTS", "STATUS"],
                     [[p.namespace, p.name, str(len(p.selected_endpoints)), _state(p)]
-                     for p in sorted(reply.policies, key=lambda p: (p.namespace, p.name))])
+                     for p in sorted(namespaced, key=lambda p: (p.namespace, p.name))])
+        tiered = [p for p in reply.policies if not p.namespace]
+        if tiered:
+            # In evaluation order: Admin tier, then Baseline, each by priority.
+            print()
+            print_table(["TIER", "PRIORITY", "KIND", "NAME", "ENDPOINTS"],
+                        [[p.tier, p.priority, p.kind, p.name, str(len(p.selected_endpoints))]
+                         for p in tiered])
+        for note in reply.notes:
+            print(f"note: {note}")
     for rejected in reply.rejected:
         print(f"rejected: {rejected}", file=sys.stderr)
     for warning in reply.warnings:

@@ -13,6 +13,13 @@ traffic leaves the process), then times:
     ingress fwd  to_container, client -> server ACK of an established connection
                  (the enforced direction: policy applies)
     egress reply from_container, server -> client ACK (a reply of that connection)
+    ingress decided  to_container, a GRE packet client -> server: an untracked protocol,
+                 so every packet takes the slow path (ipcache, cidr and the three policy
+                 lookups; with tiers, policy_decide over the Admin tier, NetworkPolicy and
+                 the Baseline tier): what a new connection's first packet costs
+
+The rule set is the benchmark's, tier entries included when the checkout has them
+(bench.ruleset), plus one allow of every protocol from the client for the GRE packet.
 
 What it cannot show: cache lines shared between CPUs (the conntrack and policy counter
 writes of the old datapath bounced between the data and the ACK CPU), and the tc hook
@@ -26,10 +33,13 @@ import os
 import shutil
 import sys
 
-from tests.datapath.progrun import TCP_ACK, TCP_SYN, prog_test_run, tcp_frame
+from dataclasses import replace
+
+from tests.datapath.progrun import TCP_ACK, TCP_SYN, ipv4_frame, prog_test_run, tcp_frame
 
 CLIENT, SERVER = "10.77.0.1", "10.77.0.2"
 SPORT = 40000
+GRE = 47   # an IP protocol conntrack does not track: policy decides every packet
 
 
 def main() -> int:
@@ -43,7 +53,8 @@ def main() -> int:
 
     from agent.datapath.bpf import BpfDatapath
     from agent.datapath.interface import EndpointSlot
-    from bench.ruleset import SERVER_IDENTITY, IPERF_PORT, RuleSet
+    from agent.policy.mapstate import ANY_PROTOCOL, Direction, PolicyKey
+    from bench.ruleset import CLIENT_IDENTITY, SERVER_IDENTITY, IPERF_PORT, RuleSet
 
     pin = f"/sys/fs/bpf/mbrt-{os.getpid()}-cost"
     dp = BpfDatapath("cost", pin, max_ipcache=max(16384, a.identities * 2), max_policy=65536,
@@ -54,21 +65,29 @@ def main() -> int:
         dp.sync_cluster_maps(rs.cluster_maps())
         slot = EndpointSlot(endpoint_id=10, ifname="lo", ifindex=1, ipv4=SERVER,
                             identity=SERVER_IDENTITY)
-        dp.update_endpoint(slot, rs.server_policy())   # map entries only: no tc attach
+        policy = rs.server_policy()
+        # The GRE packet needs an allow: every protocol from the client.
+        policy = replace(policy, entries=policy.entries | {PolicyKey(
+            Direction.INGRESS, CLIENT_IDENTITY, ANY_PROTOCOL)})
+        dp.update_endpoint(slot, policy)   # map entries only: no tc attach
         to_c = dp._progs["to_container"].fd
         from_c = dp._progs["from_container"].fd
         syn = tcp_frame(CLIENT, SERVER, SPORT, IPERF_PORT, TCP_SYN)
         synack = tcp_frame(SERVER, CLIENT, IPERF_PORT, SPORT, TCP_SYN | TCP_ACK)
         ack = tcp_frame(CLIENT, SERVER, SPORT, IPERF_PORT, TCP_ACK, b"x" * 64)
         ack_back = tcp_frame(SERVER, CLIENT, IPERF_PORT, SPORT, TCP_ACK)
+        gre = ipv4_frame(CLIENT, SERVER, GRE, b"\x00" * 8)
         for prog, frame, what in ((to_c, syn, "SYN"), (from_c, synack, "SYN-ACK"),
                                   (to_c, ack, "ACK")):
             rc, _ = prog_test_run(prog, frame, 1)
             if rc != 0:
                 raise SystemExit(f"{what} was not passed (tc verdict {rc}): setup broken")
-        print(f"rules {a.rules}, identities {a.identities}, {a.repeat:,} runs x {a.runs}")
+        tiers = len(getattr(policy, "tier_entries", ()))
+        print(f"rules {a.rules}, identities {a.identities}, tier entries {tiers}, "
+              f"{a.repeat:,} runs x {a.runs}")
         for name, prog, frame in (("ingress fwd (established, enforced)", to_c, ack),
-                                  ("egress reply", from_c, ack_back)):
+                                  ("egress reply", from_c, ack_back),
+                                  ("ingress decided (untracked: policy)", to_c, gre)):
             times = []
             for _ in range(a.runs):
                 rc, ns = prog_test_run(prog, frame, a.repeat)
