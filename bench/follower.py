@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent import futures
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -32,7 +31,7 @@ import grpc
 
 from observe.gen.observer import observer_pb2 as opb
 from observe.ring import FlowObserver
-from observe.server import SERVICE, add_observer_to_server, passthrough
+from observe.server import SERVICE, observer_methods, passthrough, serve_unix
 from observe.stream import FlowStream
 
 LOST_FIELD = b"\x1a"   # GetFlowsResponse.lost_events (field 3): a notice, not a flow
@@ -83,13 +82,10 @@ class GrpcFollower:
         self.observer = observer
         self._dir = tempfile.mkdtemp(prefix="mbrb-follow-", dir="/tmp")
         self.socket = str(Path(self._dir) / "observer.sock")
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        add_observer_to_server(self.server, observer)
-        self.server.add_insecure_port("unix:" + self.socket)
+        self.server = serve_unix(observer_methods(observer), self.socket)
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self.server.start()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "bench.follower", "client", self.socket],
             stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parents[1]))
@@ -104,7 +100,7 @@ class GrpcFollower:
         self._proc.send_signal(signal.SIGTERM)
         out = self._proc.stdout.read()
         self._proc.wait(10)
-        self.server.stop(None).wait()
+        self.server.stop()
         try:
             os.unlink(self.socket)
             os.rmdir(self._dir)

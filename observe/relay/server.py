@@ -37,6 +37,7 @@ from observe.gen.relay import relay_pb2 as rpb
 from observe.relay.merge import Entry, SortBuffer, merge_histories
 from observe.relay.pool import Node, NodePool
 from observe.ring import QUEUE, lost_response
+from observe.rpc import Batch, Call, Method, unary
 from observe.server import SERVICE, passthrough
 from observe.stream import InvalidRequest, check_request
 
@@ -46,6 +47,7 @@ T = TypeVar("T")
 METHOD = f"/{SERVICE}/GetFlows"
 RECONNECT_MAX_SECONDS = 10.0
 QUEUE_SIZE = 65536
+HISTORY_BATCH = 256    # responses per write of a merged history
 
 
 class RelayServicer:
@@ -80,7 +82,7 @@ class RelayServicer:
 
     # -- unary methods -------------------------------------------------------------
     def ServerStatus(self, request: opb.ServerStatusRequest,
-                     context: grpc.ServicerContext) -> opb.ServerStatusResponse:
+                     call: Call) -> opb.ServerStatusResponse:
         answers = self._ask_all(self._status)
         ok = {n: a for n, a in answers.items() if isinstance(a, opb.ServerStatusResponse)}
         down = sorted(n for n in answers if n not in ok)
@@ -94,7 +96,7 @@ class RelayServicer:
             unavailable_nodes=down, version=version())
 
     def GetNodes(self, request: opb.GetNodesRequest,
-                 context: grpc.ServicerContext) -> opb.GetNodesResponse:
+                 call: Call) -> opb.GetNodesResponse:
         answers = self._ask_all(self._status)
         out = []
         for node in self.pool.nodes():
@@ -112,7 +114,7 @@ class RelayServicer:
         return opb.GetNodesResponse(nodes=out)
 
     def GetNamespaces(self, request: opb.GetNamespacesRequest,
-                      context: grpc.ServicerContext) -> opb.GetNamespacesResponse:
+                      call: Call) -> opb.GetNamespacesResponse:
         def ask(node: Node) -> opb.GetNamespacesResponse:
             return opb_grpc.ObserverStub(node.channel).GetNamespaces(request,
                                                                      timeout=self.timeout)
@@ -122,16 +124,17 @@ class RelayServicer:
             opb.Namespace(cluster=c, namespace=n) for c, n in sorted(seen)])
 
     # -- GetFlows ------------------------------------------------------------------
-    def GetFlows(self, request: opb.GetFlowsRequest,
-                 context: grpc.ServicerContext) -> Iterator[bytes]:
+    def GetFlows(self, request: opb.GetFlowsRequest, call: Call) -> Iterator[Batch]:
         try:
             check_request(request)          # refuse here what every node would refuse
         except InvalidRequest as err:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            call.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         if request.follow:
-            yield from Follower(self, request, context.is_active).run()
+            yield from Follower(self, request, call.active).run()
         else:
-            yield from self._history(request)
+            history = list(self._history(request))
+            for start in range(0, len(history), HISTORY_BATCH):
+                yield history[start:start + HISTORY_BATCH]
 
     def _history(self, request: opb.GetFlowsRequest) -> Iterator[bytes]:
         def ask(node: Node) -> list[Entry]:
@@ -169,14 +172,16 @@ class Follower:
         self.lost = 0
         self._stop = threading.Event()
 
-    def run(self) -> Iterator[bytes]:
+    def run(self) -> Iterator[Batch]:
+        """What the merged stream has ready, as one batch per turn."""
         buffer = self.relay.buffer()
         version = -1
         try:
             while self.active():
+                out: list[bytes] = []
                 if self.relay.pool.version != version:
                     version = self.relay.pool.version
-                    yield from self._sync_nodes()
+                    out.extend(self._sync_nodes())
                 try:
                     kind, node, payload = self.queue.get(timeout=0.05)
                 except queue.Empty:
@@ -185,15 +190,17 @@ class Follower:
                     if kind == "flow" and isinstance(payload, bytes):
                         buffer.push(_time_ns(payload), payload)
                     elif isinstance(payload, str):
-                        yield from buffer.drain()
-                        yield self._node_event(kind, node, payload)
+                        out.extend(buffer.drain())
+                        out.append(self._node_event(kind, node, payload))
                     try:
                         kind, node, payload = self.queue.get_nowait()
                     except queue.Empty:
                         kind = ""
-                yield from buffer.ready()
+                out.extend(buffer.ready())
                 if self.lost:
-                    yield self._lost_notice()
+                    out.append(self._lost_notice())
+                if out:
+                    yield out
         finally:
             self._stop.set()
             for _, stop in self.readers.values():
@@ -292,18 +299,14 @@ def _state_of(err: grpc.RpcError) -> rpb.NodeState.ValueType:
     return rpb.NODE_ERROR
 
 
-def relay_handler(servicer: RelayServicer) -> grpc.GenericRpcHandler:
-    return grpc.method_handlers_generic_handler(SERVICE, {
-        "GetFlows": grpc.unary_stream_rpc_method_handler(
-            servicer.GetFlows, request_deserializer=opb.GetFlowsRequest.FromString,
-            response_serializer=passthrough),
-        "GetNodes": grpc.unary_unary_rpc_method_handler(
-            servicer.GetNodes, request_deserializer=opb.GetNodesRequest.FromString,
-            response_serializer=opb.GetNodesResponse.SerializeToString),
-        "GetNamespaces": grpc.unary_unary_rpc_method_handler(
-            servicer.GetNamespaces, request_deserializer=opb.GetNamespacesRequest.FromString,
-            response_serializer=opb.GetNamespacesResponse.SerializeToString),
-        "ServerStatus": grpc.unary_unary_rpc_method_handler(
-            servicer.ServerStatus, request_deserializer=opb.ServerStatusRequest.FromString,
-            response_serializer=opb.ServerStatusResponse.SerializeToString),
-    })
+def relay_methods(servicer: RelayServicer) -> list[Method]:
+    """The relay's Observer methods, for observe.h2server."""
+    return [
+        Method(f"/{SERVICE}/GetFlows", opb.GetFlowsRequest.FromString,
+               stream=servicer.GetFlows),
+        unary(f"/{SERVICE}/GetNodes", opb.GetNodesRequest.FromString, servicer.GetNodes),
+        unary(f"/{SERVICE}/GetNamespaces", opb.GetNamespacesRequest.FromString,
+              servicer.GetNamespaces),
+        unary(f"/{SERVICE}/ServerStatus", opb.ServerStatusRequest.FromString,
+              servicer.ServerStatus),
+    ]
