@@ -12,6 +12,7 @@ key and client CA: flows are never served in plaintext or to anonymous clients.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent import futures
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from agent.api.gen import agent_pb2_grpc
 from agent.api.server import AgentServicer
 from agent.config import AgentConfig
 from agent.store import Store
-from observe.h2server import H2GrpcServer
+from observe.h2server import SWITCH_INTERVAL_SECONDS, H2GrpcServer
 from observe.relay.peers import Peer, peer_methods
 from observe.ring import FlowObserver
 from observe.server import observer_methods, observer_socket, serve_unix
@@ -57,6 +58,9 @@ class ApiServer:
         self._tls_server: H2GrpcServer | None = None
 
     def start(self) -> None:
+        # Followers, the event reader and the Observer's loop share the GIL: hand it
+        # over often (observe.h2server.SWITCH_INTERVAL_SECONDS says why).
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         if self._tls is not None:
             # First: a refused TLS setup stops the start before the socket appears.
             self._tls_server = serve_tcp_with_tls(self._observer, self._tls.address,

@@ -10,9 +10,10 @@
  *
  * Every gRPC message of the response is split out of the DATA frames and its kind read
  * from its first byte (GetFlowsResponse field 1 flow: 0x0a; field 3 lost_events: 0x1a,
- * whose num_events_lost is added up); nothing else is parsed. The response's HEADERS
- * are not decoded (nothing here needs them). On SIGTERM, or when the stream ends, it
- * prints {"received": flows, "lost": lost events, "bytes": message bytes, "end": why}.
+ * whose num_events_lost is added up by source); nothing else is parsed. The response's
+ * HEADERS are not decoded (nothing here needs them). On SIGTERM, or when the stream
+ * ends, it prints {"received": flows, "lost": overwritten in the flow ring before it
+ * read them, "upstream_lost": lost before the ring, "bytes": message bytes, "end": why}.
  *
  * usage: follower_client SOCKET [REQUEST_HEX]   (default request: {follow: true})
  */
@@ -43,7 +44,7 @@
 
 static volatile sig_atomic_t stopping;
 static int fd;
-static unsigned long long received, lost, message_bytes;
+static unsigned long long received, lost, upstream_lost, message_bytes;
 
 /* The message being split out of DATA payloads. */
 static unsigned char prefix[5];
@@ -114,14 +115,19 @@ static void message_done(void) {
         unsigned used, i;
         uint64_t sub = varint(head + 1, head_have - 1, &used);
         i = 1 + used;
-        uint64_t end = i + sub < head_have ? i + sub : head_have;
+        uint64_t end = i + sub < head_have ? i + sub : head_have, source = 0, count = 0;
         while (i < end) {
             unsigned char tag = head[i++];
             uint64_t value = varint(head + i, (unsigned)(end - i), &used);
             i += used;
-            if (tag == 0x10) lost += value;
-            else if ((tag & 7) != 0) break;   /* only varints precede it */
+            if (tag == 0x08) source = value;
+            else if (tag == 0x10) count = value;
+            else break;                       /* only these two varints come first */
         }
+        /* The ring overwrote them before this follower read them (HUBBLE_RING_BUFFER);
+         * the others were lost before the ring (kernel, observer queue). */
+        if (source == 3) lost += count;
+        else upstream_lost += count;
     }
 }
 
@@ -156,8 +162,8 @@ static int hexval(char c) {
 }
 
 static void finish(const char *why) {
-    printf("{\"received\": %llu, \"lost\": %llu, \"bytes\": %llu, \"end\": \"%s\"}\n",
-           received, lost, message_bytes, why);
+    printf("{\"received\": %llu, \"lost\": %llu, \"upstream_lost\": %llu, \"bytes\": %llu, "
+           "\"end\": \"%s\"}\n", received, lost, upstream_lost, message_bytes, why);
     fflush(stdout);
     exit(0);
 }

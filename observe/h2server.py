@@ -64,19 +64,28 @@ HIGH_WATER = 1 << 20              # bytes queued per stream before its producer 
 KEEPALIVE_SECONDS = 60.0
 KEEPALIVE_TIMEOUT_SECONDS = 20.0
 ANY_NAME = "*"
+# The interpreter's GIL switch interval a process serving followers should run with
+# (sys.setswitchinterval; Python's default is 5 ms). The agent's reader, observer,
+# followers and this loop share one GIL: with 5 ms a thread back from a syscall or a
+# wait can sit 5 ms behind a busy one, longer than a 4,095-entry flow ring lasts at
+# 200,000 flows/s. Measured in table 4b: 0.5 ms took a follower from ~115k to 220k
+# flows/s without loss (docs/PERFORMANCE.md).
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 _PREFIX = struct.Struct(">BI").pack
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
+# The 5-byte prefixes of messages shorter than this, made once (a flow is ~300 bytes).
+_PREFIXES = [_PREFIX(0, n) for n in range(1 << 14)]
+
+
 def frame(messages: Batch) -> bytes:
     """Messages as gRPC puts them in DATA frames: flag 0, length (4 bytes), bytes."""
-    parts: list[bytes] = []
-    append = parts.append
-    for message in messages:
-        append(_PREFIX(0, len(message)))
-        append(message)
-    return b"".join(parts)
+    prefixes, short = _PREFIXES, len(_PREFIXES)
+    return b"".join([part for message in messages for part in (
+        prefixes[len(message)] if len(message) < short else _PREFIX(0, len(message)),
+        message)])
 
 
 def parse_timeout(text: str) -> float | None:
@@ -106,6 +115,10 @@ class _Stream:
         self.started = False
         self.headers_sent = False
         self.pending: deque[bytes] = deque()
+        # Handed over by the handler's thread, not yet taken by the loop: one wake-up of
+        # the loop takes all of it (a wake-up is a syscall and a GIL hand-over).
+        self.inbox: deque[bytes] = deque()
+        self.wake_pending = False
         self.handed = 0           # bytes the handler handed over (its thread writes)
         self.flushed = 0          # of those, given to h2 or dropped (the loop writes)
         self.trailers: tuple[grpc.StatusCode, str] | None = None
@@ -144,7 +157,10 @@ class _Stream:
             return
         data = frame(batch)
         self.handed += len(data)
-        self.conn.loop.call_soon_threadsafe(self.conn.push, self, data)
+        self.inbox.append(data)
+        if not self.wake_pending:
+            self.wake_pending = True
+            self.conn.loop.call_soon_threadsafe(self.conn.take, self)
 
     def finish(self, code: grpc.StatusCode, message: str = "") -> None:
         self.conn.loop.call_soon_threadsafe(self.conn.end, self, code, message)
@@ -319,15 +335,22 @@ class _Connection(asyncio.Protocol):
                          name=f"grpc{stream.method.path}").start()
 
     # -- sending -------------------------------------------------------------------
-    def push(self, stream: _Stream, data: bytes) -> None:
-        if stream.done:
-            stream.flushed += len(data)
-            return
-        stream.pending.append(data)
+    def take(self, stream: _Stream) -> None:
+        """What the handler handed over, queued and sent as the windows allow."""
+        stream.wake_pending = False     # first: a batch handed after this wakes us again
+        inbox, pending = stream.inbox, stream.pending
+        while inbox:
+            data = inbox.popleft()
+            if stream.done:
+                stream.flushed += len(data)
+            else:
+                pending.append(data)
         self.flush(stream)
         self.write()
 
     def end(self, stream: _Stream, code: grpc.StatusCode, message: str) -> None:
+        if stream.inbox:
+            self.take(stream)
         if stream.done or stream.trailers is not None:
             return
         stream.trailers = (code, message)

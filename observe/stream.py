@@ -26,7 +26,12 @@ from observe.ring import RING, FlowObserver, lost_response
 
 # How long a follower waits for new entries before it re-checks that it is wanted.
 FOLLOW_POLL_SECONDS = 0.25
-READ_BATCH = 256
+READ_BATCH = 2048
+# After a read that did not fill a batch, a follower lets entries gather this long before
+# it reads again: at a flood's rate a batch then holds hundreds of flows and the threads
+# of the agent (reader, observer, follower, transport) hand the GIL over a few hundred
+# times a second instead of once per poll; a flow waits at most this long for it.
+FOLLOW_LINGER_SECONDS = 0.002
 MAX_MEMO = 65536    # filter answers kept per stream before the table starts over
 # What one GetFlows request may ask of the filters (allow-list and deny-list together).
 # A new kind of flow is matched against all of them under the GIL: 100,000 CIDRs cost
@@ -150,6 +155,8 @@ class FlowStream:
                     return
                 continue
             entries, lost, seq = ring.read_from(seq, READ_BATCH)
+            if len(entries) < READ_BATCH:
+                time.sleep(FOLLOW_LINGER_SECONDS)
             if lost:
                 # This reader fell behind and entries were overwritten under it.
                 self.observer.count_ring_lost(lost)
