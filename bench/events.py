@@ -182,18 +182,23 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             for kind, rate in ((k, int(r)) for k in filter(None, a.followers.split(","))
                                for r in a.follow_rates.split(",")):
                 follower = FOLLOWERS[kind](current[0])
+                # The follower's books run from its start (a stray record, an IPv6
+                # router solicitation, can come before the stage's own snapshot).
+                seen_before = current[0].status().seen_flows
                 follower.start()
                 try:
                     st = stage(rate)
                     time.sleep(0.5)       # the follower reads what the drain left
                 finally:
                     got = follower.stop()
+                followed = current[0].status().seen_flows - seen_before
                 follow_stages.append({**st, "follower": kind, "ring": ring,
                                       "received": got["received"],
                                       "follower_lost": got["lost"],
                                       "received_per_s": got["received"] / a.seconds,
+                                      "followed_flows": followed,
                                       "unaccounted_follower":
-                                          st["flows"] - got["received"] - got["lost"]})
+                                          followed - got["received"] - got["lost"]})
         mapped = getattr(dp._reader, "_mapped", None)
         return {"stages": stages, "follow_stages": follow_stages, "reader": mode,
                 "ring_pages": a.ring_pages,
@@ -284,8 +289,8 @@ def tables(res: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, str]]
                 "read); grpcio: the same server, a grpcio client process. "
                 "received/s = flows received / stage seconds; follower lost "
                 "= overwritten in the ring before the follower read them "
-                "(HUBBLE_RING_BUFFER); flows = received + follower lost (unaccounted: the "
-                "difference)."]
+                "(HUBBLE_RING_BUFFER); flows seen from the follower's start = received + "
+                "follower lost (unaccounted: the difference)."]
     whats = {"stream": "GetFlows follower (handler, in the agent's process)",
              "grpc": "GetFlows follower over gRPC (unix socket, C client)",
              "grpcio": "GetFlows follower over gRPC (grpcio client)"}

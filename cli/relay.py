@@ -84,7 +84,8 @@ def run_relay(args: argparse.Namespace) -> int:
         raise MembraneError("relay: serve somewhere: --unix-socket PATH or "
                             f"--listen-address :{RELAY_PORT}")
     source = peer_source(args)
-    pool = NodePool(channel_factory(_client_tls(args)))
+    client_tls = _client_tls(args)
+    pool = NodePool(channel_factory(client_tls), client_tls)
     if args.tls_client_ca and not args.tls_client_name:
         raise MembraneError("relay: --tls-client-ca needs --tls-client-name: the client "
                             "certificate names (CN or SAN) that may read flows ('*': "

@@ -34,6 +34,7 @@ from observe.encoder import timestamp
 from observe.gen.observer import observer_pb2 as opb
 from observe.gen.observer import observer_pb2_grpc as opb_grpc
 from observe.gen.relay import relay_pb2 as rpb
+from observe.relay.h2client import FlowsCall, FlowsError
 from observe.relay.merge import Entry, SortBuffer, merge_histories
 from observe.relay.pool import Node, NodePool
 from observe.ring import QUEUE, lost_response
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 METHOD = f"/{SERVICE}/GetFlows"
 RECONNECT_MAX_SECONDS = 10.0
-QUEUE_SIZE = 65536
+QUEUE_SIZE = 4096      # batches of one node's flows (a read of its stream each)
 HISTORY_BATCH = 256    # responses per write of a merged history
 
 
@@ -167,7 +168,7 @@ class Follower:
         self.relay = relay
         self.request = request
         self.active = active
-        self.queue: queue.Queue[tuple[str, Node, bytes | str]] = queue.Queue(QUEUE_SIZE)
+        self.queue: queue.Queue[tuple[str, Node, list[bytes] | str]] = queue.Queue(QUEUE_SIZE)
         self.readers: dict[str, tuple[Node, threading.Event]] = {}
         self.lost = 0
         self._stop = threading.Event()
@@ -187,8 +188,9 @@ class Follower:
                 except queue.Empty:
                     kind = ""
                 while kind:
-                    if kind == "flow" and isinstance(payload, bytes):
-                        buffer.push(_time_ns(payload), payload)
+                    if kind == "flows" and isinstance(payload, list):
+                        for data in payload:
+                            buffer.push(_time_ns(data), data)
                     elif isinstance(payload, str):
                         out.extend(buffer.drain())
                         out.append(self._node_event(kind, node, payload))
@@ -230,11 +232,12 @@ class Follower:
         n, self.lost = self.lost, 0
         return lost_response(QUEUE, n, self.relay.name).SerializeToString()
 
-    def _put(self, item: tuple[str, Node, bytes | str]) -> None:
+    def _put(self, item: tuple[str, Node, list[bytes] | str]) -> None:
         try:
             self.queue.put_nowait(item)
         except queue.Full:
-            self.lost += 1      # the merger is behind: counted, and said in the stream
+            # The merger is behind: counted, and said in the stream.
+            self.lost += len(item[2]) if isinstance(item[2], list) else 1
 
     def _read(self, node: Node, stop: threading.Event) -> None:
         """Follows one node until stopped; reconnects with backoff."""
@@ -246,25 +249,23 @@ class Follower:
         resubscribe.ClearField("since")
         while not stop.is_set() and not self._stop.is_set():
             try:
-                grpc.channel_ready_future(node.channel).result(timeout=self.relay.timeout)
-            except grpc.FutureTimeoutError:
-                self.relay.pool.mark(node, rpb.NODE_UNAVAILABLE, "not reachable")
-                self._put(("unavailable", node, "not reachable"))
+                call = FlowsCall.open(node.peer.address, request, self.relay.pool.tls_context,
+                                      node.peer.tls_server_name)
+            except FlowsError as err:
+                self.relay.pool.mark(node, rpb.NODE_UNAVAILABLE, err.details())
+                self._put(("unavailable", node, err.details()))
                 stop.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
                 continue
             self.relay.pool.mark(node, rpb.NODE_CONNECTED)
             self._put(("connected", node, ""))
-            call = _flows_call(node)(request)
-            watcher = threading.Thread(target=lambda: (stop.wait(), call.cancel()),
-                                       daemon=True)
-            watcher.start()
+            threading.Thread(target=_cancel_when_set, args=(stop, call), daemon=True).start()
             try:
-                for data in call:
+                for batch in call:
                     delay = 0.5
-                    self._put(("flow", node, data))
+                    self._put(("flows", node, batch))
                 return
-            except grpc.RpcError as err:
+            except FlowsError as err:
                 if stop.is_set() or err.code() == grpc.StatusCode.CANCELLED:
                     return
                 state = _state_of(err)
@@ -279,19 +280,54 @@ class Follower:
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
 
+def _cancel_when_set(stop: threading.Event, call: FlowsCall) -> None:
+    stop.wait()
+    call.cancel()
+
+
 def _flows_call(node: Node) -> "grpc.UnaryStreamMultiCallable[bytes, bytes]":
     # Raw bytes both ways: the relay forwards each node's serialized flows untouched.
     return node.channel.unary_stream(METHOD, request_serializer=passthrough,
                                      response_deserializer=passthrough)
 
 
+_TIME_TAG = b"\xca\x3e"      # GetFlowsResponse.time (1001, length-delimited)
+
+
 def _time_ns(data: bytes) -> int:
+    """A response's time. Field 1001 is serialized last (protobuf writes fields in
+    number order), so it is read from the tail when it ends the message exactly; else
+    the response is parsed."""
+    at = data.rfind(_TIME_TAG, max(0, len(data) - 24))
+    if 0 <= at < len(data) - 2 and data[at + 2] < 0x80 and \
+            at + 3 + data[at + 2] == len(data):
+        seconds = nanos = 0
+        i, end = at + 3, len(data)
+        while i < end:
+            tag = data[i]
+            value = shift = 0
+            i += 1
+            while i < end:
+                b = data[i]
+                i += 1
+                value |= (b & 0x7F) << shift
+                shift += 7
+                if b < 0x80:
+                    break
+            if tag == 0x08:
+                seconds = value
+            elif tag == 0x10:
+                nanos = value
+            else:
+                break
+        else:
+            return seconds * 1_000_000_000 + nanos
     resp = opb.GetFlowsResponse.FromString(data)
     return resp.time.ToNanoseconds() if resp.HasField("time") else \
         resp.flow.time.ToNanoseconds()
 
 
-def _state_of(err: grpc.RpcError) -> rpb.NodeState.ValueType:
+def _state_of(err: grpc.RpcError | FlowsError) -> rpb.NodeState.ValueType:
     """Unreachable or too slow: unavailable (tried again); anything else: the node
     refused or failed the request."""
     if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):

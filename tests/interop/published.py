@@ -47,7 +47,8 @@ def method(name):
     m = service.methods_by_name[name]
     request, response = message(m.input_type.full_name), message(m.output_type.full_name)
     kind = channel.unary_stream if m.server_streaming else channel.unary_unary
-    return request, kind(f"/{service.full_name}/{name}", request_serializer=request.SerializeToString,
+    return request, kind(f"/{service.full_name}/{name}",
+                         request_serializer=request.SerializeToString,
                          response_deserializer=response.FromString)
 
 

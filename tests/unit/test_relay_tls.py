@@ -57,7 +57,7 @@ def test_the_relay_finds_and_reads_an_agent_over_mutual_tls(certs: Path) -> None
                                certs / "agent.key", certs / "ca.crt", ["membrane-relay"],
                                peers=lambda: peers)
     tls = ClientTLS(str(certs / "ca.crt"), str(certs / "relay.crt"), str(certs / "relay.key"))
-    pool = NodePool(channel_factory(tls))
+    pool = NodePool(channel_factory(tls), tls)
     stop = threading.Event()
     source = PeerService(f"127.0.0.1:{agent_port}", channel_factory(tls), "membrane-agent")
     threading.Thread(target=source.watch, args=(pool.update, stop), daemon=True).start()
