@@ -79,6 +79,14 @@ def test_the_relay_finds_and_reads_an_agent_over_mutual_tls(certs: Path) -> None
             assert node.tls.enabled and node.tls.server_name == "membrane-agent"
             got = list(stub.GetFlows(opb.GetFlowsRequest(number=5), timeout=10))
             assert [r.flow.node_name for r in got if r.HasField("flow")] == ["node1"]
+            # Followed: the relay reads the agent's stream over its own HTTP/2 client,
+            # mutual TLS and all (observe.relay.h2client).
+            follow = stub.GetFlows(opb.GetFlowsRequest(follow=True), timeout=10)
+            time.sleep(1.0)
+            observer.add_flow(make_flow(1))
+            followed = next(r for r in follow if r.HasField("flow"))
+            assert followed.flow.l4.TCP.source_port == 1001
+            follow.cancel()
         # The agent's certificate is signed by the same CA, but may not read flows.
         agent_cert = grpc.ssl_channel_credentials(
             (certs / "ca.crt").read_bytes(), (certs / "agent.key").read_bytes(),
