@@ -31,7 +31,7 @@ READ_BATCH = 2048
 # it reads again: at a flood's rate a batch then holds hundreds of flows and the threads
 # of the agent (reader, observer, follower, transport) hand the GIL over a few hundred
 # times a second instead of once per poll; a flow waits at most this long for it.
-FOLLOW_LINGER_SECONDS = 0.002
+FOLLOW_LINGER_SECONDS = 0.005
 MAX_MEMO = 65536    # filter answers kept per stream before the table starts over
 # What one GetFlows request may ask of the filters (allow-list and deny-list together).
 # A new kind of flow is matched against all of them under the GIL: 100,000 CIDRs cost
