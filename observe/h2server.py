@@ -314,6 +314,7 @@ class _Connection(asyncio.Protocol):
             return
         stream.body += event.data or b""
         if len(stream.body) > MAX_REQUEST_BYTES + 5:
+            stream.started = True       # answered: no handler for it
             self.end(stream, grpc.StatusCode.RESOURCE_EXHAUSTED,
                      f"request larger than {MAX_REQUEST_BYTES} bytes")
 
@@ -459,6 +460,14 @@ def _certificate_names(cert: dict[str, Any]) -> frozenset[str]:
     return frozenset(names)
 
 
+def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A client that fails the TLS handshake (no certificate, another CA) or drops its
+    connection is the client's problem: one line, not a traceback."""
+    err = context.get("exception")
+    log.info("observer connection: %s%s", context.get("message", ""),
+             f": {err}" if err is not None else "")
+
+
 def _run(stream: _Stream, payload: bytes) -> None:
     """One call's handler, on its own thread, to its status."""
     method = stream.method
@@ -503,6 +512,7 @@ class H2GrpcServer:
         self.keepalive_s = keepalive_s
         self.keepalive_timeout_s = keepalive_timeout_s
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(_quiet)
         self.connections: set[_Connection] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
