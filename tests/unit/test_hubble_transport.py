@@ -20,13 +20,15 @@ import h2.connection
 import h2.events
 import pytest
 
+from cli.observe import observer_target
 from observe.gen.flow import flow_pb2 as fpb
 from observe.gen.observer import observer_pb2 as opb
 from observe.gen.observer import observer_pb2_grpc as opb_grpc
 from observe.h2server import H2GrpcServer, encode_message, frame, parse_timeout
 from observe.ring import FlowObserver
 from observe.rpc import Call, Method
-from observe.server import SERVICE, observer_methods, passthrough, serve_unix
+from observe.server import SERVICE, observer_methods, observer_socket, passthrough
+from observe.server import serve_unix
 from tests.unit.test_observe_server import make_flow
 
 
@@ -317,3 +319,16 @@ def test_stop_ends_a_follow_and_closes_the_socket(tmp: Path) -> None:
                                             grpc.StatusCode.INTERNAL)
     s.channel.close()
     s.observer.stop()
+
+
+def test_an_agents_api_socket_stands_for_the_observer_socket_beside_it(tmp: Path) -> None:
+    agent = tmp / "agent.sock"
+    assert observer_socket(agent) == str(tmp / "agent.observer.sock")
+    assert observer_socket("unix://" + str(agent)) == str(tmp / "agent.observer.sock")
+    assert observer_target(str(agent)) == str(agent)          # no Observer beside it
+    Path(observer_socket(agent)).touch()
+    assert observer_target(str(agent)) == str(tmp / "agent.observer.sock")
+    assert observer_target("unix:" + str(agent)) == str(tmp / "agent.observer.sock")
+    assert observer_target("10.0.0.1:4244") == "10.0.0.1:4244"
+    relay = str(tmp / "relay.sock")
+    assert observer_target(relay) == relay
