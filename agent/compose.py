@@ -89,7 +89,7 @@ def compose(config: AgentConfig, datapath: Datapath | None = None,
     allocator, cidr_allocator = make_allocators(config)
     engine = PolicyEngine(allocator, cidr_allocator, cluster=config.cluster,
                           label_filter=LabelFilter.default().with_excluded(*config.exclude_labels),
-                          limits=config.policy_limits())
+                          modes=config.policy_modes, limits=config.policy_limits())
     endpoints = EndpointManager(EndpointRegistry(config.state_dir), datapath, lock, kick, errors)
     metrics = make_metrics(config)
     unmanaged = UnmanagedPods(config.node, store, endpoints.registry, health,

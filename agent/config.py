@@ -22,6 +22,7 @@ from agent.health import HEALTH_ADDRESS
 from agent.policy.limits import (DEFAULT_MAX_CIDR_PREFIXES, DEFAULT_MAX_ENTRIES_PER_ENDPOINT,
                                  DEFAULT_MAX_PREFIXES_PER_POLICY, DEFAULT_NAMESPACE_SHARE,
                                  PolicyLimits)
+from agent.policy.modes import ENFORCEMENT_MODES, PolicyModes
 from core.errors import MembraneError
 from observe.metrics import DEFAULT_METRICS, parse_metrics
 from observe.ring import DEFAULT_CAPACITY, DEFAULT_QUEUE_SIZE
@@ -96,6 +97,8 @@ class AgentConfig:
     # Client certificate names (subject CN or SAN) that may read flows over TCP; "*":
     # every certificate the client CA signed. Required with observer_listen.
     tls_client_names: tuple[str, ...] = ()
+    enable_policy: str = "default"           # enforcement: default | always | never
+    policy_audit_mode: bool = False          # policy denials pass, reported as AUDIT
 
     @property
     def lab_store(self) -> str | None:
@@ -104,12 +107,19 @@ class AgentConfig:
             return self.source[len(LAB_SOURCE_PREFIX):]
         return None
 
+    @property
+    def policy_modes(self) -> PolicyModes:
+        return PolicyModes.of(self.enable_policy, self.policy_audit_mode)
+
     def validate(self) -> None:
         """The source and the datapath are checked where they are built (agent.compose),
         since tests hand the agent their own."""
         if self.identity_backend not in IDENTITY_BACKENDS:
             raise MembraneError(f"--identity-backend {self.identity_backend!r}: expected "
                                 f"{' or '.join(IDENTITY_BACKENDS)}")
+        if self.enable_policy not in ENFORCEMENT_MODES:
+            raise MembraneError(f"--enable-policy {self.enable_policy!r}: expected "
+                                f"{', '.join(ENFORCEMENT_MODES)}")
         if self.identity_backend == "etcd" and not self.etcd_endpoints:
             raise MembraneError("--identity-backend etcd needs --etcd URL")
         try:

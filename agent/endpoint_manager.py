@@ -197,7 +197,10 @@ class EndpointManager:
             return
         self._written[ep.id] = Written(slot, policy)
         ep.identity, ep.ifindex = slot.identity, slot.ifindex
-        ep.ingress_enforced, ep.egress_enforced = policy.ingress_enforced, policy.egress_enforced
+        # Enforced: policy decides the direction (NetworkPolicy, a tier, or "always").
+        ep.ingress_enforced = policy.decides(Direction.INGRESS)
+        ep.egress_enforced = policy.decides(Direction.EGRESS)
+        ep.audit = policy.audit
         ep.policy_entries = len(policy.entries)
         ep.policy_revision = revision
 

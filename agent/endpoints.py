@@ -65,6 +65,7 @@ class Endpoint:
     error: str = ""
     ingress_enforced: bool = False
     egress_enforced: bool = False
+    audit: bool = False          # policy audit mode: denials pass, reported as AUDIT
     policy_revision: int = 0
     policy_entries: int = 0
     last_regeneration_ms: float = 0.0
@@ -83,7 +84,7 @@ class Endpoint:
             state=self.state.value, error=self.error, ingress_enforced=self.ingress_enforced,
             egress_enforced=self.egress_enforced, policy_revision=self.policy_revision,
             policy_entries=self.policy_entries, last_regeneration_ms=self.last_regeneration_ms,
-            labels_left_out=self.labels_left_out, ipv6=self.ipv6)
+            audit=self.audit, labels_left_out=self.labels_left_out, ipv6=self.ipv6)
 
 
 def interface_index(ifname: str) -> int:

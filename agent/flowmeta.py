@@ -11,18 +11,25 @@ metadata_changed) is told so flows built from now on say what changed.
 Policy names come from the engine's provenance, the same the `policy trace` command
 prints, indexed per local endpoint and direction: the policies that select the pod for
 that direction (isolating it) and, per allow entry, the policies that contributed it.
-Policies are named "namespace/name", as trace names them.
+Policies are named "namespace/name", as trace names them. Where cluster-wide tiers (or
+the enforcement mode) decide a direction, the endpoint's EndpointPolicy decides the flow
+again as the datapath did (agent.policy.mapstate.decide): an Admin or Baseline rule that
+decided names its policy and rule (an Allow in *_allowed_by; a Deny, also one audit mode
+let through, in *_denied_by); a Pass, or no tier rule, leaves it to the NetworkPolicies
+as above. The peer is the event's one identity: a rule on `networks` covering a pod's
+address is not seen for that pod's flows (the datapath also matched its CIDR identity).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent.endpoints import Endpoint, interface_index
 from agent.policy.engine import PolicyEngine
-from agent.policy.mapstate import PolicyKey
+from agent.policy.mapstate import DecidedBy, EndpointPolicy, PolicyKey, TierEntry
+from agent.policy.tiers import TierProvenance
 from agent.pod_workloads import workloads_of
 from agent.store import Snapshot
 from core.protocols import Direction
@@ -43,6 +50,10 @@ class IdentityLookup(Protocol):
 class _DirectionPolicies:
     isolated_by: tuple[PolicyRef, ...]
     entries: tuple[tuple[PolicyKey, tuple[PolicyRef, ...]], ...]
+    # Tiers or the enforcement mode decide this direction: the policy to decide with,
+    # and the rule behind each of its tier entries.
+    tiered: EndpointPolicy | None = None
+    tier_refs: Mapping[TierEntry, PolicyRef] = field(default_factory=dict)
 
 
 def _ref(policy_key: str, revision: int) -> PolicyRef:
@@ -50,11 +61,22 @@ def _ref(policy_key: str, revision: int) -> PolicyRef:
     return PolicyRef(name=name, namespace=namespace, revision=revision)
 
 
+def _tier_ref(why: TierProvenance, revision: int) -> PolicyRef:
+    kind, _, name = why.policy.partition("/")
+    return PolicyRef(name=name, namespace="", kind=kind, revision=revision,
+                     rule=why.rule_path)
+
+
 def policy_index(engine: PolicyEngine, pod_key: str, revision: int
                  ) -> dict[Direction, _DirectionPolicies]:
-    """Per direction: who isolates the pod, and who contributed each allow entry."""
+    """Per direction: who isolates the pod, and who contributed each allow entry (and,
+    where tiers decide, the rule behind each tier entry)."""
     selecting = engine.selecting_policies(pod_key)
     provenance = engine.provenance(pod_key)
+    policy = engine.endpoint_policy(pod_key)
+    tier_refs = {entry: _tier_ref(min(whys), revision)
+                 for entry, whys in engine.tiers.provenance(pod_key).items()
+                 if whys and min(whys).policy}
     out = {}
     for direction in Direction:
         isolating = tuple(_ref(k, revision) for k in selecting
@@ -62,8 +84,28 @@ def policy_index(engine: PolicyEngine, pod_key: str, revision: int
         entries = tuple(
             (key, tuple(_ref(p, revision) for p in sorted({w.policy for w in whys if w.policy})))
             for key, whys in provenance.items() if key.direction is direction)
-        out[direction] = _DirectionPolicies(isolating, entries)
+        tiered = policy.tiered(direction)
+        out[direction] = _DirectionPolicies(
+            isolating, entries, policy if tiered else None,
+            {e: r for e, r in tier_refs.items() if e.direction is direction} if tiered else {})
     return out
+
+
+def _tier_names(side: _DirectionPolicies, direction: Direction, peer_identity: int,
+                protocol: int, port: int) -> PolicyVerdictNames | None:
+    """The names when a tier rule or the mode's default decided; None: NetworkPolicy's
+    step (or nothing) decided."""
+    assert side.tiered is not None
+    decision = side.tiered.decide(direction, (peer_identity,), protocol, port)
+    if decision.by is DecidedBy.DEFAULT:
+        return PolicyVerdictNames()
+    if decision.by not in (DecidedBy.ADMIN, DecidedBy.BASELINE) or decision.entry is None:
+        return None
+    ref = side.tier_refs.get(decision.entry)
+    refs = (ref,) if ref is not None else ()
+    if decision.allowed:
+        return PolicyVerdictNames(allowed_by=refs, isolated_by=side.isolated_by)
+    return PolicyVerdictNames(isolated_by=refs)
 
 
 class AgentMetadata:
@@ -130,6 +172,10 @@ class AgentMetadata:
         if sides is None:
             return PolicyVerdictNames()
         side = sides[direction]
+        if side.tiered is not None:
+            named = _tier_names(side, direction, peer_identity, protocol, port)
+            if named is not None:
+                return named
         allowed: dict[PolicyRef, None] = {}
         for key, refs in side.entries:
             if key.matches((peer_identity,), protocol, port):

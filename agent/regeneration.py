@@ -43,7 +43,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Sequence
+from dataclasses import replace
+from typing import Callable, Iterable, Sequence
 
 from agent.api.services import LoadedPolicies
 from agent.datapath.interface import Datapath, EndpointSlot
@@ -51,10 +52,12 @@ from agent.endpoint_manager import INIT_POLICY, EndpointManager
 from agent.endpoints import Endpoint, EndpointState, interface_index
 from agent.flowmeta import AgentMetadata
 from agent.health import ErrorHistory, HealthChecks
+from agent.k8s.clusterpolicy import describe_same_priority, same_priority_groups
 from agent.mapshares import NODE_ENTRY, Planned, PolicyMapShares, Wanted
 from agent.policy.engine import PolicyEngine
+from agent.policy.explain import Explanation, explain
 from agent.policy.limits import DEFAULT_NAMESPACE_SHARE, policy_map_entries
-from agent.policy.mapstate import Direction, EndpointPolicy
+from agent.policy.mapstate import Direction, EndpointPolicy, TierAction
 from agent.policy.trace import TraceResult, trace_engine
 from agent.store import Snapshot, Store
 from core.errors import DatapathError
@@ -216,7 +219,10 @@ class Regenerator:
                 new.egress_enforced and not any(k.direction is Direction.EGRESS for k in added))
             if ingress and not old.ingress_enforced:
                 kept |= new.entries & NODE_ENTRY   # a new deny must not cut kubelet probes
-            interim = EndpointPolicy(ingress, egress, kept)
+            # The tiers' entries, default deny and audit stay as written until step 7
+            # (keeping them never opens anything: the NetworkPolicy step only narrows).
+            interim = replace(old, ingress_enforced=ingress, egress_enforced=egress,
+                              entries=kept)
             if interim != old:
                 self._endpoints.write(ep, written.slot, interim, ep.policy_revision)
 
@@ -294,6 +300,16 @@ class Regenerator:
         with self._applied:
             return self._applied.wait_for(lambda: self.applied_revision >= revision, timeout)
 
+    def undefined_orders(self) -> tuple[str, ...]:
+        """Tier policies that share a priority and a selected pod: the API leaves their
+        order undefined; each note says the order Membrane uses (`policy get`,
+        `status`)."""
+        with self._lock:
+            engine = self._engine
+            groups = same_priority_groups(engine.tiers.policies(),
+                                          lambda p: engine.selected_endpoints(p.key))
+        return tuple(describe_same_priority(group) for group in groups)
+
     def policy_written(self) -> bool:
         """Readiness: a pass has completed, and every endpoint has its policy written at
         the applied revision (ready, or fail-closed on purpose with the reason shown)."""
@@ -321,12 +337,15 @@ class Regenerator:
 
 
 def _without_cidr_entries(target: Planned, why: str) -> Planned:
-    """Fail closed while the cidr map is out of step: no entry allows a CIDR identity."""
+    """Fail closed while the cidr map is out of step: no entry allows a CIDR identity
+    (a tier's Allow or Pass naming one becomes a Deny at its rank)."""
     entries = frozenset(k for k in target.policy.entries if k.peer < MIN_CIDR_IDENTITY)
-    if len(entries) == len(target.policy.entries):
+    tiers = frozenset(
+        e if e.peer < MIN_CIDR_IDENTITY or e.action is TierAction.DENY
+        else replace(e, action=TierAction.DENY) for e in target.policy.tier_entries)
+    if entries == target.policy.entries and tiers == target.policy.tier_entries:
         return target
-    policy = EndpointPolicy(target.policy.ingress_enforced, target.policy.egress_enforced,
-                            entries)
+    policy = replace(target.policy, entries=entries, tier_entries=tiers)
     return Planned(policy, "; ".join(p for p in (target.problem, why) if p))
 
 
@@ -347,10 +366,24 @@ class PolicyQueries:
             for ep in self._endpoints.all():
                 for policy_key in self._engine.selecting_policies(ep.key):
                     selected.setdefault(policy_key, []).append(ep.id)
+        tiers = dict(snapshot.objects.cluster_policies)
+        notes = self._regenerator.undefined_orders()
         return LoadedPolicies(
             revision=snapshot.source_revision, policies=dict(snapshot.objects.policies),
             rejected=snapshot.rejected, warnings=snapshot.warnings,
-            selected_endpoints={k: tuple(ids) for k, ids in selected.items()})
+            selected_endpoints={k: tuple(ids) for k, ids in selected.items()},
+            cluster_policies=tiers, notes=notes)
+
+    def decided_by(self, pod_key: str, direction: Direction, peers: Iterable[int],
+                   protocol: int, port: int) -> Explanation | None:
+        """Which tier, policy and rule decide a forward packet of a local endpoint (the
+        flow's endpoint, direction, peer identities, protocol and port): for flows'
+        ingress_allowed_by / egress_allowed_by and AUDIT flows' would-be denier. None
+        for a pod the engine does not know (gone since the event)."""
+        with self._lock:
+            if pod_key not in self._engine.pods():
+                return None
+            return explain(self._engine, pod_key, direction, peers, protocol, port)
 
     def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4
               ) -> TraceResult:

@@ -1,15 +1,18 @@
-"""API serving: the Agent and Observer gRPC services on the agent's unix socket (mode
-0600, root's only), and the Observer alone on TCP when asked, with mutual TLS only, to
-the client certificates it names (observe.tls).
+"""API serving: the Agent gRPC service (grpcio) on the agent's unix socket, the Observer
+and Peer services (observe.h2server) on the Observer's socket beside it
+(observe.server.observer_socket: agent.sock -> agent.observer.sock, as Cilium keeps
+hubble.sock beside cilium.sock), both mode 0600, root's only; and the Observer alone on
+TCP when asked, with mutual TLS only, to the client certificates it names (observe.tls).
 
-The socket's directory also gets `<socket>.pid`, which lets tools find this agent; both
-files are removed at stop. The TCP listener refuses to start without its certificate,
+The socket's directory also gets `<socket>.pid`, which lets tools find this agent; all
+three files are removed at stop. The TCP listener refuses to start without its certificate,
 key and client CA: flows are never served in plaintext or to anonymous clients.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from concurrent import futures
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +24,13 @@ from agent.api.gen import agent_pb2_grpc
 from agent.api.server import AgentServicer
 from agent.config import AgentConfig
 from agent.store import Store
-from observe.relay.peers import Peer, add_peer_to_server
+from observe.h2server import SWITCH_INTERVAL_SECONDS, H2GrpcServer
+from observe.relay.peers import Peer, peer_methods
 from observe.ring import FlowObserver
-from observe.server import add_observer_to_server
+from observe.server import observer_methods, observer_socket, serve_unix
 from observe.tls import serve_tcp_with_tls
 
-# Each `observe --follow` stream holds a worker thread: leave room for Agent RPCs.
-MAX_WORKERS = 64
+MAX_WORKERS = 64   # agent API calls served at once
 STOP_GRACE = 0.5   # seconds in-flight RPCs get at stop
 
 
@@ -49,10 +52,15 @@ class ApiServer:
         self._observer = observer
         self._tls = tls
         self._peers = peers
+        self.observer_socket = observer_socket(socket_path)
         self._server: grpc.Server | None = None
-        self._tls_server: grpc.Server | None = None
+        self._observer_server: H2GrpcServer | None = None
+        self._tls_server: H2GrpcServer | None = None
 
     def start(self) -> None:
+        # Followers, the event reader and the Observer's loop share the GIL: hand it
+        # over often (observe.h2server.SWITCH_INTERVAL_SECONDS says why).
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         if self._tls is not None:
             # First: a refused TLS setup stops the start before the socket appears.
             self._tls_server = serve_tcp_with_tls(self._observer, self._tls.address,
@@ -64,11 +72,12 @@ class ApiServer:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if os.path.exists(path):
             os.unlink(path)  # a stale socket of a previous run
+        methods = observer_methods(self._observer, address="unix:" + self.observer_socket)
+        if self._peers is not None:
+            methods += peer_methods(self._peers)
+        self._observer_server = serve_unix(methods, self.observer_socket)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS))
         agent_pb2_grpc.add_AgentServicer_to_server(self._servicer, server)
-        add_observer_to_server(server, self._observer, address="unix:" + path)
-        if self._peers is not None:
-            add_peer_to_server(server, self._peers)
         old_umask = os.umask(0o177)  # the socket is root's only: 0600
         try:
             server.add_insecure_port("unix:" + path)
@@ -80,11 +89,13 @@ class ApiServer:
         self._server = server
 
     def stop(self) -> None:
-        for server in (self._server, self._tls_server):
-            if server is not None:
-                server.stop(grace=STOP_GRACE).wait()
-        self._server = self._tls_server = None
-        for leftover in (self.socket_path, self.socket_path + ".pid"):
+        if self._server is not None:
+            self._server.stop(grace=STOP_GRACE).wait()
+        for observer_server in (self._observer_server, self._tls_server):
+            if observer_server is not None:
+                observer_server.stop(grace=STOP_GRACE).wait()
+        self._server = self._observer_server = self._tls_server = None
+        for leftover in (self.socket_path, self.socket_path + ".pid", self.observer_socket):
             try:
                 os.unlink(leftover)
             except FileNotFoundError:

@@ -11,7 +11,8 @@ that are not ready and why, pods of this node running without an endpoint
 enforce as asked (policies not enforced, pods without identity, cluster maps out of
 step). Validation warnings about accepted objects are `object_warnings`. What went
 wrong lately is the bounded error history (agent.health.ErrorHistory). Warnings are
-maps at least 90% full.
+maps at least 90% full, and cluster-wide tier policies sharing a priority and a pod
+(their order is undefined by the API: the warning says which order Membrane uses).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class StatusReporter:
             regeneration=RegenerationTimes(self._regenerator.last_regeneration_ms,
                                            self._regenerator.last_change_to_maps_ms),
             errors=self._errors.recent(), problems=tuple(problems),
-            warnings=tuple(map_warning(m) for m in stats.maps if nearly_full(m)),
+            warnings=tuple(map_warning(m) for m in stats.maps if nearly_full(m))
+            + self._regenerator.undefined_orders(),
             rejected=rejected, object_warnings=tuple(str(w) for w in applied.warnings),
             unmanaged=unmanaged)
 

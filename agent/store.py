@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from core.errors import MembraneError
-from agent.k8s.objects import (ClusterObject, ClusterObjects, Namespace, NetworkPolicy, Node,
-                               Pod, Service)
+from agent.k8s.objects import (TIER_KINDS, ClusterObject, ClusterObjects, Namespace,
+                               NetworkPolicy, Node, Pod, Service, TieredPolicy)
 from agent.k8s.rejection import Rejection, describe_in_force
 from agent.k8s.validation.fields import ValidationWarning
 
@@ -29,14 +29,19 @@ StoreObject = ClusterObject
 
 KINDS: dict[type, str] = {Namespace: "Namespace", Pod: "Pod", NetworkPolicy: "NetworkPolicy",
                           Service: "Service", Node: "Node"}
-KIND_NAMES = frozenset(KINDS.values())
+# The cluster-wide tier kinds share one table, keyed "Kind/name" (TieredPolicy.key): a
+# ClusterNetworkPolicy and a BaselineAdminNetworkPolicy may both be called "default".
+KIND_NAMES = frozenset(KINDS.values()) | frozenset(TIER_KINDS)
 KIND_TABLES = {"Namespace": "namespaces", "Pod": "pods", "NetworkPolicy": "policies",
-               "Service": "services", "Node": "nodes"}
+               "Service": "services", "Node": "nodes",
+               **{kind: "cluster_policies" for kind in TIER_KINDS}}
 NETWORK_POLICY = "NetworkPolicy"
 
 
 def object_key(obj: StoreObject) -> tuple[str, str]:
-    """(kind, "ns/name" or "name")."""
+    """(kind, "ns/name" or "name"; "Kind/name" for the tier kinds)."""
+    if isinstance(obj, TieredPolicy):
+        return obj.kind, obj.key
     kind = KINDS[type(obj)]
     if isinstance(obj, (Namespace, Node)):
         return kind, obj.name
@@ -199,7 +204,7 @@ class Store:
             self._warnings.pop(key, None)
 
     def _put(self, key: str, obj: StoreObject) -> None:
-        _table(self._objects, KINDS[type(obj)])[key] = obj
+        _table(self._objects, object_key(obj)[0])[key] = obj
 
     def _remove(self, kind: str, key: str) -> None:
         if kind not in KIND_NAMES:
@@ -228,4 +233,4 @@ def _is_stand_in(obj: StoreObject) -> bool:
 def _copy(objects: ClusterObjects) -> ClusterObjects:
     return replace(objects, namespaces=dict(objects.namespaces), pods=dict(objects.pods),
                    policies=dict(objects.policies), services=dict(objects.services),
-                   nodes=dict(objects.nodes))
+                   nodes=dict(objects.nodes), cluster_policies=dict(objects.cluster_policies))

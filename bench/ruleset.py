@@ -13,6 +13,14 @@ given, are of that family. Membrane's policy is family-free (identities), so bot
 families' rule sets give the same policy; their cluster maps together are a dual-stack
 node's ipcache (`dual_stack_maps`). The iptables peer loads each family's into iptables
 and ip6tables.
+
+Membrane's map state also carries cluster-wide tier entries (issue 13: "the datapath
+ratios still meet their targets with tiers in the maps"), which change no verdict: an
+Admin-tier Pass of the client (so every new benchmark connection decides through the
+Admin tier before NetworkPolicy allows it), an Admin-tier Deny of every tenth peer on a
+port no rule allows, and a Baseline-tier Deny of every tenth peer (never reached: the
+server is isolated by NetworkPolicy). The writer flattens them into the same entries.
+iptables gets none of them: Membrane does more work than its peer, never less.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, PolicyKey
+from agent.policy.mapstate import (ANY_PROTOCOL, ClusterMaps, Direction, EndpointPolicy,
+                                   PolicyKey, TierAction, TierEntry, TierLevel)
 
 TCP = 6
 FIRST_PEER_IDENTITY = 1000
@@ -33,6 +42,7 @@ PEER_NET6 = ipaddress.IPv6Network("fd00:64::/96")  # the same remote pods' IPv6 
 SINK_PORT, IPERF_PORT, RR_PORT, CRR_PORT, UDP_PORT = 5200, 5201, 5202, 5203, 5204
 ALLOWED_PORTS = (SINK_PORT, CRR_PORT)              # inclusive range the client may use
 DENIED_PORT = 5205                                 # nothing allows it: a probe for "enforcing"
+TIER_DENIED_PORT = 9999                            # the Admin tier's Denies (no rule allows it)
 
 
 @dataclass(frozen=True)
@@ -70,12 +80,27 @@ class RuleSet:
         return cls(tuple(out), identities, client_ip, server_ip, family)
 
     # -- Membrane ------------------------------------------------------------------
-    def server_policy(self) -> EndpointPolicy:
+    def server_policy(self, tiers: bool = True) -> EndpointPolicy:
         entries = {PolicyKey(Direction.INGRESS, r.peer, TCP, r.port_low, r.port_high)
                    for r in self.rules}
         # The engine always lets the node reach an ingress-enforced pod (kubelet probes).
         entries.add(PolicyKey(Direction.INGRESS, HOST_IDENTITY, 0))
-        return EndpointPolicy(ingress_enforced=True, entries=frozenset(entries))
+        return EndpointPolicy(ingress_enforced=True, entries=frozenset(entries),
+                              tier_entries=self.tier_entries() if tiers else frozenset())
+
+    def tier_entries(self) -> frozenset[TierEntry]:
+        """The module docstring's tier rules: ranks in rule order, verdicts unchanged."""
+        ingress, admin, baseline = Direction.INGRESS, TierLevel.ADMIN, TierLevel.BASELINE
+        out = {TierEntry(ingress, admin, CLIENT_IDENTITY, ANY_PROTOCOL, rank=1,
+                         action=TierAction.PASS)}
+        peers = self.rules[:-1]
+        out |= {TierEntry(ingress, admin, r.peer, TCP, TIER_DENIED_PORT, TIER_DENIED_PORT,
+                          rank=2 + i, action=TierAction.DENY)
+                for i, r in enumerate(peers[::10])}
+        out |= {TierEntry(ingress, baseline, r.peer, ANY_PROTOCOL, rank=1 + i,
+                          action=TierAction.DENY)
+                for i, r in enumerate(peers[5::10])}
+        return frozenset(out)
 
     def cluster_maps(self, node_ip: str | None = None) -> ClusterMaps:
         host = "/128" if self.family == 6 else "/32"

@@ -10,7 +10,7 @@
  * agent start by bcc (agent/datapath/compiler.py); endpoints and policy are map writes.
  *
  * Per IPv4 or IPv6 packet (handle_ipv4, handle_ipv6: the same steps over each family's
- * maps; the policy decision itself is family-free, forward_allowed below):
+ * maps; the policy decision itself is family-free, forward_verdict below):
  *   1. the endpoint (endpoints map, by skb->ifindex); none -> drop (fail closed);
  *   2. parse (lib/parse.h, lib/ipv6.h: the IPv6 extension header chain, fragments);
  *      IPv6 only: neighbour/router discovery and MLD pass here, as ARP does
@@ -25,9 +25,11 @@
  *      connection;
  *   5. every other packet (new, untracked, or of a connection with a stale stamp):
  *      peer identity (ipcache / ipcache6 LPM, unknown = world) and CIDR identity (cidr /
- *      cidr6 LPM), then policy when the direction is enforced, a reply decided as its
- *      connection's forward packet; allowed tracked entries are re-stamped, a denied
- *      packet of a tracked connection is dropped whichever way it goes;
+ *      cidr6 LPM), then policy (the Admin tier, NetworkPolicy, the Baseline tier:
+ *      policy.h) when it applies to the direction, a reply decided as its connection's
+ *      forward packet; allowed tracked entries are re-stamped, a denied packet of a
+ *      tracked connection is dropped whichever way it goes; in audit mode a denied
+ *      packet passes as if allowed, reported as AUDIT;
  *   6. a new allowed tracked flow gets a conntrack entry (enforced or not) and one
  *      POLICY_VERDICT event; a denied packet a DROP event (plus a POLICY_VERDICT for a
  *      new flow). A failed conntrack insert drops the packet: never a silent allow.
@@ -125,35 +127,46 @@ static __always_inline void event_peer(struct event *ev, __u8 dir, __u32 peer_id
 }
 
 /* Step 5's verdict, the same for both families once the peer's identities are known:
- * policy in verdict_dir (the connection's direction: a reply is decided as its forward
- * packet, conntrack.h rule 2) on protocol and port. Returns 1 to pass; 0 to drop (a
- * denied new flow's POLICY_VERDICT event already emitted, the caller drops with
- * DROP_POLICY). The one place a policy verdict is made: what issue-13 tiers would
- * change. */
-static __always_inline int forward_allowed(struct __sk_buff *skb, const struct endpoint_info *ep,
+ * policy (the Admin tier, NetworkPolicy, the Baseline tier: policy.h) in verdict_dir
+ * (the connection's direction: a reply is decided as its forward packet, conntrack.h
+ * rule 2) on protocol and port. Returns POLICY_ALLOWED or POLICY_AUDITED to pass (an
+ * audited packet's AUDIT record already emitted), POLICY_DENIED to drop (a denied new
+ * flow's POLICY_VERDICT record already emitted; the caller drops with DROP_POLICY).
+ * The one place a policy verdict is made, for IPv4 and IPv6 alike. */
+static __always_inline int forward_verdict(struct __sk_buff *skb, const struct endpoint_info *ep,
 					   __u8 verdict_dir, struct event *ev, int ct,
 					   __u32 peer_id, __u32 cidr_id, __u8 protocol, __u16 port)
 {
-	struct policy_entry *allow;
 	__u8 match = MATCH_NONE;
+	int verdict;
 
-	if (!endpoint_enforced(ep, verdict_dir))
-		return 1;
-	allow = policy_match(ep->endpoint_id, verdict_dir, peer_id, cidr_id, protocol, port,
-			     skb->len, &match);
+	if (!policy_applies(ep, verdict_dir))
+		return POLICY_ALLOWED;
+	/* The tiers and NetworkPolicy, in a fixed number of lookups (policy.h). */
+	verdict = policy_decide(ep, verdict_dir, peer_id, cidr_id, protocol, port, skb->len,
+				&match);
 	ev->match_type = match;
-	if (allow)
-		return 1;
-	if (ct == CT_NEW) {
+	if (verdict == POLICY_DENIED) {
+		if (ct == CT_NEW) {
+			ev->type = EVENT_POLICY_VERDICT;
+			ev->allowed = 0;
+			ev->drop_reason = DROP_POLICY;
+			emit_event(skb, ev);
+		}
+		/* A tracked connection keeps its old stamp and expiry: every further packet
+		 * of it, either way, is evaluated (and dropped, and reported) until an allow
+		 * returns. */
+		return POLICY_DENIED;
+	}
+	if (verdict == POLICY_AUDITED) {
+		/* Audit mode: what policy denies passes, reported as AUDIT where a drop would
+		 * have been; then it is tracked and stamped as allowed. */
 		ev->type = EVENT_POLICY_VERDICT;
-		ev->allowed = 0;
+		ev->allowed = POLICY_AUDITED;
 		ev->drop_reason = DROP_POLICY;
 		emit_event(skb, ev);
 	}
-	/* A tracked connection keeps its old stamp and expiry: every further packet of
-	 * it, either way, is evaluated (and dropped, and reported) until an allow
-	 * returns. */
-	return 0;
+	return verdict;
 }
 
 static __always_inline void report_new_flow(struct __sk_buff *skb, struct event *ev)
@@ -198,7 +211,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	__u8 unreplied = 0, verdict_dir;
 	__be32 peer_addr;
 	__u64 now;
-	int ret, ct, is_reply;
+	int ret, ct, is_reply, verdict;
 
 	/* Linear headers (nearly every packet): direct access; otherwise copies. */
 	ret = parse_ipv4_direct(skb, &f, &l4off);
@@ -250,8 +263,9 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	peer_id = lookup_peer_identity(peer_addr);
 	cidr_id = lookup_cidr_identity(peer_addr);
 	event_peer(&ev, dir, peer_id, cidr_id);
-	if (!forward_allowed(skb, ep, verdict_dir, &ev, ct, peer_id, cidr_id, f.l4.protocol,
-			     ct_verdict_port(&f.l4, is_reply, IPPROTO_ICMP)))
+	verdict = forward_verdict(skb, ep, verdict_dir, &ev, ct, peer_id, cidr_id,
+				  f.l4.protocol, ct_verdict_port(&f.l4, is_reply, IPPROTO_ICMP));
+	if (verdict == POLICY_DENIED)
 		return drop_packet(skb, &ev, DROP_POLICY);
 
 	if (ct == CT_ESTABLISHED || is_reply) {
@@ -262,7 +276,8 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	if (ct == CT_NEW) {
 		if (ct_create(ep->endpoint_id, dir, &f, skb->len, now, rev) < 0)
 			return drop_packet(skb, &ev, DROP_CT_MAP_INSERTION);
-		report_new_flow(skb, &ev);
+		if (verdict == POLICY_ALLOWED)
+			report_new_flow(skb, &ev);
 	}
 	return TC_ACT_OK;
 }
@@ -301,7 +316,7 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpo
 	__u8 unreplied = 0, verdict_dir;
 	const __be32 *peer_addr;
 	__u64 now;
-	int ret, ct, is_reply;
+	int ret, ct, is_reply, verdict;
 
 	ret = parse_ipv6_direct(skb, &f, &l4off);
 	if (ret == PARSE_SLOW)
@@ -345,8 +360,9 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpo
 	peer_id = lookup_peer_identity6(peer_addr);
 	cidr_id = lookup_cidr_identity6(peer_addr);
 	event_peer(&ev, dir, peer_id, cidr_id);
-	if (!forward_allowed(skb, ep, verdict_dir, &ev, ct, peer_id, cidr_id, f.l4.protocol,
-			     ct_verdict_port(&f.l4, is_reply, IPPROTO_ICMPV6)))
+	verdict = forward_verdict(skb, ep, verdict_dir, &ev, ct, peer_id, cidr_id,
+				  f.l4.protocol, ct_verdict_port(&f.l4, is_reply, IPPROTO_ICMPV6));
+	if (verdict == POLICY_DENIED)
 		return drop_packet(skb, &ev, DROP_POLICY);
 
 	if (ct == CT_ESTABLISHED || is_reply) {
@@ -357,7 +373,8 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpo
 	if (ct == CT_NEW) {
 		if (ct6_create(ep->endpoint_id, dir, &f, skb->len, now, rev) < 0)
 			return drop_packet(skb, &ev, DROP_CT_MAP_INSERTION);
-		report_new_flow(skb, &ev);
+		if (verdict == POLICY_ALLOWED)
+			report_new_flow(skb, &ev);
 	}
 	return TC_ACT_OK;
 }

@@ -5,9 +5,10 @@
     --node N           ... on this node of the lab (default node1; only with --lab)
 
 An explicit --server wins over --lab; with neither, the default socket
-(/run/membrane/agent.sock). The Observer is served on the same socket as the agent API,
-so `membrane observe` resolves its address the same way as endpoint, bpf, status, policy
-and identity.
+(/run/membrane/agent.sock). The Observer is served on its own socket beside it
+(agent.observer.sock, as Cilium's hubble.sock): `membrane observe` resolves the agent's
+address the same way as endpoint, bpf, status, policy and identity, then dials the
+Observer socket beside it (cli.observe.observer_target).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Connection:
         return AgentClient(self.address)
 
     def channel(self) -> grpc.Channel:
-        """A channel for the Observer service on the same address."""
+        """A channel to the same address (the agent API)."""
         return open_channel(self.address)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import DATAPATHS, IDENTITY_BACKENDS, AgentConfig
+from agent.policy.modes import ENFORCEMENT_MODES
 from core.errors import MembraneError
 
 DEFAULTS = AgentConfig(node="")
@@ -103,6 +104,12 @@ def register(sub: Any) -> None:
                    help="a client certificate CN or SAN that may read flows over TCP "
                         "(repeatable; '*': any the client CA signed)")
     p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
+    p.add_argument("--enable-policy", choices=ENFORCEMENT_MODES, default=d.enable_policy,
+                   help="default: enforce what policies select; always: deny what no "
+                        "policy allows, everywhere; never: enforce nothing (Cilium's)")
+    p.add_argument("--policy-audit-mode", type=_flag, nargs="?", const=True,
+                   default=d.policy_audit_mode, metavar="BOOL",
+                   help="let policy denials through, reported as AUDIT (true|false)")
     maps = p.add_argument_group(
         "map sizes and shares",
         "max_entries of the BPF maps (a changed size recreates that pinned map at\n"
@@ -165,7 +172,19 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         namespace_map_share=args.namespace_map_share, observer_listen=args.observer_listen,
         tls_cert=args.tls_cert, tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
         tls_client_names=tuple(name.strip() for names in args.tls_client_name
-                               for name in names.split(",") if name.strip()))
+                               for name in names.split(",") if name.strip()),
+        enable_policy=args.enable_policy, policy_audit_mode=args.policy_audit_mode)
+
+
+def _flag(text: str) -> bool:
+    """A boolean flag's value, as Go's flag package reads --flag=VALUE (the ConfigMap
+    passes "true" or "false")."""
+    value = text.strip().lower()
+    if value in ("1", "t", "true", "yes", "on"):
+        return True
+    if value in ("0", "f", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r}: expected true or false")
 
 
 def json_objects(values: list[str]) -> list[str]:

@@ -58,7 +58,11 @@ def _endpoint_id(client: AgentClient, text: str) -> int:
     return int(text)
 
 
-def _enforcement(enabled: bool) -> str:
+def _enforcement(enabled: bool, audit: bool = False) -> str:
+    """Cilium's words: policy in force, or audited ("Disabled (Audit)": it would be
+    enforced, and denials pass instead)."""
+    if enabled and audit:
+        return "Disabled (Audit)"
     return "Enabled" if enabled else "Disabled"
 
 
@@ -70,8 +74,8 @@ def endpoint_list(args: argparse.Namespace) -> int:
         args.output, endpoints,
         ["ENDPOINT", "POLICY (ingress)\nENFORCEMENT", "POLICY (egress)\nENFORCEMENT",
          "IDENTITY", "LABELS (source:key[=value])", "IPv6", "IPv4", "STATUS"],
-        lambda e: [str(e.id or "-"), _enforcement(e.ingress_enforced),
-                   _enforcement(e.egress_enforced), str(e.identity or "-"),
+        lambda e: [str(e.id or "-"), _enforcement(e.ingress_enforced, e.policy_audit),
+                   _enforcement(e.egress_enforced, e.policy_audit), str(e.identity or "-"),
                    "\n".join(e.labels) or _pod_of(e), e.ipv6, e.ipv4, _state(e)])
     unmanaged = [e for e in endpoints if e.state == "unmanaged"]
     if unmanaged and args.output != "json":
@@ -122,9 +126,9 @@ def bpf_policy_get(args: argparse.Namespace) -> int:
           f"egress {_enforcement(reply.egress_enforced).lower()}")
     rows = [[e.direction, str(e.identity) if e.identity else "ANY", "\n".join(e.labels),
              e.protocol, _ports(e.port_low, e.port_high, e.protocol), e.match_type,
-             str(e.packets), str(e.bytes)] for e in reply.entries]
-    print_table(["DIRECTION", "IDENTITY", "LABELS", "PROTO", "PORT", "MATCH", "PACKETS",
-                 "BYTES"], rows)
+             e.tiers or "-", str(e.packets), str(e.bytes)] for e in reply.entries]
+    print_table(["DIRECTION", "IDENTITY", "LABELS", "PROTO", "PORT", "MATCH", "TIERS",
+                 "PACKETS", "BYTES"], rows)
     return 0
 
 

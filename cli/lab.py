@@ -8,6 +8,7 @@ import json
 import subprocess
 
 from agent.policy.matrix import FAMILIES, to_json, to_table
+from agent.policy.modes import ENFORCEMENT_MODES
 from core.errors import LabError
 from lab.controller import Lab
 from lab.netbuilder import pod_command
@@ -17,6 +18,7 @@ from lab.state import known_labs
 EXAMPLES = """\
 examples:
   membrane lab up --nodes 2 -f demo/tutorial/demo-app.yaml
+  membrane lab up --policy-audit-mode -f app.yaml -f cluster-policies/
   membrane lab exec default/frontend -- curl -sI backend:8080
   membrane lab apply -f demo/tutorial/01-backend-ingress-deny.yaml
   membrane lab label namespace kube-system contains=coredns
@@ -54,6 +56,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--identity-backend", choices=("local", "etcd"), default="local")
     p.add_argument("--etcd", default="", help="etcd URL (default with etcd: one the lab starts)")
     p.add_argument("--no-agent", action="store_true", help="network only, no enforcement")
+    p.add_argument("--policy-audit-mode", action="store_true",
+                   help="agents let policy denials through, reported as AUDIT")
+    p.add_argument("--enable-policy", choices=ENFORCEMENT_MODES, default="default",
+                   help="the agents' enforcement mode (default|always|never)")
     p.set_defaults(func=cmd_up)
 
     for name, func, help in (("apply", cmd_apply, "create or update objects from files"),
@@ -111,8 +117,13 @@ def _lab(args: argparse.Namespace) -> Lab:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    agent_args = [f"--enable-policy={args.enable_policy}"] if args.enable_policy != "default" \
+        else []
+    if args.policy_audit_mode:
+        agent_args.append("--policy-audit-mode")
     ok = _lab(args).up(args.nodes, args.files, args.identity_backend, args.etcd,
-                       agents=not args.no_agent, namespace=args.namespace)
+                       agents=not args.no_agent, namespace=args.namespace,
+                       agent_args=agent_args)
     print(f"lab {args.name} is up: {args.nodes} node(s); `membrane lab status --name {args.name}`")
     return 0 if ok else 1
 

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "cli.demo",       # membrane demo
     "cli.observe",    # membrane observe [status]
     "cli.relay",      # membrane relay
+    "cli.ui",         # membrane ui
 )
 
 EXAMPLES = """\

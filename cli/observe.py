@@ -4,7 +4,8 @@ The filter flags are cli.flowfilter's; this module turns the selectors (--last, 
 --follow, --since, --until) into a GetFlowsRequest, streams the answer (or reads an
 export file with --input-file) into an observe.printer.Printer, and reads the server's
 status. Where it connects: `--server`, or `--lab NAME` (the lab's relay: every node) or
-`--lab NAME --node N` (that node's agent). Connection flags and exit codes are every
+`--lab NAME --node N` (that node's agent); an agent's API socket stands for the Observer
+socket beside it (agent.sock -> agent.observer.sock). Connection flags and exit codes are every
 command's (cli.connection, cli.main): Ctrl-C ends a follow with 130.
 """
 
@@ -36,6 +37,7 @@ from observe.gen.observer import observer_pb2 as opb
 from observe.gen.observer import observer_pb2_grpc as opb_grpc
 from observe.printer import FORMATS, Printer, PrintOptions
 from observe.replay import parse_lines, replay
+from observe.server import observer_socket
 from observe.timeformat import DEFAULT as DEFAULT_TIME_FORMAT
 from observe.timeformat import FORMATS as TIME_FORMATS
 
@@ -136,16 +138,30 @@ def _rpc_error(err: grpc.RpcError, address: str, method: str) -> MembraneError:
     if code == grpc.StatusCode.UNAVAILABLE:
         return AgentUnreachable(f"{address} is unreachable: {detail}")
     if code == grpc.StatusCode.UNIMPLEMENTED:
-        return MembraneError(f"{address} serves no Observer: is it an older agent?")
+        return MembraneError(f"{address} serves no Observer: give an agent's Observer "
+                             "socket (agent.observer.sock), a relay, or a TLS host:port")
     return MembraneError(f"{method}: {detail}")
 
 
 def observer_address(args: argparse.Namespace) -> str:
-    """--server; else --lab with --node (that agent) or without (the lab's relay)."""
+    """--server; else --lab with --node (that agent's Observer) or without (the lab's
+    relay); else the default agent's Observer."""
     connection = Connection.from_args(args)
     if args.lab and not args.server and getattr(args, "node", None) is None:
         return relay_target(args.lab)
-    return connection.address
+    return observer_target(connection.address)
+
+
+def observer_target(address: str) -> str:
+    """An agent's API socket stands for its Observer socket beside it
+    (observe.server.observer_socket), so `--server /run/membrane/agent.sock` and `--lab`
+    work as for every other command; an Observer or relay socket, or a host:port (the
+    agent's TLS listener), is dialled as it is."""
+    path = address.removeprefix("unix://").removeprefix("unix:")
+    if "/" not in path:
+        return address                  # host:port
+    beside = observer_socket(path)
+    return beside if os.path.exists(beside) else address
 
 
 def _printer(args: argparse.Namespace, out: TextIO) -> Printer:

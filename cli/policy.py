@@ -15,6 +15,7 @@ from agent.policy.trace import trace
 from cli.command import Subparsers, add_command, add_group
 from cli.connection import add_connection_flags, agent_client
 from cli.output import add_output_flag, message_dict, print_json, print_table
+from cli.suggest import register as register_suggest
 from core.protocols import PORT_PROTOCOLS
 
 MATRIX_EXAMPLES = """\
@@ -75,6 +76,8 @@ def register(subparsers: Subparsers) -> None:
     add_connection_flags(get)
     add_output_flag(get, "table", "json")
     get.set_defaults(func=run_get)
+
+    register_suggest(policy)   # membrane policy suggest (cli/suggest.py)
 
 
 def _add_family(parser: argparse.ArgumentParser) -> None:
@@ -159,9 +162,19 @@ def run_get(args: argparse.Namespace) -> int:
         print_json(message_dict(reply))
     else:
         print(f"revision {reply.revision}")
+        namespaced = [p for p in reply.policies if p.namespace]
         print_table(["NAMESPACE", "NAME", "ENDPOINTS", "STATUS"],
                     [[p.namespace, p.name, str(len(p.selected_endpoints)), _state(p)]
-                     for p in sorted(reply.policies, key=lambda p: (p.namespace, p.name))])
+                     for p in sorted(namespaced, key=lambda p: (p.namespace, p.name))])
+        tiered = [p for p in reply.policies if not p.namespace]
+        if tiered:
+            # In evaluation order: Admin tier, then Baseline, each by priority.
+            print()
+            print_table(["TIER", "PRIORITY", "KIND", "NAME", "ENDPOINTS"],
+                        [[p.tier, p.priority, p.kind, p.name, str(len(p.selected_endpoints))]
+                         for p in tiered])
+        for note in reply.notes:
+            print(f"note: {note}")
     for rejected in reply.rejected:
         print(f"rejected: {rejected}", file=sys.stderr)
     for warning in reply.warnings:

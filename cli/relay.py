@@ -22,20 +22,18 @@ import logging
 import os
 import signal
 import threading
-from concurrent import futures
 from pathlib import Path
-
-import grpc
 
 from agent.api.client import LAB_ROOT
 from cli.command import Subparsers, add_command
 from core.errors import MembraneError
 from lab.relay import relay_socket
+from observe.h2server import H2GrpcServer
 from observe.relay.peers import FilePeers, PeerService, PeerSource, SocketPeers, StaticPeers
 from observe.relay.peers import parse_peer
 from observe.relay.pool import ClientTLS, NodePool, channel_factory
-from observe.relay.server import RelayServicer, relay_handler
-from observe.tls import ClientNameCheck, tls_server_credentials
+from observe.relay.server import RelayServicer, relay_methods
+from observe.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -86,44 +84,44 @@ def run_relay(args: argparse.Namespace) -> int:
         raise MembraneError("relay: serve somewhere: --unix-socket PATH or "
                             f"--listen-address :{RELAY_PORT}")
     source = peer_source(args)
-    pool = NodePool(channel_factory(_client_tls(args)))
+    client_tls = _client_tls(args)
+    pool = NodePool(channel_factory(client_tls), client_tls)
     if args.tls_client_ca and not args.tls_client_name:
         raise MembraneError("relay: --tls-client-ca needs --tls-client-name: the client "
                             "certificate names (CN or SAN) that may read flows ('*': "
                             "every certificate the CA signed)")
-    interceptors: list[grpc.ServerInterceptor] = (
-        [ClientNameCheck([n.strip() for names in args.tls_client_name
-                                      for n in names.split(",") if n.strip()])]
-                    if args.tls_client_ca else [])
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=64,
-                                                    thread_name_prefix="relay"),
-                         interceptors=interceptors)
-    server.add_generic_rpc_handlers((relay_handler(RelayServicer(pool, args.name,
-                                                                 args.timeout)),))
-    if args.listen_address:
-        creds = tls_server_credentials(args.tls_cert, args.tls_key, args.tls_client_ca)
-        if server.add_secure_port(args.listen_address, creds) == 0:
-            raise MembraneError(f"relay: cannot listen on {args.listen_address}")
-    if socket:
-        Path(socket).parent.mkdir(parents=True, exist_ok=True)
-        if os.path.exists(socket):
-            os.unlink(socket)    # a previous relay's
-        old_umask = os.umask(0o177)   # flows name every pod: the socket is root's only
-        try:
-            server.add_insecure_port("unix:" + socket)
-        finally:
-            os.umask(old_umask)
+    names = ([n.strip() for names in args.tls_client_name for n in names.split(",")
+              if n.strip()] if args.tls_client_ca else None)
+    server = H2GrpcServer(relay_methods(RelayServicer(pool, args.name, args.timeout)),
+                          allowed_names=names, name="relay")
+    server.start()
+    try:
+        if args.listen_address:
+            context = tls_context(args.tls_cert, args.tls_key, args.tls_client_ca,
+                                  require_client=False)
+            try:
+                server.add_tls(args.listen_address, context)
+            except (OSError, ValueError) as err:
+                raise MembraneError(f"relay: cannot listen on {args.listen_address}: "
+                                    f"{err}") from None
+        if socket:
+            Path(socket).parent.mkdir(parents=True, exist_ok=True)
+            if os.path.exists(socket):
+                os.unlink(socket)    # a previous relay's
+            server.add_unix(socket)  # 0600: flows name every pod
+    except BaseException:
+        server.stop()
+        raise
     stop = threading.Event()
     threading.Thread(target=source.watch, args=(pool.update, stop), daemon=True,
                      name="relay-peers").start()
-    server.start()
     log.info("relay serving on %s", ", ".join(filter(None, (socket, args.listen_address))))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
         stop.wait()
     finally:
-        server.stop(grace=0.5).wait()
+        server.stop(grace=0.5)
         pool.close()
         if socket and os.path.exists(socket):
             os.unlink(socket)

@@ -68,7 +68,7 @@ def agent_command(state: LabState, node: NodeState) -> list[str]:
     # node's flows exported next to its log.
     args += [*metrics_args(), "--hubble-export-file-path",
              str(node_dir(state, node) / "flows.json")]
-    return net_command(node.netns, args)
+    return net_command(node.netns, args + state.agent_args)
 
 
 def start_agent(state: LabState, node: NodeState) -> subprocess.Popen[bytes]:

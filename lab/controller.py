@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from agent.api.client import LAB_ROOT, AgentClient
-from agent.k8s.loader import parse_document, read_documents
+from agent.k8s.loader import CLUSTER_SCOPED_KINDS, parse_document, read_documents
 from agent.k8s.objects import Namespace, Node, Pod
 from agent.k8s.workloads import WORKLOAD_KINDS
 from agent.sources.labdir import Doc, LabStoreDir, doc_key
@@ -43,7 +43,7 @@ from lab.processes import is_ours, python_in_pod, spawn, stop, wait_ready
 from lab.state import LabState, NodeState, PodState, Process, lab_lock, lab_root
 
 MAX_NODES = 50
-CLUSTER_SCOPED = ("Namespace", "Node")
+CLUSTER_SCOPED = CLUSTER_SCOPED_KINDS
 DNS_NAMESPACE, DNS_POD = "kube-system", "coredns"
 # What one apply (delete, label) waits for its pods and its revision, in all: a pod that
 # cannot become ready is reported pending within it, and holds back nothing else.
@@ -68,8 +68,10 @@ class Lab:
 
     # -- up ------------------------------------------------------------------------
     def up(self, nodes: int, paths: list[str], identity_backend: str = "local",
-           etcd_url: str = "", agents: bool = True, namespace: str | None = None) -> bool:
-        """Builds the lab; returns False if some documents of `paths` failed."""
+           etcd_url: str = "", agents: bool = True, namespace: str | None = None,
+           agent_args: list[str] | None = None) -> bool:
+        """Builds the lab; returns False if some documents of `paths` failed. agent_args:
+        more `membrane agent` flags for every node (--policy-audit-mode, ...)."""
         if not 1 <= nodes <= MAX_NODES:
             raise LabError(f"--nodes {nodes}: a lab has 1 to {MAX_NODES} nodes")
         with lab_lock(self.name):
@@ -77,7 +79,8 @@ class Lab:
                 raise LabError(f"lab {self.name} is already up (`membrane lab down --name "
                                f"{self.name}` first, or pick another --name)")
             state = LabState(name=self.name, root=str(lab_root(self.name)), agents=agents,
-                             identity_backend=identity_backend, etcd_url=etcd_url)
+                             identity_backend=identity_backend, etcd_url=etcd_url,
+                             agent_args=list(agent_args or []))
             try:
                 self._build(state, nodes)
                 ok = self._apply(state, paths, namespace)

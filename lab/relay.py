@@ -2,9 +2,9 @@
 node's agent serves: what `membrane lab status -o json` lists as `relay` and
 `nodes[].metrics`.
 
-The relay runs on the machine, outside every namespace: it dials the agents' unix
-sockets (nodes/<node>/agent.sock, found by listing the directory, so it follows nodes as
-they come and go) and serves <lab root>/relay.sock, a target this machine can dial
+The relay runs on the machine, outside every namespace: it dials the agents' Observer
+sockets (nodes/<node>/agent.observer.sock, beside agent.sock, found by listing the
+directory, so it follows nodes as they come and go) and serves <lab root>/relay.sock, a target this machine can dial
 (unix:///run/membrane/labs/LAB/relay.sock). Each agent serves Hubble's flow metrics on
 every address of its node namespace at Cilium's port, so pods reach them at
 http://<node IP>:9965/metrics.

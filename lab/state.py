@@ -82,6 +82,7 @@ class LabState:
     agents: bool = True
     identity_backend: str = "local"
     etcd_url: str = ""
+    agent_args: list[str] = field(default_factory=list)  # extra `membrane agent` flags
     underlay_netns: str = ""
     external_netns: str = ""
     external_ip: str = ""

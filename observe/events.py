@@ -73,6 +73,9 @@ class DatapathEvent:
     tcp_flags: int           # raw TCP flags byte (FIN=1 SYN=2 RST=4 PSH=8 ACK=16 ...)
     is_reply: bool
     packet_len: int
+    # Policy denied it, audit mode let it through (forwarded: allowed is True). The
+    # datapath writes 2 in struct event.allowed (bpf/lib/policy.h POLICY_AUDITED).
+    audit: bool = False
 
 
 class EventBatch:

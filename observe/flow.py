@@ -65,6 +65,8 @@ WORLD_LABELS = ["reserved:world"]
 _DROP_REASON_NAMES = frozenset(fpb.DropReason.keys())
 # Cilium's labels of a rule derived from a Kubernetes NetworkPolicy.
 POLICY_LABEL_PREFIX = "k8s:io.cilium.k8s.policy."
+# Membrane's label naming the rule of a cluster-wide tier policy that decided.
+RULE_LABEL_PREFIX = "k8s:io.membrane.policy.rule="
 
 
 def l4_ports(flow: fpb.Flow) -> tuple[int, int] | None:
@@ -129,16 +131,20 @@ def summary_of(l4: fpb.Layer4) -> str:
 
 
 def policy_message(ref: PolicyRef) -> fpb.Policy:
-    return fpb.Policy(
-        name=ref.name, namespace=ref.namespace, kind=ref.kind, revision=ref.revision,
-        labels=[f"{POLICY_LABEL_PREFIX}derived-from={ref.kind}",
-                f"{POLICY_LABEL_PREFIX}name={ref.name}",
-                f"{POLICY_LABEL_PREFIX}namespace={ref.namespace}"])
+    labels = [f"{POLICY_LABEL_PREFIX}derived-from={ref.kind}",
+              f"{POLICY_LABEL_PREFIX}name={ref.name}"]
+    if ref.namespace or ref.kind == "NetworkPolicy":
+        labels.append(f"{POLICY_LABEL_PREFIX}namespace={ref.namespace}")
+    if ref.rule:   # a cluster-wide tier policy's deciding rule
+        labels.append(f"{RULE_LABEL_PREFIX}{ref.rule}")
+    return fpb.Policy(name=ref.name, namespace=ref.namespace, kind=ref.kind,
+                      revision=ref.revision, labels=labels)
 
 
 def policy_text(policy: fpb.Policy) -> str:
-    """"namespace/name": how printers (and `policy trace`) name a policy."""
-    return PolicyRef(policy.name, policy.namespace).text
+    """"namespace/name" ("Kind/name" cluster-wide): how printers (and `policy trace`)
+    name a policy."""
+    return PolicyRef(policy.name, policy.namespace, policy.kind or "NetworkPolicy").text
 
 
 def _layer4(event: DatapathEvent) -> fpb.Layer4:
@@ -194,7 +200,8 @@ def _endpoint(peer: PeerInfo | None, event_identity: int, meta: EndpointMetadata
 def _verdict(event: DatapathEvent) -> fpb.Verdict.ValueType:
     if event.type is EventType.DROP or not event.allowed:
         return fpb.DROPPED
-    return fpb.FORWARDED
+    # Audit mode: policy denied it, the packet went through (Cilium's AUDIT verdict).
+    return fpb.AUDIT if event.audit else fpb.FORWARDED
 
 
 def _event_type(event: DatapathEvent) -> fpb.CiliumEventType:
@@ -283,7 +290,7 @@ def build_flow(event: DatapathEvent, meta: EndpointMetadata,
                                         else fpb.FROM_ENDPOINT)
         if event.is_reply:
             flow.trace_reason = fpb.REPLY
-    if flow.verdict == fpb.DROPPED and event.drop_reason:
+    if flow.verdict in (fpb.DROPPED, fpb.AUDIT) and event.drop_reason:
         flow.drop_reason = event.drop_reason
         name = drop_reason_name(event.drop_reason)
         if name in _DROP_REASON_NAMES:
@@ -292,7 +299,7 @@ def build_flow(event: DatapathEvent, meta: EndpointMetadata,
     # (Cilium's drop notifications carry no CT state): leave is_reply unset and let
     # printers show `<>`, as the seed's `hubble observe` does. Forwarded packets passed
     # the conntrack lookup, which decided it.
-    if flow.verdict == fpb.FORWARDED:
+    if flow.verdict in (fpb.FORWARDED, fpb.AUDIT):
         flow.is_reply.CopyFrom(BoolValue(value=event.is_reply))
     if namer is not None:
         _add_policy_names(flow, event, namer)

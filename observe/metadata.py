@@ -60,17 +60,22 @@ class EndpointMetadata(Protocol):
 
 @dataclass(frozen=True)
 class PolicyRef:
-    """A NetworkPolicy as flows name it (flow.Policy)."""
+    """A policy as flows name it (flow.Policy): a NetworkPolicy, or a cluster-wide tier
+    policy (no namespace; its kind, and the rule that decided, agent/policy/tiers.py)."""
 
     name: str
     namespace: str
     kind: str = "NetworkPolicy"
     revision: int = 0
+    rule: str = ""       # tier policies: the deciding rule, 'spec.ingress[0] "name"'
 
     @property
     def text(self) -> str:
-        """"namespace/name", how printers and `policy trace` show it."""
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+        """"namespace/name" (a cluster-wide policy "Kind/name"), how printers and
+        `policy trace` show it."""
+        if self.namespace:
+            return f"{self.namespace}/{self.name}"
+        return self.name if self.kind == "NetworkPolicy" else f"{self.kind}/{self.name}"
 
 
 @dataclass(frozen=True)

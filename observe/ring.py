@@ -21,12 +21,12 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol, overload, runtime_checkable
 
 from core.version import version
-from observe.encoder import FlowEncoder, Wire, timestamp
+from observe.encoder import MAX_KINDS, FlowEncoder, Wire, timestamp
 from observe.events import DatapathEvent, EventBatch
 from observe.gen.flow import flow_pb2 as fpb
 from observe.gen.observer import observer_pb2 as opb
@@ -334,6 +334,10 @@ class FlowObserver:
                  namer: PolicyNamer | None = None) -> None:
         self.node = node
         self.encoder = FlowEncoder(node, meta, namer)
+        # The parsed flow of each counted kind (EventBatch.key), for the listeners and
+        # the namespaces: built once per kind, not once per batch (a flood's batches
+        # are all of the same two kinds). Emptied when the metadata changes.
+        self._counted: dict[Hashable, fpb.Flow] = {}
         self.meta = self.encoder.meta
         self.ring = FlowRing(capacity, build=self.encoder.encode_many)
         self.version = version()
@@ -354,6 +358,7 @@ class FlowObserver:
     def metadata_changed(self) -> None:
         """Pods, labels, identities or policies changed: new flows are built afresh."""
         self.encoder.invalidate()
+        self._counted = {}
 
     # -- inputs (reader thread) ----------------------------------------------------
     def on_event(self, event: DatapathEvent) -> None:
@@ -504,13 +509,19 @@ class FlowObserver:
         sample = dict(zip(keys, records))
         counting = [lst for lst in self.listeners if isinstance(lst, CountingListener)]
         plain = [lst for lst in self.listeners if not isinstance(lst, CountingListener)]
+        counted = self._counted
+        if len(counted) >= MAX_KINDS:
+            counted = self._counted = {}
         for key, n in counts.items():
-            try:
-                flow = self.encoder.flow(sample[key], batch)
-            except Exception:
-                log.exception("cannot build a flow from %r", sample[key])
-                continue
-            self.namespaces.saw(flow)
+            flow = counted.get((batch.key, key))
+            if flow is None:
+                try:
+                    flow = self.encoder.flow(sample[key], batch)
+                except Exception:
+                    log.exception("cannot build a flow from %r", sample[key])
+                    continue
+                counted[(batch.key, key)] = flow
+            self.namespaces.saw(flow)       # seen now: GetNamespaces forgets the old
             for counter in counting:
                 try:
                     counter.flow_count(flow, n)

@@ -1,34 +1,46 @@
-"""The Observer gRPC service (Hubble's observer.Observer) over a FlowObserver's ring.
+"""The Observer service (Hubble's observer.Observer) over a FlowObserver's ring.
 
-The agent creates the grpc.server (unix socket, mode 0600, shared with the Agent
-service) and calls `add_observer_to_server(server, observer)`. A TCP listener exists only
-with mutual TLS: observe.tls.serve_tcp_with_tls.
-
-GetFlows sends each entry's bytes as the ring holds them (observe.encoder.Wire): the
-method is registered with a pass-through serializer, so a flow is serialized once for
-every follower and never rebuilt per stream. GetAgentEvents and GetDebugEvents are not
-served (Membrane has no agent or debug events): clients get UNIMPLEMENTED.
+Served by Membrane's own gRPC transport (observe.h2server), not grpcio's: GetFlows hands
+each ring read's entries to it as one batch of the bytes the ring holds
+(observe.encoder.Wire), so a flow is serialized once for every follower, never rebuilt
+per stream, and a batch leaves in a few HTTP/2 writes. The agent serves the Observer
+(and the Peer service) on its own unix socket (`observer_socket`, beside the agent's, as
+Cilium's hubble.sock is beside cilium.sock) and, with mutual TLS only, on TCP
+(observe.tls). GetAgentEvents and GetDebugEvents are not served (Membrane has no agent
+or debug events): clients get UNIMPLEMENTED.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import grpc
 from google.protobuf.wrappers_pb2 import UInt32Value
 
 from observe.gen.observer import observer_pb2 as opb
 from observe.gen.relay import relay_pb2 as rpb
+from observe.h2server import H2GrpcServer
 from observe.ring import FlowObserver
+from observe.rpc import Batch, Call, Method, unary
 from observe.stream import FlowStream, InvalidRequest
 
 log = logging.getLogger(__name__)
 
 SERVICE = "observer.Observer"
+OBSERVER_SOCKET_SUFFIX = ".observer.sock"
+
+
+def observer_socket(agent_socket: str | Path) -> str:
+    """Where an agent serves its Observer: beside its API socket, with the same stem
+    (/run/membrane/agent.sock -> /run/membrane/agent.observer.sock)."""
+    path = Path(str(agent_socket).removeprefix("unix://").removeprefix("unix:"))
+    return str(path.with_name(path.name.removesuffix(".sock") + OBSERVER_SOCKET_SUFFIX))
+
 
 def passthrough(data: bytes) -> bytes:
-    """The response serializer of GetFlows: entries are serialized already."""
+    """A grpcio (de)serializer for bytes that are serialized already."""
     return data
 
 
@@ -40,23 +52,21 @@ class ObserverServicer:
         self.observer = observer
         self.address = address
 
-    def GetFlows(self, request: opb.GetFlowsRequest,
-                 context: grpc.ServicerContext) -> Iterator[bytes]:
+    def GetFlows(self, request: opb.GetFlowsRequest, call: Call) -> Iterator[Batch]:
         try:
             stream = FlowStream(self.observer, request)
         except InvalidRequest as err:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            call.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         # A cancelled client should not wait for the next poll: wake the ring.
-        context.add_callback(self.observer.ring.wake)
-        for wire in stream.entries(context.is_active):
-            yield wire.data
+        call.on_done(self.observer.ring.wake)
+        for wires in stream.batches(call.active):
+            yield [wire.data for wire in wires]
 
     def ServerStatus(self, request: opb.ServerStatusRequest,
-                     context: grpc.ServicerContext) -> opb.ServerStatusResponse:
+                     call: Call) -> opb.ServerStatusResponse:
         return status_message(self.observer)
 
-    def GetNodes(self, request: opb.GetNodesRequest,
-                 context: grpc.ServicerContext) -> opb.GetNodesResponse:
+    def GetNodes(self, request: opb.GetNodesRequest, call: Call) -> opb.GetNodesResponse:
         st = self.observer.status()
         return opb.GetNodesResponse(nodes=[opb.Node(
             name=st.node, version=st.version, address=self.address,
@@ -64,7 +74,7 @@ class ObserverServicer:
             max_flows=st.max_flows, seen_flows=st.seen_flows)])
 
     def GetNamespaces(self, request: opb.GetNamespacesRequest,
-                      context: grpc.ServicerContext) -> opb.GetNamespacesResponse:
+                      call: Call) -> opb.GetNamespacesResponse:
         return opb.GetNamespacesResponse(namespaces=[
             opb.Namespace(namespace=ns) for ns in self.observer.namespaces.names()])
 
@@ -78,26 +88,29 @@ def status_message(observer: FlowObserver) -> opb.ServerStatusResponse:
         num_connected_nodes=UInt32Value(value=1), num_unavailable_nodes=UInt32Value(value=0))
 
 
-def observer_handler(servicer: ObserverServicer) -> grpc.GenericRpcHandler:
-    """The gRPC handler of the Observer methods Membrane serves."""
-    return grpc.method_handlers_generic_handler(SERVICE, {
-        "GetFlows": grpc.unary_stream_rpc_method_handler(
-            servicer.GetFlows, request_deserializer=opb.GetFlowsRequest.FromString,
-            response_serializer=passthrough),
-        "GetNodes": grpc.unary_unary_rpc_method_handler(
-            servicer.GetNodes, request_deserializer=opb.GetNodesRequest.FromString,
-            response_serializer=opb.GetNodesResponse.SerializeToString),
-        "GetNamespaces": grpc.unary_unary_rpc_method_handler(
-            servicer.GetNamespaces, request_deserializer=opb.GetNamespacesRequest.FromString,
-            response_serializer=opb.GetNamespacesResponse.SerializeToString),
-        "ServerStatus": grpc.unary_unary_rpc_method_handler(
-            servicer.ServerStatus, request_deserializer=opb.ServerStatusRequest.FromString,
-            response_serializer=opb.ServerStatusResponse.SerializeToString),
-    })
-
-
-def add_observer_to_server(server: grpc.Server, observer: FlowObserver,
-                           address: str = "") -> ObserverServicer:
+def observer_methods(observer: FlowObserver, address: str = "") -> list[Method]:
+    """The Observer methods Membrane serves, for observe.h2server."""
     servicer = ObserverServicer(observer, address)
-    server.add_generic_rpc_handlers((observer_handler(servicer),))
-    return servicer
+    return [
+        Method(f"/{SERVICE}/GetFlows", opb.GetFlowsRequest.FromString,
+               stream=servicer.GetFlows),
+        unary(f"/{SERVICE}/GetNodes", opb.GetNodesRequest.FromString, servicer.GetNodes),
+        unary(f"/{SERVICE}/GetNamespaces", opb.GetNamespacesRequest.FromString,
+              servicer.GetNamespaces),
+        unary(f"/{SERVICE}/ServerStatus", opb.ServerStatusRequest.FromString,
+              servicer.ServerStatus),
+    ]
+
+
+def serve_unix(methods: Sequence[Method], path: str | Path) -> H2GrpcServer:
+    """A started server of `methods` on a unix socket (0600; a stale one is replaced)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).unlink(missing_ok=True)
+    server = H2GrpcServer(methods)
+    server.start()
+    try:
+        server.add_unix(str(path))
+    except OSError:
+        server.stop()
+        raise
+    return server

@@ -4,6 +4,7 @@ The Observer service, the flow exporter and the events benchmark all read flows 
 way, so what a gRPC client receives and what they measure or write is the same:
 
     FlowStream(observer, request).entries(active) -> Wire, Wire, ...   (oldest first)
+    FlowStream(observer, request).batches(active) -> [Wire, ...], ...  (the same, as read)
 
 The window (since/until) is checked on each entry's time; the filters on its flow, and
 their answer is kept per kind of flow (Wire.kind: everything but the time), so a follower
@@ -25,7 +26,12 @@ from observe.ring import RING, FlowObserver, lost_response
 
 # How long a follower waits for new entries before it re-checks that it is wanted.
 FOLLOW_POLL_SECONDS = 0.25
-READ_BATCH = 256
+READ_BATCH = 2048
+# After a read that did not fill a batch, a follower lets entries gather this long before
+# it reads again: at a flood's rate a batch then holds hundreds of flows and the threads
+# of the agent (reader, observer, follower, transport) hand the GIL over a few hundred
+# times a second instead of once per poll; a flow waits at most this long for it.
+FOLLOW_LINGER_SECONDS = 0.005
 MAX_MEMO = 65536    # filter answers kept per stream before the table starts over
 # What one GetFlows request may ask of the filters (allow-list and deny-list together).
 # A new kind of flow is matched against all of them under the GIL: 100,000 CIDRs cost
@@ -119,15 +125,24 @@ class FlowStream:
     def entries(self, active: Callable[[], bool] = lambda: True) -> Iterator[Wire]:
         """The history the request asks for, then (with follow) new entries until
         `active()` turns false, the ring closes or `until` passes."""
+        for batch in self.batches(active):
+            yield from batch
+
+    def batches(self, active: Callable[[], bool] = lambda: True) -> Iterator[list[Wire]]:
+        """entries(), as the ring hands them out: the whole history at once, then each
+        read of the ring (at most READ_BATCH entries, a lost-event notice first), so a
+        transport can send a batch in one write."""
         req = self.request
         ring = self.observer.ring
         start = ring.next_seq()
         if not (req.follow and req.number == 0 and not req.HasField("since")):
-            yield from select(ring.held(), self.wanted, req.number, req.first)
+            history = select(ring.held(), self.wanted, req.number, req.first)
+            if history:
+                yield history
         if req.follow:
             yield from self._follow(start, active)
 
-    def _follow(self, seq: int, active: Callable[[], bool]) -> Iterator[Wire]:
+    def _follow(self, seq: int, active: Callable[[], bool]) -> Iterator[list[Wire]]:
         ring = self.observer.ring
         window = self.window
         wanted = self.wanted
@@ -140,18 +155,26 @@ class FlowStream:
                     return
                 continue
             entries, lost, seq = ring.read_from(seq, READ_BATCH)
+            if len(entries) < READ_BATCH:
+                time.sleep(FOLLOW_LINGER_SECONDS)
             if lost:
                 # This reader fell behind and entries were overwritten under it.
                 self.observer.count_ring_lost(lost)
-                yield Wire.of_response(lost_response(RING, lost, self.observer.node))
+                yield [Wire.of_response(lost_response(RING, lost, self.observer.node))]
             if everything:
-                yield from entries
+                if entries:
+                    yield entries
                 continue
+            keep: list[Wire] = []
             for wire in entries:
                 if window.until is not None and wire.time_ns > window.until:
+                    if keep:
+                        yield keep
                     return
                 if wanted(wire):
-                    yield wire
+                    keep.append(wire)
+            if keep:
+                yield keep
 
 
 def select(held: Sequence[Wire | None], wanted: Callable[[Wire], bool], number: int,

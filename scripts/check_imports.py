@@ -36,9 +36,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("agent.datapath", "agent.store", "agent.sources", "agent.api", "agent.cni"),
     ("agent",),
     ("lab",),
+    ("ui",),
     ("cli",),
 ]
-PACKAGES = ("core", "identity", "observe", "agent", "lab", "cli")
+PACKAGES = ("core", "identity", "observe", "agent", "lab", "ui", "cli")
 MAX_FUNCTION_IMPORTS = 10
 
 

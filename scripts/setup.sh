@@ -14,9 +14,11 @@ fi
 # Debian packages. bcc is Debian's python3-bpfcc (PyPI's 'bcc' is an unrelated project).
 # linux-headers-<arch> is what bcc compiles the datapath against: the agent builds its own
 # tree from it (agent/datapath/headers.py); nothing is linked into /lib/modules.
+# chromium: the headless browser the `membrane ui` tests drive (Playwright, from the venv,
+# runs Debian's /usr/bin/chromium; it never downloads a browser of its own).
 debs=(python3-bpfcc python3-venv "linux-headers-$(dpkg --print-architecture)" iproute2
       etcd-server iperf3 curl containernetworking-plugins ipset iptables util-linux procps
-      iputils-ping)
+      iputils-ping chromium)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,7 +17,7 @@ from agent.api.gen import agent_pb2_grpc as pb_grpc
 from agent.api.services import (EndpointService, EndpointView, IdentityView,
                                 InvalidRegistration, MapDumps, PolicyView, StatusProvider)
 from agent.api.status import AgentStatus, CheckKind
-from agent.k8s.objects import NetworkPolicy
+from agent.k8s.objects import TIER_KINDS, NetworkPolicy
 from agent.k8s.serialize import to_document
 from core.errors import MembraneError
 from core.protocols import Direction, protocol_name
@@ -104,10 +104,26 @@ class AgentServicer(pb_grpc.AgentServicer):
                 selected_endpoints=sorted(loaded.selected_endpoints.get(key, ())),
                 fail_closed=p.fail_closed, warnings=warnings.get(key, []),
                 last_good_resource_version=(kept.resource_version
-                                            if isinstance(kept, NetworkPolicy) else "")))
+                                            if isinstance(kept, NetworkPolicy) else ""),
+                kind="NetworkPolicy"))
+        tier_warnings: dict[str, list[str]] = {}
+        for warning in loaded.warnings:
+            if warning.kind in TIER_KINDS:
+                tier_warnings.setdefault(f"{warning.kind}/{warning.name}", []).append(
+                    str(warning))
+        # The cluster-wide tiers after, in evaluation order: Admin, then Baseline.
+        policies += [pb.PolicyInfo(name=t.name, kind=t.kind, tier=t.tier.value,
+                                   priority=t.shown_priority,
+                                   yaml=yaml.safe_dump(to_document(t), sort_keys=False),
+                                   selected_endpoints=sorted(
+                                       loaded.selected_endpoints.get(key, ())),
+                                   warnings=tier_warnings.get(key, []))
+                     for key, t in sorted(loaded.cluster_policies.items(),
+                                          key=lambda kv: (kv[1].tier.value, kv[1].order_key))]
         return pb.PolicyList(revision=loaded.revision, policies=policies,
                              rejected=[str(r) for r in loaded.rejected],
-                             warnings=[str(w) for w in loaded.warnings])
+                             warnings=[str(w) for w in loaded.warnings],
+                             notes=list(loaded.notes))
 
     def Trace(self, request: pb.TraceRequest, context: grpc.ServicerContext) -> pb.TraceReply:
         try:
@@ -134,7 +150,8 @@ class AgentServicer(pb_grpc.AgentServicer):
                         else ["reserved:all"]),
                 protocol=protocol_name(key.protocol),
                 port_low=key.port_low, port_high=key.port_high,
-                match_type=key.match_type.hubble_name, packets=item.packets, bytes=item.bytes))
+                match_type=key.match_type.hubble_name if item.allow else "-",
+                packets=item.packets, bytes=item.bytes, allow=item.allow, tiers=item.tiers))
         return pb.BpfPolicyReply(endpoint=ep.id, ingress_enforced=ep.ingress_enforced,
                                  egress_enforced=ep.egress_enforced, entries=entries)
 
@@ -181,7 +198,7 @@ def endpoint_message(ep: EndpointView, labels: list[str]) -> pb.Endpoint:
         ingress_enforced=ep.ingress_enforced, egress_enforced=ep.egress_enforced,
         state=ep.state, error=ep.error, policy_revision=ep.policy_revision,
         last_regeneration_ms=ep.last_regeneration_ms, policy_entries=ep.policy_entries,
-        labels_left_out=list(ep.labels_left_out))
+        policy_audit=ep.audit, labels_left_out=list(ep.labels_left_out))
 
 
 def drop_reason_name(code: int) -> str:

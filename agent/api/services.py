@@ -12,12 +12,12 @@ regenerator is changing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
 from agent.api.status import AgentStatus
 from agent.datapath.interface import ConntrackEntry, KernelPolicyEntry
-from agent.k8s.objects import NetworkPolicy
+from agent.k8s.objects import NetworkPolicy, TieredPolicy
 from agent.k8s.rejection import Rejection
 from agent.k8s.validation.fields import ValidationWarning
 from agent.policy.trace import TraceResult
@@ -50,6 +50,7 @@ class EndpointView:
     policy_revision: int
     policy_entries: int
     last_regeneration_ms: float
+    audit: bool = False      # policy audit mode: what policy denies passes, as AUDIT
     labels_left_out: tuple[str, ...] = ()   # "k8s:<key>=<value>: why", for endpoint get
     ipv6: str = ""
 
@@ -92,6 +93,9 @@ class LoadedPolicies:
     rejected: tuple[Rejection, ...]                # objects validation refused, why
     selected_endpoints: Mapping[str, tuple[int, ...]]   # policy key -> local endpoint ids
     warnings: tuple[ValidationWarning, ...] = ()   # about accepted objects, any kind
+    # "Kind/name" -> ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
+    cluster_policies: Mapping[str, TieredPolicy] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()     # tier policies sharing a priority: the order used
 
 
 class PolicyView(Protocol):

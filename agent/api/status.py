@@ -71,7 +71,7 @@ class AgentStatus:
     regeneration: RegenerationTimes
     errors: tuple[str, ...] = ()     # what went wrong lately, oldest first (bounded)
     problems: tuple[str, ...] = ()   # what is wrong now: rejected objects, endpoints not ready
-    warnings: tuple[str, ...] = field(default=())   # maps nearly full
+    warnings: tuple[str, ...] = field(default=())   # maps nearly full, shared priorities
     rejected: tuple[str, ...] = ()   # objects validation refused: reason; what is in force
     object_warnings: tuple[str, ...] = ()   # validation warnings about accepted objects
     unmanaged: tuple[str, ...] = ()  # pods of this node running without an endpoint, and

@@ -57,8 +57,8 @@ from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStat
                                       EndpointSlot, KernelPolicyEntry, MapUsage)
 from agent.datapath.pinsize import map_size, resize_pins
 from agent.datapath.reader import EventReader
-from agent.datapath.writer import (KernelMap, PolicyMapKey, PolicyWriter, PrefixWriter,
-                                   read_prefix_map)
+from agent.datapath.writer import (EntryValue, KernelMap, PolicyMapKey, PolicyWriter,
+                                   PrefixWriter, endpoint_flags, read_prefix_map)
 from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 
@@ -227,15 +227,11 @@ class BpfDatapath:
 
     @staticmethod
     def _endpoint_value(slot: EndpointSlot, policy: EndpointPolicy) -> layout.endpoint_info:
-        flags = 0
-        if policy.ingress_enforced:
-            flags |= layout.EP_F_INGRESS_ENFORCED
-        if policy.egress_enforced:
-            flags |= layout.EP_F_EGRESS_ENFORCED
         # No IPv4 address (an IPv6-only pod): 0.0.0.0, which no routed packet carries.
         ipv4 = layout.ip_to_be32(slot.ipv4) if slot.ipv4 else 0
         return layout.endpoint_info(identity=slot.identity, ipv4=ipv4,
-                                    endpoint_id=slot.endpoint_id, flags=flags)
+                                    endpoint_id=slot.endpoint_id,
+                                    flags=endpoint_flags(policy))
 
     @staticmethod
     def _ipv6_value(ipv6: str) -> layout.endpoint6_info:
@@ -489,8 +485,10 @@ class BpfDatapath:
             if k.endpoint_id != endpoint_id:
                 continue
             mk = PolicyMapKey.from_c(k)
+            value = EntryValue.from_c(v)
             out.append(KernelPolicyEntry(key=mk.to_policy_key(), packets=v.packets,
-                                         bytes=v.bytes))
+                                         bytes=v.bytes, allow=bool(value.match_type),
+                                         tiers=value.describe_tiers()))
         return sorted(out, key=lambda e: e.key)
 
     # --- stats -----------------------------------------------------------------------

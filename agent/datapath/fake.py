@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.datapath.interface import (BatchHandler, ConntrackEntry, DatapathStats,
                                       EndpointSlot, KernelPolicyEntry, MapUsage)
-from agent.datapath.writer import expand
+from agent.datapath.writer import endpoint_flags, expand
 from core.errors import DatapathError, MapFullError
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType
 from observe.events import DatapathEvent, EventBatch
@@ -126,8 +126,7 @@ class FakeDatapath:
         after = expand(slot.endpoint_id, policy)
         writes = len(set(before) ^ set(after))
         writes += sum(1 for k in set(before) & set(after) if before[k] != after[k])
-        flags_changed = (old.ingress_enforced, old.egress_enforced) != \
-            (policy.ingress_enforced, policy.egress_enforced)
+        flags_changed = endpoint_flags(old) != endpoint_flags(policy)
         return writes + int(flags_changed)
 
     def remove_endpoint(self, endpoint_id: int) -> None:
@@ -177,7 +176,10 @@ class FakeDatapath:
 
     def dump_policy(self, endpoint_id: int) -> list[KernelPolicyEntry]:
         policy = self.policies.get(endpoint_id, EndpointPolicy())
-        return [KernelPolicyEntry(key=k) for k in sorted(policy.entries)]
+        values = expand(endpoint_id, policy)
+        return [KernelPolicyEntry(key=k.to_policy_key(), allow=bool(v.match_type),
+                                  tiers=v.describe_tiers())
+                for k, v in sorted(values.items())]
 
     def dump_conntrack(self) -> list[ConntrackEntry]:
         return list(self.conntrack)

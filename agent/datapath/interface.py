@@ -39,6 +39,8 @@ class KernelPolicyEntry:
     key: PolicyKey
     packets: int = 0
     bytes: int = 0
+    allow: bool = True       # a NetworkPolicy allow covers it (match type > none)
+    tiers: str = ""          # the tier rules it carries: "Admin #2 Deny, Baseline #1 Allow"
 
 
 @dataclass(frozen=True)

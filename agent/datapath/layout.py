@@ -28,6 +28,16 @@ EP_F_INGRESS_ENFORCED = 0x01
 EP_F_EGRESS_ENFORCED = 0x02
 # endpoints6 slots, one per u16 endpoint id (agent/endpoints.py gives ids 1..65535).
 ENDPOINT_IDS = 65536
+# policy.h: the endpoint flags the tiered decision reads, and a tier rule's flags byte
+EP_F_INGRESS_TIERED = 0x04
+EP_F_EGRESS_TIERED = 0x08
+EP_F_INGRESS_DEFAULT_DENY = 0x10
+EP_F_EGRESS_DEFAULT_DENY = 0x20
+EP_F_AUDIT = 0x40
+# policy.h POLICY_*: policy_decide()'s results, the values of struct event.allowed
+POLICY_DENIED = 0
+POLICY_ALLOWED = 1
+POLICY_AUDITED = 2
 
 POLICY_PREFIX_ANY_PROTO = 56
 POLICY_PREFIX_ANY_PORT = 64
@@ -81,8 +91,12 @@ class policy_key(ctypes.Structure):
 
 
 class policy_entry(ctypes.Structure):
+    """`policy` value: decision counters, the NetworkPolicy allow's match type, and the
+    first Admin- and Baseline-tier rules covering the key (flags 0: none)."""
     _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64),
-                ("match_type", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 7)]
+                ("match_type", ctypes.c_uint8), ("admin_flags", ctypes.c_uint8),
+                ("admin_rank", ctypes.c_uint16), ("baseline_flags", ctypes.c_uint8),
+                ("pad", ctypes.c_uint8), ("baseline_rank", ctypes.c_uint16)]
 
 
 class ct_key(ctypes.Structure):

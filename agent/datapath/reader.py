@@ -128,6 +128,7 @@ def decode_record(rec: tuple[int, ...], node: str, offset_ns: int) -> DatapathEv
         tcp_flags=rec[F["tcp_flags"]],
         is_reply=bool(rec[F["is_reply"]]),
         packet_len=rec[F["packet_len"]],
+        audit=rec[F["allowed"]] == layout.POLICY_AUDITED,
     )
 
 

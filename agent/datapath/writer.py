@@ -4,7 +4,13 @@ write only the difference (as Cilium's pkg/endpoint/bpf.go syncPolicyMap does).
 * `expand()` turns an EndpointPolicy into policy-map entries: any-protocol entries at
   prefix 56, every-port entries at prefix 64, and each port range (endPort) into the
   few power-of-two aligned port blocks covering it (`port_prefixes`), never one entry
-  per port. See bpf/lib/policy.h for the key layout.
+  per port. See bpf/lib/policy.h for the key layout. With tier entries, `flatten` then
+  gives every entry the facts of every entry covering it (a shorter prefix of the same
+  endpoint, direction and peer): the kernel's LPM returns only the longest prefix, and
+  one lookup per peer identity must see every rule that matches (policy.h). Without
+  tier entries nothing is inherited: a covering allow is never better than the covered
+  one's, so NetworkPolicy-only maps are what they always were.
+* `endpoint_flags()` is the endpoints map's flags byte for an EndpointPolicy.
 * `PolicyWriter.sync()` applies deletes first, then adds: a map that fills up midway
   leaves the endpoint with a subset of its desired entries, never with entries it no
   longer should have. A full map raises MapFullError naming the endpoint and map.
@@ -25,13 +31,14 @@ import logging
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from core.errors import DatapathError, MapFullError
 from core.protocols import ANY_PROTOCOL, Direction
 from agent.datapath import layout
-from agent.policy.mapstate import EndpointPolicy, MatchType, PolicyKey
+from agent.policy.mapstate import (TIER_ACTION_MASK, TIER_AUDIT, EndpointPolicy, MatchType,
+                                   PolicyKey, TierAction, TierLevel)
 from agent.policy.ports import port_blocks
 
 log = logging.getLogger(__name__)
@@ -122,6 +129,52 @@ _SPECIFICITY = {MatchType.L3_L4: 4, MatchType.L3_ONLY: 3, MatchType.L4_ONLY: 2,
                 MatchType.ALL: 1, MatchType.NONE: 0}
 
 
+@dataclass(frozen=True, order=True)
+class EntryValue:
+    """A policy map value as the writer compares it (its counters are the kernel's)."""
+
+    match_type: int = 0           # MatchType of the best NetworkPolicy allow; 0: none
+    admin_flags: int = 0          # TierEntry.flags of the first Admin-tier rule; 0: none
+    admin_rank: int = 0
+    baseline_flags: int = 0
+    baseline_rank: int = 0
+
+    def to_c(self) -> layout.policy_entry:
+        return layout.policy_entry(match_type=self.match_type, admin_flags=self.admin_flags,
+                                   admin_rank=self.admin_rank,
+                                   baseline_flags=self.baseline_flags,
+                                   baseline_rank=self.baseline_rank)
+
+    @classmethod
+    def from_c(cls, v: Any) -> "EntryValue":
+        return cls(int(v.match_type), int(v.admin_flags), int(v.admin_rank),
+                   int(v.baseline_flags), int(v.baseline_rank))
+
+    def describe_tiers(self) -> str:
+        """The tier rules this value carries, for `membrane bpf policy get`."""
+        parts = []
+        for name, flags, rank in (("Admin", self.admin_flags, self.admin_rank),
+                                  ("Baseline", self.baseline_flags, self.baseline_rank)):
+            if flags:
+                action = TierAction(flags & TIER_ACTION_MASK).name.title()
+                audit = " (audit)" if flags & TIER_AUDIT else ""
+                parts.append(f"{name} #{rank} {action}{audit}")
+        return ", ".join(parts)
+
+    def merged(self, other: "EntryValue") -> "EntryValue":
+        """Both entries' facts: the better allow, the earlier rule of each tier."""
+        out = self
+        if _SPECIFICITY[MatchType(other.match_type)] > _SPECIFICITY[MatchType(out.match_type)]:
+            out = replace(out, match_type=other.match_type)
+        if other.admin_flags and (not out.admin_flags or other.admin_rank < out.admin_rank):
+            out = replace(out, admin_flags=other.admin_flags, admin_rank=other.admin_rank)
+        if other.baseline_flags and (not out.baseline_flags
+                                     or other.baseline_rank < out.baseline_rank):
+            out = replace(out, baseline_flags=other.baseline_flags,
+                          baseline_rank=other.baseline_rank)
+        return out
+
+
 def expand_key(endpoint_id: int, key: PolicyKey) -> list[PolicyMapKey]:
     d = int(key.direction)
     if key.protocol == ANY_PROTOCOL:
@@ -135,18 +188,68 @@ def expand_key(endpoint_id: int, key: PolicyKey) -> list[PolicyMapKey]:
             for port, bits in port_prefixes(key.port_low, key.port_high)]
 
 
-def expand(endpoint_id: int, policy: EndpointPolicy) -> dict[PolicyMapKey, int]:
-    """Kernel entries (-> match type) for an endpoint's policy. Entries of a direction
-    that is not enforced are written too (harmless: the C does not look them up), so
-    that turning enforcement on is one flag write."""
-    out: dict[PolicyMapKey, int] = {}
+def expand(endpoint_id: int, policy: EndpointPolicy) -> dict[PolicyMapKey, EntryValue]:
+    """Kernel entries for an endpoint's policy. Entries of a direction that is not
+    enforced are written too (harmless: the C does not look them up), so that turning
+    enforcement on is one flag write."""
+    own: dict[PolicyMapKey, EntryValue] = {}
     for key in policy.entries:
-        mt = key.match_type
+        value = EntryValue(match_type=int(key.match_type))
         for mk in expand_key(endpoint_id, key):
-            old = out.get(mk)
-            if old is None or _SPECIFICITY[mt] > _SPECIFICITY[MatchType(old)]:
-                out[mk] = int(mt)
+            old = own.get(mk)
+            own[mk] = value if old is None else old.merged(value)
+    if not policy.tier_entries:
+        return own
+    for entry in policy.tier_entries:
+        if entry.level is TierLevel.ADMIN:
+            value = EntryValue(admin_flags=entry.flags, admin_rank=entry.rank)
+        else:
+            value = EntryValue(baseline_flags=entry.flags, baseline_rank=entry.rank)
+        for mk in expand_key(endpoint_id, entry.key):
+            old = own.get(mk)
+            own[mk] = value if old is None else old.merged(value)
+    return flatten(own)
+
+
+def covering(mk: PolicyMapKey) -> Iterator[PolicyMapKey]:
+    """The shorter prefixes of the same endpoint, direction and peer that contain mk:
+    any protocol, then this protocol every port, then each wider port block."""
+    if mk.prefixlen <= layout.POLICY_PREFIX_ANY_PROTO:
+        return
+    yield replace(mk, protocol=0, port=0, prefixlen=layout.POLICY_PREFIX_ANY_PROTO)
+    for plen in range(layout.POLICY_PREFIX_ANY_PORT, mk.prefixlen):
+        bits = plen - layout.POLICY_PREFIX_ANY_PORT
+        mask = (0xFFFF << (16 - bits)) & 0xFFFF
+        yield replace(mk, port=mk.port & mask, prefixlen=plen)
+
+
+def flatten(own: Mapping[PolicyMapKey, EntryValue]) -> dict[PolicyMapKey, EntryValue]:
+    """Every entry merged with the entries covering it (see the module docstring)."""
+    out: dict[PolicyMapKey, EntryValue] = {}
+    for mk, value in own.items():
+        for wider in covering(mk):
+            found = own.get(wider)
+            if found is not None:
+                value = value.merged(found)
+        out[mk] = value
     return out
+
+
+def endpoint_flags(policy: EndpointPolicy) -> int:
+    """The endpoints map's flags byte (endpoints.h EP_F_*_ENFORCED, policy.h the rest)."""
+    flags = 0
+    for direction, enforced, tiered, default_deny in (
+            (Direction.INGRESS, layout.EP_F_INGRESS_ENFORCED, layout.EP_F_INGRESS_TIERED,
+             layout.EP_F_INGRESS_DEFAULT_DENY),
+            (Direction.EGRESS, layout.EP_F_EGRESS_ENFORCED, layout.EP_F_EGRESS_TIERED,
+             layout.EP_F_EGRESS_DEFAULT_DENY)):
+        if policy.enforced(direction):
+            flags |= enforced
+        if policy.tiered(direction):
+            flags |= tiered
+        if direction in policy.default_deny:
+            flags |= default_deny
+    return flags | (layout.EP_F_AUDIT if policy.audit else 0)
 
 
 @dataclass
@@ -168,24 +271,24 @@ class PolicyWriter:
 
     def __init__(self, policy_map: MapIO) -> None:
         self.map = policy_map
-        self._kernel: dict[int, dict[PolicyMapKey, int]] | None = None
+        self._kernel: dict[int, dict[PolicyMapKey, EntryValue]] | None = None
 
-    def kernel(self) -> dict[int, dict[PolicyMapKey, int]]:
+    def kernel(self) -> dict[int, dict[PolicyMapKey, EntryValue]]:
         if self._kernel is None:
             self._kernel = {}
             for k, v in self.map.items():
                 mk = PolicyMapKey.from_c(k)
-                self._kernel.setdefault(mk.endpoint_id, {})[mk] = int(v.match_type)
+                self._kernel.setdefault(mk.endpoint_id, {})[mk] = EntryValue.from_c(v)
         return self._kernel
 
-    def entries(self, endpoint_id: int) -> dict[PolicyMapKey, int]:
+    def entries(self, endpoint_id: int) -> dict[PolicyMapKey, EntryValue]:
         return dict(self.kernel().get(endpoint_id, {}))
 
     def sync(self, endpoint_id: int, policy: EndpointPolicy, what: str = "") -> SyncResult:
         desired = expand(endpoint_id, policy)
         return self.sync_entries(endpoint_id, desired, what)
 
-    def sync_entries(self, endpoint_id: int, desired: Mapping[PolicyMapKey, int],
+    def sync_entries(self, endpoint_id: int, desired: Mapping[PolicyMapKey, EntryValue],
                      what: str = "") -> SyncResult:
         current = self.kernel().setdefault(endpoint_id, {})
         res = SyncResult()
@@ -196,10 +299,10 @@ class PolicyWriter:
             del current[mk]
             res.deleted += 1
         for mk in sorted(desired):
-            mt = desired[mk]
-            if current.get(mk) == mt:
+            wanted = desired[mk]
+            if current.get(mk) == wanted:
                 continue
-            value = layout.policy_entry(match_type=mt)
+            value = wanted.to_c()
             try:
                 self.map.update(mk.to_c(), value)
             except OSError as e:
@@ -217,7 +320,7 @@ class PolicyWriter:
                 res.changed += 1
             else:
                 res.added += 1
-            current[mk] = mt
+            current[mk] = wanted
         if res.writes:
             log.info("policy map sync %s: %d added, %d deleted, %d changed",
                      who, res.added, res.deleted, res.changed)

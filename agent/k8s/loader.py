@@ -34,6 +34,11 @@ import yaml
 
 from core.errors import InvalidObject, LoadError, MembraneError
 from agent.k8s.objects import (
+    ANP_API_VERSION,
+    ANP_KIND,
+    BANP_KIND,
+    CNP_API_VERSION,
+    CNP_KIND,
     NAMESPACE_NAME_LABEL,
     ClusterObject,
     ClusterObjects,
@@ -42,7 +47,11 @@ from agent.k8s.objects import (
     NetworkPolicy,
     Node,
     Pod,
+    TieredPolicy,
 )
+from agent.k8s.validation.adminnetworkpolicy import (admin_network_policy_from_document,
+                                                     baseline_admin_network_policy_from_document)
+from agent.k8s.validation.clusternetworkpolicy import cluster_network_policy_from_document
 from agent.k8s.validation.namespace import namespace_from_document
 from agent.k8s.validation.networkpolicy import API_VERSION as NETWORK_POLICY_API_VERSION
 from agent.k8s.validation.networkpolicy import fail_closed_stand_in, network_policy_from_document
@@ -74,14 +83,19 @@ API_VERSIONS: dict[str, str] = {
     "Service": "v1",
     "Node": "v1",
     "NetworkPolicy": NETWORK_POLICY_API_VERSION,
+    CNP_KIND: CNP_API_VERSION,
+    ANP_KIND: ANP_API_VERSION,
+    BANP_KIND: ANP_API_VERSION,
     **WORKLOAD_API_VERSIONS,
 }
+
+# Kinds without a namespace: metadata.namespace means nothing for them.
+CLUSTER_SCOPED_KINDS = frozenset({"Namespace", "Node", CNP_KIND, ANP_KIND, BANP_KIND})
 
 # Kinds that express network policy but that Membrane does not enforce. Ignoring them
 # silently would let a user believe they are in force, so they are reported.
 UNENFORCED_POLICY_KINDS = frozenset({
-    "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "AdminNetworkPolicy",
-    "BaselineAdminNetworkPolicy", "ClusterNetworkPolicy", "GlobalNetworkPolicy",
+    "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "GlobalNetworkPolicy",
 })
 
 # How close (difflib ratio, case-insensitive) a kind must be to a supported one to be
@@ -304,6 +318,12 @@ def parse_object(doc: Document, source: str,
         return None
     if kind == "NetworkPolicy":
         return network_policy_from_document(doc, source, warnings)
+    if kind == CNP_KIND:
+        return cluster_network_policy_from_document(doc, source, warnings)
+    if kind == ANP_KIND:
+        return admin_network_policy_from_document(doc, source, warnings)
+    if kind == BANP_KIND:
+        return baseline_admin_network_policy_from_document(doc, source, warnings)
     if kind == "Namespace":
         return namespace_from_document(doc, source, warnings)
     if kind == "Pod":
@@ -327,13 +347,14 @@ def object_kind(doc: Document, source: str) -> str | None:
     Secret, CRDs, ...). Missing kinds, misspelt kinds, other NetworkPolicy APIs and
     policy kinds Membrane does not enforce are errors."""
     kind = doc.get("kind")
-    namespaced = kind not in ("Namespace", "Node")
+    namespaced = not (isinstance(kind, str) and kind in CLUSTER_SCOPED_KINDS)
     ref = object_ref(doc, kind if isinstance(kind, str) and kind else "object", namespaced, source)
     field = Field(ref, "kind", kind)
     kind = field.required_string()
     if kind in UNENFORCED_POLICY_KINDS:
         field.fail(f"{kind} is not enforced: Membrane enforces networking.k8s.io/v1 "
-                   "NetworkPolicy only")
+                   f"NetworkPolicy, {CNP_API_VERSION} {CNP_KIND} and {ANP_API_VERSION} "
+                   f"{ANP_KIND} / {BANP_KIND}")
     expected_api_version = API_VERSIONS.get(kind)
     if expected_api_version is None:
         check_not_misspelt(field, kind)
@@ -435,6 +456,8 @@ def add_object(objects: ClusterObjects, obj: ClusterObject) -> None:
         objects.pods[obj.key] = obj
     elif isinstance(obj, NetworkPolicy):
         objects.policies[obj.key] = obj
+    elif isinstance(obj, TieredPolicy):
+        objects.cluster_policies[obj.key] = obj
     else:
         objects.services[obj.key] = obj
 

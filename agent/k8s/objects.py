@@ -94,6 +94,7 @@ class LabelSelector:
 class Namespace:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)  # includes NAMESPACE_NAME_LABEL
+    audit: bool = False   # annotation policy.membrane.io/audit-mode: policy drops pass
 
 
 @dataclass(frozen=True)
@@ -246,8 +247,144 @@ class Node:
         return tuple(a for a in (self.ip, self.ipv6) if a)
 
 
+# --- cluster-wide policy tiers (agent.k8s.clusterpolicy describes them) ---------------
+
+API_GROUP = "policy.networking.k8s.io"
+CNP_KIND = "ClusterNetworkPolicy"
+ANP_KIND = "AdminNetworkPolicy"
+BANP_KIND = "BaselineAdminNetworkPolicy"
+CNP_API_VERSION = f"{API_GROUP}/v1alpha2"
+ANP_API_VERSION = f"{API_GROUP}/v1alpha1"
+TIER_KINDS = (CNP_KIND, ANP_KIND, BANP_KIND)
+
+MAX_PRIORITY = 1000
+# Where the BANP sorts in the Baseline tier: after every priority a CNP can have.
+BANP_PRIORITY = MAX_PRIORITY + 1
+
+
+class Tier(str, Enum):
+    ADMIN = "Admin"
+    BASELINE = "Baseline"
+
+
+class RuleAction(str, Enum):
+    """ClusterNetworkPolicy's Accept and AdminNetworkPolicy's Allow are ALLOW."""
+
+    ALLOW = "Allow"
+    DENY = "Deny"
+    PASS = "Pass"
+
+
+@dataclass(frozen=True)
+class TierSelector:
+    """Pods picked by a namespace selector AND a pod selector (a subject, or a peer of
+    kind `namespaces` / `pods`: `namespaces: S` is S with every pod)."""
+
+    namespace_selector: LabelSelector = LabelSelector()
+    pod_selector: LabelSelector = LabelSelector()
+
+    def __str__(self) -> str:
+        return f"pods {self.pod_selector} in namespaces {self.namespace_selector}"
+
+
+@dataclass(frozen=True)
+class TierPeer:
+    """One peer: exactly one of the fields (validation keeps it so).
+
+    pods         pods of matching namespaces (both peer kinds namespaces and pods)
+    nodes        node addresses (InternalIP) of matching nodes (egress only)
+    networks     CIDRs, either family (egress only); cluster traffic matches too
+    domain_names FQDNs (egress only): accepted and reported, never enforced
+    """
+
+    pods: TierSelector | None = None
+    nodes: LabelSelector | None = None
+    networks: tuple[str, ...] = ()       # normalised prefixes, "10.0.0.0/8"
+    domain_names: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        if self.pods is not None:
+            return "pods"
+        if self.nodes is not None:
+            return "nodes"
+        return "networks" if self.networks else "domainNames"
+
+    def __str__(self) -> str:
+        if self.pods is not None:
+            return str(self.pods)
+        if self.nodes is not None:
+            return f"nodes {self.nodes}"
+        if self.networks:
+            return f"networks {', '.join(self.networks)}"
+        return f"domainNames {', '.join(self.domain_names)} (not enforced)"
+
+
+@dataclass(frozen=True)
+class TierPort:
+    """One port match. A number or range of one protocol, or a named port (the
+    destination pod's container port of that name, whatever its protocol). Neither (no
+    protocol, no name): a port the API server stored but nothing can match (a v1alpha1
+    protocol other than TCP, UDP and SCTP, an inverted range)."""
+
+    protocol: Protocol | None = None     # None only for a named port
+    start: int = 0
+    end: int = 0                         # inclusive; == start for one port
+    name: str | None = None
+
+    def __str__(self) -> str:
+        if self.name is not None:
+            return f"named port {self.name!r}"
+        if self.protocol is None:
+            return "a port nothing matches"
+        number = f"{self.start}" if self.start == self.end else f"{self.start}-{self.end}"
+        return f"{self.protocol.value}/{number}"
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """One ingress or egress rule. No ports: every port of every protocol."""
+
+    name: str
+    action: RuleAction
+    peers: tuple[TierPeer, ...]
+    ports: tuple[TierPort, ...] = ()
+
+
+@dataclass(frozen=True)
+class TieredPolicy:
+    """A ClusterNetworkPolicy, AdminNetworkPolicy or BaselineAdminNetworkPolicy."""
+
+    kind: str                            # one of TIER_KINDS
+    name: str
+    tier: Tier
+    priority: int                        # 0..1000; BANP_PRIORITY for the BANP
+    subject: TierSelector
+    ingress: tuple[TierRule, ...] = ()
+    egress: tuple[TierRule, ...] = ()
+    audit: bool = False                  # AUDIT_ANNOTATION
+    resource_version: str = ""
+
+    @property
+    def key(self) -> str:
+        """"ClusterNetworkPolicy/name": cluster-scoped, and two kinds may share a name."""
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def order_key(self) -> tuple[int, int, str]:
+        """Evaluation order within the tier (see the module docstring)."""
+        return self.priority, TIER_KINDS.index(self.kind), self.name
+
+    @property
+    def shown_priority(self) -> str:
+        return "-" if self.kind == BANP_KIND else str(self.priority)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
 # Every kind a source hands the store (workloads are expanded into Pods first).
-ClusterObject = Union[Namespace, Pod, NetworkPolicy, Service, Node]
+ClusterObject = Union[Namespace, Pod, NetworkPolicy, Service, Node, TieredPolicy]
 
 
 @dataclass
@@ -259,3 +396,5 @@ class ClusterObjects:
     policies: dict[str, NetworkPolicy] = field(default_factory=dict)  # "ns/name" -> policy
     services: dict[str, Service] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)           # name -> Node
+    # "ClusterNetworkPolicy/name" (AdminNetworkPolicy/..., BaselineAdminNetworkPolicy/...)
+    cluster_policies: dict[str, TieredPolicy] = field(default_factory=dict)

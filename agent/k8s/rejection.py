@@ -13,20 +13,24 @@ What is enforced instead of a rejected object:
                     namespace, cut a node from its pods, or leave an endpoint with maps
                     nothing updates. With no last good version the object is absent: a
                     pod's endpoint then keeps the fail-closed init policy.
+    the tier kinds  (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy)
+                    the last good version, its Deny rules with it. With none, nothing: a
+                    tier policy isolates no pod, so there is no stand-in (the API
+                    server's CRD validation refuses such objects before Membrane sees them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.k8s.objects import ClusterObject, NetworkPolicy, PolicyType
+from agent.k8s.objects import TIER_KINDS, ClusterObject, NetworkPolicy, PolicyType
 from core.errors import InvalidObject, MembraneError
 
 
 @dataclass(frozen=True)
 class Rejection:
     kind: str                               # "NetworkPolicy", "Pod", ...
-    key: str                                # the store's key: "ns/name" or "name"
+    key: str                                # the store's key: "ns/name", "name", "Kind/name"
     reason: str                             # the validation error, one line
     last_good: ClusterObject | None = None  # the version before, kept
     in_force: str = ""                      # what is enforced in its place, in words
@@ -36,7 +40,9 @@ class Rejection:
         """Keyed like the object (InvalidObject names it), so a fixed object's upsert
         clears its rejection; other errors get an anonymous key."""
         if isinstance(error, InvalidObject):
-            return cls(error.kind, error.name, str(error))
+            # The tier kinds share one table, keyed "Kind/name" (agent.store).
+            key = f"{error.kind}/{error.name}" if error.kind in TIER_KINDS else error.name
+            return cls(error.kind, key, str(error))
         return cls("?", str(index), str(error))
 
     def __str__(self) -> str:

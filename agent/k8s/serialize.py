@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from agent.k8s.clusterpolicy import AUDIT_ANNOTATION
 from agent.k8s.objects import (
     NAMESPACE_NAME_LABEL,
     ClusterObject,
@@ -27,7 +28,9 @@ from agent.k8s.objects import (
     Requirement,
     Service,
     ServicePort,
+    TieredPolicy,
 )
+from agent.k8s.tierdocs import tier_policy_document
 from agent.k8s.workloads import API_VERSIONS as WORKLOAD_API_VERSIONS
 
 Document = dict[str, Any]
@@ -51,6 +54,8 @@ def to_document(obj: Serializable) -> Document:
         return node_document(obj)
     if isinstance(obj, Deployment):
         return workload_document(obj)
+    if isinstance(obj, TieredPolicy):
+        return tier_policy_document(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
@@ -143,8 +148,10 @@ def policy_port_document(port: PolicyPort) -> Document:
 
 def namespace_document(namespace: Namespace) -> Document:
     labels = {NAMESPACE_NAME_LABEL: namespace.name, **namespace.labels}
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": metadata(namespace.name, labels=labels)}
+    meta = metadata(namespace.name, labels=labels)
+    if namespace.audit:
+        meta["annotations"] = {AUDIT_ANNOTATION: "true"}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
 def pod_spec_document(pod: Pod) -> Document:

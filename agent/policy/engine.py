@@ -28,7 +28,9 @@ An identity that cannot be allocated leaves that pod without one (allocation.py)
 policy whose ipBlocks do not fit the cidr map is compiled isolating (admission.py); an
 endpoint whose policies need more map entries than it may have gets the smallest that
 fit, counted before anything is expanded. Each says why: `endpoint_problems`,
-`identity_problems`, `policy_problems`.
+`identity_problems`, `policy_problems`. Cluster-wide tiers (agent.policy.tiers: `tiers`)
+are indexed like NetworkPolicies, giving endpoints ranked tier entries; the modes
+(agent.policy.modes) shape every EndpointPolicy.
 """
 
 from __future__ import annotations
@@ -39,16 +41,19 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence, Union
 
 from core.protocols import ANY_PROTOCOL, Direction
-from agent.k8s.objects import ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod
+from agent.k8s.objects import (ClusterObjects, IPBlock, Namespace, NetworkPolicy, Node, Pod,
+                               TieredPolicy)
 from agent.policy.admission import PrefixAdmission
 from agent.policy.allocation import Allocates, GuardedAllocation
 from agent.policy.identitykeys import SelectedKeys
 from agent.policy.limits import PolicyLimits
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
+from agent.policy.modes import PolicyModes, audit_changed, shape
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
+from agent.policy.tiers import CompiledTierPolicy, TierIndex
 from agent.policy.selectorcache import Selector, SelectorCache
 from identity.allocator import Identity
 from identity.filter import LabelFilter
@@ -60,6 +65,7 @@ WORLD_PREFIXES = ("0.0.0.0/0", "::/0")
 HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
 
 log = logging.getLogger(__name__)
+Compiled = Union[CompiledPolicy, CompiledTierPolicy]
 
 __all__ = ["Allocates", "EngineDelta", "PolicyEngine"]
 
@@ -150,13 +156,15 @@ class PolicyEngine:
     def __init__(self, allocator: Allocates, cidr_allocator: Allocates,
                  cluster: str = "default", label_filter: LabelFilter | None = None,
                  limits: PolicyLimits | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 modes: PolicyModes = PolicyModes()) -> None:
         self._alloc = allocator
         self._cidr_alloc = cidr_allocator
         self._cluster = cluster
         self._filter = label_filter or LabelFilter.default()
         self._limits = limits or PolicyLimits()
         self._clock = clock
+        self.modes = modes
         self._clear()
 
     def _clear(self) -> None:
@@ -174,6 +182,7 @@ class PolicyEngine:
         self._pod_identity: dict[str, Identity] = {}       # endpoints only
         self._identity_pods: dict[int, set[str]] = {}
         self._policies: dict[str, CompiledPolicy] = {}
+        self.tiers = TierIndex()                            # the cluster-wide policies
         self._ns_policies: dict[str, set[str]] = {}
         self._peer_users: dict[Selector, set[str]] = {}    # selector -> policies using it
         self._selects: dict[str, set[str]] = {}            # policy -> pods it selects
@@ -227,7 +236,7 @@ class PolicyEngine:
         return {k: list(v) for k, v in self._provenance.get(pod_key, {}).items()}
 
     def selecting_policies(self, pod_key: str) -> tuple[str, ...]:
-        """Keys of the policies that select this pod, sorted."""
+        """Keys of the policies selecting this pod: NetworkPolicies, then tier policies."""
         return self._selected_by.get(pod_key, ())
 
     def selected_endpoints(self, policy_key: str) -> frozenset[str]:
@@ -314,13 +323,16 @@ class PolicyEngine:
         pods_changed, removed_pods, ip_changed = self._update_pods(
             objects.pods, old_namespaces, rescoped)
         maps_changed |= ip_changed
-        dirty = set(pods_changed)
+        audit = audit_changed(old_namespaces, self._namespaces)   # shapes policies only
+        dirty = set(pods_changed) | {k for k, p in self._pods.items() if p.namespace in audit}
         invalidate: set[str] = set()
-        changed_prefixes = self._update_policies(objects.policies, dirty, invalidate, refused)
+        changed_prefixes = self._update_policies(objects.policies, dirty, invalidate, refused,
+                                                 objects.cluster_policies)
+        compiled: list[Compiled] = [*self._policies.values(), *self.tiers.compiled.values()]
         if changed_prefixes:
             maps_changed = True
             nets = [_Net.of(p) for p in changed_prefixes]
-            for cp in self._policies.values():
+            for cp in compiled:
                 if any(_Net.of(b.cidr).covers(n) for b in cp.ip_blocks for n in nets):
                     invalidate.add(cp.key)
         for selector in self._cache.drain_changed():
@@ -328,12 +340,13 @@ class PolicyEngine:
         if pods_changed or removed_pods or changed_prefixes:
             self._cidr_pods = None
             # Egress named ports resolve on other pods' declared ports.
-            invalidate |= {k for k, cp in self._policies.items() if cp.egress_named}
+            invalidate |= {cp.key for cp in compiled if cp.egress_named}
         for key in invalidate:
             self._contrib.pop(key, None)
             self._sizes.pop(key, None)
-            if key in self._policies:
-                dirty |= self._subject_pods(self._policies[key])
+            policy = self._policies.get(key) or self.tiers.invalidate(key)
+            if policy is not None:
+                dirty |= self._subject_pods(policy)
             dirty |= self._selects.get(key, set())
         changed = set()
         for pod_key in dirty:
@@ -430,20 +443,27 @@ class PolicyEngine:
         self._alloc.release(identity)
 
     def _update_policies(self, policies: Mapping[str, NetworkPolicy], dirty: set[str],
-                         invalidate: set[str], refused: Mapping[str, str]) -> set[str]:
-        """Compiles new and changed policies (refused ones isolating); returns the
-        prefixes that came or went."""
+                         invalidate: set[str], refused: Mapping[str, str],
+                         tier_policies: Mapping[str, TieredPolicy]) -> set[str]:
+        """Compiles new and changed policies (refused ones isolating; tier policies with
+        `nodes` peers also when nodes changed); returns the prefixes that came or went."""
         before = set(self._prefix_refs)
         for key in list(self._policies):
             old = self._policies[key]
             if policies.get(key) != old.policy or old.not_enforced != refused.get(key, ""):
                 self._uncompile(old)
                 dirty |= self._selects.pop(key, set())
+        for stale in self.tiers.stale(tier_policies, self._nodes):
+            self._uncompile(stale)
+            dirty |= self._selects.pop(stale.key, set())
         for key, policy in policies.items():
             if key not in self._policies:
                 self._compile(CompiledPolicy.isolating(policy, refused[key]) if key in refused
                               else CompiledPolicy.of(policy))
                 invalidate.add(key)
+        for tier_policy in self.tiers.new(tier_policies):
+            self._compile(CompiledTierPolicy.of(tier_policy, self._nodes))
+            invalidate.add(tier_policy.key)
         after = set(self._prefix_refs)
         changed = before ^ after
         for prefix in before - after:
@@ -455,9 +475,12 @@ class PolicyEngine:
             self._blocks.clear()
         return changed
 
-    def _compile(self, cp: CompiledPolicy) -> None:
-        self._policies[cp.key] = cp
-        self._ns_policies.setdefault(cp.policy.namespace, set()).add(cp.key)
+    def _compile(self, cp: Compiled) -> None:
+        if isinstance(cp, CompiledTierPolicy):
+            self.tiers.compiled[cp.key] = cp
+        else:
+            self._policies[cp.key] = cp
+            self._ns_policies.setdefault(cp.policy.namespace, set()).add(cp.key)
         self._cache.add_selector(cp.subject)
         for selector in cp.peer_selectors:
             self._cache.add_selector(selector)
@@ -465,9 +488,12 @@ class PolicyEngine:
         for block in cp.ip_blocks:
             self._prefix_refs.update([block.cidr, *block.except_])
 
-    def _uncompile(self, cp: CompiledPolicy) -> None:
-        del self._policies[cp.key]
-        self._ns_policies[cp.policy.namespace].discard(cp.key)
+    def _uncompile(self, cp: Compiled) -> None:
+        if isinstance(cp, CompiledTierPolicy):
+            self.tiers.drop(cp.key)
+        else:
+            del self._policies[cp.key]
+            self._ns_policies[cp.policy.namespace].discard(cp.key)
         self._contrib.pop(cp.key, None)
         self._sizes.pop(cp.key, None)
         self._cache.remove_selector(cp.subject)
@@ -481,7 +507,7 @@ class PolicyEngine:
             self._prefix_refs.subtract([block.cidr, *block.except_])
         self._prefix_refs = +self._prefix_refs  # drop prefixes nobody references
 
-    def _subject_pods(self, cp: CompiledPolicy) -> set[str]:
+    def _subject_pods(self, cp: Compiled) -> set[str]:
         pods: set[str] = set()
         for ident in self._cache.matches(cp.subject):
             pods |= self._identity_pods.get(ident, set())
@@ -495,11 +521,13 @@ class PolicyEngine:
         selecting = sorted(
             k for k in self._ns_policies.get(pod.namespace, ())
             if self._cache.contains(self._policies[k].subject, ident))
-        for k in set(self._selected_by.get(pod_key, ())) - set(selecting):
+        tiers = self.tiers.selecting(lambda selector: self._cache.contains(selector, ident))
+        keys = selecting + [t.key for t in tiers]
+        for k in set(self._selected_by.get(pod_key, ())) - set(keys):
             self._selects.get(k, set()).discard(pod_key)
-        for k in selecting:
+        for k in keys:
             self._selects.setdefault(k, set()).add(pod_key)
-        self._selected_by[pod_key] = tuple(selecting)
+        self._selected_by[pod_key] = tuple(keys)
 
         ingress = egress = False
         prov: dict[PolicyKey, list[Provenance]] = {}
@@ -514,7 +542,10 @@ class PolicyEngine:
                 prov.setdefault(entry, []).append(why)
         if ingress:
             prov.setdefault(HOST_ENTRY, []).append(HOST_PROVENANCE)
-        policy = EndpointPolicy(ingress, egress, frozenset(prov))
+        tier_prov = self.tiers.entries(pod_key, pod, tiers, self)
+        namespace = self._namespaces.get(pod.namespace)
+        policy = shape(EndpointPolicy(ingress, egress, frozenset(prov), frozenset(tier_prov)),
+                       self.modes, bool(namespace and namespace.audit), tier_prov)
         self._provenance[pod_key] = prov
         if problems:
             self._problems[pod_key] = problems
@@ -567,6 +598,7 @@ class PolicyEngine:
         self._endpoints.pop(pod_key, None)
         self._provenance.pop(pod_key, None)
         self._problems.pop(pod_key, None)
+        self.tiers.forget(pod_key)
 
     # -- cluster maps ------------------------------------------------------------
     def _build_maps(self, local_node: str | None) -> ClusterMaps:

@@ -26,11 +26,13 @@ The defaults are the agent's (agent.config.AgentConfig reads them from here, as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agent.policy.mapstate import EndpointPolicy, PolicyKey
 from agent.policy.ports import map_entries
 from core.errors import MembraneError
+from core.protocols import Direction
+from identity.reserved import ReservedIdentity
 
 DEFAULT_MAX_CIDR_PREFIXES = 4096          # bpf/lib/common.h MEMBRANE_CIDR_MAX
 DEFAULT_MAX_PREFIXES_PER_POLICY = 1024
@@ -60,7 +62,8 @@ class PolicyLimits:
 def policy_map_entries(policy: EndpointPolicy) -> int:
     """Policy map entries an endpoint's policy takes, at most (the writer merges
     identical blocks of overlapping ranges, so it may take fewer)."""
-    return sum(key_entries(key) for key in policy.entries)
+    return (sum(key_entries(key) for key in policy.entries)
+            + sum(key_entries(entry.key) for entry in policy.tier_entries))
 
 
 def key_entries(key: PolicyKey) -> int:
@@ -70,6 +73,11 @@ def key_entries(key: PolicyKey) -> int:
 def isolating(policy: EndpointPolicy, keep: frozenset[PolicyKey] = frozenset()
               ) -> EndpointPolicy:
     """Fail closed: the same enforcement, and of its entries only `keep` (the node's own
-    entry, say). Never more open than `policy`."""
-    return EndpointPolicy(policy.ingress_enforced, policy.egress_enforced,
-                          policy.entries & keep)
+    entry, say). Never more open than `policy`. A direction only the tiers decide is
+    isolated too, keeping of the tiers' entries only those about the node (the host
+    identity), at their ranks."""
+    host = int(ReservedIdentity.HOST)
+    return replace(policy, ingress_enforced=policy.decides(Direction.INGRESS),
+                   egress_enforced=policy.decides(Direction.EGRESS),
+                   entries=policy.entries & keep,
+                   tier_entries=frozenset(e for e in policy.tier_entries if e.peer == host))

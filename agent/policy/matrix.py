@@ -2,8 +2,11 @@
 
 The verdict for src -> dst on (protocol, port) is the datapath's: src's egress policy
 must allow dst (its pod identity, and the CIDR identity its IP falls in) and dst's
-ingress policy must allow src the same way. Both go through `EndpointPolicy.evaluate`
-and `ClusterMaps.identities_of`, so `policy matrix` and the wire cannot disagree.
+ingress policy must allow src the same way, each direction through the Admin tier,
+NetworkPolicy and the Baseline tier. Both go through `EndpointPolicy.decide` and
+`ClusterMaps.identities_of`, so `policy matrix` and the wire cannot disagree. The matrix
+shows the policies' verdict: under audit mode a denied pair is still shown denied (its
+packets pass, reported as AUDIT).
 
 Per IP family (`family`, 4 or 6): a connection uses the pods' addresses of one family,
 and ipBlocks of that family only hold them. A pod without an address of the family is
@@ -79,9 +82,8 @@ def peer_identities(engine: PolicyEngine, pod_key: str, local_node: str | None =
 
 def direction_allows(engine: PolicyEngine, endpoint: str, direction: Direction,
                      peers: Iterable[int], protocol: Protocol, port: int) -> bool:
-    allowed, _ = engine.endpoint_policy(endpoint).evaluate(
-        direction, peers, protocol.number, port)
-    return allowed
+    return engine.endpoint_policy(endpoint).decide(direction, peers, protocol.number,
+                                                   port).allowed
 
 
 def allowed(engine: PolicyEngine, src: str, dst: str, protocol: Protocol, port: int,
@@ -110,9 +112,10 @@ def reachability(objects: ClusterObjects, ports: list[int], protocols: list[str]
                 for dst in pods:
                     if src == dst:
                         continue
-                    ok = (egress.evaluate(Direction.EGRESS, peers[dst], proto.number, port)[0]
-                          and engine.endpoint_policy(dst).evaluate(
-                              Direction.INGRESS, peers[src], proto.number, port)[0])
+                    ok = (egress.decide(Direction.EGRESS, peers[dst], proto.number,
+                                        port).allowed
+                          and engine.endpoint_policy(dst).decide(
+                              Direction.INGRESS, peers[src], proto.number, port).allowed)
                     out.append(Verdict(src, dst, proto.value, port, ok))
     return sorted(out)
 

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from core.errors import InvalidObject, MembraneError
 from agent.k8s.loader import parse_document, stand_in_for
-from agent.k8s.objects import ClusterObjects
+from agent.k8s.objects import TIER_KINDS, ClusterObjects
 from agent.k8s.rejection import Rejection
 from agent.k8s.validation.fields import ValidationWarning, printable
 from agent.store import Store, StoreObject, object_key
@@ -35,13 +35,17 @@ Parsed = tuple[StoreObject, ...] | MembraneError
 
 NAMESPACED = {"Pod", "NetworkPolicy", "Service"}
 _FIELDS = {"Namespace": "namespaces", "Pod": "pods", "NetworkPolicy": "policies",
-           "Service": "services", "Node": "nodes"}
+           "Service": "services", "Node": "nodes",
+           **{kind: "cluster_policies" for kind in TIER_KINDS}}
 
 
 def doc_key(kind: str, doc: Doc) -> str:
-    """The store's key for a document: "ns/name" or "name"."""
+    """The store's key for a document: "ns/name", "name", or "Kind/name" for the
+    cluster-wide tier kinds (they share one table: agent.store)."""
     meta = doc.get("metadata") or {}
     name = str(meta.get("name", ""))
+    if kind in TIER_KINDS:
+        return f"{kind}/{name}"
     return f"{meta.get('namespace') or 'default'}/{name}" if kind in NAMESPACED else name
 
 

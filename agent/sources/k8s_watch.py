@@ -9,6 +9,11 @@
         dropped / error        -> watch again from R after a capped, jittered backoff
         410 Gone               -> list again: history after R is gone, only a relist
                                   can say what was deleted meanwhile
+    an optional kind (a CRD: ClusterNetworkPolicy, AdminNetworkPolicy, ...) answering
+    404 Not Found is not served by this cluster: it lists as empty (so the store still
+    syncs), and is looked for again every `absent_recheck` seconds; once its CRD is
+    installed it is listed and watched like any kind, and a 404 later (the CRD removed)
+    empties it again
 
 Pages keep one response (and the API server's and etcd's work per request) bounded in a
 large cluster, as client-go's reflector pages its lists; a continue token that expired
@@ -55,6 +60,7 @@ class KindSpec:
     kind: str                       # "Pod"
     api_version: str                # "v1", "networking.k8s.io/v1"
     list_call: Callable[..., Any]   # a bound list method, e.g. list_pod_for_all_namespaces
+    optional: bool = False          # a CRD the cluster may not have: 404 lists as empty
 
 
 @dataclass
@@ -86,6 +92,7 @@ class WatchSettings:
     backoff_initial: float = 0.5
     backoff_cap: float = 30.0
     page_size: int = 500             # objects per list request (client-go's default)
+    absent_recheck: float = 30.0     # seconds between looks for an optional kind's CRD
 
 
 class KindWatcher:
@@ -100,6 +107,7 @@ class KindWatcher:
         self.backoff = Backoff(self.settings.backoff_initial, self.settings.backoff_cap)
         self.resource_version = ""   # the last one seen: where a reconnect resumes
         self.lists = 0               # initial list + relists, for status and tests
+        self.absent = False          # an optional kind the server does not serve (404)
         self._watch: watch.Watch | None = None
 
     # -- thread body -----------------------------------------------------------------
@@ -108,14 +116,20 @@ class KindWatcher:
         while not self.stop.is_set():
             try:
                 docs, self.resource_version = self._list()
-            except Exception as e:  # noqa: BLE001 (any failure: retry, never die)
-                if self.stop.is_set():
+            except ApiException as e:
+                if e.status == 404 and self.spec.optional:
+                    self._not_served()
+                    continue
+                if self._retry_later(e):
                     return
-                delay = self.backoff.next_delay()
-                log.warning("kubernetes: listing %ss failed (%s); retrying in %.1fs",
-                            kind, _describe(e), delay)
-                self.stop.wait(delay)
                 continue
+            except Exception as e:  # noqa: BLE001 (any failure: retry, never die)
+                if self._retry_later(e):
+                    return
+                continue
+            if self.absent:
+                log.info("kubernetes: %s is served now; following it", kind)
+                self.absent = False
             self.backoff.reset()
             self.lists += 1
             log.info("kubernetes: listed %d %ss at resourceVersion %s%s", len(docs), kind,
@@ -123,6 +137,27 @@ class KindWatcher:
             self.sink.listed(kind, docs)
             if not self._follow():
                 return
+
+    def _not_served(self) -> None:
+        """An optional kind answered 404: empty until its CRD appears."""
+        self.backoff.reset()   # the server answered: it is not a failure to back off from
+        if not self.absent:
+            log.info("kubernetes: %s is not served (its CRD is not installed): none "
+                     "enforced; looking again every %.0fs", self.spec.kind,
+                     self.settings.absent_recheck)
+            self.absent = True
+            self.sink.listed(self.spec.kind, [])
+        self.stop.wait(self.settings.absent_recheck)
+
+    def _retry_later(self, e: Exception) -> bool:
+        """Waits out the backoff after a failed list; True when stopping instead."""
+        if self.stop.is_set():
+            return True
+        delay = self.backoff.next_delay()
+        log.warning("kubernetes: listing %ss failed (%s); retrying in %.1fs",
+                    self.spec.kind, _describe(e), delay)
+        self.stop.wait(delay)
+        return self.stop.is_set()
 
     def interrupt(self) -> None:
         """Unblocks a watch waiting for data (the client shuts its socket down)."""
@@ -193,6 +228,8 @@ class KindWatcher:
                     log.info("kubernetes: %s watch from resourceVersion %s expired (410 "
                              "Gone); relisting", kind, self.resource_version)
                     return True
+                if e.status == 404 and self.spec.optional:
+                    return True   # the CRD went away: the relist finds it empty
                 error: Exception = e
             except Exception as e:  # noqa: BLE001 (dropped connection, timeout, ...)
                 error = e

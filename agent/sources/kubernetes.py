@@ -2,8 +2,13 @@
 
 Namespaces, Pods (every namespace: each pod IP goes to the ipcache, not only this
 node's), Nodes and NetworkPolicies are each listed, then watched, by one thread
-(k8s_watch.KindWatcher); what they learn goes through a Mirror (k8s_mirror) that keeps
-the store empty and unsynced until all four initial lists are in. The policy engine
+(k8s_watch.KindWatcher); so are the Network Policy API's cluster-wide kinds
+(ClusterNetworkPolicy policy.networking.k8s.io/v1alpha2, AdminNetworkPolicy and
+BaselineAdminNetworkPolicy v1alpha1), which are CRDs a cluster may not have: a kind its
+API server does not serve counts as listed and empty, and is looked for again until its
+CRD appears (docs/cluster-policies.md says how to install them). What they learn goes
+through a Mirror (k8s_mirror) that keeps the store empty and unsynced until every
+initial list is in. The policy engine
 downstream cannot tell this source from the lab's.
 
 Configuration, in this order: an injected `api_client` (tests, or an embedding program);
@@ -21,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from functools import partial
 from typing import Any
 
 from kubernetes import client, config
@@ -28,6 +34,8 @@ from kubernetes import client, config
 from core.errors import LoadError
 from identity.allocator import Allocator
 from identity.crd import CrdAllocator
+from agent.k8s.objects import (ANP_API_VERSION, ANP_KIND, API_GROUP, BANP_KIND,
+                               CNP_API_VERSION, CNP_KIND)
 from agent.sources.k8s_mirror import Mirror
 from agent.sources.k8s_watch import KindSpec, KindWatcher, WatchSettings
 from agent.store import Store
@@ -44,7 +52,7 @@ class KubernetesSource:
 
     def __init__(self, kubeconfig: str | None = None, in_cluster: bool | None = None,
                  node_name: str | None = None, api_client: Any = None,
-                 settings: WatchSettings | None = None) -> None:
+                 settings: WatchSettings | None = None, tiers: bool = True) -> None:
         # The node this agent runs on: its pods are the local endpoints. Every pod is
         # still watched, since remote pods' IPs are needed for the ipcache.
         self.node_name = node_name
@@ -53,17 +61,29 @@ class KubernetesSource:
                                                                             in_cluster))
         self.synced = threading.Event()   # set once the store holds the initial lists
         self.watchers: list[KindWatcher] = []
+        self.tiers = tiers                # also the Network Policy API's CRDs
 
     def specs(self) -> list[KindSpec]:
         core = client.CoreV1Api(self.api_client)
         networking = client.NetworkingV1Api(self.api_client)
-        return [
+        specs = [
             KindSpec("Namespace", "v1", core.list_namespace),
             KindSpec("Node", "v1", core.list_node),
             KindSpec("Pod", "v1", core.list_pod_for_all_namespaces),
             KindSpec("NetworkPolicy", "networking.k8s.io/v1",
                      networking.list_network_policy_for_all_namespaces),
         ]
+        if self.tiers:
+            custom = client.CustomObjectsApi(self.api_client)
+            for kind, api_version, plural in (
+                    (CNP_KIND, CNP_API_VERSION, "clusternetworkpolicies"),
+                    (ANP_KIND, ANP_API_VERSION, "adminnetworkpolicies"),
+                    (BANP_KIND, ANP_API_VERSION, "baselineadminnetworkpolicies")):
+                version = api_version.split("/")[1]
+                specs.append(KindSpec(kind, api_version, partial(
+                    custom.list_cluster_custom_object, API_GROUP, version, plural),
+                    optional=True))
+        return specs
 
     def run(self, store: Store, stop: threading.Event) -> None:
         specs = self.specs()

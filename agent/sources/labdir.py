@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
-from agent.k8s.loader import objects_from_documents
+from agent.k8s.loader import CLUSTER_SCOPED_KINDS, objects_from_documents
 from agent.k8s.objects import ClusterObjects
 from agent.k8s.validation.fields import ValidationWarning
 from core.errors import MembraneError
@@ -39,7 +39,7 @@ Doc = dict[str, Any]
 def doc_key(doc: Doc) -> tuple[str, str, str]:
     meta = doc.get("metadata") or {}
     kind = str(doc.get("kind", ""))
-    ns = "" if kind in ("Namespace", "Node") else str(meta.get("namespace") or "default")
+    ns = "" if kind in CLUSTER_SCOPED_KINDS else str(meta.get("namespace") or "default")
     return kind, ns, str(meta.get("name", ""))
 
 

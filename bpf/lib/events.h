@@ -12,7 +12,9 @@
  * What is emitted:
  *   EVENT_POLICY_VERDICT  first packet of each new tracked connection, allowed (with
  *                         the match type; MATCH_NONE when the direction is not
- *                         enforced) or denied;
+ *                         enforced) or denied; and, in audit mode, every packet
+ *                         policy denied and let through (allowed 2, drop_reason the
+ *                         one it would have had: policy.h POLICY_AUDITED);
  *   EVENT_DROP            every dropped packet, with its reason (a denied new
  *                         connection's first packet gives both records, as Hubble
  *                         shows both lines).
@@ -35,7 +37,7 @@ struct event {
 	__u64 ktime_ns;      /* bpf_ktime_get_ns(); the reader converts to realtime */
 	__u8 type;           /* EVENT_* */
 	__u8 direction;      /* DIR_* at the endpoint */
-	__u8 allowed;        /* 1 forwarded, 0 dropped/denied */
+	__u8 allowed;        /* 1 forwarded, 0 dropped/denied, 2 audited (policy.h) */
 	__u8 match_type;     /* MATCH_* */
 	__u8 protocol;       /* IP protocol / IPv6 upper-layer header, 0 for non-IP */
 	__u8 tcp_flags;      /* raw TCP flags byte */

@@ -5,15 +5,16 @@ current list whenever it differs from the last one (first call: the initial list
 `stop` is set. Three sources:
 
     StaticPeers   a fixed list (`--peer NAME=ADDRESS`)
-    SocketPeers   a directory with one subdirectory per node holding its agent's unix
-                  socket (a lab's nodes/<node>/agent.sock), re-listed every second
+    SocketPeers   a directory with one subdirectory per node holding its agent's
+                  Observer socket (a lab's nodes/<node>/agent.observer.sock, beside
+                  agent.sock: observe.server.observer_socket), re-listed every second
     FilePeers     a JSON file re-read when it changes
     PeerService   an agent's Peer service (Hubble's peer.Peer/Notify): every agent knows
                   the cluster's nodes, so one address (a Service in front of the
                   DaemonSet) is enough; the stream is re-opened with backoff when it ends
 
-Also here: the agent side of the Peer service (`PeerServicer`), over a function that
-lists the peers the agent knows.
+Also here: the agent side of the Peer service (`PeerServicer`, `peer_methods` for
+observe.h2server), over a function that lists the peers the agent knows.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ import grpc
 
 from observe.gen.peer import peer_pb2 as ppb
 from observe.gen.peer import peer_pb2_grpc as ppb_grpc
+from observe.rpc import Call, Method, one_by_one
+from observe.server import observer_socket
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+# A lab node's Observer socket, beside its agent.sock.
+LAB_OBSERVER_SOCKET = Path(observer_socket("agent.sock")).name
 RETRY_MAX_SECONDS = 10.0
 
 
@@ -71,7 +76,7 @@ class StaticPeers:
 class SocketPeers:
     """Nodes as `root/<node>/<socket>`: a node is there while its socket is."""
 
-    def __init__(self, root: str | Path, socket: str = "agent.sock",
+    def __init__(self, root: str | Path, socket: str = LAB_OBSERVER_SOCKET,
                  poll_s: float = POLL_SECONDS) -> None:
         self.root = Path(root)
         self.socket = socket
@@ -164,7 +169,7 @@ class PeerService:
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
-class PeerServicer(ppb_grpc.PeerServicer):
+class PeerServicer:
     """The agent's side: every peer it knows first (PEER_ADDED), then each change
     (checked every `poll_s`), until the client leaves."""
 
@@ -173,11 +178,11 @@ class PeerServicer(ppb_grpc.PeerServicer):
         self.poll_s = poll_s
 
     def Notify(self, request: ppb.NotifyRequest,
-               context: grpc.ServicerContext) -> Iterator[ppb.ChangeNotification]:
+               call: Call) -> Iterator[ppb.ChangeNotification]:
         known: dict[str, Peer] = {}
         woke = threading.Event()
-        context.add_callback(woke.set)
-        while context.is_active():
+        call.on_done(woke.set)
+        while call.active():
             now = {p.name: p for p in self.peers()}
             for name in sorted(known.keys() - now.keys()):
                 yield _note(known.pop(name), ppb.PEER_DELETED)
@@ -197,7 +202,8 @@ def _note(peer: Peer, kind: ppb.ChangeNotificationType.ValueType) -> ppb.ChangeN
     return note
 
 
-def add_peer_to_server(server: grpc.Server, peers: Callable[[], list[Peer]]) -> PeerServicer:
-    servicer = PeerServicer(peers)
-    ppb_grpc.add_PeerServicer_to_server(servicer, server)
-    return servicer
+def peer_methods(peers: Callable[[], list[Peer]], poll_s: float = POLL_SECONDS) -> list[Method]:
+    """The Peer service (peer.Peer/Notify) for observe.h2server."""
+    servicer = PeerServicer(peers, poll_s)
+    return [Method("/peer.Peer/Notify", ppb.NotifyRequest.FromString,
+                   stream=lambda request, call: one_by_one(servicer.Notify(request, call)))]

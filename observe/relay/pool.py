@@ -8,11 +8,13 @@ NODE_CONNECTED, NODE_UNAVAILABLE or NODE_ERROR with a message; followers watch
 
 Channels: a unix socket is dialled as is (a lab's agents); host:port with TLS, and with
 a client certificate when the relay has one (the agents' TCP listeners require mutual
-TLS, observe.tls).
+TLS, observe.tls). The channels carry the unary calls; followed GetFlows streams are
+read with observe.relay.h2client, over the same addresses and TLS.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +55,18 @@ class ClientTLS:
                                             certificate_chain=read(self.cert,
                                                                    "client certificate"))
 
+    def context(self) -> ssl.SSLContext:
+        """The same for the relay's own GetFlows reader (observe.relay.h2client)."""
+        try:
+            context = ssl.create_default_context(cafile=self.ca)
+            if self.cert is not None:
+                context.load_cert_chain(self.cert, self.key)
+        except (OSError, ssl.SSLError) as err:
+            raise MembraneError(f"relay: cannot load the peer TLS files ({self.ca}, "
+                                f"{self.cert}, {self.key}): {err}") from None
+        context.set_alpn_protocols(["h2"])
+        return context
+
 
 def channel_factory(tls: ClientTLS | None) -> Callable[[str, str], grpc.Channel]:
     """(address, TLS server name) -> channel: unix sockets plain, host:port over TLS."""
@@ -84,8 +98,13 @@ class Node:
 
 
 class NodePool:
-    def __init__(self, channel_for: Callable[[str, str], grpc.Channel]) -> None:
+    """`tls`: what the relay's GetFlows readers dial agents' TCP listeners with (the
+    channels' credentials come with `channel_for`)."""
+
+    def __init__(self, channel_for: Callable[[str, str], grpc.Channel],
+                 tls: ClientTLS | None = None) -> None:
         self._channel_for = channel_for
+        self.tls_context = tls.context() if tls is not None else None
         self._lock = threading.Lock()
         self._nodes: dict[str, Node] = {}
         self._gone: dict[str, Node] = {}

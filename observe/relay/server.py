@@ -34,9 +34,11 @@ from observe.encoder import timestamp
 from observe.gen.observer import observer_pb2 as opb
 from observe.gen.observer import observer_pb2_grpc as opb_grpc
 from observe.gen.relay import relay_pb2 as rpb
+from observe.relay.h2client import FlowsCall, FlowsError
 from observe.relay.merge import Entry, SortBuffer, merge_histories
 from observe.relay.pool import Node, NodePool
 from observe.ring import QUEUE, lost_response
+from observe.rpc import Batch, Call, Method, unary
 from observe.server import SERVICE, passthrough
 from observe.stream import InvalidRequest, check_request
 
@@ -45,7 +47,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 METHOD = f"/{SERVICE}/GetFlows"
 RECONNECT_MAX_SECONDS = 10.0
-QUEUE_SIZE = 65536
+QUEUE_SIZE = 4096      # batches of one node's flows (a read of its stream each)
+HISTORY_BATCH = 256    # responses per write of a merged history
 
 
 class RelayServicer:
@@ -80,7 +83,7 @@ class RelayServicer:
 
     # -- unary methods -------------------------------------------------------------
     def ServerStatus(self, request: opb.ServerStatusRequest,
-                     context: grpc.ServicerContext) -> opb.ServerStatusResponse:
+                     call: Call) -> opb.ServerStatusResponse:
         answers = self._ask_all(self._status)
         ok = {n: a for n, a in answers.items() if isinstance(a, opb.ServerStatusResponse)}
         down = sorted(n for n in answers if n not in ok)
@@ -94,7 +97,7 @@ class RelayServicer:
             unavailable_nodes=down, version=version())
 
     def GetNodes(self, request: opb.GetNodesRequest,
-                 context: grpc.ServicerContext) -> opb.GetNodesResponse:
+                 call: Call) -> opb.GetNodesResponse:
         answers = self._ask_all(self._status)
         out = []
         for node in self.pool.nodes():
@@ -112,7 +115,7 @@ class RelayServicer:
         return opb.GetNodesResponse(nodes=out)
 
     def GetNamespaces(self, request: opb.GetNamespacesRequest,
-                      context: grpc.ServicerContext) -> opb.GetNamespacesResponse:
+                      call: Call) -> opb.GetNamespacesResponse:
         def ask(node: Node) -> opb.GetNamespacesResponse:
             return opb_grpc.ObserverStub(node.channel).GetNamespaces(request,
                                                                      timeout=self.timeout)
@@ -122,16 +125,17 @@ class RelayServicer:
             opb.Namespace(cluster=c, namespace=n) for c, n in sorted(seen)])
 
     # -- GetFlows ------------------------------------------------------------------
-    def GetFlows(self, request: opb.GetFlowsRequest,
-                 context: grpc.ServicerContext) -> Iterator[bytes]:
+    def GetFlows(self, request: opb.GetFlowsRequest, call: Call) -> Iterator[Batch]:
         try:
             check_request(request)          # refuse here what every node would refuse
         except InvalidRequest as err:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            call.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         if request.follow:
-            yield from Follower(self, request, context.is_active).run()
+            yield from Follower(self, request, call.active).run()
         else:
-            yield from self._history(request)
+            history = list(self._history(request))
+            for start in range(0, len(history), HISTORY_BATCH):
+                yield history[start:start + HISTORY_BATCH]
 
     def _history(self, request: opb.GetFlowsRequest) -> Iterator[bytes]:
         def ask(node: Node) -> list[Entry]:
@@ -164,36 +168,41 @@ class Follower:
         self.relay = relay
         self.request = request
         self.active = active
-        self.queue: queue.Queue[tuple[str, Node, bytes | str]] = queue.Queue(QUEUE_SIZE)
+        self.queue: queue.Queue[tuple[str, Node, list[bytes] | str]] = queue.Queue(QUEUE_SIZE)
         self.readers: dict[str, tuple[Node, threading.Event]] = {}
         self.lost = 0
         self._stop = threading.Event()
 
-    def run(self) -> Iterator[bytes]:
+    def run(self) -> Iterator[Batch]:
+        """What the merged stream has ready, as one batch per turn."""
         buffer = self.relay.buffer()
         version = -1
         try:
             while self.active():
+                out: list[bytes] = []
                 if self.relay.pool.version != version:
                     version = self.relay.pool.version
-                    yield from self._sync_nodes()
+                    out.extend(self._sync_nodes())
                 try:
                     kind, node, payload = self.queue.get(timeout=0.05)
                 except queue.Empty:
                     kind = ""
                 while kind:
-                    if kind == "flow" and isinstance(payload, bytes):
-                        buffer.push(_time_ns(payload), payload)
+                    if kind == "flows" and isinstance(payload, list):
+                        for data in payload:
+                            buffer.push(_time_ns(data), data)
                     elif isinstance(payload, str):
-                        yield from buffer.drain()
-                        yield self._node_event(kind, node, payload)
+                        out.extend(buffer.drain())
+                        out.append(self._node_event(kind, node, payload))
                     try:
                         kind, node, payload = self.queue.get_nowait()
                     except queue.Empty:
                         kind = ""
-                yield from buffer.ready()
+                out.extend(buffer.ready())
                 if self.lost:
-                    yield self._lost_notice()
+                    out.append(self._lost_notice())
+                if out:
+                    yield out
         finally:
             self._stop.set()
             for _, stop in self.readers.values():
@@ -223,11 +232,12 @@ class Follower:
         n, self.lost = self.lost, 0
         return lost_response(QUEUE, n, self.relay.name).SerializeToString()
 
-    def _put(self, item: tuple[str, Node, bytes | str]) -> None:
+    def _put(self, item: tuple[str, Node, list[bytes] | str]) -> None:
         try:
             self.queue.put_nowait(item)
         except queue.Full:
-            self.lost += 1      # the merger is behind: counted, and said in the stream
+            # The merger is behind: counted, and said in the stream.
+            self.lost += len(item[2]) if isinstance(item[2], list) else 1
 
     def _read(self, node: Node, stop: threading.Event) -> None:
         """Follows one node until stopped; reconnects with backoff."""
@@ -239,25 +249,23 @@ class Follower:
         resubscribe.ClearField("since")
         while not stop.is_set() and not self._stop.is_set():
             try:
-                grpc.channel_ready_future(node.channel).result(timeout=self.relay.timeout)
-            except grpc.FutureTimeoutError:
-                self.relay.pool.mark(node, rpb.NODE_UNAVAILABLE, "not reachable")
-                self._put(("unavailable", node, "not reachable"))
+                call = FlowsCall.open(node.peer.address, request, self.relay.pool.tls_context,
+                                      node.peer.tls_server_name)
+            except FlowsError as err:
+                self.relay.pool.mark(node, rpb.NODE_UNAVAILABLE, err.details())
+                self._put(("unavailable", node, err.details()))
                 stop.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
                 continue
             self.relay.pool.mark(node, rpb.NODE_CONNECTED)
             self._put(("connected", node, ""))
-            call = _flows_call(node)(request)
-            watcher = threading.Thread(target=lambda: (stop.wait(), call.cancel()),
-                                       daemon=True)
-            watcher.start()
+            threading.Thread(target=_cancel_when_set, args=(stop, call), daemon=True).start()
             try:
-                for data in call:
+                for batch in call:
                     delay = 0.5
-                    self._put(("flow", node, data))
+                    self._put(("flows", node, batch))
                 return
-            except grpc.RpcError as err:
+            except FlowsError as err:
                 if stop.is_set() or err.code() == grpc.StatusCode.CANCELLED:
                     return
                 state = _state_of(err)
@@ -272,19 +280,54 @@ class Follower:
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
 
+def _cancel_when_set(stop: threading.Event, call: FlowsCall) -> None:
+    stop.wait()
+    call.cancel()
+
+
 def _flows_call(node: Node) -> "grpc.UnaryStreamMultiCallable[bytes, bytes]":
     # Raw bytes both ways: the relay forwards each node's serialized flows untouched.
     return node.channel.unary_stream(METHOD, request_serializer=passthrough,
                                      response_deserializer=passthrough)
 
 
+_TIME_TAG = b"\xca\x3e"      # GetFlowsResponse.time (1001, length-delimited)
+
+
 def _time_ns(data: bytes) -> int:
+    """A response's time. Field 1001 is serialized last (protobuf writes fields in
+    number order), so it is read from the tail when it ends the message exactly; else
+    the response is parsed."""
+    at = data.rfind(_TIME_TAG, max(0, len(data) - 24))
+    if 0 <= at < len(data) - 2 and data[at + 2] < 0x80 and \
+            at + 3 + data[at + 2] == len(data):
+        seconds = nanos = 0
+        i, end = at + 3, len(data)
+        while i < end:
+            tag = data[i]
+            value = shift = 0
+            i += 1
+            while i < end:
+                b = data[i]
+                i += 1
+                value |= (b & 0x7F) << shift
+                shift += 7
+                if b < 0x80:
+                    break
+            if tag == 0x08:
+                seconds = value
+            elif tag == 0x10:
+                nanos = value
+            else:
+                break
+        else:
+            return seconds * 1_000_000_000 + nanos
     resp = opb.GetFlowsResponse.FromString(data)
     return resp.time.ToNanoseconds() if resp.HasField("time") else \
         resp.flow.time.ToNanoseconds()
 
 
-def _state_of(err: grpc.RpcError) -> rpb.NodeState.ValueType:
+def _state_of(err: grpc.RpcError | FlowsError) -> rpb.NodeState.ValueType:
     """Unreachable or too slow: unavailable (tried again); anything else: the node
     refused or failed the request."""
     if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
@@ -292,18 +335,14 @@ def _state_of(err: grpc.RpcError) -> rpb.NodeState.ValueType:
     return rpb.NODE_ERROR
 
 
-def relay_handler(servicer: RelayServicer) -> grpc.GenericRpcHandler:
-    return grpc.method_handlers_generic_handler(SERVICE, {
-        "GetFlows": grpc.unary_stream_rpc_method_handler(
-            servicer.GetFlows, request_deserializer=opb.GetFlowsRequest.FromString,
-            response_serializer=passthrough),
-        "GetNodes": grpc.unary_unary_rpc_method_handler(
-            servicer.GetNodes, request_deserializer=opb.GetNodesRequest.FromString,
-            response_serializer=opb.GetNodesResponse.SerializeToString),
-        "GetNamespaces": grpc.unary_unary_rpc_method_handler(
-            servicer.GetNamespaces, request_deserializer=opb.GetNamespacesRequest.FromString,
-            response_serializer=opb.GetNamespacesResponse.SerializeToString),
-        "ServerStatus": grpc.unary_unary_rpc_method_handler(
-            servicer.ServerStatus, request_deserializer=opb.ServerStatusRequest.FromString,
-            response_serializer=opb.ServerStatusResponse.SerializeToString),
-    })
+def relay_methods(servicer: RelayServicer) -> list[Method]:
+    """The relay's Observer methods, for observe.h2server."""
+    return [
+        Method(f"/{SERVICE}/GetFlows", opb.GetFlowsRequest.FromString,
+               stream=servicer.GetFlows),
+        unary(f"/{SERVICE}/GetNodes", opb.GetNodesRequest.FromString, servicer.GetNodes),
+        unary(f"/{SERVICE}/GetNamespaces", opb.GetNamespacesRequest.FromString,
+              servicer.GetNamespaces),
+        unary(f"/{SERVICE}/ServerStatus", opb.ServerStatusRequest.FromString,
+              servicer.ServerStatus),
+    ]

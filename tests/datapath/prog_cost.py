@@ -13,6 +13,13 @@ traffic leaves the process), then times:
     ingress fwd  to_container, client -> server ACK of an established connection
                  (the enforced direction: policy applies)
     egress reply from_container, server -> client ACK (a reply of that connection)
+    ingress decided  to_container, a GRE packet client -> server: an untracked protocol,
+                 so every packet takes the slow path (ipcache, cidr and the three policy
+                 lookups; with tiers, policy_decide over the Admin tier, NetworkPolicy and
+                 the Baseline tier): what a new connection's first packet costs
+
+The rule set is the benchmark's, tier entries included when the checkout has them
+(bench.ruleset), plus one allow of every protocol from the client for the GRE packet.
 
 each over IPv4 and over IPv6 (the server is dual-stack; `--family 4` or `6` for one):
 the IPv6 rows are what the same packets cost through handle_ipv6 and the IPv6 maps.
@@ -29,13 +36,16 @@ import os
 import shutil
 import sys
 
-from tests.datapath.progrun import (IPPROTO_TCP, TCP_ACK, TCP_SYN, ipv6_frame, prog_test_run,
-                                    tcp_frame, tcp_header)
+from dataclasses import replace
+
+from tests.datapath.progrun import (IPPROTO_TCP, TCP_ACK, TCP_SYN, ipv4_frame, ipv6_frame,
+                                    prog_test_run, tcp_frame, tcp_header)
 
 CLIENT, SERVER = "10.77.0.1", "10.77.0.2"
 CLIENT6, SERVER6 = "fd00:77::1", "fd00:77::2"
 ADDRESSES = {4: (CLIENT, SERVER), 6: (CLIENT6, SERVER6)}
 SPORT = 40000
+GRE = 47   # an IP protocol conntrack does not track: policy decides every packet
 
 
 def main() -> int:
@@ -51,7 +61,9 @@ def main() -> int:
 
     from agent.datapath.bpf import BpfDatapath
     from agent.datapath.interface import EndpointSlot
-    from bench.ruleset import SERVER_IDENTITY, IPERF_PORT, RuleSet, dual_stack_maps
+    from agent.policy.mapstate import ANY_PROTOCOL, Direction, PolicyKey
+    from bench.ruleset import (CLIENT_IDENTITY, SERVER_IDENTITY, IPERF_PORT, RuleSet,
+                               dual_stack_maps)
 
     pin = f"/sys/fs/bpf/mbrt-{os.getpid()}-cost"
     dp = BpfDatapath("cost", pin, max_ipcache=max(16384, a.identities * 2), max_policy=65536,
@@ -63,12 +75,18 @@ def main() -> int:
         dp.sync_cluster_maps(dual_stack_maps(*rule_sets))
         slot = EndpointSlot(endpoint_id=10, ifname="lo", ifindex=1, ipv4=SERVER,
                             identity=SERVER_IDENTITY, ipv6=SERVER6)
-        dp.update_endpoint(slot, rule_sets[0].server_policy())   # map entries only
+        policy = rule_sets[0].server_policy()
+        # The GRE packet needs an allow: every protocol from the client.
+        policy = replace(policy, entries=policy.entries | {PolicyKey(
+            Direction.INGRESS, CLIENT_IDENTITY, ANY_PROTOCOL)})
+        dp.update_endpoint(slot, policy)   # map entries only: no tc attach
         to_c = dp._progs["to_container"].fd
         from_c = dp._progs["from_container"].fd
-        print(f"rules {a.rules}, identities {a.identities}, {a.repeat:,} runs x {a.runs}")
+        tiers = len(getattr(policy, "tier_entries", ()))
+        print(f"rules {a.rules}, identities {a.identities}, tier entries {tiers}, "
+              f"{a.repeat:,} runs x {a.runs}")
         for family in families:
-            syn, synack, ack, ack_back = connection(family)
+            syn, synack, ack, ack_back, gre = connection(family)
             for prog, frame, what in ((to_c, syn, "SYN"), (from_c, synack, "SYN-ACK"),
                                       (to_c, ack, "ACK")):
                 rc, _ = prog_test_run(prog, frame, 1)
@@ -76,7 +94,8 @@ def main() -> int:
                     raise SystemExit(f"IPv{family} {what} was not passed (tc verdict {rc}): "
                                      "setup broken")
             for name, prog, frame in (("ingress fwd (established, enforced)", to_c, ack),
-                                      ("egress reply", from_c, ack_back)):
+                                      ("egress reply", from_c, ack_back),
+                                      ("ingress decided (untracked: policy)", to_c, gre)):
                 times = []
                 for _ in range(a.runs):
                     rc, ns = prog_test_run(prog, frame, a.repeat)
@@ -91,8 +110,9 @@ def main() -> int:
     return 0
 
 
-def connection(family: int) -> tuple[bytes, bytes, bytes, bytes]:
-    """SYN, SYN-ACK, a data ACK and the ACK back of one connection to the server."""
+def connection(family: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """SYN, SYN-ACK, a data ACK and the ACK back of one connection to the server, and a
+    GRE packet from the client (untracked: policy decides it)."""
     from bench.ruleset import IPERF_PORT
 
     client, server = ADDRESSES[family]
@@ -100,7 +120,8 @@ def connection(family: int) -> tuple[bytes, bytes, bytes, bytes]:
         return (tcp_frame(client, server, SPORT, IPERF_PORT, TCP_SYN),
                 tcp_frame(server, client, IPERF_PORT, SPORT, TCP_SYN | TCP_ACK),
                 tcp_frame(client, server, SPORT, IPERF_PORT, TCP_ACK, b"x" * 64),
-                tcp_frame(server, client, IPERF_PORT, SPORT, TCP_ACK))
+                tcp_frame(server, client, IPERF_PORT, SPORT, TCP_ACK),
+                ipv4_frame(client, server, GRE, b"\x00" * 8))
 
     def tcp6(src: str, dst: str, sport: int, dport: int, flags: int,
              payload: bytes = b"") -> bytes:
@@ -109,7 +130,8 @@ def connection(family: int) -> tuple[bytes, bytes, bytes, bytes]:
     return (tcp6(client, server, SPORT, IPERF_PORT, TCP_SYN),
             tcp6(server, client, IPERF_PORT, SPORT, TCP_SYN | TCP_ACK),
             tcp6(client, server, SPORT, IPERF_PORT, TCP_ACK, b"x" * 64),
-            tcp6(server, client, IPERF_PORT, SPORT, TCP_ACK))
+            tcp6(server, client, IPERF_PORT, SPORT, TCP_ACK),
+            ipv6_frame(client, server, GRE, b"\x00" * 8))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,17 @@ strictly inside them, so CIDR identities of pods, nodes and world peers, and exc
 all get exercised in both families (and blocks of one family next to traffic of the
 other).
 
+With `tiers=True` (`scenarios(tiers=True)`) a scenario also has 1-4 cluster-wide tier
+policies of either API version: ClusterNetworkPolicy (v1alpha2, tier Admin or Baseline)
+or AdminNetworkPolicy / the BaselineAdminNetworkPolicy "default" (v1alpha1), priorities
+drawn from a few values (so some collide: Membrane's order then decides), subjects
+`namespaces` or `pods`, 0-3 rules per direction with Accept/Allow, Deny or Pass (the
+BANP has no Pass), peers `namespaces`, `pods`, egress `networks` (the PREFIXES and
+host /32s and /128s, both families) and `nodes` (by the hostname label; each node has
+an InternalIP of each family), ports by number, range or name. Some namespaces and
+tier policies carry the audit annotation, so audited verdicts appear too, and a fifth
+of them run under the enforcement mode `always` (some agent-wide audit).
+
 Every scenario goes through the agent's loader (`objects_from_documents`: the API
 server's validation and defaulting), so only what an API server accepts is generated,
 read exactly as the agent reads it.
@@ -54,6 +65,7 @@ from hypothesis import strategies as st
 
 from agent.k8s.loader import objects_from_documents
 from agent.k8s.objects import NAMESPACE_NAME_LABEL, ClusterObjects
+from agent.policy.modes import Enforcement, PolicyModes
 
 Document = dict[str, Any]
 
@@ -103,6 +115,7 @@ EXTRA_PORTS = (1, 7, 12345, 65535)   # probed though no scenario mentions them
 class Scenario:
     documents: list[Document]
     objects: ClusterObjects
+    modes: PolicyModes = PolicyModes()     # the agent's: enforcement and audit
 
     def yaml(self) -> str:
         """A YAML stream, one flow-style document per line (`kubectl apply -f` reads it)."""
@@ -111,7 +124,7 @@ class Scenario:
                          for doc in self.documents)
 
     def __repr__(self) -> str:   # what hypothesis prints for a falsifying example
-        return "Scenario(documents below)\n" + self.yaml()
+        return f"Scenario({self.modes}; documents below)\n" + self.yaml()
 
 
 def _labels(draw: st.DrawFn, vocabulary: Mapping[str, tuple[str, ...]], min_size: int = 0
@@ -280,18 +293,117 @@ def _pod(draw: st.DrawFn, name: str, namespaces: list[str], ip: str) -> Document
 
 
 def _node(name: str, ip: str, ip6: str) -> Document:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
             "status": {"addresses": [{"type": "InternalIP", "address": ip},
                                      {"type": "InternalIP", "address": ip6}]}}
 
 
+# --- cluster-wide tiers ------------------------------------------------------------------
+
+AUDIT = {"policy.membrane.io/audit-mode": "true"}
+PRIORITIES = (0, 5, 10, 10, 50, 1000)
+
+
+def _tier_selection(draw: st.DrawFn, cluster: _Cluster, v2: bool) -> Document:
+    namespaces = {**NS_LABELS, NAMESPACE_NAME_LABEL: NAMESPACES}
+    ns_selector = _selector(draw, namespaces, cluster.namespace_labels)
+    if draw(st.booleans()):
+        return {"namespaces": ns_selector}
+    pods: Document = {"podSelector": _selector(draw, POD_LABELS, cluster.pod_labels)}
+    if not v2 or draw(st.booleans()):
+        pods["namespaceSelector"] = ns_selector
+    return {"pods": pods}
+
+
+def _tier_peer(draw: st.DrawFn, cluster: _Cluster, egress: bool, v2: bool) -> Document:
+    kinds = ("pods", "pods", "networks", "nodes") if egress else ("pods",)
+    kind = draw(st.sampled_from(kinds))
+    if kind == "pods":
+        return _tier_selection(draw, cluster, v2)
+    if kind == "nodes":
+        names = draw(st.lists(st.sampled_from((LOCAL_NODE, REMOTE_NODE)), unique=True,
+                              max_size=2))
+        if not names:
+            return {"nodes": {}}
+        return {"nodes": {"matchExpressions": [{"key": "kubernetes.io/hostname",
+                                                "operator": "In", "values": names}]}}
+    hosts = tuple(f"{ip}/128" if ":" in ip else f"{ip}/32" for ip in HOSTS)
+    return {"networks": draw(st.lists(st.sampled_from(PREFIXES + hosts), unique=True,
+                                      min_size=1, max_size=2))}
+
+
+def _tier_port(draw: st.DrawFn, v2: bool, named_ok: bool) -> Document:
+    kind = draw(st.sampled_from(("number", "range", "named") if named_ok
+                                else ("number", "range")))
+    protocol = draw(st.sampled_from(PROTOCOLS))
+    low = draw(st.one_of(st.sampled_from(PORT_NUMBERS), st.integers(1, 65534)))
+    high = min(65535, low + draw(st.sampled_from((1, 9, 1000, 65535))))
+    if kind == "named":
+        name = draw(st.sampled_from(PORT_NAMES))
+        return {"destinationNamedPort": name} if v2 else {"namedPort": name}
+    if v2:
+        number = {"number": low} if kind == "number" else {"range": {"start": low,
+                                                                     "end": high}}
+        return {protocol.lower(): {"destinationPort": number}}
+    if kind == "number":
+        return {"portNumber": {"protocol": protocol, "port": low}}
+    return {"portRange": {"protocol": protocol, "start": low, "end": high}}
+
+
+def _tier_rule(draw: st.DrawFn, cluster: _Cluster, egress: bool, v2: bool,
+               actions: tuple[str, ...], index: int) -> Document:
+    peers = [_tier_peer(draw, cluster, egress, v2) for _ in range(draw(st.integers(1, 2)))]
+    rule: Document = {"name": f"r{index}", "action": draw(st.sampled_from(actions)),
+                      "to" if egress else "from": peers}
+    # Named ports only beside pod peers (the CRDs' CEL rule).
+    named_ok = all("networks" not in p and "nodes" not in p for p in peers)
+    if draw(st.booleans()):
+        key = "protocols" if v2 else "ports"
+        rule[key] = [_tier_port(draw, v2, named_ok) for _ in range(draw(st.integers(1, 2)))]
+    return rule
+
+
+def _tier_policy(draw: st.DrawFn, index: int, cluster: _Cluster, banp_taken: bool
+                 ) -> Document:
+    kinds = ["cnp", "cnp", "anp"] + ([] if banp_taken else ["banp"])
+    kind = draw(st.sampled_from(kinds))
+    v2 = kind == "cnp"
+    if kind == "banp":
+        actions: tuple[str, ...] = ("Allow", "Deny")
+    else:
+        actions = ("Accept", "Deny", "Pass") if v2 else ("Allow", "Deny", "Pass")
+    spec: Document = {}
+    if v2:
+        spec["tier"] = draw(st.sampled_from(("Admin", "Baseline")))
+    if kind != "banp":
+        spec["priority"] = draw(st.sampled_from(PRIORITIES))
+    spec["subject"] = _tier_selection(draw, cluster, v2)
+    for direction, egress in (("ingress", False), ("egress", True)):
+        rules = [_tier_rule(draw, cluster, egress, v2, actions, i)
+                 for i in range(draw(st.integers(0, 3)))]
+        if rules:
+            spec[direction] = rules
+    meta: Document = {"name": "default" if kind == "banp" else f"t{index}"}
+    if draw(st.integers(0, 4)) == 0:
+        meta["annotations"] = dict(AUDIT)
+    api = "policy.networking.k8s.io/v1alpha2" if v2 else "policy.networking.k8s.io/v1alpha1"
+    kind_name = {"cnp": "ClusterNetworkPolicy", "anp": "AdminNetworkPolicy",
+                 "banp": "BaselineAdminNetworkPolicy"}[kind]
+    return {"apiVersion": api, "kind": kind_name, "metadata": meta, "spec": spec}
+
+
 @st.composite
-def scenarios(draw: st.DrawFn) -> Scenario:
+def scenarios(draw: st.DrawFn, tiers: bool = False) -> Scenario:
     namespaces = draw(st.lists(st.sampled_from(NAMESPACES), unique=True, min_size=2,
                                max_size=3))
     docs: list[Document] = [
         {"apiVersion": "v1", "kind": "Namespace",
          "metadata": {"name": n, "labels": _labels(draw, NS_LABELS)}} for n in namespaces]
+    if tiers:
+        for doc in docs:
+            if draw(st.integers(0, 3)) == 0:
+                doc["metadata"]["annotations"] = dict(AUDIT)
     docs += [_node(LOCAL_NODE, LOCAL_NODE_IP, LOCAL_NODE_IP6),
              _node(REMOTE_NODE, REMOTE_NODE_IP, REMOTE_NODE_IP6)]
     pod_ips = draw(st.lists(st.sampled_from(POD_IPS), unique=True, min_size=3, max_size=6))
@@ -303,13 +415,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         [p["metadata"]["labels"] for p in pods],
         sorted({p["metadata"]["namespace"] for p in pods}), pod_ips)
     docs += pods
-    docs += [_policy(draw, f"np{i}", cluster) for i in range(draw(st.integers(1, 4)))]
-    if draw(st.integers(0, 7)) == 0:
+    docs += [_policy(draw, f"np{i}", cluster)
+             for i in range(draw(st.integers(0 if tiers else 1, 4 if not tiers else 2)))]
+    if not tiers and draw(st.integers(0, 7)) == 0:
         docs.append(_huge_policy(draw, "huge", cluster))
+    if tiers:
+        for i in range(draw(st.integers(1, 4))):
+            docs.append(_tier_policy(draw, i, cluster, banp_taken=any(
+                d["kind"] == "BaselineAdminNetworkPolicy" for d in docs)))
     loaded = objects_from_documents(docs, "scenario")
     assert not loaded.errors, "the generator made an invalid object: " + "; ".join(
         str(e) for e in loaded.errors)
-    return Scenario(docs, loaded.objects)
+    modes = PolicyModes()
+    if tiers and draw(st.integers(0, 4)) == 0:
+        modes = PolicyModes(Enforcement.ALWAYS, audit=draw(st.integers(0, 3)) == 0)
+    return Scenario(docs, loaded.objects, modes)
 
 
 def probed_ports(scenario: Scenario) -> list[int]:
@@ -324,6 +444,11 @@ def probed_ports(scenario: Scenario) -> list[int]:
                     ports |= {p.port - 1, p.port, p.port + 1}
                 if p.end_port is not None:
                     ports |= {p.end_port - 1, p.end_port, p.end_port + 1}
+    for tier_policy in scenario.objects.cluster_policies.values():
+        for tier_rule in tier_policy.ingress + tier_policy.egress:
+            for tp in tier_rule.ports:
+                if tp.protocol is not None:
+                    ports |= {tp.start - 1, tp.start, tp.end, tp.end + 1}
     for pod in scenario.objects.pods.values():
         ports |= {cp.port for cp in pod.ports}
     return sorted(p for p in ports if 1 <= p <= 65535)

@@ -1,7 +1,13 @@
 """Generated scenarios: the BPF datapath decides every probed connection exactly as the
 policy engine's reference matrix (agent/policy/matrix.py) says.
 
-For each random cluster with random NetworkPolicies (scenarios.py):
+Two families of scenarios (scenarios.py): NetworkPolicies alone, and NetworkPolicies
+mixed with cluster-wide tiers of either API version (ClusterNetworkPolicy v1alpha2,
+AdminNetworkPolicy / BaselineAdminNetworkPolicy v1alpha1: Allow, Deny and Pass at
+colliding and distinct priorities, namespaces/pods subjects and peers, networks, nodes,
+port numbers, ranges and named ports), some namespaces and policies in audit mode.
+
+For each random cluster:
 
 1. The maps are programmed as agent/regeneration.py's regenerate() does: a fresh PolicyEngine
    (the agent's allocator classes, in memory) takes the objects, the allocators are
@@ -27,13 +33,18 @@ For each random cluster with random NetworkPolicies (scenarios.py):
    agent's path when a pod's veth changes) and back afterwards. Every probe has its own
    source port, from a range no probed port falls in, so each is a new flow at both
    ends and never a reply of another.
-4. Verdicts: the combined one (both programs pass) must equal `matrix.allowed` for pod
-   pairs, which must be the spec's (netpol_spec.py, read off the pods' own labels; a
-   policy beyond the default limits isolating and allowing nothing), and each program's must equal `matrix.direction_allows` for its side (an
-   off-cluster peer has only the pod's side). Each run must report one policy-verdict
-   event with that verdict, the match type `EndpointPolicy.evaluate` gives and the
-   peer identity `ClusterMaps.identities_of` gives; a denied run also a drop with
-   reason POLICY (not another drop passing for a deny).
+4. Verdicts: each program's must be what `EndpointPolicy.decide` says the packet gets
+   (the policies' verdict, `matrix.direction_allows`, unless audit mode lets a denied
+   packet pass), and the combined one (both programs pass) must equal `matrix.allowed`
+   for pod pairs without audit (an off-cluster peer has only the pod's side). For
+   NetworkPolicies alone that must also be the spec's (netpol_spec.py, read off the
+   pods' own labels; a policy beyond the default limits isolating and allowing
+   nothing); with tiers, tests/unit/test_npa_conformance_model.py holds the engine to
+   the API's conformance cases. Each run must report one policy-verdict event with that
+   verdict (AUDIT for an audited one), the match type `decide` gives (a tier Deny's
+   own, NONE for a NetworkPolicy deny) and the peer identity `ClusterMaps.identities_of`
+   gives; a denied run also a drop with reason POLICY_DENIED (not another drop passing
+   for a deny), an audited run none.
 
 Between scenarios the maps are cleared through the same interface (remove_endpoint,
 the cluster maps as they were before this module), so scenarios are independent. The
@@ -58,6 +69,7 @@ from agent.k8s.objects import Protocol
 from agent.policy.engine import PolicyEngine
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, MatchType
 from agent.policy.matrix import direction_allows, endpoints, peer_identities
+from agent.policy.modes import PolicyModes
 from identity.cidr import CidrAllocator
 from identity.local import LocalAllocator
 from identity.reserved import ReservedIdentity
@@ -74,6 +86,7 @@ from tests.datapath.scenarios import (LOCAL_NODE, LOCAL_NODE_IP, LOCAL_NODE_IP6,
 # CI runs a fixed set. To hunt further, a seeded random one, e.g.
 #   MEMBRANE_SCENARIOS=2000 MEMBRANE_SCENARIO_SEED=7 .venv/bin/pytest -q tests/datapath/...
 EXAMPLES = int(os.environ.get("MEMBRANE_SCENARIOS", "100"))
+TIER_EXAMPLES = int(os.environ.get("MEMBRANE_TIER_SCENARIOS", "100"))
 SEED = os.environ.get("MEMBRANE_SCENARIO_SEED", "")
 PROBES_PER_SCENARIO = 400
 LOOPBACK = 1                   # skb->ifindex of every BPF_PROG_TEST_RUN packet
@@ -128,8 +141,9 @@ class Side:
     pod: str
     direction: Direction       # EGRESS: the source's from_container, INGRESS: the
     want: bool                 # destination's to_container; want: direction_allows
-    want_match: MatchType      # EndpointPolicy.evaluate's (NONE: denied or not enforced)
-    want_peer: int             # the peer identity the event names
+    want_match: MatchType      # EndpointPolicy.decide's (NONE: NetworkPolicy deny, or not
+    want_peer: int             # enforced); want_peer: the peer identity the event names
+    want_audit: bool = False   # denied, passed by audit mode: the event says AUDIT
     got: bool | None = None    # the tc verdict: TC_ACT_OK
 
 
@@ -179,7 +193,7 @@ class Harness:
         cluster maps, then every endpoint."""
         labels = LocalAllocator(None, persist="on_flush")
         cidrs = CidrAllocator(None, persist="on_flush")
-        engine = PolicyEngine(labels, cidrs)
+        engine = PolicyEngine(labels, cidrs, modes=scenario.modes)
         engine.update(scenario.objects)
         labels.flush()
         cidrs.flush()
@@ -297,13 +311,16 @@ def reference(scenario: Scenario, engine: PolicyEngine, probes: list[Probe]) -> 
 
     def side(pod: str, direction: Direction, peer: Peer, p: Probe) -> Side:
         seen, shown = identities(peer)
-        ok = direction_allows(engine, pod, direction, seen, p.protocol, p.port)
-        _, match = engine.endpoint_policy(pod).evaluate(direction, seen, p.protocol.number,
-                                                        p.port)
-        return Side(pod, direction, ok, match if ok else MatchType.NONE, shown)
+        decision = engine.endpoint_policy(pod).decide(direction, seen, p.protocol.number,
+                                                      p.port)
+        assert decision.allowed == direction_allows(engine, pod, direction, seen,
+                                                    p.protocol, p.port)
+        return Side(pod, direction, decision.passes, decision.match_type, shown,
+                    decision.audited)
 
     # A policy beyond the default limits is enforced fail-closed, and only it.
     skip = {pod: engine.unenforced_policies(pod) for pod in endpoints(engine)}
+    tiered = bool(scenario.objects.cluster_policies) or scenario.modes != PolicyModes()
     out = []
     for p in probes:
         sides = []
@@ -311,15 +328,13 @@ def reference(scenario: Scenario, engine: PolicyEngine, probes: list[Probe]) -> 
             sides.append(side(p.src.pod, Direction.EGRESS, p.dst, p))
         if p.dst.pod:
             sides.append(side(p.dst.pod, Direction.INGRESS, p.src, p))
+        # matrix.allowed for pod pairs: both sides' direction_allows (checked per side
+        # above, on the peers' identities computed once per peer), audit aside.
+        want = all(s.want for s in sides)
         spec = None
-        if p.src.pod and p.dst.pod:
-            # matrix.allowed: both sides' direction_allows on the peers' identities (as
-            # computed once per peer above, not per probe).
-            want = all(s.want for s in sides)
+        if p.src.pod and p.dst.pod and not tiered:
             spec = spec_allows(scenario.objects, p.src.pod, p.dst.pod, p.protocol, p.port,
                                skip, family=p.family)
-        else:
-            want = sides[0].want
         out.append(Result(p, sides, want, spec))
     return out
 
@@ -356,16 +371,16 @@ def event_problems(h: Harness, results: list[Result]) -> list[tuple[Result, str]
     for r in results:
         for s in r.sides:
             evs = seen.pop((s.pod, int(s.direction), r.probe.sport), [])
-            verdicts = [(e.allowed, MatchType(e.match_type).name,
+            verdicts = [(e.allowed, e.audit, MatchType(e.match_type).name,
                          e.dst_identity if s.direction is Direction.EGRESS else e.src_identity)
                         for e in evs if e.type == EventType.POLICY_VERDICT]
             drops = [DropReason(e.drop_reason).name for e in evs if e.type == EventType.DROP]
-            want = [(s.got, s.want_match.name if s.got else "NONE", s.want_peer)]
+            want = [(s.got, s.want_audit, s.want_match.name, s.want_peer)]
             want_drops = [] if s.got else [DropReason.POLICY_DENIED.name]
             if verdicts != want or drops != want_drops:
-                problems.append((r, f"{r.probe} {s.direction.name}: events (allowed, match, "
-                                    f"peer) {verdicts}, drops {drops}; expected {want}, "
-                                    f"{want_drops}"))
+                problems.append((r, f"{r.probe} {s.direction.name}: events (allowed, audit, "
+                                    f"match, peer) {verdicts}, drops {drops}; expected "
+                                    f"{want}, {want_drops}"))
     assert not seen, f"events of no probe: {seen}"
     return problems
 
@@ -383,6 +398,7 @@ def report(scenario: Scenario, engine: PolicyEngine, h: Harness, bad: list[Resul
                      f"ingress {'enforced' if pol.ingress_enforced else 'open'}, "
                      f"egress {'enforced' if pol.egress_enforced else 'open'}")
         lines += [f"    {k}" for k in sorted(pol.entries)]
+        lines += [f"    {t}" for t in sorted(pol.tier_entries)]
         lines.append(f"  kernel: {[str(e.key) for e in h.dp.dump_policy(slot.endpoint_id)]}")
     maps = engine.cluster_maps(LOCAL_NODE)
     lines.append(f"ipcache {dict(maps.ipcache)}")
@@ -397,13 +413,7 @@ def _exploring(test: Any) -> Any:
     return seed(int(SEED))(test) if SEED else test
 
 
-@_exploring
-@settings(max_examples=EXAMPLES, derandomize=not SEED, deadline=None, print_blob=False,
-          database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(scenario=scenarios())
-def test_the_datapath_decides_every_probe_as_the_reference_matrix(
-        harness: Harness, scenario: Scenario) -> None:
+def check_scenario(harness: Harness, scenario: Scenario) -> None:
     harness.assert_clear()
     try:
         engine = harness.program(scenario)
@@ -420,3 +430,23 @@ def test_the_datapath_decides_every_probe_as_the_reference_matrix(
                                                 len(results), problems)
     finally:
         harness.clear()
+
+
+_SETTINGS = dict(derandomize=not SEED, deadline=None, print_blob=False, database=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@_exploring
+@settings(max_examples=EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
+@given(scenario=scenarios())
+def test_the_datapath_decides_every_probe_as_the_reference_matrix(
+        harness: Harness, scenario: Scenario) -> None:
+    check_scenario(harness, scenario)
+
+
+@_exploring
+@settings(max_examples=TIER_EXAMPLES, **_SETTINGS)  # type: ignore[arg-type]
+@given(scenario=scenarios(tiers=True))
+def test_tiers_mixed_with_networkpolicies_are_decided_as_the_reference_matrix(
+        harness: Harness, scenario: Scenario) -> None:
+    check_scenario(harness, scenario)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.datapath import layout
-from agent.datapath.writer import (PolicyMapKey, PolicyWriter, expand, port_prefixes,
+from agent.datapath.writer import (EntryValue, PolicyMapKey, PolicyWriter, expand, port_prefixes,
                                    read_prefix_map, sync_prefix_map)
 from core.errors import MapFullError
 from agent.policy.mapstate import Direction, EndpointPolicy, MatchType, PolicyKey
@@ -74,9 +74,9 @@ def test_expand_uses_prefix_56_for_any_protocol_and_64_for_every_port() -> None:
         PolicyKey(IN, 300, 0), PolicyKey(IN, 301, 6), PolicyKey(EG, 0, 17, 53, 53)}))
     got = expand(9, pol)
     assert got == {
-        PolicyMapKey(9, 0, 300, 0, 0, 56): MatchType.L3_ONLY,
-        PolicyMapKey(9, 0, 301, 6, 0, 64): MatchType.L3_ONLY,
-        PolicyMapKey(9, 1, 0, 17, 53, 80): MatchType.L4_ONLY,
+        PolicyMapKey(9, 0, 300, 0, 0, 56): EntryValue(MatchType.L3_ONLY),
+        PolicyMapKey(9, 0, 301, 6, 0, 64): EntryValue(MatchType.L3_ONLY),
+        PolicyMapKey(9, 1, 0, 17, 53, 80): EntryValue(MatchType.L4_ONLY),
     }
 
 

@@ -1,7 +1,13 @@
-"""A client built from Cilium's published protos as they are (tests/interop/cilium-api),
-never from Membrane's: compiled into a temporary directory and run as its own process,
-so not one generated class of Membrane's is in it (both define flow.Flow: one process
-cannot hold the two).
+"""An independent Hubble client: its own process, its message classes built from the
+published facts alone (tests/interop/hubble_api_facts.tsv, through tests/interop/facts.py
+into a descriptor pool of its own), never from Membrane's protos or generated package.
+Nothing of the repository is on its path, so not one class of Membrane's is in it (both
+define flow.Flow: one process could not hold the two in protobuf's default pool).
+
+Why descriptors from facts rather than Membrane's .proto files restaged under Cilium's
+layout: restaged files would be Membrane's own text, so a wrong number in them would be
+wrong on both ends and the client would agree with it. The facts table was read from the
+published files (its header cites them), and the client is built from nothing else.
 
     client = PublishedClient.build(tmp_path)
     client.run(target, "status") -> dict; "nodes" -> list; "flows" (a GetFlowsRequest in
@@ -19,28 +25,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PUBLISHED = Path(__file__).resolve().parent / "cilium-api"
-PROTOS = ("flow/flow.proto", "relay/relay.proto", "peer/peer.proto", "observer/observer.proto")
+HERE = Path(__file__).resolve().parent
 
 CLIENT = r'''
 import json, sys, time
 import grpc
-from google.protobuf import json_format
-from observer import observer_pb2 as opb, observer_pb2_grpc as opb_grpc
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf import field_mask_pb2, timestamp_pb2, wrappers_pb2
+from facts import descriptors
+
+pool = descriptor_pool.DescriptorPool()
+for known in (timestamp_pb2, wrappers_pb2, field_mask_pb2):
+    pool.AddSerializedFile(known.DESCRIPTOR.serialized_pb)
+for file in descriptors():
+    pool.Add(file)
+message = lambda name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+service = pool.FindServiceByName("observer.Observer")
+
+
+def method(name):
+    m = service.methods_by_name[name]
+    request, response = message(m.input_type.full_name), message(m.output_type.full_name)
+    kind = channel.unary_stream if m.server_streaming else channel.unary_unary
+    return request, kind(f"/{service.full_name}/{name}",
+                         request_serializer=request.SerializeToString,
+                         response_deserializer=response.FromString)
+
 
 target, cmd = sys.argv[1], sys.argv[2]
-stub = opb_grpc.ObserverStub(grpc.insecure_channel(target))
+channel = grpc.insecure_channel(target)
 as_dict = lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)
-if cmd == "status":
-    print(json.dumps(as_dict(stub.ServerStatus(opb.ServerStatusRequest(), timeout=30))))
-elif cmd == "nodes":
-    print(json.dumps(as_dict(stub.GetNodes(opb.GetNodesRequest(), timeout=30))))
-elif cmd == "namespaces":
-    print(json.dumps(as_dict(stub.GetNamespaces(opb.GetNamespacesRequest(), timeout=30))))
+unary = {"status": "ServerStatus", "nodes": "GetNodes", "namespaces": "GetNamespaces"}
+if cmd in unary:
+    request, call = method(unary[cmd])
+    print(json.dumps(as_dict(call(request(), timeout=30))))
 else:
-    request = json_format.Parse(sys.argv[3], opb.GetFlowsRequest())
+    request_class, get_flows = method("GetFlows")
+    request = json_format.Parse(sys.argv[3], request_class())
     count, seconds = int(sys.argv[4]), float(sys.argv[5])
-    call = stub.GetFlows(request, timeout=seconds)
+    call = get_flows(request, timeout=seconds)
     out = []
     print("ready", file=sys.stderr, flush=True)
     try:
@@ -62,22 +85,15 @@ class PublishedClient:
 
     @classmethod
     def build(cls, tmp: Path) -> "PublishedClient":
-        from grpc_tools import protoc
-        import grpc_tools
-
         root = tmp / "published"
-        for rel in PROTOS:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(PUBLISHED / rel, root / rel)
-        include = Path(grpc_tools.__file__).parent / "_proto"
-        args = ["protoc", f"-I{root}", f"-I{include}", f"--python_out={root}",
-                f"--grpc_python_out={root}", *(str(root / r) for r in PROTOS)]
-        assert protoc.main(args) == 0, "the published protos did not compile"
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copy(HERE / "facts.py", root / "facts.py")
+        shutil.copy(HERE / "hubble_api_facts.tsv", root / "hubble_api_facts.tsv")
         (root / "client.py").write_text(CLIENT)
         return cls(root)
 
     def _env(self) -> dict[str, str]:
-        # Only the generated published modules: the repository is not on the path.
+        # Only the client and the facts: the repository is not on the path.
         return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
                 "PYTHONPATH": str(self.root)}
 

@@ -16,6 +16,11 @@ faults an agent must survive:
     server.stop() / start()        the server goes away and comes back (state kept)
     server.fail(path, code)        requests on a path answer a Status error until heal(path)
     server.requests                every request, for asserting what the client asked
+    server.install_crds() / uninstall_crds()   the Network Policy API's custom resources
+                                   (ClusterNetworkPolicy v1alpha2, AdminNetworkPolicy and
+                                   BaselineAdminNetworkPolicy v1alpha1, NETWORK_POLICY_API):
+                                   not served (404) until installed, as on a cluster
+                                   without their CRDs; uninstalling deletes their objects
     server.before(method, path, f) f() runs once, just before the next such request is
                                    answered: the interleaving a race test wants
 
@@ -90,6 +95,16 @@ RESOURCES: dict[str, Resource] = {r.kind: r for r in (
     Resource("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", True),
     Resource("Lease", "coordination.k8s.io/v1", "leases", True),
 )}
+# The Network Policy API's kinds, served by install_crds() (their schemas are not
+# checked here: the agent's own validation of them is under test).
+NETWORK_POLICY_API = (
+    Resource("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2",
+             "clusternetworkpolicies", False),
+    Resource("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
+             "adminnetworkpolicies", False),
+    Resource("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
+             "baselineadminnetworkpolicies", False),
+)
 
 
 @dataclass(frozen=True)
@@ -391,6 +406,27 @@ class FakeApiServer:
             for w in self._watches:
                 w.queue.put(("ERROR", status(
                     410, "Expired", f"too old resource version (current {self._rv})")))
+
+    def install_crds(self) -> None:
+        """The Network Policy API's CRDs appear: their kinds are served from now on."""
+        with self._lock:
+            for resource in NETWORK_POLICY_API:
+                self.resources[resource.kind] = resource
+
+    def uninstall_crds(self) -> None:
+        """The CRDs go away, and every object of their kinds with them (DELETED events
+        first, as the API server's garbage collection of custom resources does); their
+        watches end."""
+        kinds = {r.kind for r in NETWORK_POLICY_API}
+        with self._lock:
+            for key, doc in sorted(self._objects.items()):
+                if key[0] in kinds:
+                    self._emit("DELETED", key, copy.deepcopy(doc), None)
+            for kind in kinds:
+                self.resources.pop(kind, None)
+            for w in self._watches:
+                if w.resource.kind in kinds:
+                    w.queue.put(("DROP", None))
 
     def drop_watches(self) -> None:
         """Cuts every watch connection mid-stream: no terminating chunk, no error."""

@@ -212,6 +212,10 @@ CLUSTER_GRANTS = {
     ("", "namespaces"): {"get", "list", "watch"},
     ("", "nodes"): {"get", "list", "watch"},
     ("networking.k8s.io", "networkpolicies"): {"get", "list", "watch"},
+    # The Network Policy API's cluster-wide tiers (docs/cluster-policies.md).
+    ("policy.networking.k8s.io", "clusternetworkpolicies"): {"get", "list", "watch"},
+    ("policy.networking.k8s.io", "adminnetworkpolicies"): {"get", "list", "watch"},
+    ("policy.networking.k8s.io", "baselineadminnetworkpolicies"): {"get", "list", "watch"},
     ("membrane.io", "membraneidentities"): {"get", "list", "create", "update", "delete"},
     ("membrane.io", "membraneidentityclaims"): {"get", "create", "delete"},
 }

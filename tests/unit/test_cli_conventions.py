@@ -42,20 +42,23 @@ def test_every_command_that_talks_to_the_agent_is_a_client() -> None:
         "membrane bpf ct list", "membrane bpf ipcache list", "membrane bpf policy get",
         "membrane endpoint get", "membrane endpoint list", "membrane identity get",
         "membrane identity list", "membrane observe", "membrane observe status",
-        "membrane policy get", "membrane policy trace", "membrane status"])
+        "membrane policy get", "membrane policy suggest", "membrane policy trace",
+        "membrane status", "membrane ui"])
 
 
 @pytest.mark.parametrize("prog", CLIENTS)
 def test_a_client_takes_the_same_connection_flags_with_the_same_defaults(prog: str) -> None:
     opts = options(ALL[prog])
-    # `observe` without --node reads every node of a lab through its relay.
-    node = None if prog.startswith("membrane observe") else "node1"
+    # `observe`, `policy suggest` and `ui` without --node read every node of a lab
+    # through its relay.
+    node = None if prog.startswith(("membrane observe", "membrane policy suggest",
+                                    "membrane ui")) else "node1"
     assert (opts["--server"].default, opts["--lab"].default, opts["--node"].default) == \
         (None, None, node)
     assert opts["--server"].metavar == "ADDRESS" and opts["--lab"].metavar == "NAME"
 
 
-@pytest.mark.parametrize("prog", CLIENTS)
+@pytest.mark.parametrize("prog", [c for c in CLIENTS if c != "membrane ui"])  # serves a page
 def test_a_client_prints_with_dash_o(prog: str) -> None:
     output = options(ALL[prog])["-o"]
     assert output is options(ALL[prog])["--output"]

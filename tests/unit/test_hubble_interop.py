@@ -1,26 +1,20 @@
-"""Hubble's own client, generated from Cilium's published protos, against Membrane's
-agent Observer and its relay: status, nodes, filtered flows, follow. Also: every name
-and number of Membrane's protos is the published one."""
+"""A Hubble client built from the published API's facts alone (tests/interop/published.py)
+against Membrane's agent Observer and its relay: status, nodes, filtered flows, follow.
+(Every name and number of Membrane's protos: tests/unit/test_hubble_protos.py.)"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from google.protobuf import descriptor_pb2
 
 from core.protocols import Direction
 from observe.events import EventType
 from observe.flow import flow_from_event
 from observe.gen.flow import flow_pb2 as fpb
-from observe.gen.observer import observer_pb2 as opb
-from observe.gen.peer import peer_pb2 as ppb
-from observe.gen.relay import relay_pb2 as rpb
 from observe.metadata import PolicyRef, PolicyVerdictNames, StaticMetadata
-from tests.interop.published import PUBLISHED, PROTOS, PublishedClient
+from tests.interop.published import PublishedClient
 from tests.unit.test_observe_flow import META, TS, event
 from tests.unit.test_relay import Agent, Relay, root  # noqa: F401 (fixture)
 
@@ -91,51 +85,3 @@ def test_hubbles_client_reads_an_agent_and_the_relay(client: PublishedClient,
         relay.stop()
         node1.stop()
         node2.stop()
-
-
-def _published_descriptors(tmp: Path) -> dict[str, descriptor_pb2.FileDescriptorProto]:
-    from grpc_tools import protoc
-    import grpc_tools
-
-    out = tmp / "published.desc"
-    include = Path(grpc_tools.__file__).parent / "_proto"
-    assert protoc.main(["protoc", f"-I{PUBLISHED}", f"-I{include}",
-                        f"--descriptor_set_out={out}", *PROTOS]) == 0
-    files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
-    return {f.package: f for f in files}
-
-
-def _names(file: descriptor_pb2.FileDescriptorProto) -> dict[str, object]:
-    """Every message field (name -> number, type, label), enum value and service method."""
-    out: dict[str, object] = {}
-
-    def messages(prefix: str, msgs: Iterable[descriptor_pb2.DescriptorProto]) -> None:
-        for m in msgs:
-            for f in m.field:
-                out[f"{prefix}{m.name}.{f.name}"] = (f.number, f.type, f.label,
-                                                     f.type_name.split(".")[-1])
-            for e in m.enum_type:
-                for v in e.value:
-                    out[f"{prefix}{m.name}.{e.name}.{v.name}"] = v.number
-            messages(f"{prefix}{m.name}.", m.nested_type)
-    messages("", file.message_type)
-    for e in file.enum_type:
-        for v in e.value:
-            out[f"{e.name}.{v.name}"] = v.number
-    for s in file.service:
-        for meth in s.method:
-            out[f"{s.name}.{meth.name}"] = (meth.input_type.split(".")[-1],
-                                            meth.output_type.split(".")[-1],
-                                            meth.server_streaming)
-    return out
-
-
-@pytest.mark.parametrize("module", [fpb, opb, rpb, ppb], ids=lambda m: m.DESCRIPTOR.package)
-def test_every_name_and_number_of_ours_is_the_published_one(module: Any,
-                                                            tmp_path: Path) -> None:
-    ours = descriptor_pb2.FileDescriptorProto()
-    module.DESCRIPTOR.CopyToProto(ours)
-    published = _published_descriptors(tmp_path)[ours.package]
-    mine, theirs = _names(ours), _names(published)
-    assert {k: v for k, v in mine.items() if theirs.get(k) != v} == {}
-    assert len(mine) >= 5

@@ -1,4 +1,5 @@
-"""A real in-process Observer gRPC server on a temporary unix socket."""
+"""A real in-process Observer server (observe.h2server) on a temporary unix socket,
+read by grpcio clients."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import shutil
 import tempfile
 import threading
 import time
-from concurrent import futures
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +22,8 @@ from observe.gen.observer import observer_pb2 as opb
 from observe.gen.observer import observer_pb2_grpc as opb_grpc
 from observe.gen.relay import relay_pb2 as rpb
 from observe.ring import FlowObserver
-from observe.server import add_observer_to_server
+from observe.h2server import H2GrpcServer
+from observe.server import observer_methods, serve_unix
 from observe.stream import MAX_FILTER_VALUES, MAX_FILTERS, filter_limit_problem
 from observe.tls import serve_tcp_with_tls
 from tests.unit.test_observe_flow import META, TS, event
@@ -35,7 +36,7 @@ def make_flow(i: int, **kw: object) -> fpb.Flow:
 
 
 class Served:
-    def __init__(self, observer: FlowObserver, socket: str, server: grpc.Server) -> None:
+    def __init__(self, observer: FlowObserver, socket: str, server: H2GrpcServer) -> None:
         self.observer = observer
         self.socket = socket
         self.server = server
@@ -49,16 +50,13 @@ def served() -> Iterator[Served]:
     tmp = tempfile.mkdtemp(prefix="mbo-", dir="/tmp")
     socket = str(Path(tmp) / "agent.sock")
     observer = FlowObserver("node1", capacity=64, meta=META)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    add_observer_to_server(server, observer)
-    server.add_insecure_port("unix:" + socket)
-    server.start()
+    server = serve_unix(observer_methods(observer), socket)
     s = Served(observer, socket, server)
     try:
         yield s
     finally:
         s.channel.close()
-        server.stop(grace=None)
+        server.stop()
         observer.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -217,11 +215,8 @@ def test_cancelling_a_follow_ends_the_stream_cleanly_and_frees_the_server(
 
 def test_a_follower_that_falls_behind_a_flooded_ring_gets_lost_events(served: Served) -> None:
     obs = FlowObserver("node1", capacity=4, meta=META)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    add_observer_to_server(server, obs)
     sock = served.socket + ".tiny"
-    server.add_insecure_port("unix:" + sock)
-    server.start()
+    server = serve_unix(observer_methods(obs), sock)
     channel = grpc.insecure_channel("unix:" + sock)
     try:
         call = opb_grpc.ObserverStub(channel).GetFlows(opb.GetFlowsRequest(follow=True))

@@ -203,7 +203,10 @@ class FakeClient:
                                policies=[SimpleNamespace(
                                    namespace="default", name="db-in", selected_endpoints=[1, 2],
                                    fail_closed="", last_good_resource_version="",
-                                   warnings=[])])
+                                   warnings=[])] + self.tier_policies, notes=self.notes)
+
+    tier_policies: list[Any] = []
+    notes: list[str] = []
 
 
 @pytest.fixture()
@@ -230,6 +233,23 @@ def test_policy_get_lists_the_agents_policies_and_its_revision(
                                 "NAMESPACE   NAME    ENDPOINTS   STATUS",
                                 "default     db-in   2           enforced"]
     assert "networkpolicy x/y: bad" in err
+
+
+def test_policy_get_lists_tier_policies_in_order_and_says_when_their_order_is_undefined(
+        fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FakeClient, "tier_policies", [
+        SimpleNamespace(namespace="", name="a", kind="ClusterNetworkPolicy", tier="Admin",
+                        priority="10", selected_endpoints=[1]),
+        SimpleNamespace(namespace="", name="b", kind="AdminNetworkPolicy", tier="Admin",
+                        priority="10", selected_endpoints=[])])
+    monkeypatch.setattr(FakeClient, "notes", ["Admin tier priority 10 is shared by ..."])
+    code, out, _ = run(["policy", "get", "--lab", "demo"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and "TIER    PRIORITY   KIND                   NAME   ENDPOINTS" in lines
+    assert lines.index("Admin   10         ClusterNetworkPolicy   a      1") < \
+        lines.index("Admin   10         AdminNetworkPolicy     b      0")
+    assert "note: Admin tier priority 10 is shared by ..." in lines
 
 
 def test_an_explicit_server_wins_over_lab(

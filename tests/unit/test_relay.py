@@ -23,11 +23,12 @@ from observe.gen.peer import peer_pb2 as ppb
 from observe.gen.peer import peer_pb2_grpc as ppb_grpc
 from observe.gen.relay import relay_pb2 as rpb
 from observe.relay.merge import SortBuffer, merge_histories
-from observe.relay.peers import FilePeers, Peer, PeerService, SocketPeers, add_peer_to_server
+from observe.relay.peers import LAB_OBSERVER_SOCKET, FilePeers, Peer, PeerService, SocketPeers
+from observe.relay.peers import peer_methods
 from observe.relay.pool import NodePool, channel_factory
-from observe.relay.server import RelayServicer, relay_handler
+from observe.relay.server import RelayServicer, relay_methods
 from observe.ring import FlowObserver
-from observe.server import SERVICE, add_observer_to_server
+from observe.server import SERVICE, observer_methods, serve_unix
 from tests.unit.test_observe_server import make_flow
 
 
@@ -38,10 +39,7 @@ class Agent:
         self.name = name
         self.socket = str(root / f"{name}.sock")
         self.observer = FlowObserver(name, capacity=64)
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        add_observer_to_server(self.server, self.observer)
-        self.server.add_insecure_port("unix:" + self.socket)
-        self.server.start()
+        self.server = serve_unix(observer_methods(self.observer), self.socket)
 
     @property
     def peer(self) -> Peer:
@@ -53,7 +51,7 @@ class Agent:
         self.observer.add_flow(flow)
 
     def stop(self) -> None:
-        self.server.stop(None)
+        self.server.stop()
         self.observer.stop()
 
 
@@ -64,17 +62,14 @@ class Relay:
         self.servicer = RelayServicer(self.pool, timeout=timeout,
                                       buffer=lambda: SortBuffer(max_len=1000, drain_s=0.1,
                                                                 max_wait_s=0.3))
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-        self.server.add_generic_rpc_handlers((relay_handler(self.servicer),))
         self.socket = str(root / "relay.sock")
-        self.server.add_insecure_port("unix:" + self.socket)
-        self.server.start()
+        self.server = serve_unix(relay_methods(self.servicer), self.socket)
         self.channel = grpc.insecure_channel("unix:" + self.socket)
         self.stub = opb_grpc.ObserverStub(self.channel)
 
     def stop(self) -> None:
         self.channel.close()
-        self.server.stop(None)
+        self.server.stop()
         self.pool.close()
 
 
@@ -306,7 +301,7 @@ def test_histories_merge_exactly_and_the_sort_buffer_orders_within_its_window() 
 def test_socket_and_file_peers_follow_what_is_there(root: Path) -> None:
     nodes = root / "nodes"
     (nodes / "node1").mkdir(parents=True)
-    (nodes / "node1" / "agent.sock").touch()
+    (nodes / "node1" / LAB_OBSERVER_SOCKET).touch()
     (nodes / "node2").mkdir()                       # no socket: not a peer yet
     assert [p.name for p in SocketPeers(nodes).read()] == ["node1"]
     peers_file = root / "peers.json"
@@ -317,12 +312,8 @@ def test_socket_and_file_peers_follow_what_is_there(root: Path) -> None:
 
 def test_the_peer_service_tells_the_relay_who_the_nodes_are(root: Path) -> None:
     listed = [Peer("node1", "10.0.0.1:4244", "membrane-agent")]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    servicer = add_peer_to_server(server, lambda: list(listed))
-    servicer.poll_s = 0.1
     sock = str(root / "peer.sock")
-    server.add_insecure_port("unix:" + sock)
-    server.start()
+    server = serve_unix(peer_methods(lambda: list(listed), poll_s=0.1), sock)
     seen: queue.Queue[list[Peer]] = queue.Queue()
     stop = threading.Event()
     source = PeerService("unix:" + sock, channel_factory(None))

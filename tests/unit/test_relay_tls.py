@@ -9,7 +9,6 @@ import socket
 import subprocess
 import threading
 import time
-from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -21,9 +20,10 @@ from observe.gen.observer import observer_pb2_grpc as opb_grpc
 from observe.gen.relay import relay_pb2 as rpb
 from observe.relay.peers import Peer, PeerService
 from observe.relay.pool import ClientTLS, NodePool, channel_factory
-from observe.relay.server import RelayServicer, relay_handler
+from observe.h2server import H2GrpcServer
+from observe.relay.server import RelayServicer, relay_methods
 from observe.ring import FlowObserver
-from observe.tls import ClientNameCheck, serve_tcp_with_tls, tls_server_credentials
+from observe.tls import serve_tcp_with_tls, tls_context
 from tests.unit.test_observe_server import make_flow
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "components" / "relay" / "make-certs.sh"
@@ -57,17 +57,14 @@ def test_the_relay_finds_and_reads_an_agent_over_mutual_tls(certs: Path) -> None
                                certs / "agent.key", certs / "ca.crt", ["membrane-relay"],
                                peers=lambda: peers)
     tls = ClientTLS(str(certs / "ca.crt"), str(certs / "relay.crt"), str(certs / "relay.key"))
-    pool = NodePool(channel_factory(tls))
+    pool = NodePool(channel_factory(tls), tls)
     stop = threading.Event()
     source = PeerService(f"127.0.0.1:{agent_port}", channel_factory(tls), "membrane-agent")
     threading.Thread(target=source.watch, args=(pool.update, stop), daemon=True).start()
-    relay = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
-                        interceptors=[ClientNameCheck(["membrane-client"])])
-    relay.add_generic_rpc_handlers((relay_handler(RelayServicer(pool)),))
-    relay_port = relay.add_secure_port(
-        "127.0.0.1:0", tls_server_credentials(certs / "relay.crt", certs / "relay.key",
-                                              certs / "ca.crt"))
+    relay = H2GrpcServer(relay_methods(RelayServicer(pool)), allowed_names=["membrane-client"])
     relay.start()
+    relay_port = relay.add_tls("127.0.0.1:0", tls_context(certs / "relay.crt",
+                                                         certs / "relay.key", certs / "ca.crt"))
     try:
         deadline = time.monotonic() + 10
         while not pool.nodes() and time.monotonic() < deadline:
@@ -82,6 +79,14 @@ def test_the_relay_finds_and_reads_an_agent_over_mutual_tls(certs: Path) -> None
             assert node.tls.enabled and node.tls.server_name == "membrane-agent"
             got = list(stub.GetFlows(opb.GetFlowsRequest(number=5), timeout=10))
             assert [r.flow.node_name for r in got if r.HasField("flow")] == ["node1"]
+            # Followed: the relay reads the agent's stream over its own HTTP/2 client,
+            # mutual TLS and all (observe.relay.h2client).
+            follow = stub.GetFlows(opb.GetFlowsRequest(follow=True), timeout=10)
+            time.sleep(1.0)
+            observer.add_flow(make_flow(1))
+            followed = next(r for r in follow if r.HasField("flow"))
+            assert followed.flow.l4.TCP.source_port == 1001
+            follow.cancel()
         # The agent's certificate is signed by the same CA, but may not read flows.
         agent_cert = grpc.ssl_channel_credentials(
             (certs / "ca.crt").read_bytes(), (certs / "agent.key").read_bytes(),

@@ -166,7 +166,8 @@ def test_the_cli_shows_unmanaged_pods_rejections_and_warnings(
         errors=[rejected, unmanaged], rejected=[rejected], unmanaged=[unmanaged],
         object_warnings=["networkpolicy default/twice: spec.policyTypes[1]: repeated"])
     row = SimpleNamespace(id=0, namespace="default", pod="frontend", ingress_enforced=False,
-                          egress_enforced=False, identity=0, labels=[], ipv6="",
+                          egress_enforced=False, policy_audit=False, identity=0,
+                          labels=[], ipv6="",
                           ipv4="10.244.1.2", state="unmanaged", error="restart the pod")
     fake_client(monkeypatch, status=status, endpoints=[row])
     assert run(["status"]) == 0
