@@ -224,15 +224,16 @@ class UnmanagedPod:
     pod: str
     ipv4: str
     seconds: float          # how long it has been seen without an endpoint
+    ipv6: str = ""
 
     def __str__(self) -> str:
-        return (f"pod {self.namespace}/{self.pod} ({self.ipv4}) {UNMANAGED} for "
+        return (f"pod {self.namespace}/{self.pod} ({self.ipv4 or self.ipv6}) {UNMANAGED} for "
                 f"{self.seconds:.0f}s: {UNMANAGED_ADVICE}")
 
     def view(self) -> EndpointView:
         return EndpointView(
             id=0, namespace=self.namespace, pod=self.pod, ifname="", ipv4=self.ipv4,
-            ifindex=0, identity=0, state=UNMANAGED, error=UNMANAGED_ADVICE,
+            ipv6=self.ipv6, ifindex=0, identity=0, state=UNMANAGED, error=UNMANAGED_ADVICE,
             ingress_enforced=False, egress_enforced=False, policy_revision=0,
             policy_entries=0, last_regeneration_ms=0.0)
 
@@ -258,13 +259,15 @@ class UnmanagedPods:
 
     def current(self) -> list[UnmanagedPod]:
         now = self._clock()
-        enforced = {(ep.key, ep.ipv4) for ep in self._registry.all()}
+        # Enforced: registered under the pod's current first address (IPv4, or IPv6 on an
+        # IPv6-only pod).
+        enforced = {(ep.key, ep.ipv4 or ep.ipv6) for ep in self._registry.all()}
         pods = {p.key: p for p in self._store.networked_pods_on(self._node)
-                if (p.key, p.ip) not in enforced}
+                if (p.key, p.addresses[0]) not in enforced}
         with self._lock:
             self._first_seen = {key: self._first_seen.get(key, now) for key in pods}
             seen = dict(self._first_seen)
-        return [UnmanagedPod(p.namespace, p.name, p.ip or "", now - seen[key])
+        return [UnmanagedPod(p.namespace, p.name, p.ip or "", now - seen[key], p.ipv6 or "")
                 for key, p in sorted(pods.items()) if now - seen[key] >= self._grace]
 
     def none(self) -> bool:
