@@ -85,9 +85,9 @@ class Agent:
     # -- what tests, the lab and benchmarks call in-process ------------------------------
     def register_endpoint(self, namespace: str, pod: str, ifname: str, ipv4: str,
                           container_id: str = "",
-                          timeout: float = DEFAULT_WAIT_SECONDS) -> Endpoint:
+                          timeout: float = DEFAULT_WAIT_SECONDS, ipv6: str = "") -> Endpoint:
         return self.parts.endpoints.register(namespace, pod, ifname, ipv4, container_id,
-                                             timeout)
+                                             timeout, ipv6)
 
     def deregister_endpoint(self, namespace: str, pod: str) -> None:
         self.parts.endpoints.deregister(namespace, pod)

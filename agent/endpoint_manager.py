@@ -20,6 +20,7 @@ reported in `status`, `/readyz` (not ready past a grace period) and `endpoint li
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -126,10 +127,12 @@ class EndpointManager:
 
     # -- registration --------------------------------------------------------------
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str = "", timeout: float = DEFAULT_WAIT_SECONDS) -> Endpoint:
+                 container_id: str = "", timeout: float = DEFAULT_WAIT_SECONDS,
+                 ipv6: str = "") -> Endpoint:
         """Returns the endpoint once it is enforced (ready); raises MembraneError when it
-        cannot be, with the endpoint left fail-closed."""
-        problems = registration_problems(namespace, pod, ifname, ipv4)
+        cannot be, with the endpoint left fail-closed. ipv4 and ipv6 are the pod's
+        addresses ("" for a family it lacks: at least one is needed)."""
+        problems = registration_problems(namespace, pod, ifname, ipv4, ipv6)
         if problems:
             raise InvalidRegistration(f"RegisterEndpoint {printable(namespace)}/"
                                       f"{printable(pod)}: " + "; ".join(problems))
@@ -137,7 +140,7 @@ class EndpointManager:
             raise MembraneError(f"endpoint {namespace}/{pod}: no interface {ifname!r} in the "
                                 "agent's network namespace")
         with self._lock:
-            ep = self.registry.register(namespace, pod, ifname, ipv4, container_id)
+            ep = self.registry.register(namespace, pod, ifname, ipv4, container_id, ipv6)
             if not ep.attached:
                 # Fail closed at once; regeneration opens what policy allows.
                 self._close(ep)
@@ -169,7 +172,7 @@ class EndpointManager:
     # -- writing -------------------------------------------------------------------
     def _close(self, ep: Endpoint) -> None:
         slot = EndpointSlot(ep.id, ep.ifname, interface_index(ep.ifname), ep.ipv4,
-                            int(ReservedIdentity.INIT))
+                            int(ReservedIdentity.INIT), ep.ipv6)
         self.write(ep, slot, INIT_POLICY, 0)
 
     def write(self, ep: Endpoint, slot: EndpointSlot, policy: EndpointPolicy,
@@ -221,15 +224,16 @@ class UnmanagedPod:
     pod: str
     ipv4: str
     seconds: float          # how long it has been seen without an endpoint
+    ipv6: str = ""
 
     def __str__(self) -> str:
-        return (f"pod {self.namespace}/{self.pod} ({self.ipv4}) {UNMANAGED} for "
+        return (f"pod {self.namespace}/{self.pod} ({self.ipv4 or self.ipv6}) {UNMANAGED} for "
                 f"{self.seconds:.0f}s: {UNMANAGED_ADVICE}")
 
     def view(self) -> EndpointView:
         return EndpointView(
             id=0, namespace=self.namespace, pod=self.pod, ifname="", ipv4=self.ipv4,
-            ifindex=0, identity=0, state=UNMANAGED, error=UNMANAGED_ADVICE,
+            ipv6=self.ipv6, ifindex=0, identity=0, state=UNMANAGED, error=UNMANAGED_ADVICE,
             ingress_enforced=False, egress_enforced=False, policy_revision=0,
             policy_entries=0, last_regeneration_ms=0.0)
 
@@ -255,13 +259,15 @@ class UnmanagedPods:
 
     def current(self) -> list[UnmanagedPod]:
         now = self._clock()
-        enforced = {(ep.key, ep.ipv4) for ep in self._registry.all()}
+        # Enforced: registered under the pod's current first address (IPv4, or IPv6 on an
+        # IPv6-only pod).
+        enforced = {(ep.key, ep.ipv4 or ep.ipv6) for ep in self._registry.all()}
         pods = {p.key: p for p in self._store.networked_pods_on(self._node)
-                if (p.key, p.ip) not in enforced}
+                if (p.key, p.addresses[0]) not in enforced}
         with self._lock:
             self._first_seen = {key: self._first_seen.get(key, now) for key in pods}
             seen = dict(self._first_seen)
-        return [UnmanagedPod(p.namespace, p.name, p.ip or "", now - seen[key])
+        return [UnmanagedPod(p.namespace, p.name, p.ip or "", now - seen[key], p.ipv6 or "")
                 for key, p in sorted(pods.items()) if now - seen[key] >= self._grace]
 
     def none(self) -> bool:
@@ -279,9 +285,9 @@ class EndpointApi:
         self._unmanaged = unmanaged
 
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str, timeout: float) -> EndpointView:
+                 container_id: str, timeout: float, ipv6: str = "") -> EndpointView:
         return self._manager.register(namespace, pod, ifname, ipv4, container_id,
-                                      timeout).view()
+                                      timeout, ipv6).view()
 
     def deregister(self, namespace: str, pod: str) -> None:
         self._manager.deregister(namespace, pod)

@@ -58,6 +58,7 @@ class Endpoint:
     ifname: str
     ipv4: str
     container_id: str = ""
+    ipv6: str = ""
     ifindex: int = 0
     identity: int = 0
     state: EndpointState = EndpointState.WAITING_FOR_IDENTITY
@@ -83,7 +84,7 @@ class Endpoint:
             state=self.state.value, error=self.error, ingress_enforced=self.ingress_enforced,
             egress_enforced=self.egress_enforced, policy_revision=self.policy_revision,
             policy_entries=self.policy_entries, last_regeneration_ms=self.last_regeneration_ms,
-            audit=self.audit, labels_left_out=self.labels_left_out)
+            audit=self.audit, labels_left_out=self.labels_left_out, ipv6=self.ipv6)
 
 
 def interface_index(ifname: str) -> int:
@@ -100,14 +101,18 @@ MAX_ENDPOINT_ID = 65535  # the datapath stores endpoint ids in 16 bits
 MAX_IFNAME_BYTES = 15
 
 
-def registration_problems(namespace: str, pod: str, ifname: str, ipv4: str) -> list[str]:
+def registration_problems(namespace: str, pod: str, ifname: str, ipv4: str,
+                          ipv6: str = "") -> list[str]:
     """Every field of a RegisterEndpoint request that can never be an endpoint, as
-    "<field>: <problem>" (empty: the request may be tried). An IPv6 field, when the
-    request gets one, is checked here beside ipv4."""
+    "<field>: <problem>" (empty: the request may be tried). A pod needs an address of
+    one family at least: ipv4, ipv6 or both."""
     problems = [f"namespace: {p}" for p in _name_problems(namespace, dns1123_label_problem)]
     problems += [f"pod: {p}" for p in _name_problems(pod, dns1123_subdomain_problem)]
     problems += [f"ifname: {p}" for p in ifname_problems(ifname)]
-    problems += [f"ipv4: {p}" for p in ipv4_problems(ipv4)]
+    if ipv4 or not ipv6:
+        problems += [f"ipv4: {p}" for p in ipv4_problems(ipv4)]
+    if ipv6:
+        problems += [f"ipv6: {p}" for p in ipv6_problems(ipv6)]
     return problems
 
 
@@ -154,6 +159,20 @@ def ipv4_problems(ipv4: str) -> list[str]:
     return []
 
 
+def ipv6_problems(ipv6: str) -> list[str]:
+    """An IPv6 unicast address a pod can have: not a network, not IPv4 (nor IPv4-mapped:
+    that is the ipv4 field's), not the unspecified, loopback, multicast or link-local
+    address (a pod's own address is routed; fe80::/10 never is)."""
+    try:
+        address = ipaddress.IPv6Address(ipv6)
+    except ValueError:
+        return [f"invalid value {quoted(ipv6)}: must be an IPv6 address (e.g. fd00::5)"]
+    if (address.is_unspecified or address.is_loopback or address.is_multicast
+            or address.is_link_local or address.ipv4_mapped is not None):
+        return [f"invalid value {quoted(ipv6)}: must be a unicast address a pod can have"]
+    return []
+
+
 def row_problem(row: object) -> str | None:
     """What makes a row of the state file unusable, or None: the fields and types the
     registry writes, an id the datapath can hold, and values a registration could have
@@ -169,8 +188,11 @@ def row_problem(row: object) -> str | None:
             return f"{name} must be {'an integer' if kind is int else 'a string'}"
     if not 1 <= row["id"] <= MAX_ENDPOINT_ID:
         return f"id {row['id']} is outside 1-{MAX_ENDPOINT_ID}"
+    ipv6 = row.get("ipv6", "")     # absent in files written before dual-stack
+    if not isinstance(ipv6, str):
+        return "ipv6 must be a string"
     problems = registration_problems(row["namespace"], row["pod"], row["ifname"],
-                                     row["ipv4"])
+                                     row["ipv4"], ipv6)
     return problems[0] if problems else None
 
 
@@ -223,7 +245,8 @@ class EndpointRegistry:
                 raise self._unreadable(f"row {number}: {problem}")
             ep = Endpoint(id=row["id"], namespace=row["namespace"], pod=row["pod"],
                           ifname=row["ifname"], ipv4=row["ipv4"],
-                          container_id=str(row.get("container_id", "")))
+                          container_id=str(row.get("container_id", "")),
+                          ipv6=str(row.get("ipv6", "")))
             self._by_id[ep.id] = ep
 
     @staticmethod
@@ -239,7 +262,8 @@ class EndpointRegistry:
         the old one, then the directory fsync'd so the rename itself survives a crash.
         A write that fails half-way leaves the previous file."""
         rows = [{"id": e.id, "namespace": e.namespace, "pod": e.pod, "ifname": e.ifname,
-                 "ipv4": e.ipv4, "container_id": e.container_id} for e in self.all()]
+                 "ipv4": e.ipv4, "ipv6": e.ipv6, "container_id": e.container_id}
+                for e in self.all()]
         data = json.dumps(sorted(rows, key=lambda r: r["id"]), indent=1).encode()
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as out:
@@ -266,12 +290,12 @@ class EndpointRegistry:
             return next((ep for ep in self._by_id.values() if ep.key == key), None)
 
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str = "") -> Endpoint:
+                 container_id: str = "", ipv6: str = "") -> Endpoint:
         """A new endpoint, or the existing one for this pod updated (a CNI ADD retried)."""
         existing = self.by_pod(f"{namespace}/{pod}")
         if existing is not None:
-            if (existing.ifname, existing.ipv4) != (ifname, ipv4):
-                existing.ifname, existing.ipv4 = ifname, ipv4
+            if (existing.ifname, existing.ipv4, existing.ipv6) != (ifname, ipv4, ipv6):
+                existing.ifname, existing.ipv4, existing.ipv6 = ifname, ipv4, ipv6
                 existing.attached = False
                 existing.state = EndpointState.REGENERATING
             existing.container_id = container_id or existing.container_id
@@ -283,7 +307,7 @@ class EndpointRegistry:
             if new_id is None:
                 raise MembraneError(f"endpoint {namespace}/{pod}: all {MAX_ENDPOINT_ID} "
                                     "endpoint ids in use")
-            ep = Endpoint(new_id, namespace, pod, ifname, ipv4, container_id)
+            ep = Endpoint(new_id, namespace, pod, ifname, ipv4, container_id, ipv6=ipv6)
             self._by_id[new_id] = ep
         self._save()
         return ep

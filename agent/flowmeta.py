@@ -127,22 +127,24 @@ class AgentMetadata:
         peers: dict[str, PeerInfo] = {}
         for key, pod in snapshot.objects.pods.items():
             ident = engine.identity_of(key)
-            if not pod.ip or ident is None:
+            if not pod.addresses or ident is None:
                 continue
             ep = local.get(key)
             interface = None
             if ep is not None:
                 interface = (ep.ifindex or interface_index(ep.ifname), ep.ifname)
-            peers[pod.ip] = PeerInfo(identity=ident.id, namespace=pod.namespace,
-                                     pod_name=pod.name, labels=ident.labels.lines(),
-                                     endpoint_id=ep.id if ep is not None else 0,
-                                     workloads=workloads_of(pod), interface=interface)
+            info = PeerInfo(identity=ident.id, namespace=pod.namespace,
+                            pod_name=pod.name, labels=ident.labels.lines(),
+                            endpoint_id=ep.id if ep is not None else 0,
+                            workloads=workloads_of(pod), interface=interface)
+            # A dual-stack pod is the same peer under either of its addresses.
+            peers.update(dict.fromkeys(pod.addresses, info))
         for node in snapshot.objects.nodes.values():
-            if node.ip:
-                reserved = (ReservedIdentity.HOST if node.name == self._node
-                            else ReservedIdentity.REMOTE_NODE)
-                peers[node.ip] = PeerInfo(identity=int(reserved), namespace="", pod_name="",
-                                          labels=reserved.labels.lines(), endpoint_id=0)
+            reserved = (ReservedIdentity.HOST if node.name == self._node
+                        else ReservedIdentity.REMOTE_NODE)
+            peers.update(dict.fromkeys(node.addresses, PeerInfo(
+                identity=int(reserved), namespace="", pod_name="",
+                labels=reserved.labels.lines(), endpoint_id=0)))
         revision = snapshot.source_revision
         self._policies = {ep.id: policy_index(engine, key, revision)
                           for key, ep in local.items() if key in engine.pods()}

@@ -266,7 +266,7 @@ class Regenerator:
                 ep.state, ep.error = EndpointState.WAITING_FOR_IDENTITY, f"{why}; kept {kept}"
             return
         ep.labels_left_out = self._engine.left_out_labels(ep.key)
-        slot = EndpointSlot(ep.id, ep.ifname, ifindex, ep.ipv4, ident.id)
+        slot = EndpointSlot(ep.id, ep.ifname, ifindex, ep.ipv4, ident.id, ep.ipv6)
         written = self._endpoints.written(ep.id)
         settled = ((EndpointState.NOT_READY, target.problem) if target.problem
                    else (EndpointState.READY, ""))
@@ -385,7 +385,8 @@ class PolicyQueries:
                 return None
             return explain(self._engine, pod_key, direction, peers, protocol, port)
 
-    def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
+    def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4
+              ) -> TraceResult:
         # The live engine: identity numbers in the explanation are the agent's own.
         with self._lock:
-            return trace_engine(self._engine, src, dst, port, protocol)
+            return trace_engine(self._engine, src, dst, port, protocol, family)

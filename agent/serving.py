@@ -109,6 +109,11 @@ def node_peers(store: Store, config: AgentConfig) -> list[Peer]:
     if not config.observer_listen:
         return []
     port = config.observer_listen.rpartition(":")[2]
-    return [Peer(node.name, f"{node.ip}:{port}", config.tls_server_name)
+    return [Peer(node.name, host_port(node.addresses[0], port), config.tls_server_name)
             for node in sorted(store.snapshot().objects.nodes.values(), key=lambda n: n.name)
-            if node.ip]
+            if node.addresses]
+
+
+def host_port(address: str, port: str) -> str:
+    """address:port, an IPv6 address in brackets (an IPv6-only node's Observer)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -161,7 +161,7 @@ class Store:
             if not self._synced:
                 return []
             return [pod for pod in self._objects.pods.values()
-                    if pod.node_name == node and pod.ip and not pod.host_network]
+                    if pod.node_name == node and pod.addresses and not pod.host_network]
 
     def snapshot(self) -> Snapshot:
         with self._lock:

@@ -3,6 +3,7 @@
     --quick              shorter runs of everything (a few minutes)
     --only a,b           some of: datapath, programming, startup, events, memory
     --sizes 10,100,...   rule counts of the datapath benchmark
+    --families 4,6       IP families the datapath benchmark measures (default both)
     --endpoints 100,...  endpoint counts of the programming benchmark
     --out PATH           where the JSON goes (default bench/results.json)
 
@@ -39,6 +40,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=",".join(NAMES))
     ap.add_argument("--sizes", default="")
+    ap.add_argument("--families", default="4,6")
     ap.add_argument("--endpoints", default="")
     ap.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     a = ap.parse_args()
@@ -59,6 +61,7 @@ def main() -> int:
     dp_params = datapath.QUICK if a.quick else datapath.Params()
     if a.sizes:
         dp_params = replace(dp_params, sizes=tuple(int(s) for s in a.sizes.split(",")))
+    dp_params = replace(dp_params, families=tuple(int(f) for f in a.families.split(",") if f))
     prog_params = programming.QUICK if a.quick else programming.Params()
     if a.endpoints:
         prog_params = replace(prog_params,

@@ -11,7 +11,8 @@ trip to each mode in turn, the order rotated every cycle. Whatever the machine d
 Measured this way an A/A pair agrees to about 1% in pooled throughput over 5 s.
 
 The spec: {"pods": {mode: [client_netns, server_ip]}, "sink_port", "rr_port", "crr_port",
-"bulk_seconds", "chunk_bytes", "rr_count", "crr_count"}. Sockets are created inside each
+"bulk_seconds", "chunk_bytes", "rr_count", "crr_count"}; the server addresses are of one
+IP family (the sockets follow them: IPv4 or IPv6). Sockets are created inside each
 client pod's network namespace (a socket keeps the namespace it was made in), so the
 traffic is the pod's own: its veth, its node, its enforcement. The output, one JSON line:
 per mode the bulk bytes and seconds (and per-second blocks for the spread), and the RR and
@@ -50,6 +51,8 @@ class Namespaces:
     def __init__(self, pods: dict[str, tuple[str, str]]) -> None:
         self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
         self.fds = {m: open_netns(own(ns)) for m, (ns, _) in pods.items()}
+        self.families = {m: socket.AF_INET6 if ":" in ip else socket.AF_INET
+                         for m, (_, ip) in pods.items()}
 
     def enter(self, mode: str) -> None:
         enter_netns(self.fds[mode])
@@ -60,7 +63,7 @@ class Namespaces:
     def socket_in(self, mode: str) -> socket.socket:
         self.enter(mode)
         try:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(self.families[mode], socket.SOCK_STREAM)
         finally:
             self.leave()
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

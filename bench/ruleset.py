@@ -8,6 +8,12 @@ kube-router one ipset-backed iptables rule per rule: the two enforce the same th
 The ipcache always holds every identity, whatever the rule count (the issue asks for
 10,000 identities in the ipcache at every size).
 
+One family per rule set (`family`): its peers' addresses, and the pods' addresses it is
+given, are of that family. Membrane's policy is family-free (identities), so both
+families' rule sets give the same policy; their cluster maps together are a dual-stack
+node's ipcache (`dual_stack_maps`). The iptables peer loads each family's into iptables
+and ip6tables.
+
 Membrane's map state also carries cluster-wide tier entries (issue 13: "the datapath
 ratios still meet their targets with tiers in the maps"), which change no verdict: an
 Admin-tier Pass of the client (so every new benchmark connection decides through the
@@ -32,6 +38,7 @@ SERVER_IDENTITY = 901
 HOST_IDENTITY = 1
 WORLD_IDENTITY = 2
 PEER_NET = ipaddress.IPv4Network("10.64.0.0/14")   # room for 262k remote pods
+PEER_NET6 = ipaddress.IPv6Network("fd00:64::/96")  # the same remote pods' IPv6 twins
 SINK_PORT, IPERF_PORT, RR_PORT, CRR_PORT, UDP_PORT = 5200, 5201, 5202, 5203, 5204
 ALLOWED_PORTS = (SINK_PORT, CRR_PORT)              # inclusive range the client may use
 DENIED_PORT = 5205                                 # nothing allows it: a probe for "enforcing"
@@ -46,8 +53,9 @@ class Rule:
     port_high: int
 
 
-def peer_ip(k: int) -> str:
-    return str(PEER_NET.network_address + 1 + k)
+def peer_ip(k: int, family: int = 4) -> str:
+    net = PEER_NET6 if family == 6 else PEER_NET
+    return str(net.network_address + 1 + k)
 
 
 @dataclass(frozen=True)
@@ -56,18 +64,20 @@ class RuleSet:
     identities: int
     client_ip: str
     server_ip: str
+    family: int = 4
 
     @classmethod
-    def make(cls, rules: int, identities: int, client_ip: str, server_ip: str) -> "RuleSet":
+    def make(cls, rules: int, identities: int, client_ip: str, server_ip: str,
+             family: int = 4) -> "RuleSet":
         if rules < 1:
             raise ValueError("a rule set needs at least the client's rule")
         out = []
         for i in range(rules - 1):
             k = i % identities
             port = 10000 + i // identities
-            out.append(Rule(FIRST_PEER_IDENTITY + k, (peer_ip(k),), port, port))
+            out.append(Rule(FIRST_PEER_IDENTITY + k, (peer_ip(k, family),), port, port))
         out.append(Rule(CLIENT_IDENTITY, (client_ip,), *ALLOWED_PORTS))
-        return cls(tuple(out), identities, client_ip, server_ip)
+        return cls(tuple(out), identities, client_ip, server_ip, family)
 
     # -- Membrane ------------------------------------------------------------------
     def server_policy(self, tiers: bool = True) -> EndpointPolicy:
@@ -93,10 +103,20 @@ class RuleSet:
         return frozenset(out)
 
     def cluster_maps(self, node_ip: str | None = None) -> ClusterMaps:
-        ipcache = {f"{peer_ip(k)}/32": FIRST_PEER_IDENTITY + k for k in range(self.identities)}
-        ipcache[f"{self.client_ip}/32"] = CLIENT_IDENTITY
-        ipcache[f"{self.server_ip}/32"] = SERVER_IDENTITY
-        ipcache["0.0.0.0/0"] = WORLD_IDENTITY
+        host = "/128" if self.family == 6 else "/32"
+        ipcache = {f"{peer_ip(k, self.family)}{host}": FIRST_PEER_IDENTITY + k
+                   for k in range(self.identities)}
+        ipcache[f"{self.client_ip}{host}"] = CLIENT_IDENTITY
+        ipcache[f"{self.server_ip}{host}"] = SERVER_IDENTITY
+        ipcache["::/0" if self.family == 6 else "0.0.0.0/0"] = WORLD_IDENTITY
         if node_ip:
-            ipcache[f"{node_ip}/32"] = HOST_IDENTITY
+            ipcache[f"{node_ip}{host}"] = HOST_IDENTITY
         return ClusterMaps(ipcache=ipcache, cidrs={})
+
+
+def dual_stack_maps(*rule_sets: RuleSet) -> ClusterMaps:
+    """The cluster maps of rule sets of both families together: a dual-stack ipcache."""
+    ipcache: dict[str, int] = {}
+    for rs in rule_sets:
+        ipcache.update(rs.cluster_maps().ipcache)
+    return ClusterMaps(ipcache=ipcache, cidrs={})

@@ -1,8 +1,10 @@
 """Throwaway network namespaces for benchmarks: one node namespace, pods routed through it.
 
-    pod netns   eth0 <ip>/32, default via 169.254.1.1 (static neighbour = host veth MAC)
-       |  veth
-    node netns  <host_if>, /32 route + static neighbour per pod, ip_forward=1
+    pod netns   eth0 <ip>/32 and <ip6>/128, default via 169.254.1.1 and fe80::1 (static
+       |  veth  neighbours = host veth MAC)
+    node netns  <host_if>, /32 and /128 routes + static neighbours per pod, forwarding on
+                for both families (dual-stack, as the lab: every benchmark can run over
+                either family)
 
 This is the lab's shape (lab/) without its controller, so that a benchmark can build
 three identical nodes side by side and compare them, with the lab's builder
@@ -40,6 +42,9 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python")
 if not os.path.exists(PYTHON):
     PYTHON = sys.executable
 GATEWAY = "169.254.1.1"
+GATEWAY6 = "fe80::1"
+# IPv6 without duplicate address detection: an address works the moment it is added.
+NO_DAD = {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"}
 PIN_ROOT = f"/sys/fs/bpf/{PREFIX}"
 # Every namespace this process created, in order: what `remove_leftovers` deletes.
 CREATED: list[str] = []
@@ -103,12 +108,17 @@ class Pod:
     ip: str
     host_if: str
     ifindex: int = 0
+    ip6: str = ""
+
+    def address(self, family: int) -> str:
+        return self.ip6 if family == 6 else self.ip
 
 
 @dataclass
 class Node:
     """One node namespace with its pods. `subnet` keeps the addresses of nodes built
-    side by side apart (10.<subnet>.0.<10+i>), which keeps any mix-up visible."""
+    side by side apart (10.<subnet>.0.<10+i> and fd00:<subnet>::<10+i>), which keeps any
+    mix-up visible."""
 
     tag: str
     pod_names: Sequence[str] = ("client", "server")
@@ -131,29 +141,36 @@ class Node:
     # -- build / destroy ------------------------------------------------------------
     def build(self) -> "Node":
         try:
-            self._net.create(own(self.name), {"net.ipv4.ip_forward": "1"})
+            self._net.create(own(self.name), {"net.ipv4.ip_forward": "1",
+                                              "net.ipv6.conf.all.forwarding": "1", **NO_DAD})
             for i, pod in enumerate(self.pod_names):
-                self._add_pod(pod, f"10.{self.subnet}.0.{10 + i}", f"lxc{i}")
+                self._add_pod(pod, f"10.{self.subnet}.0.{10 + i}", f"lxc{i}",
+                              f"fd00:{self.subnet}::{10 + i}")
         except BaseException:
             self.destroy()
             raise
         return self
 
-    def _add_pod(self, pod: str, ip: str, host_if: str) -> None:
+    def _add_pod(self, pod: str, ip: str, host_if: str, ip6: str) -> None:
         ns = own(f"{PREFIX}-{self.tag}-{pod}")
         net = self._net
-        net.create(ns)
+        net.create(ns, NO_DAD)
         host = net.veth(self.name, host_if, "eth0", peer_netns=ns)
         pod_mac = net.link(ns, "eth0").mac
         net.address(ns, "eth0", f"{ip}/32")
+        net.address(ns, "eth0", f"{ip6}/128")
         net.up(ns, "eth0")
         net.route(ns, GATEWAY, dev="eth0")
         net.route(ns, "default", via=GATEWAY, dev="eth0")
         net.neighbour(ns, "eth0", GATEWAY, host.mac)
+        net.route(ns, "default", via=GATEWAY6, dev="eth0")
+        net.neighbour(ns, "eth0", GATEWAY6, host.mac)
         net.up(self.name, host_if)
         net.route(self.name, f"{ip}/32", dev=host_if)
         net.neighbour(self.name, host_if, ip, pod_mac)
-        self.pods[pod] = Pod(pod, ns, ip, host_if, host.index)
+        net.route(self.name, f"{ip6}/128", dev=host_if)
+        net.neighbour(self.name, host_if, ip6, pod_mac)
+        self.pods[pod] = Pod(pod, ns, ip, host_if, host.index, ip6)
 
     def add_dummies(self, n: int) -> list[tuple[str, int]]:
         """n idle endpoints `dm<i>` in the node namespace (peers `dp<i>` beside them)."""

@@ -14,7 +14,8 @@
                                       SECONDS; prints {"sent": n, "seconds": s}
 
 rr and crr print one JSON line: {"samples_us": [...]} (percentiles are computed by the
-caller with bench.report, one definition for every number). Times are
+caller with bench.report, one definition for every number). Every IP may be IPv4 or IPv6;
+the servers listen on both (one dual-stack socket each, IPv4 arriving IPv4-mapped). Times are
 time.perf_counter_ns / CLOCK_MONOTONIC, which every network namespace shares, so the
 parent can compare a probe's timestamps with its own.
 """
@@ -90,10 +91,21 @@ def _sink(c: socket.socket) -> None:
         c.close()
 
 
-def _listen(port: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _family(ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def _dual_stack(kind: socket.SocketKind, port: int) -> socket.socket:
+    """One socket for both families: the IPv6 wildcard with IPV6_V6ONLY off."""
+    s = socket.socket(socket.AF_INET6, kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
+    return s
+
+
+def _listen(port: int) -> socket.socket:
+    s = _dual_stack(socket.SOCK_STREAM, port)
     s.listen(512)
     return s
 
@@ -111,8 +123,7 @@ def _udp_echo(u: socket.socket) -> None:
 
 
 def serve(rr_port: int, crr_port: int, udp_port: int, sink_port: int | None = None) -> None:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("0.0.0.0", udp_port))
+    u = _dual_stack(socket.SOCK_DGRAM, udp_port)
     threads = [threading.Thread(target=_accept_loop, args=(_listen(rr_port), _echo)),
                threading.Thread(target=_accept_loop, args=(_listen(crr_port), _one_shot)),
                threading.Thread(target=_udp_echo, args=(u,))]
@@ -151,7 +162,7 @@ def crr(ip: str, port: int, n: int) -> list[float]:
     linger = struct.pack("ii", 1, 0)   # close with RST: no TIME_WAIT pile-up over n
     for i in range(n + 20):
         t0 = clock()
-        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c = socket.socket(_family(ip), socket.SOCK_STREAM)
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         c.settimeout(5)
         c.connect((ip, port))
@@ -167,7 +178,7 @@ def crr(ip: str, port: int, n: int) -> list[float]:
 def probe(ip: str, port: int, timeout_s: float = 0.002) -> None:
     """A "0" needs two probes in a row unanswered (reported with the first one's send
     time): one late echo on a busy machine must not pass for a policy change."""
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u = socket.socket(_family(ip), socket.SOCK_DGRAM)
     u.connect((ip, port))
     u.setblocking(False)
     state = -1
@@ -218,7 +229,7 @@ def check(ip: str, port: int, timeout_s: float = 0.5) -> str:
 
 
 def flood(ip: str, port: int, pps: int, seconds: float, size: int) -> dict[str, float]:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u = socket.socket(_family(ip), socket.SOCK_DGRAM)
     u.connect((ip, port))
     payload = b"f" * size
     send = u.send

@@ -240,7 +240,10 @@ class _FilterAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
         items: list[FilterItem] = list(getattr(ns, "filter_items", None) or [])
-        value = "true" if values is None else str(values)
+        if values is None or values == []:     # a flag without a value (-4, --is-reply)
+            value = self.const if isinstance(self.const, str) else "true"
+        else:
+            value = str(values)
         items.append((bool(getattr(ns, "negate_next", False)), self.dest, value))
         ns.filter_items = items
         ns.negate_next = False
@@ -309,6 +312,9 @@ def add_filter_flags(parser: argparse.ArgumentParser) -> None:
     add("--uuid", metavar="UUID", help="one flow by its uuid (Membrane's flows carry none)")
     add("--node-name", metavar="PATTERN", help="flows of nodes matching (node1, node*)")
     add("--node-label", metavar="SELECTOR", help="flows of nodes whose labels match")
+    for short, long, version in (("-4", "--ipv4", "4"), ("-6", "--ipv6", "6")):
+        flt.add_argument(short, long, dest="ip_version", action=_FilterAction, nargs=0,
+                         const=version, help=f"IPv{version} flows only (--ip-version {version})")
     raw = parser.add_argument_group("raw filters")
     raw.add_argument("--allowlist", metavar="JSON", action="append", default=[],
                      help='a FlowFilter as JSON, e.g. \'{"source_pod":["default/"]}\'')

@@ -7,7 +7,7 @@ import argparse
 import json
 import subprocess
 
-from agent.policy.matrix import to_json, to_table
+from agent.policy.matrix import FAMILIES, to_json, to_table
 from agent.policy.modes import ENFORCEMENT_MODES
 from core.errors import LabError
 from lab.controller import Lab
@@ -23,6 +23,7 @@ examples:
   membrane lab apply -f demo/tutorial/01-backend-ingress-deny.yaml
   membrane lab label namespace kube-system contains=coredns
   membrane lab probe --port 8080 -o table
+  membrane lab probe --family ipv6 --port 80 --protocol UDP
   membrane lab stop agent --node node2 --signal KILL    # rehearse a crash
   membrane lab start agent --node node2
   membrane lab stop etcd; membrane lab start etcd       # an etcd outage
@@ -90,6 +91,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="TCP (default) or UDP; SCTP is refused with the reason")
     p.add_argument("-o", "--output", choices=("json", "table"), default="json")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds per denied probe")
+    p.add_argument("--family", type=str.lower, choices=sorted(FAMILIES), default="ipv4",
+                   help="connect to the pods' addresses of this IP family (default ipv4)")
     p.set_defaults(func=cmd_probe)
 
     p = verb("stop", "stop the lab's etcd or a node's agent (a fault to rehearse)")
@@ -173,18 +176,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(status, indent=2))
         return 0
-    etcd = status["etcd"]
-    print(f"lab {status['lab']}  dns {status['dns']}  external {status['external']['ip']}"
+    external, etcd = status["external"], status["etcd"]
+    print(f"lab {status['lab']}  dns {status['dns']} {status['dns6']}  external "
+          f"{external['ip']} {external['ip6']}".rstrip()
           + (f"  etcd {etcd['url']} ({'running' if etcd['running'] else 'stopped'})"
              if etcd else ""))
     print()
-    print(_table(["NODE", "IP", "POD CIDR", "NETNS", "AGENT"],
-                 [[n["name"], n["ip"], n["podCIDR"], n["netns"], n["agent"]]
-                  for n in status["nodes"]]))
+    print(_table(["NODE", "IPv4", "IPv6", "POD CIDRs", "NETNS", "AGENT"],
+                 [[n["name"], n["ip"], n["ip6"] or "-",
+                   ",".join(c for c in (n["podCIDR"], n["podCIDR6"]) if c), n["netns"],
+                   n["agent"]] for n in status["nodes"]]))
     print()
-    print(_table(["POD", "IP", "NODE", "NETNS", "PORTS", "STATUS"],
-                 [[p["pod"], p["ip"], p["node"], p["netns"] or "(hostNetwork)",
-                   ",".join(p["ports"]), p["status"]] for p in status["pods"]]))
+    print(_table(["POD", "IPv4", "IPv6", "NODE", "NETNS", "PORTS", "STATUS"],
+                 [[p["pod"], p["ip"], p["ip6"] or "-", p["node"],
+                   p["netns"] or "(hostNetwork)", ",".join(p["ports"]), p["status"]]
+                  for p in status["pods"]]))
     return 0
 
 
@@ -196,7 +202,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def cmd_probe(args: argparse.Namespace) -> int:
     state = _lab(args).state()
-    verdicts = run_probe(state, args.ports or [80], args.protocols or ["TCP"], args.timeout)
+    verdicts = run_probe(state, args.ports or [80], args.protocols or ["TCP"], args.timeout,
+                         FAMILIES[args.family])
     print(to_json(verdicts) if args.output == "json" else to_table(verdicts), end="\n")
     return 0
 

@@ -10,7 +10,7 @@ from agent.k8s.loader import load_paths
 from agent.k8s.objects import ClusterObjects
 from agent.k8s.rejection import describe_stand_in
 from agent.k8s.validation.fields import ValidationWarning
-from agent.policy.matrix import reachability, to_json, to_table
+from agent.policy.matrix import FAMILIES, reachability, to_json, to_table
 from agent.policy.trace import trace
 from cli.command import Subparsers, add_command, add_group
 from cli.connection import add_connection_flags, agent_client
@@ -22,12 +22,14 @@ MATRIX_EXAMPLES = """\
 membrane policy matrix -f demo/tutorial
 membrane policy matrix -f app.yaml -f policies/ --port 80 --port 8080 -o json
 membrane policy matrix -f demo/tutorial --port 53 --protocol UDP
+membrane policy matrix -f dual-stack.yaml --family ipv6 -o json
 """
 
 TRACE_EXAMPLES = """\
 membrane policy trace -f demo/tutorial --from default/frontend --to default/backend --port 8080
 membrane policy trace --lab demo --from default/frontend --to kube-system/coredns \\
     --port 53 --protocol UDP -o json
+membrane policy trace -f dual-stack.yaml --from x/a --to y/b --port 80 --family ipv6
 """
 
 GET_EXAMPLES = """\
@@ -49,6 +51,7 @@ def register(subparsers: Subparsers) -> None:
                         help="destination port (repeatable; default 80)")
     matrix.add_argument("--protocol", type=str.upper, action="append",
                         choices=PORT_PROTOCOLS, help="protocol (repeatable; default TCP)")
+    _add_family(matrix)
     add_output_flag(matrix, "table", "json")
     matrix.set_defaults(func=run_matrix)
 
@@ -63,6 +66,7 @@ def register(subparsers: Subparsers) -> None:
     tr.add_argument("--to", dest="dst", required=True, metavar="NS/POD")
     tr.add_argument("--port", type=_port, default=80, metavar="N")
     tr.add_argument("--protocol", type=str.upper, choices=PORT_PROTOCOLS, default="TCP")
+    _add_family(tr)
     add_connection_flags(tr)
     add_output_flag(tr, "text", "json")
     tr.set_defaults(func=run_trace)
@@ -74,6 +78,12 @@ def register(subparsers: Subparsers) -> None:
     get.set_defaults(func=run_get)
 
     register_suggest(policy)   # membrane policy suggest (cli/suggest.py)
+
+
+def _add_family(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--family", type=str.lower, choices=sorted(FAMILIES), default="ipv4",
+                        help="the pods' addresses of this IP family, and the ipBlocks of "
+                             "it (default ipv4)")
 
 
 def _add_files(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -118,7 +128,8 @@ def _skipped_exit(complete: bool, what: str) -> int:
 
 def run_matrix(args: argparse.Namespace) -> int:
     objects, complete = _load(args.files)
-    verdicts = reachability(objects, args.port or [80], args.protocol or ["TCP"])
+    verdicts = reachability(objects, args.port or [80], args.protocol or ["TCP"],
+                            family=FAMILIES[args.family])
     print(to_json(verdicts) if args.output == "json" else to_table(verdicts))
     return _skipped_exit(complete, "policy matrix")
 
@@ -126,11 +137,13 @@ def run_matrix(args: argparse.Namespace) -> int:
 def run_trace(args: argparse.Namespace) -> int:
     if args.files:
         objects, complete = _load(args.files)
-        result = trace(objects, args.src, args.dst, args.port, args.protocol)
+        result = trace(objects, args.src, args.dst, args.port, args.protocol,
+                       FAMILIES[args.family])
         allowed, explanation = result.allowed, result.explanation
     else:
         with agent_client(args) as client:
-            reply = client.trace(args.src, args.dst, args.port, args.protocol)
+            reply = client.trace(args.src, args.dst, args.port, args.protocol,
+                                 FAMILIES[args.family])
         allowed, explanation = reply.allowed, reply.explanation
         for skipped in reply.skipped:
             print(f"rejected by the agent: {skipped}", file=sys.stderr)

@@ -64,7 +64,7 @@ def register(policy: Subparsers) -> None:
                             "anywhere); default every namespace seen")
     shape.add_argument("--cidr-prefix", type=_prefix, default=32, metavar="N",
                        help="ipBlock prefix length for addresses outside the pods "
-                            "(default 32)")
+                            "(default 32; an IPv6 address keeps as many host bits: 128)")
     shape.add_argument("--diff", action="store_true",
                        help="compare with the policies in force instead of printing policies")
     shape.add_argument("-f", "--filename", dest="files", action="append", metavar="PATH",

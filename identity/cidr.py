@@ -1,4 +1,5 @@
-"""Node-local identities for ipBlock prefixes (`cidr:10.0.0.0/24`), from 1<<24.
+"""Node-local identities for ipBlock prefixes (`cidr:10.0.0.0/24`, `cidr:fd00--0/8`), from
+1<<24.
 
 They never leave the node: the resolver allows a CIDR identity per (except-free) prefix
 and the datapath finds it with an LPM lookup on the peer address. They live in pinned BPF
@@ -38,7 +39,7 @@ class CidrAllocator(TableAllocator):
         try:
             labels = cidr_labels(prefix)
         except ValueError as err:
-            raise AllocationError(f"ipBlock {prefix!r}: not an IPv4 prefix: {err}") from None
+            raise AllocationError(f"ipBlock {prefix!r}: not an IP prefix: {err}") from None
         return self._table.allocate(labels)
 
     def lookup_prefix(self, prefix: str) -> Identity | None:

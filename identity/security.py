@@ -97,8 +97,17 @@ def left_out_labels(pod_labels: Mapping[str, str], *, label_filter: LabelFilter 
 
 
 def cidr_labels(prefix: str) -> LabelSet:
-    net = ipaddress.IPv4Network(prefix, strict=False)
-    return LabelSet([Label(SOURCE_CIDR, str(net))])
+    """The label of a CIDR identity: `cidr:<normalised prefix>`. An IPv6 prefix is
+    written as Cilium writes it, colons as dashes (":" separates a label's source), and
+    a leading or trailing dash padded with 0: fd00::/8 -> `cidr:fd00--0/8`. `prefix` may
+    be written either way (a label's own key reads back to the same label)."""
+    net = ipaddress.ip_network(prefix.replace("-", ":"), strict=False)
+    if net.version == 4:
+        return LabelSet([Label(SOURCE_CIDR, str(net))])
+    address = str(net.network_address).replace(":", "-")
+    address = ("0" if address.startswith("-") else "") + address
+    address += "0" if address.endswith("-") else ""
+    return LabelSet([Label(SOURCE_CIDR, f"{address}/{net.prefixlen}")])
 
 
 def pod_labels_of(labels: LabelSet) -> dict[str, str]:

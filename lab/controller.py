@@ -109,7 +109,8 @@ class Lab:
                 name = self.names.node_name(i)
                 topology.create_node(net, state, NodeState(
                     name=name, index=i, netns=self.names.node_netns(name),
-                    ip=LabNames.node_ip(i), pod_cidr=LabNames.pod_cidr(i)))
+                    ip=LabNames.node_ip(i), pod_cidr=LabNames.pod_cidr(i),
+                    ip6=LabNames.node_ip6(i), pod_cidr6=LabNames.pod_cidr6(i)))
             topology.route_pod_cidrs(net, state)
         self._start_external_server(state)
         # Nodes and the namespaces every cluster has, before any agent reads the store.
@@ -175,7 +176,7 @@ class Lab:
         try:
             with AgentClient(node.socket) as client:
                 client.register_endpoint(pod.namespace, pod.name, pod.host_ifname, pod.ip,
-                                         timeout=timeout)
+                                         timeout=timeout, ipv6=pod.ip6)
         except AgentUnreachable:
             pod.pending = (f"the agent of {pod.node} is not running; `membrane lab start "
                            f"--name {state.name} agent --node {pod.node}` enforces it")
@@ -340,6 +341,7 @@ class Lab:
         if key in state.pods:
             return state.pods[key]  # re-applied: same node and address, new labels
         req = podlib.PodRequest(obj.namespace, obj.name, node=obj.node_name, ip=obj.ip,
+                                ip6=obj.ipv6,
                                 ports=[port for port, _ in podlib.served_ports(obj)],
                                 host_network=obj.host_network,
                                 dns=podlib.is_dns_pod(obj.namespace, dict(obj.labels)))
@@ -422,14 +424,15 @@ class Lab:
         state = self.state()
         nodes = []
         for node in sorted(state.nodes.values(), key=lambda n: n.index):
-            nodes.append({"name": node.name, "ip": node.ip, "podCIDR": node.pod_cidr,
+            nodes.append({"name": node.name, "ip": node.ip, "ip6": node.ip6,
+                          "podCIDR": node.pod_cidr, "podCIDR6": node.pod_cidr6,
                           "netns": node.netns, "agent": agent_health(state, node),
                           "agentPid": node.agent.pid if node.agent else None,
                           "socket": node.socket, "bpffs": node.bpffs,
                           "metrics": relay.metrics_url(node) if state.agents else None,
                           "agentMetrics": (relay.agent_metrics_url(node) if state.agents
                                            else None)})
-        pods = [{"pod": p.key, "ip": p.ip, "node": p.node, "netns": p.netns,
+        pods = [{"pod": p.key, "ip": p.ip, "ip6": p.ip6, "node": p.node, "netns": p.netns,
                  "ports": [f"{port}/{proto}" for port, proto in p.ports],
                  "hostNetwork": not p.netns,
                  "status": f"pending: {p.pending}" if p.pending else "running"}
@@ -440,8 +443,9 @@ class Lab:
                     "running": agent_procs.etcd_running(state)}
         return {"lab": state.name, "root": state.root, "nodes": nodes, "pods": pods,
                 "external": {"netns": state.external_netns, "ip": state.external_ip,
-                             "names": list(EXTERNAL_NAMES)},
-                "dns": LabNames.dns_ip(), "agents": state.agents, "etcd": etcd,
+                             "ip6": state.external_ip6, "names": list(EXTERNAL_NAMES)},
+                "dns": LabNames.dns_ip(), "dns6": LabNames.dns_ip6(), "agents": state.agents,
+                "etcd": etcd,
                 "relay": relay.relay_target(state.name) if state.agents else None}
 
     # -- faults ------------------------------------------------------------------------

@@ -22,9 +22,11 @@ def namespace_doc(name: str, labels: dict[str, str] | None = None) -> Doc:
 def node_doc(node: NodeState) -> Doc:
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": node.name, "labels": {"kubernetes.io/hostname": node.name}},
-            "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
-            "status": {"addresses": [{"type": "InternalIP", "address": node.ip},
-                                     {"type": "Hostname", "address": node.name}]}}
+            "spec": {"podCIDR": node.pod_cidr,
+                     "podCIDRs": [c for c in (node.pod_cidr, node.pod_cidr6) if c]},
+            "status": {"addresses": [{"type": "InternalIP", "address": a}
+                                     for a in (node.ip, node.ip6) if a]
+                       + [{"type": "Hostname", "address": node.name}]}}
 
 
 def dns_pod_doc(pod: PodState) -> Doc:
@@ -35,9 +37,11 @@ def dns_pod_doc(pod: PodState) -> Doc:
                 "name": "coredns", "image": "membrane-lab/dns",
                 "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
                           {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}]}]},
-            "status": {"podIP": pod.ip, "podIPs": [{"ip": pod.ip}], "phase": "Running"}}
+            "status": {"podIP": pod.ip, "podIPs": [{"ip": a} for a in (pod.ip, pod.ip6) if a],
+                       "phase": "Running"}}
 
 
 def pod_document(obj: Pod, pod: PodState) -> Doc:
-    """The pod as the agent will read it: the loader's object with IP and node filled."""
-    return to_document(replace(obj, ip=pod.ip, node_name=pod.node))
+    """The pod as the agent will read it: the loader's object with its addresses (both
+    families) and node filled, as the kubelet reports them."""
+    return to_document(replace(obj, ip=pod.ip, ipv6=pod.ip6 or None, node_name=pod.node))

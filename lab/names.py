@@ -4,6 +4,13 @@ Two labs never collide because each netns name starts with `mb-<lab>-` and lab n
 contain no dash, and every link a lab creates lives inside one of its own namespaces (none
 in the machine's root namespace). Addresses repeat between labs, which is harmless:
 their namespaces share no link.
+
+Dual-stack: every IPv4 address has an IPv6 twin, from ranges that never leave the lab:
+the cluster's own in the unique local range fd00::/8 (RFC 4193; the pod CIDRs are kind's
+default fd00:10:244::/56, one /64 per node), the external host in the documentation
+prefix 2001:db8::/32 (RFC 3849, as 192.0.2.0/24 is for IPv4). The IPv6 host part repeats
+the IPv4 one's digits (172.18.0.11 is fd00:172:18::11, 10.244.1.10 fd00:10:244:1::10),
+so the two addresses of one thing read alike.
 """
 
 from __future__ import annotations
@@ -22,6 +29,10 @@ NODE_IP_BASE = 10                   # node n is 172.18.0.(10 + n)
 EXTERNAL_NET = ipaddress.ip_network("192.0.2.0/24")  # TEST-NET-1: plainly off-cluster
 EXTERNAL_IP = "192.0.2.10"
 POD_GATEWAY = "169.254.1.1"         # what every pod's default route points at, as in Cilium
+UNDERLAY_NET6 = ipaddress.ip_network("fd00:172:18::/64")
+EXTERNAL_NET6 = ipaddress.ip_network("2001:db8::/64")  # documentation prefix: off-cluster
+EXTERNAL_IP6 = "2001:db8::10"
+POD_GATEWAY6 = "fe80::1"            # the IPv6 default route's link-local gateway
 DNS_POD_HOST = 10                   # kube-system/coredns is .10 of node1's pod CIDR
 CLUSTER_DOMAIN = "cluster.local"
 EXTERNAL_NAMES = ("kubernetes.io", "www.kubernetes.io")
@@ -81,9 +92,21 @@ class LabNames:
         return str(UNDERLAY_NET.network_address + NODE_IP_BASE + index)
 
     @staticmethod
+    def node_ip6(index: int) -> str:
+        return f"{UNDERLAY_NET6.network_address}{NODE_IP_BASE + index}"
+
+    @staticmethod
     def pod_cidr(index: int) -> str:
         return f"10.244.{index}.0/24"
 
     @staticmethod
+    def pod_cidr6(index: int) -> str:
+        return f"fd00:10:244:{index}::/64"
+
+    @staticmethod
     def dns_ip() -> str:
         return f"10.244.1.{DNS_POD_HOST}"
+
+    @staticmethod
+    def dns_ip6() -> str:
+        return f"fd00:10:244:1::{DNS_POD_HOST}"

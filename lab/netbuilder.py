@@ -283,7 +283,7 @@ class NetBuilder:
     def route(self, netns: str, dst: str, via: str | None = None, dev: str | None = None,
               onlink: bool = False, replace: bool = False) -> None:
         """`ip route add|replace DST [via VIA] [dev DEV] [onlink]`; DST a CIDR, an address
-        (a /32) or "default"."""
+        (a /32 or /128) or "default" (0.0.0.0/0, or ::/0 when VIA is IPv6)."""
         spec = self._route_spec(netns, dst, via, dev)
         if via is None:
             spec["scope"] = RT_SCOPE_LINK
@@ -300,8 +300,9 @@ class NetBuilder:
 
     def _route_spec(self, netns: str, dst: str, via: str | None,
                     dev: str | None) -> dict[str, Any]:
-        spec: dict[str, Any] = {"dst": "0.0.0.0/0" if dst == "default" else
-                                str(ipaddress.ip_network(dst))}
+        if dst == "default":   # of the gateway's family
+            dst = "::/0" if via is not None and ":" in via else "0.0.0.0/0"
+        spec: dict[str, Any] = {"dst": str(ipaddress.ip_network(dst))}
         if via is not None:
             spec["gateway"] = via
         if dev is not None:

@@ -1,7 +1,10 @@
 """A lab pod's life apart from its wires: placement, address, resolv.conf, workload.
 
 Placement follows spec.nodeName, else the node whose pod CIDR holds status.podIP, else
-round-robin. Addresses come from status.podIP, else the node's pod CIDR.
+round-robin. Every pod is dual-stack: each family's address comes from the pod's status
+(podIP / podIPs), else from the node's pod CIDR of that family, where the lab gives the
+IPv6 address the host digits of the IPv4 one when they are free (10.244.1.12 and
+fd00:10:244:1::12), else the first free one.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class PodRequest:
     name: str
     node: str | None = None
     ip: str | None = None
+    ip6: str | None = None
     ports: list[int] = field(default_factory=list)
     host_network: bool = False
     dns: bool = False
@@ -51,6 +55,10 @@ def has_dns_address(state: LabState) -> bool:
     return any(p.ip == LabNames.dns_ip() and p.netns for p in state.pods.values())
 
 
+def _used(state: LabState, family: int) -> set[str]:
+    return {p.address(family) for p in state.pods.values() if p.netns}
+
+
 def served_ports(obj: Pod) -> list[tuple[int, str]]:
     """What the lab serves for a Pod object: every declared container port (80 when none),
     on TCP and UDP both. SCTP ports are left out: the lab's servers do not speak it."""
@@ -61,11 +69,12 @@ def served_ports(obj: Pod) -> list[tuple[int, str]]:
 def place(state: LabState, names: LabNames, req: PodRequest) -> PodState:
     if req.dns and not has_dns_address(state) and not req.host_network:
         # The first DNS pod takes the address every pod's resolv.conf names.
-        req.node, req.ip = names.node_name(1), LabNames.dns_ip()
+        req.node, req.ip, req.ip6 = names.node_name(1), LabNames.dns_ip(), LabNames.dns_ip6()
     node = _choose_node(state, req)
     ip = _choose_ip(state, node, req)
+    ip6 = _choose_ip6(state, node, req, ip)
     ports = sorted(set(req.ports)) or [DEFAULT_PORT]
-    pod = PodState(namespace=req.namespace, name=req.name, node=node, ip=ip,
+    pod = PodState(namespace=req.namespace, name=req.name, node=node, ip=ip, ip6=ip6,
                    ports=[(p, proto) for p in ports for proto in ("TCP", "UDP")],
                    dns=req.dns)
     if not req.host_network:
@@ -80,11 +89,14 @@ def _choose_node(state: LabState, req: PodRequest) -> str:
             raise LabError(f"pod {req.key}: spec.nodeName {req.node!r} is not a node of lab "
                            f"{state.name} (nodes: {', '.join(state.nodes)})")
         return req.node
-    if req.ip and not req.host_network:
-        addr = ipaddress.ip_address(req.ip)
-        for node in state.nodes.values():
-            if addr in ipaddress.ip_network(node.pod_cidr):
-                return node.name
+    if not req.host_network:
+        for address, family in ((req.ip, 4), (req.ip6, 6)):
+            if not address:
+                continue
+            for node in state.nodes.values():
+                cidr = node.pod_cidr if family == 4 else node.pod_cidr6
+                if cidr and ipaddress.ip_address(address) in ipaddress.ip_network(cidr):
+                    return node.name
     ordered = sorted(state.nodes.values(), key=lambda n: n.index)
     node = ordered[state.next_node % len(ordered)]
     state.next_node += 1
@@ -105,6 +117,33 @@ def _choose_ip(state: LabState, node_name: str, req: PodRequest) -> str:
         if str(host) not in used and str(host) not in reserved:
             return str(host)
     raise LabError(f"pod {req.key}: node {node_name}'s pod CIDR {node.pod_cidr} is full")
+
+
+def _choose_ip6(state: LabState, node_name: str, req: PodRequest, ip: str) -> str:
+    node = state.nodes[node_name]
+    if req.host_network:
+        return node.ip6
+    used = _used(state, 6)
+    if req.ip6:
+        if req.ip6 in used:
+            raise LabError(f"pod {req.key}: status.podIPs {req.ip6} is already another lab "
+                           "pod's")
+        return req.ip6
+    if not node.pod_cidr6:
+        return ""   # a node of a lab made before labs were dual-stack
+    cidr6 = ipaddress.ip_network(node.pod_cidr6)
+    reserved = {LabNames.dns_ip6()}
+    twin = ""
+    if ipaddress.ip_address(ip) in ipaddress.ip_network(node.pod_cidr):
+        twin = str(ipaddress.ip_address(f"{cidr6.network_address}{ip.rsplit('.', 1)[1]}"))
+    if twin and twin not in used and twin not in reserved:
+        return twin
+    for offset in range(FIRST_HOST, 1 << 16):
+        candidate = str(cidr6.network_address + offset)
+        if candidate not in used and candidate not in reserved:
+            return candidate
+    raise LabError(f"pod {req.key}: node {node_name}'s IPv6 pod CIDR {node.pod_cidr6} has "
+                   "no free address among its first 65536")
 
 
 # -- resolv.conf ---------------------------------------------------------------------
@@ -147,7 +186,10 @@ def server_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
 
 
 def dns_command(state: LabState, pod: PodState) -> tuple[list[str], str]:
-    args = ["--store", str(state.store_dir), "--external-ip", state.external_ip]
+    args = ["--store", str(state.store_dir)]
+    for address in (state.external_ip, state.external_ip6):
+        if address:
+            args += ["--external-ip", address]
     return python_in_pod(pod.netns, "lab.dns", args), \
         f"lab.dns --store {state.store_dir} "
 

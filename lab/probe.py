@@ -3,6 +3,8 @@
 One helper per source pod (lab/probe_helper.py) runs inside the pod's netns; this side
 starts them all, waits until every one listens, says "go" to all, and gathers their
 results as `Verdict`s, the shape `policy matrix` computes, so the two compare directly.
+One IP family per run (`family`, 4 or 6): every connection goes to the target pods'
+addresses of that family, as `policy matrix --family` assumes.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def _sctp_note(protocols: list[str]) -> str:
 
 
 def run_probe(state: LabState, ports: list[int], protocols: list[str],
-              timeout: float = 1.0) -> list[Verdict]:
-    """Verdicts for every ordered pair of distinct pods, sorted."""
+              timeout: float = 1.0, family: int = 4) -> list[Verdict]:
+    """Verdicts for every ordered pair of distinct pods, sorted, over IPv<family>."""
     unsupported = sorted({p.upper() for p in protocols} - {"TCP", "UDP"})
     if unsupported:
         # SCTP is enforced by the datapath (and checked there with BPF test runs), but
@@ -37,13 +39,17 @@ def run_probe(state: LabState, ports: list[int], protocols: list[str],
         raise LabError(f"lab probe: cannot probe {', '.join(unsupported)}: the lab sends "
                        f"TCP and UDP only{_sctp_note(unsupported)}")
     pods = sorted((p for p in state.pods.values() if p.netns), key=lambda p: p.key)
+    missing = [p.key for p in pods if not p.address(family)]
+    if missing:
+        raise LabError(f"lab probe: no IPv{family} address for {', '.join(missing)} (a lab "
+                       "made before labs were dual-stack? `lab down` and up again)")
     checks = [[port, proto.upper()] for proto in sorted(set(protocols))
               for port in sorted(set(ports))]
     helpers: list[tuple[str, subprocess.Popen[str]]] = []
     try:
         for pod in pods:
             config = {"checks": checks, "timeout": timeout,
-                      "targets": [[t.key, t.ip] for t in pods if t.key != pod.key]}
+                      "targets": [[t.key, t.address(family)] for t in pods if t.key != pod.key]}
             cmd = python_in_pod(pod.netns, "lab.probe_helper", ["--config", json.dumps(config)])
             helpers.append((pod.key, subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

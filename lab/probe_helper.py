@@ -11,7 +11,8 @@ lab.probe_helper --config JSON`), driven over its stdin/stdout in three steps:
 TCP is allowed when the handshake completes (a RST also proves the path both ways, so
 "connection refused" counts as allowed). UDP is allowed when a datagram got a reply; the
 probe sends a few copies within the timeout and the payload is a valid DNS query, so a
-DNS server on the probed port replies too.
+DNS server on the probed port replies too. A target's address is IPv4 or IPv6 (one
+family per run, `lab probe --family`); the listeners take both.
 
 Standard library only: one copy starts in every pod at once, so it imports nothing else.
 """
@@ -60,10 +61,18 @@ async def _listen(checks: list[tuple[int, str]]) -> list[asyncio.Server | asynci
     for port, proto in sorted(set(checks)):
         try:
             if proto == "TCP":
-                held.append(await asyncio.start_server(accept, "0.0.0.0", port))
+                # host None: one listener per family.
+                held.append(await asyncio.start_server(accept, None, port))
             else:
-                transport, _ = await loop.create_datagram_endpoint(
-                    _Echo, local_addr=("0.0.0.0", port))
+                # One UDP socket for both families (IPV6_V6ONLY off).
+                sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+                try:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                    sock.bind(("::", port))
+                except OSError:
+                    sock.close()
+                    raise
+                transport, _ = await loop.create_datagram_endpoint(_Echo, sock=sock)
                 held.append(transport)
         except OSError as err:
             if err.errno != errno.EADDRINUSE:
@@ -84,7 +93,7 @@ async def _tcp(ip: str, port: int, timeout: float) -> bool:
 
 async def _udp(ip: str, port: int, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     try:
         sock.connect((ip, port))

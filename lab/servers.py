@@ -4,7 +4,8 @@
 
 TCP answers any HTTP request with a status line (`HTTP/1.1 200 OK` by default, so
 `curl -I` works; the external host uses `--status 301`) and closes. UDP replies to every
-datagram with the pod's name. Prints "ready" on stdout once every socket listens.
+datagram with the pod's name. Both listen on IPv4 and IPv6 (lab pods are dual-stack).
+Prints "ready" on stdout once every socket listens.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 
 REASONS = {200: "OK", 301: "Moved Permanently", 404: "Not Found"}
@@ -63,13 +65,23 @@ class Echo(asyncio.DatagramProtocol):
         self.transport.sendto(self.name + b"\n", addr)
 
 
+def dual_stack_udp(port: int) -> socket.socket:
+    """One UDP socket for both families: IPv6 wildcard with IPV6_V6ONLY off, so IPv4
+    datagrams arrive on it too (as IPv4-mapped addresses, and are answered in IPv4)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", port))
+    return sock
+
+
 async def serve(args: argparse.Namespace) -> None:
     http = Http(args.name, args.status, args.location)
     loop = asyncio.get_running_loop()
-    servers = [await asyncio.start_server(http.handle, "0.0.0.0", port, limit=MAX_REQUEST)
+    # host None: a listening socket per family (asyncio makes the IPv6 one IPv6-only).
+    servers = [await asyncio.start_server(http.handle, None, port, limit=MAX_REQUEST)
                for port in args.tcp]
     for port in args.udp:
-        await loop.create_datagram_endpoint(lambda: Echo(args.name), local_addr=("0.0.0.0", port))
+        await loop.create_datagram_endpoint(lambda: Echo(args.name), sock=dual_stack_udp(port))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -42,6 +42,8 @@ class NodeState:
     bpffs: str = ""
     socket: str = ""
     agent: Process | None = None
+    ip6: str = ""            # "" in a lab.json written before labs were dual-stack
+    pod_cidr6: str = ""
 
 
 @dataclass
@@ -62,10 +64,15 @@ class PodState:
     # Why the pod is not running yet ("" once it is): its agent could not enforce it
     # (as a CNI ADD failing, its workload waits). `lab start` tries pending pods again.
     pending: str = ""
+    ip6: str = ""            # its IPv6 address (hostNetwork pods: the node's)
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def address(self, family: int) -> str:
+        """The pod's address of IP family 4 or 6 ("" when it has none)."""
+        return self.ip if family == 4 else self.ip6
 
 
 @dataclass
@@ -79,6 +86,7 @@ class LabState:
     underlay_netns: str = ""
     external_netns: str = ""
     external_ip: str = ""
+    external_ip6: str = ""
     netns: list[str] = field(default_factory=list)    # every netns created, in order
     paths: list[str] = field(default_factory=list)    # files/dirs created outside root
     processes: list[Process] = field(default_factory=list)  # external server, etcd

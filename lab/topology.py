@@ -9,6 +9,13 @@ node routes each local pod by a /32 on its lxc link and other nodes' pod CIDRs v
 node IP. Neighbours are static both ways, so no ARP crosses the datapath and the first
 packet of a probe is not delayed by resolution.
 
+Dual-stack, the same shape again in IPv6 (lab/names.py has the ranges): a pod's /128 on
+eth0 and a default route via fe80::1 (a static neighbour, as 169.254.1.1 is), the node's
+/128 per pod and other nodes' IPv6 pod CIDRs via their IPv6 node address. IPv6 runs
+without duplicate address detection, so an address works the moment it is added; the
+kernel's own link-local chatter (router solicitations, MLD reports) stays on the pod's
+link, passed by the datapath as ARP is.
+
 Built with lab/netbuilder.py: every namespace is recorded in the lab's state file before
 it is created (`builder`), so `down` removes exactly what `up` and `apply` made.
 """
@@ -18,16 +25,23 @@ from __future__ import annotations
 import ipaddress
 
 from core.errors import LabError
-from lab.names import EXTERNAL_IP, EXTERNAL_NET, POD_GATEWAY, UNDERLAY_ETCD_IP, UNDERLAY_NET
+from lab.names import (EXTERNAL_IP, EXTERNAL_IP6, EXTERNAL_NET, EXTERNAL_NET6, POD_GATEWAY,
+                       POD_GATEWAY6, UNDERLAY_ETCD_IP, UNDERLAY_NET, UNDERLAY_NET6)
 from lab.netbuilder import NamespaceExists, NetBuilder
 from lab.state import LabState, NodeState, PodState
 
 PREFIXLEN = UNDERLAY_NET.prefixlen
+PREFIXLEN6 = UNDERLAY_NET6.prefixlen
 BRIDGE = "br0"
 
+# The underlay is a bridge: it needs no IP of its own (but for etcd's IPv4).
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+# Hosts with IPv6: no duplicate address detection (addresses are the lab's to give, and
+# DAD would hold each one back for a second).
+IPV6_NO_DAD = {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"}
 ROUTER = {
-    **NO_IPV6,
+    **IPV6_NO_DAD,
+    "net.ipv6.conf.all.forwarding": "1",
     "net.ipv4.ip_forward": "1",
     # The datapath checks sources itself; reverse-path filtering would drop pod traffic
     # arriving on an lxc link that has no route back the same way for some peers.
@@ -71,30 +85,44 @@ def create_node(net: NetBuilder, state: LabState, node: NodeState) -> None:
     _create_netns(net, node.netns, ROUTER)
     _uplink(net, state, node.netns, node.name)
     net.address(node.netns, "eth0", f"{node.ip}/{PREFIXLEN}")
+    net.address(node.netns, "eth0", f"{node.ip6}/{PREFIXLEN6}")
     net.up(node.netns, "eth0")
     net.route(node.netns, str(EXTERNAL_NET), dev="eth0")
+    net.route(node.netns, str(EXTERNAL_NET6), dev="eth0")
+
+
+def _pod_cidrs(node: NodeState) -> list[tuple[str, str]]:
+    """(pod CIDR, the node address to route it via), per family the node has."""
+    pairs = [(node.pod_cidr, node.ip)]
+    if node.pod_cidr6 and node.ip6:
+        pairs.append((node.pod_cidr6, node.ip6))
+    return pairs
 
 
 def route_pod_cidrs(net: NetBuilder, state: LabState) -> None:
-    """Every node (and the external host) reaches every other node's pod CIDR."""
+    """Every node (and the external host) reaches every other node's pod CIDRs."""
     for node in state.nodes.values():
         for other in state.nodes.values():
             if other.name != node.name:
-                net.route(node.netns, other.pod_cidr, via=other.ip, dev="eth0", replace=True)
+                for cidr, via in _pod_cidrs(other):
+                    net.route(node.netns, cidr, via=via, dev="eth0", replace=True)
     if state.external_netns:
         for n in state.nodes.values():
-            net.route(state.external_netns, n.pod_cidr, via=n.ip, dev="eth0", onlink=True,
-                      replace=True)
+            for cidr, via in _pod_cidrs(n):
+                net.route(state.external_netns, cidr, via=via, dev="eth0", onlink=True,
+                          replace=True)
 
 
 def create_external(net: NetBuilder, state: LabState, netns: str) -> None:
     state.external_netns = netns
-    state.external_ip = EXTERNAL_IP
-    _create_netns(net, netns, NO_IPV6)
+    state.external_ip, state.external_ip6 = EXTERNAL_IP, EXTERNAL_IP6
+    _create_netns(net, netns, IPV6_NO_DAD)
     _uplink(net, state, netns, "ext0")
     net.address(netns, "eth0", f"{EXTERNAL_IP}/{EXTERNAL_NET.prefixlen}")
+    net.address(netns, "eth0", f"{EXTERNAL_IP6}/{EXTERNAL_NET6.prefixlen}")
     net.up(netns, "eth0")
     net.route(netns, str(UNDERLAY_NET), dev="eth0")
+    net.route(netns, str(UNDERLAY_NET6), dev="eth0")
 
 
 def create_pod_link(net: NetBuilder, state: LabState, pod: PodState,
@@ -102,37 +130,47 @@ def create_pod_link(net: NetBuilder, state: LabState, pod: PodState,
     """netns + veth + addresses + routes + neighbours for one pod (not hostNetwork)."""
     node = state.nodes[pod.node]
     host_mac, pod_mac = macs
-    # IPv6 off before eth0 exists, so no router solicitation or DAD ever leaves the pod.
-    _create_netns(net, pod.netns, NO_IPV6)
+    # DAD off before eth0 exists: the pod's addresses work at once.
+    _create_netns(net, pod.netns, IPV6_NO_DAD)
     net.veth(node.netns, pod.host_ifname, "eth0", peer_netns=pod.netns,
              mac=host_mac, peer_mac=pod_mac)
-    net.address(pod.netns, "eth0", f"{pod.ip}/32")
     net.up(pod.netns, "eth0")
-    net.neighbour(pod.netns, "eth0", POD_GATEWAY, host_mac)
-    net.route(pod.netns, "default", via=POD_GATEWAY, dev="eth0", onlink=True)
     net.up(node.netns, pod.host_ifname)
-    net.route(node.netns, f"{pod.ip}/32", dev=pod.host_ifname)
-    net.neighbour(node.netns, pod.host_ifname, pod.ip, pod_mac)
+    for address, host, gateway in _pod_addresses(pod):
+        net.address(pod.netns, "eth0", host)
+        net.neighbour(pod.netns, "eth0", gateway, host_mac)
+        net.route(pod.netns, "default", via=gateway, dev="eth0", onlink=":" not in gateway)
+        net.route(node.netns, host, dev=pod.host_ifname)
+        net.neighbour(node.netns, pod.host_ifname, address, pod_mac)
     _route_foreign_ip(net, state, pod, add=True)
 
 
+def _pod_addresses(pod: PodState) -> list[tuple[str, str, str]]:
+    """(address, its host prefix, the pod's default gateway) per family the pod has."""
+    out = [(pod.ip, f"{pod.ip}/32", POD_GATEWAY)]
+    if pod.ip6:
+        out.append((pod.ip6, f"{pod.ip6}/128", POD_GATEWAY6))
+    return out
+
+
 def _route_foreign_ip(net: NetBuilder, state: LabState, pod: PodState, add: bool) -> None:
-    """A pod whose status.podIP lies outside its node's CIDR needs a /32 elsewhere."""
+    """A pod address outside its node's pod CIDR of that family (a status.podIPs the lab
+    was given) needs a host route on the other nodes and the external host."""
     node = state.nodes[pod.node]
-    if ipaddress.ip_address(pod.ip) in ipaddress.ip_network(node.pod_cidr):
-        return
     hosts = [(o.netns, False) for o in state.nodes.values() if o.name != node.name]
     if state.external_netns:
         hosts.append((state.external_netns, True))
-    for netns, onlink in hosts:
-        if add:
-            net.route(netns, f"{pod.ip}/32", via=node.ip, dev="eth0", onlink=onlink,
-                      replace=True)
-        else:
-            try:
-                net.delete_route(netns, f"{pod.ip}/32", via=node.ip, dev="eth0")
-            except LabError:
-                pass  # already gone (a half-built pod): nothing to undo
+    for (cidr, via), (address, host, _) in zip(_pod_cidrs(node), _pod_addresses(pod)):
+        if not via or ipaddress.ip_address(address) in ipaddress.ip_network(cidr):
+            continue
+        for netns, onlink in hosts:
+            if add:
+                net.route(netns, host, via=via, dev="eth0", onlink=onlink, replace=True)
+            else:
+                try:
+                    net.delete_route(netns, host, via=via, dev="eth0")
+                except LabError:
+                    pass  # already gone (a half-built pod): nothing to undo
 
 
 def remove_pod_link(net: NetBuilder, state: LabState, pod: PodState) -> None:

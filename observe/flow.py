@@ -36,7 +36,8 @@ TRACE_POINT_NAMES = {0: "to-endpoint", 1: "to-proxy", 2: "to-host", 3: "to-stack
 
 # A flow's Layer4 oneof, by the IP protocol it carries (flow.proto names ICMP "ICMPv4").
 L4_KINDS: dict[int, str] = {IPProtocol.TCP: "TCP", IPProtocol.UDP: "UDP",
-                            IPProtocol.SCTP: "SCTP", IPProtocol.ICMP: "ICMPv4"}
+                            IPProtocol.SCTP: "SCTP", IPProtocol.ICMP: "ICMPv4",
+                            IPProtocol.ICMPV6: "ICMPv6"}
 
 # Hubble's traffic_direction enum by the datapath's direction; same names.
 _TRAFFIC_DIRECTIONS: dict[Direction, fpb.TrafficDirection.ValueType] = {
@@ -51,6 +52,13 @@ ICMPV4_TYPE_NAMES = {
     0: "EchoReply", 3: "DestinationUnreachable", 4: "SourceQuench", 5: "Redirect",
     8: "EchoRequest", 11: "TimeExceeded", 12: "ParameterProblem", 13: "TimestampRequest",
     14: "TimestampReply",
+}
+# gopacket's ICMPv6 type names, as Hubble's summaries print them.
+ICMPV6_TYPE_NAMES = {
+    1: "DestinationUnreachable", 2: "PacketTooBig", 3: "TimeExceeded", 4: "ParameterProblem",
+    128: "EchoRequest", 129: "EchoReply", 133: "RouterSolicitation",
+    134: "RouterAdvertisement", 135: "NeighborSolicitation", 136: "NeighborAdvertisement",
+    137: "Redirect",
 }
 
 WORLD_LABELS = ["reserved:world"]
@@ -116,6 +124,9 @@ def summary_of(l4: fpb.Layer4) -> str:
     if kind == "ICMPv4":
         name = ICMPV4_TYPE_NAMES.get(l4.ICMPv4.type, f"Type{l4.ICMPv4.type}")
         return f"ICMPv4 {name}"
+    if kind == "ICMPv6":
+        name = ICMPV6_TYPE_NAMES.get(l4.ICMPv6.type, f"Type{l4.ICMPv6.type}")
+        return f"ICMPv6 {name}"
     return ""
 
 
@@ -150,6 +161,9 @@ def _layer4(event: DatapathEvent) -> fpb.Layer4:
     if event.protocol == IPProtocol.ICMP:
         # The datapath packs ICMP as dst_port = type << 8 | code.
         return fpb.Layer4(ICMPv4=fpb.ICMPv4(type=(event.dst_port >> 8) & 0xFF,
+                                            code=event.dst_port & 0xFF))
+    if event.protocol == IPProtocol.ICMPV6:      # packed the same way
+        return fpb.Layer4(ICMPv6=fpb.ICMPv6(type=(event.dst_port >> 8) & 0xFF,
                                             code=event.dst_port & 0xFF))
     return fpb.Layer4()
 

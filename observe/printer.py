@@ -70,6 +70,8 @@ def identity_text(identity: int, numeric: bool = False) -> str:
 
 def endpoint_text(ep: fpb.Endpoint, ip: str, port: int | None, numeric: bool = False) -> str:
     host = f"{ep.namespace}/{ep.pod_name}" if ep.pod_name and not numeric else ip
+    if port is not None and ":" in host:
+        return f"[{host}]:{port}"   # an IPv6 address, as Go's net.JoinHostPort writes it
     return f"{host}:{port}" if port is not None else host
 
 

@@ -20,6 +20,7 @@ class DropReason(IntEnum):
     UNSUPPORTED_L3_PROTOCOL = 139
     NO_MATCHING_LOCAL_CONTAINER_FOUND = 152
     CT_MAP_INSERTION_FAILED = 155
+    INVALID_IPV6_EXTENSION_HEADER = 156
 
     @property
     def description(self) -> str:
@@ -34,6 +35,7 @@ _DESCRIPTIONS: dict[DropReason, str] = {
     DropReason.UNSUPPORTED_L3_PROTOCOL: "Unsupported L3 protocol",
     DropReason.NO_MATCHING_LOCAL_CONTAINER_FOUND: "No matching local container found",
     DropReason.CT_MAP_INSERTION_FAILED: "CT: Map insertion failed",
+    DropReason.INVALID_IPV6_EXTENSION_HEADER: "Invalid IPv6 extension header",
 }
 
 

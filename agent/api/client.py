@@ -100,9 +100,11 @@ class AgentClient:
     # -- endpoints -----------------------------------------------------------------
     def register_endpoint(self, namespace: str, pod: str, ifname: str, ipv4: str,
                           timeout: float = DEFAULT_WAIT_SECONDS,
-                          container_id: str = "") -> pb.Endpoint:
+                          container_id: str = "", ipv6: str = "") -> pb.Endpoint:
+        """ipv4 and ipv6: the pod's address of each family, "" for one it lacks."""
         req = pb.RegisterEndpointRequest(namespace=namespace, pod=pod, ifname=ifname, ipv4=ipv4,
-                                         container_id=container_id, timeout_seconds=timeout)
+                                         ipv6=ipv6, container_id=container_id,
+                                         timeout_seconds=timeout)
         return self._call("RegisterEndpoint", self.stub.RegisterEndpoint, req, timeout + 5)
 
     def deregister_endpoint(self, namespace: str, pod: str) -> None:
@@ -127,8 +129,10 @@ class AgentClient:
     def get_policies(self) -> pb.PolicyList:
         return self._call("GetPolicies", self.stub.GetPolicies, pb.Empty())
 
-    def trace(self, src: str, dst: str, port: int, protocol: str = "TCP") -> pb.TraceReply:
-        request = pb.TraceRequest(**{"from": src}, to=dst, port=port, protocol=protocol)
+    def trace(self, src: str, dst: str, port: int, protocol: str = "TCP",
+              family: int = 4) -> pb.TraceReply:
+        request = pb.TraceRequest(**{"from": src}, to=dst, port=port, protocol=protocol,
+                                  ip_version=family)
         return self._call("Trace", self.stub.Trace, request)
 
     # -- maps ----------------------------------------------------------------------

@@ -52,6 +52,7 @@ class EndpointView:
     last_regeneration_ms: float
     audit: bool = False      # policy audit mode: what policy denies passes, as AUDIT
     labels_left_out: tuple[str, ...] = ()   # "k8s:<key>=<value>: why", for endpoint get
+    ipv6: str = ""
 
     @property
     def key(self) -> str:
@@ -60,10 +61,11 @@ class EndpointView:
 
 class EndpointService(Protocol):
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str, timeout: float) -> EndpointView:
+                 container_id: str, timeout: float, ipv6: str = "") -> EndpointView:
         """Returns once the endpoint is enforced; raises InvalidRegistration for a request
         that can never be an endpoint, MembraneError when it cannot be enforced (no such
-        interface, not ready, or still waiting after timeout)."""
+        interface, not ready, or still waiting after timeout). ipv4 and ipv6: the pod's
+        addresses, "" for a family it lacks (one of them is needed)."""
 
     def deregister(self, namespace: str, pod: str) -> None:
         """Idempotent, as CNI DEL must be."""
@@ -100,9 +102,11 @@ class PolicyView(Protocol):
     def loaded(self) -> LoadedPolicies:
         """The policies of the snapshot last applied, and the endpoints each selects."""
 
-    def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
-        """Why src -> dst is allowed or denied, on the live engine (the agent's own
-        identity numbers). Raises MembraneError for an unknown pod or protocol."""
+    def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4
+              ) -> TraceResult:
+        """Why src -> dst is allowed or denied over IPv<family>, on the live engine (the
+        agent's own identity numbers). Raises MembraneError for an unknown pod, protocol
+        or family."""
 
 
 class MapDumps(Protocol):

@@ -2,7 +2,7 @@
 
 The agent wants the host side of the pod's veth, in the plugin's own network namespace
 (the node's, where the runtime executes us and where the hostNetwork agent runs), and the
-pod's IPv4 address. ptp reports [host veth, container if]; bridge reports [bridge, host
+pod's addresses: its IPv4 one and, on a dual-stack (or IPv6-only) cluster, its IPv6 one. ptp reports [host veth, container if]; bridge reports [bridge, host
 veth, container if]: "the interface without a sandbox" is ambiguous for bridge, so netlink
 has the last word when the pod's netns is there to ask.
 """
@@ -20,7 +20,8 @@ from agent.cni.spec import ERR_INVALID_CONFIG, ERR_UNKNOWN_CONTAINER, CniError
 @dataclass(frozen=True)
 class PodInterface:
     host_ifname: str
-    ipv4: str
+    ipv4: str          # "" for an IPv6-only pod
+    ipv6: str = ""     # "" when the runtime gave the pod none
 
 
 def _interfaces(prev: dict[str, Any]) -> list[dict[str, Any]]:
@@ -36,8 +37,9 @@ def container_index(prev: dict[str, Any], ifname: str) -> int | None:
     return None
 
 
-def pod_ipv4(prev: dict[str, Any], ifname: str) -> str:
-    """The first IPv4 of the container interface; of any interface if none is tied to it."""
+def pod_address(prev: dict[str, Any], ifname: str, version: int) -> str:
+    """The first address of IP `version` of the container interface; of any interface if
+    none is tied to it; "" when prevResult has none of that family."""
     cidx = container_index(prev, ifname)
     fallback = ""
     for ip in prev.get("ips") or []:
@@ -45,17 +47,23 @@ def pod_ipv4(prev: dict[str, Any], ifname: str) -> str:
             continue
         # 0.3.x results carry "version": "4"; 1.0.0 dropped it, so parse the address.
         iface = ipaddress.ip_interface(str(ip["address"]))
-        if iface.version != 4:
+        if iface.version != version:
             continue
         addr = str(iface.ip)
         if cidx is not None and ip.get("interface") == cidx:
             return addr
         fallback = fallback or addr
-    if fallback:
-        return fallback
-    raise CniError(ERR_INVALID_CONFIG, "prevResult has no IPv4 address for the pod: "
-                   "membrane-cni must come after a plugin that assigns one (ptp, bridge + "
-                   "host-local, ...)")
+    return fallback
+
+
+def pod_addresses(prev: dict[str, Any], ifname: str) -> tuple[str, str]:
+    """(IPv4, IPv6) of the pod, "" for a family it has none of; at least one is needed."""
+    ipv4, ipv6 = pod_address(prev, ifname, 4), pod_address(prev, ifname, 6)
+    if not ipv4 and not ipv6:
+        raise CniError(ERR_INVALID_CONFIG, "prevResult has no IP address for the pod: "
+                       "membrane-cni must come after a plugin that assigns one (ptp, bridge "
+                       "+ host-local, ...)")
+    return ipv4, ipv6
 
 
 def host_side_candidates(prev: dict[str, Any]) -> list[str]:
@@ -111,11 +119,11 @@ def netlink_kind(ifname: str) -> str | None:
 def find_pod_interface(prev: dict[str, Any], netns: str, ifname: str,
                        peer_of: PeerLookup = netlink_peer,
                        kind_of: KindLookup = netlink_kind) -> PodInterface:
-    ipv4 = pod_ipv4(prev, ifname)
+    ipv4, ipv6 = pod_addresses(prev, ifname)
     candidates = host_side_candidates(prev)
     peer = peer_of(netns, ifname) if netns else None
     if peer and (not candidates or peer in candidates):
-        return PodInterface(peer, ipv4)
+        return PodInterface(peer, ipv4, ipv6)
     if peer and candidates:
         # The previous plugin reported one name and netlink shows another: trust neither.
         raise CniError(ERR_INVALID_CONFIG,
@@ -123,7 +131,7 @@ def find_pod_interface(prev: dict[str, Any], netns: str, ifname: str,
                        f"host interfaces {candidates}")
     veths = [c for c in candidates if kind_of(c) == "veth"]
     if len(veths) == 1:
-        return PodInterface(veths[0], ipv4)
+        return PodInterface(veths[0], ipv4, ipv6)
     raise CniError(ERR_UNKNOWN_CONTAINER,
                    f"cannot tell the host side of {ifname}'s veth: prevResult lists "
                    f"{candidates or 'no host interfaces'} and the netns {netns or '(none)'} "

@@ -41,7 +41,8 @@ class AgentLink:
         namespace, pod = inv.pod
         try:
             return self.client.register_endpoint(namespace, pod, iface.host_ifname, iface.ipv4,
-                                                 timeout=timeout, container_id=inv.container_id)
+                                                 timeout=timeout, container_id=inv.container_id,
+                                                 ipv6=iface.ipv6)
         except AgentUnreachable as err:
             raise CniError(ERR_TRY_AGAIN_LATER, str(err)) from None
         except MembraneError as err:

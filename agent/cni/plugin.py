@@ -114,7 +114,8 @@ def cmd_add(inv: Invocation, connect: LinkFactory) -> dict[str, Any]:
     if state != "ready":
         raise CniError(ERR_ENDPOINT_NOT_READY, f"endpoint {namespace}/{pod} is {state}: "
                        f"{getattr(got, 'error', '') or 'not enforced'}")
-    _log(inv, f"{namespace}/{pod} {iface.host_ifname} {iface.ipv4} enforced in "
+    _log(inv, f"{namespace}/{pod} {iface.host_ifname} {_addresses(iface.ipv4, iface.ipv6)} "
+              "enforced in "
               f"{(time.monotonic() - started) * 1000:.0f} ms")
     return prev  # pass-through: we add no interfaces, IPs or routes
 
@@ -158,10 +159,15 @@ def cmd_check(inv: Invocation, connect: LinkFactory) -> None:
     if got.state != "ready":
         raise CniError(ERR_ENDPOINT_NOT_READY,
                        f"endpoint {namespace}/{pod} is {got.state}: {got.error or 'not enforced'}")
-    if (got.ifname, got.ipv4) != (iface.host_ifname, iface.ipv4):
+    if (got.ifname, got.ipv4, got.ipv6) != (iface.host_ifname, iface.ipv4, iface.ipv6):
         raise CniError(ERR_ENDPOINT_NOT_READY,
-                       f"endpoint {namespace}/{pod} is on {got.ifname} {got.ipv4}, the pod on "
-                       f"{iface.host_ifname} {iface.ipv4}")
+                       f"endpoint {namespace}/{pod} is on {got.ifname} "
+                       f"{_addresses(got.ipv4, got.ipv6)}, the pod on {iface.host_ifname} "
+                       f"{_addresses(iface.ipv4, iface.ipv6)}")
+
+
+def _addresses(ipv4: str, ipv6: str) -> str:
+    return " ".join(a for a in (ipv4, ipv6) if a)
 
 
 def run(environ: Mapping[str, str], stdin: str,

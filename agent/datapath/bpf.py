@@ -11,16 +11,21 @@ Life of a node's datapath:
                        (it removes stale endpoints and re-adds current ones: add_endpoint
                        on an existing endpoint re-attaches the freshly loaded programs
                        with tc "replace", atomically).
-  add_endpoint()       policy entries, then the endpoints entry, then tc attach: the
-                       first packet through the programs is already decided by policy.
+  add_endpoint()       policy entries, then the endpoints6 entry (the pod's IPv6
+                       address) and the endpoints entry, then tc attach: the first packet
+                       through the programs is already decided by policy.
   update_endpoint()    diff + write (writer.py); enforcement flags after the entries.
-  remove_endpoint()    detach, then delete the endpoint's entries (endpoints, policy,
-                       conntrack).
+  remove_endpoint()    detach, then delete the endpoint's entries (endpoints,
+                       endpoints6, policy, conntrack, conntrack6).
+
+Both families: ipcache/cidr/conntrack/endpoints have IPv6 twins (ipcache6, cidr6,
+conntrack6, endpoints6); sync_cluster_maps writes each family of ClusterMaps to its own
+tries, and the dumps and GC cover both. The policy map is family-free (identities).
 
 The policy revision (bpf/lib/revision.h): conntrack entries cache the forward verdict
 stamped with the revision it was decided under, and established packets skip the
 identity and policy lookups while the stamp is current. So every write that can change
-a verdict (policy, endpoints, ipcache, cidr) is followed by `_bump_revision()`: in
+a verdict (policy, endpoints, ipcache, cidr and the IPv6 twins) is followed by `_bump_revision()`: in
 add/update/remove_endpoint (in a `finally`, so a failed or partial write is covered),
 at the end of sync_cluster_maps, and on start() (a new agent over existing pins never
 trusts a stamp of the previous one). `_VerdictMap` also bumps when a write to one of
@@ -59,13 +64,15 @@ from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 
 log = logging.getLogger(__name__)
 
-PINNED_MAPS = ("ipcache", "cidr", "endpoints", "policy", "conntrack", "ct_unreplied",
-               "drop_metrics", "lost_events", "policy_revision")
-# Conntrack's two tables (bpf/lib/conntrack.h): confirmed connections, and those not
-# answered yet. GC, dumps, stats and endpoint removal cover both.
-CONNTRACK_MAPS = ("conntrack", "ct_unreplied")
+PINNED_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy",
+               "conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied", "drop_metrics",
+               "lost_events", "policy_revision")
+# Conntrack's two tables per family (bpf/lib/conntrack.h): confirmed connections, and
+# those not answered yet. GC, dumps, stats and endpoint removal cover all four.
+CONNTRACK_MAPS = ("conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied")
+IPV6_CONNTRACK_MAPS = ("conntrack6", "ct6_unreplied")
 # Maps whose contents decide verdicts: a write to any of them needs a revision bump.
-VERDICT_MAPS = ("ipcache", "cidr", "endpoints", "policy")
+VERDICT_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy")
 
 
 class _VerdictMap(KernelMap):
@@ -162,7 +169,10 @@ class BpfDatapath:
         """Configured max_entries of the maps whose size is configurable."""
         o = self.options
         return {"ipcache": o.max_ipcache, "cidr": o.max_cidr, "endpoints": o.max_endpoints,
-                "policy": o.max_policy, "conntrack": o.max_conntrack}
+                "policy": o.max_policy, "conntrack": o.max_conntrack,
+                # The IPv6 twins take their IPv4 map's size (bpf/lib/common.h).
+                "ipcache6": o.max_ipcache, "cidr6": o.max_cidr,
+                "conntrack6": o.max_conntrack}
 
     def _require(self) -> None:
         if self._bpf is None:
@@ -177,9 +187,15 @@ class BpfDatapath:
         for k, v in self._maps["endpoints"].items():
             ifindex = int(k.value)
             out.append(EndpointSlot(endpoint_id=v.endpoint_id, ifname=self._ifname(ifindex),
-                                    ifindex=ifindex, ipv4=layout.be32_to_ip(v.ipv4),
-                                    identity=v.identity))
+                                    ifindex=ifindex,
+                                    ipv4=layout.be32_to_ip(v.ipv4) if v.ipv4 else "",
+                                    identity=v.identity, ipv6=self._read_ipv6(v.endpoint_id)))
         return sorted(out, key=lambda s: s.endpoint_id)
+
+    def _read_ipv6(self, endpoint_id: int) -> str:
+        """The endpoint's endpoints6 slot: its IPv6 address, "" when all zeros."""
+        words = self._maps["endpoints6"].table[ctypes.c_uint32(endpoint_id)].ipv6
+        return layout.words_to_ip6(words) if any(words) else ""
 
     def pinned_endpoints(self) -> list[EndpointSlot]:
         self._require()
@@ -211,22 +227,37 @@ class BpfDatapath:
 
     @staticmethod
     def _endpoint_value(slot: EndpointSlot, policy: EndpointPolicy) -> layout.endpoint_info:
-        return layout.endpoint_info(identity=slot.identity, ipv4=layout.ip_to_be32(slot.ipv4),
+        # No IPv4 address (an IPv6-only pod): 0.0.0.0, which no routed packet carries.
+        ipv4 = layout.ip_to_be32(slot.ipv4) if slot.ipv4 else 0
+        return layout.endpoint_info(identity=slot.identity, ipv4=ipv4,
                                     endpoint_id=slot.endpoint_id,
                                     flags=endpoint_flags(policy))
 
+    @staticmethod
+    def _ipv6_value(ipv6: str) -> layout.endpoint6_info:
+        """An endpoints6 slot: the address, or zeros (the unspecified address) for none."""
+        return layout.endpoint6_info(layout.ip6_to_words(ipv6)) if ipv6 \
+            else layout.endpoint6_info()
+
     def _write_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> bool:
-        """Writes the endpoints entry; returns whether it changed."""
-        m = self._maps["endpoints"]
+        """Writes the endpoints6 slot (the IPv6 address, or zeros), then the endpoints
+        entry, so a new endpoint's first IPv6 packet already finds its address; returns
+        whether either changed."""
         old = self._slots.get(slot.endpoint_id)
-        if old is not None and old.ifindex != slot.ifindex:
-            m.delete(ctypes.c_uint32(old.ifindex))   # the pod got a new veth
-        value = self._endpoint_value(slot, policy)
-        key = ctypes.c_uint32(slot.ifindex)
+        if old is not None and old.ifindex != slot.ifindex:   # the pod got a new veth
+            self._maps["endpoints"].delete(ctypes.c_uint32(old.ifindex))
+        changed = self._write_if_changed("endpoints6", slot, ctypes.c_uint32(slot.endpoint_id),
+                                         self._ipv6_value(slot.ipv6))
+        changed |= self._write_if_changed("endpoints", slot, ctypes.c_uint32(slot.ifindex),
+                                          self._endpoint_value(slot, policy))
+        self._slots[slot.endpoint_id] = slot
+        return changed
+
+    def _write_if_changed(self, name: str, slot: EndpointSlot, key: ctypes.c_uint32,
+                          value: ctypes.Structure) -> bool:
+        m = self._maps[name]
         try:
-            cur = m.table[key]
-            if bytes(cur) == bytes(value):
-                self._slots[slot.endpoint_id] = slot
+            if bytes(m.table[key]) == bytes(value):
                 return False
         except KeyError:
             pass
@@ -235,10 +266,9 @@ class BpfDatapath:
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.E2BIG):
                 raise MapFullError(f"endpoint {slot.endpoint_id} ({slot.ifname}): BPF map "
-                                   f"'endpoints' is full (max_entries {m.max_entries})") from e
-            raise DatapathError(f"endpoint {slot.endpoint_id}: writing map 'endpoints': "
+                                   f"'{name}' is full (max_entries {m.max_entries})") from e
+            raise DatapathError(f"endpoint {slot.endpoint_id}: writing map '{name}': "
                                 f"{e}") from e
-        self._slots[slot.endpoint_id] = slot
         return True
 
     def _check_ifindex(self, slot: EndpointSlot) -> None:
@@ -263,7 +293,7 @@ class BpfDatapath:
                 self._bump_revision()
             tc.attach(slot.ifname, {n: p.fd for n, p in self._progs.items()}, self.netns)
             log.info("endpoint %d (%s, %s) attached; ingress %s, egress %s",
-                     slot.endpoint_id, slot.ifname, slot.ipv4,
+                     slot.endpoint_id, slot.ifname, slot.ipv4 or slot.ipv6,
                      "enforced" if policy.ingress_enforced else "open",
                      "enforced" if policy.egress_enforced else "open")
             if full is not None:
@@ -309,6 +339,9 @@ class BpfDatapath:
                     tc.detach(slot.ifname or None, netns=self.netns,
                               ifindex=None if slot.ifname else slot.ifindex)
                     self._maps["endpoints"].delete(ctypes.c_uint32(slot.ifindex))
+                # An array slot cannot be deleted: zeros, the address no pod has.
+                self._maps["endpoints6"].update(ctypes.c_uint32(endpoint_id),
+                                                self._ipv6_value(""))
                 self._writer.remove_endpoint(endpoint_id)
             finally:
                 self._bump_revision()
@@ -322,7 +355,8 @@ class BpfDatapath:
 
     @staticmethod
     def _who(slot: EndpointSlot) -> str:
-        return f"endpoint {slot.endpoint_id} ({slot.ifname}, {slot.ipv4})"
+        addresses = ", ".join(a for a in (slot.ipv4, slot.ipv6) if a)
+        return f"endpoint {slot.endpoint_id} ({slot.ifname}, {addresses})"
 
     # --- cluster maps ----------------------------------------------------------
 
@@ -336,14 +370,18 @@ class BpfDatapath:
             writes = 0
             failed: list[DatapathError] = []
             try:
-                for name, desired in (("ipcache", maps.ipcache), ("cidr", maps.cidrs)):
-                    w = self._prefix_writers.get(name)
-                    if w is None or w.map is not self._maps[name]:
-                        w = self._prefix_writers[name] = PrefixWriter(self._maps[name])
-                    try:
-                        writes += w.sync(desired).writes
-                    except DatapathError as err:
-                        failed.append(err)
+                for version, suffix in ((4, ""), (6, "6")):
+                    family = maps.family(version)
+                    for name, desired in ((f"ipcache{suffix}", family.ipcache),
+                                          (f"cidr{suffix}", family.cidrs)):
+                        w = self._prefix_writers.get(name)
+                        if w is None or w.map is not self._maps[name]:
+                            w = self._prefix_writers[name] = PrefixWriter(self._maps[name],
+                                                                          version)
+                        try:
+                            writes += w.sync(desired).writes
+                        except DatapathError as err:
+                            failed.append(err)
             finally:
                 self._bump_revision()
             if len(failed) == 1:
@@ -384,7 +422,10 @@ class BpfDatapath:
 
     def dump_ipcache(self) -> tuple[dict[str, int], dict[str, int]]:
         self._require()
-        return read_prefix_map(self._maps["ipcache"]), read_prefix_map(self._maps["cidr"])
+        ipcache = {**read_prefix_map(self._maps["ipcache"]),
+                   **read_prefix_map(self._maps["ipcache6"])}
+        cidrs = {**read_prefix_map(self._maps["cidr"]), **read_prefix_map(self._maps["cidr6"])}
+        return ipcache, cidrs
 
     # --- events ------------------------------------------------------------------
 
@@ -420,14 +461,16 @@ class BpfDatapath:
         self._require()
         now = time.monotonic_ns()
         out = []
-        for k, v in (kv for name in CONNTRACK_MAPS for kv in self._maps[name].items()):
-            out.append(ConntrackEntry(
-                endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
-                src_ip=layout.be32_to_ip(k.saddr), src_port=k.sport,
-                dst_ip=layout.be32_to_ip(k.daddr), dst_port=k.dport,
-                state=layout.CT_STATE_NAMES.get(v.state, f"state-{v.state}"),
-                expires_in_s=round((v.expires_ns - now) / 1e9, 3),
-                packets=v.packets, bytes=v.bytes))
+        for name in CONNTRACK_MAPS:
+            address = layout.words_to_ip6 if name in IPV6_CONNTRACK_MAPS else layout.be32_to_ip
+            for k, v in self._maps[name].items():
+                out.append(ConntrackEntry(
+                    endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
+                    src_ip=address(k.saddr), src_port=k.sport,
+                    dst_ip=address(k.daddr), dst_port=k.dport,
+                    state=layout.CT_STATE_NAMES.get(v.state, f"state-{v.state}"),
+                    expires_in_s=round((v.expires_ns - now) / 1e9, 3),
+                    packets=v.packets, bytes=v.bytes))
         return sorted(out, key=lambda e: (e.endpoint_id, e.direction, e.protocol,
                                           e.src_ip, e.src_port, e.dst_ip, e.dst_port))
 
@@ -453,9 +496,14 @@ class BpfDatapath:
     def stats(self) -> DatapathStats:
         self._require()
         st = DatapathStats()
-        for name in ("endpoints", "ipcache", "cidr", "policy", *CONNTRACK_MAPS):
+        for name in ("endpoints", "ipcache", "ipcache6", "cidr", "cidr6", "policy",
+                     *CONNTRACK_MAPS):
             m = self._maps[name]
             st.maps.append(MapUsage(name=name, entries=len(m), max_entries=m.max_entries))
+        # endpoints6 is an array (every slot exists): count the endpoints that have IPv6.
+        st.maps.append(MapUsage(name="endpoints6",
+                                entries=sum(1 for s in self._slots.values() if s.ipv6),
+                                max_entries=self._maps["endpoints6"].max_entries))
         drops = self._bpf[b"drop_metrics"]
         for k, per_cpu in drops.items():
             total = sum(int(c.packets) for c in per_cpu)

@@ -58,8 +58,11 @@ MAP_TYPES: dict[str, tuple[str, str]] = {
 # "events" is the ring buffer, or a perf event array when the kernel has none.
 MAPS: dict[str, str] = {
     "events": "ringbuf", "ipcache": "lpm_trie", "cidr": "lpm_trie", "policy": "lpm_trie",
+    "ipcache6": "lpm_trie", "cidr6": "lpm_trie",
     "policy_revision": "array", "conntrack": "lru_hash", "ct_unreplied": "lru_hash",
-    "endpoints": "hash", "drop_metrics": "percpu_array", "lost_events": "percpu_array",
+    "conntrack6": "lru_hash", "ct6_unreplied": "lru_hash",
+    "endpoints": "hash", "endpoints6": "array",
+    "drop_metrics": "percpu_array", "lost_events": "percpu_array",
 }
 
 PERMISSIONS = ("the kernel refused BPF to this process (EPERM): the agent needs CAP_BPF, "

@@ -22,13 +22,16 @@ BatchHandler = Callable[[EventBatch], None]
 
 @dataclass(frozen=True)
 class EndpointSlot:
-    """A local endpoint as the datapath knows it (the `endpoints` map value)."""
+    """A local endpoint as the datapath knows it (the `endpoints` and `endpoints6` map
+    values). A pod has at most one address per family; "" for a family it lacks (its
+    packets of that family then fail the source check)."""
 
     endpoint_id: int       # 1..65535, stable for the endpoint's life
     ifname: str            # host-side veth in the agent's network namespace
     ifindex: int
     ipv4: str
     identity: int
+    ipv6: str = ""
 
 
 @dataclass(frozen=True)

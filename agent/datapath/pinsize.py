@@ -38,6 +38,9 @@ COST = {
     "policy": "rebuilt by the first regeneration (endpoints deny until then)",
     "endpoints": "every registered endpoint is closed, then regenerated",
     "conntrack": "established connections are judged by policy again (replies may drop)",
+    "ipcache6": "rebuilt by the first regeneration (denies until then)",
+    "cidr6": "rebuilt by the first regeneration (denies until then)",
+    "conntrack6": "established connections are judged by policy again (replies may drop)",
 }
 
 

@@ -30,6 +30,7 @@ import logging
 import mmap
 import os
 import select
+import socket
 import struct
 import time
 from operator import itemgetter
@@ -49,12 +50,16 @@ _UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
 def _struct_codes(cls: type[ctypes.Structure]) -> tuple[list[str], str]:
+    """Field names and a struct format; an array field (the addresses) is its raw bytes."""
     names, codes = [], []
     for name, ctype in cls._fields_:  # type: ignore[misc]
         size = ctypes.sizeof(ctype)
-        code = _UNSIGNED[size]
-        if getattr(ctype, "_type_", "B") in "bhilq":
-            code = code.lower()
+        if issubclass(ctype, ctypes.Array):
+            code = f"{size}s"
+        else:
+            code = _UNSIGNED[size]
+            if getattr(ctype, "_type_", "B") in "bhilq":
+                code = code.lower()
         names.append(name)
         codes.append(code)
     fmt = "".join(codes)
@@ -115,8 +120,8 @@ def decode_record(rec: tuple[int, ...], node: str, offset_ns: int) -> DatapathEv
         match_type=rec[F["match_type"]],
         src_identity=rec[F["src_identity"]],
         dst_identity=rec[F["dst_identity"]],
-        src_ip=layout.be32_to_ip(rec[F["saddr"]]),
-        dst_ip=layout.be32_to_ip(rec[F["daddr"]]),
+        src_ip=_address(rec[F["saddr"]], rec[F["ip_version"]]),
+        dst_ip=_address(rec[F["daddr"]], rec[F["ip_version"]]),
         protocol=rec[F["protocol"]],
         src_port=rec[F["sport"]],
         dst_port=rec[F["dport"]],
@@ -125,6 +130,15 @@ def decode_record(rec: tuple[int, ...], node: str, offset_ns: int) -> DatapathEv
         packet_len=rec[F["packet_len"]],
         audit=rec[F["allowed"]] == layout.POLICY_AUDITED,
     )
+
+
+def _address(raw: Any, version: int) -> str:
+    """An event address (16 bytes in network order, IPv4 in the first 4) as text."""
+    if version == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[:4])
+    if version == 6:
+        return socket.inet_ntop(socket.AF_INET6, raw)
+    return ""
 
 
 def monotonic_to_realtime_offset() -> int:

@@ -14,8 +14,9 @@ write only the difference (as Cilium's pkg/endpoint/bpf.go syncPolicyMap does).
 * `PolicyWriter.sync()` applies deletes first, then adds: a map that fills up midway
   leaves the endpoint with a subset of its desired entries, never with entries it no
   longer should have. A full map raises MapFullError naming the endpoint and map.
-* `PrefixWriter.sync()` does the same for ipcache and cidr (prefix -> identity),
-  against a shadow of what it wrote: the kernel map is read once, not per sync.
+* `PrefixWriter.sync()` does the same for ipcache and cidr (prefix -> identity), and
+  their IPv6 twins ipcache6 and cidr6 (one writer per map, each of one family), against
+  a shadow of what it wrote: the kernel map is read once, not per sync.
 
 Nothing here knows Kubernetes; the maps are reached through `KernelMap`, a thin wrapper
 over a bcc table that reports errno (bcc's own `__setitem__` loses it).
@@ -31,7 +32,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from core.errors import DatapathError, MapFullError
 from core.protocols import ANY_PROTOCOL, Direction
@@ -360,6 +361,13 @@ def parse_prefix(prefix: str) -> tuple[str, int, int]:
     return str(n), n.prefixlen, layout.ip_to_be32(str(n.network_address))
 
 
+def parse_prefix6(prefix: str) -> tuple[str, int, ctypes.Array[ctypes.c_uint32]]:
+    """IPv6 prefix text -> (normal text "fd00::/8", prefixlen, the four words the LPM key
+    holds), host bits cleared; a bare address means /128. ValueError otherwise."""
+    n = ipaddress.IPv6Network(prefix, strict=False)
+    return str(n), n.prefixlen, layout.ip6_to_words(str(n.network_address))
+
+
 def read_prefix_map(m: MapIO) -> dict[str, int]:
     return {layout.key_prefix(k): int(v.identity) for k, v in m.items()}
 
@@ -376,8 +384,15 @@ class PrefixWriter:
     unchanged prefixes. A failed write (or a delete of an entry the kernel no longer
     had) marks the shadow stale: the next sync re-reads the kernel map."""
 
-    def __init__(self, prefix_map: MapIO) -> None:
+    def __init__(self, prefix_map: MapIO, family: int = 4) -> None:
+        """family: 4 for an `ipcache_key` map (ipcache, cidr), 6 for an `ipcache6_key`
+        one (ipcache6, cidr6); a prefix of the other family is a ValueError."""
         self.map = prefix_map
+        self.family = family
+        self._parse: Callable[[str], tuple[str, int, Any]] = (
+            parse_prefix if family == 4 else parse_prefix6)
+        self._key_type: type[layout.ipcache_key] | type[layout.ipcache6_key] = (
+            layout.ipcache_key if family == 4 else layout.ipcache6_key)
         self._shadow: dict[str, int] | None = None
         self.kernel_reads = 0            # full reads of the kernel map (tests, debugging)
 
@@ -406,7 +421,7 @@ class PrefixWriter:
                 if old != ident:
                     upserts[prefix] = int(ident)
                 continue
-            normal = parse_prefix(prefix)[0]
+            normal = self._parse(prefix)[0]
             if normal != prefix:
                 if normal in desired:  # the normal spelling, also present, wins
                     continue
@@ -432,16 +447,16 @@ class PrefixWriter:
         refused: list[str] = []
         try:
             for prefix in deletes:
-                _, plen, addr = parse_prefix(prefix)
-                if not self.map.delete(layout.ipcache_key(plen, addr)):
+                _, plen, addr = self._parse(prefix)
+                if not self.map.delete(self._key_type(plen, addr)):
                     lost += 1
                 del cur[prefix]
                 res.deleted += 1
             for prefix in sorted(upserts):
                 ident = upserts[prefix]
-                _, plen, addr = parse_prefix(prefix)
+                _, plen, addr = self._parse(prefix)
                 try:
-                    self.map.update(layout.ipcache_key(plen, addr),
+                    self.map.update(self._key_type(plen, addr),
                                     layout.remote_identity(identity=ident))
                 except OSError as e:
                     if e.errno in _FULL_ERRNOS:

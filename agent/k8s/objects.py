@@ -109,16 +109,26 @@ class Pod:
     namespace: str
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
-    ip: str | None = None                  # status.podIP
+    ip: str | None = None                  # the IPv4 one of status.podIP / podIPs
     node_name: str | None = None           # spec.nodeName
     service_account: str = "default"       # spec.serviceAccountName
     ports: tuple[ContainerPort, ...] = ()  # every container's ports
     host_network: bool = False             # hostNetwork pods are not endpoints
     uid: str = ""
+    ipv6: str | None = None                # the IPv6 one of status.podIP / podIPs
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every address the pod has: IPv4 first, then IPv6 (at most one of each)."""
+        return tuple(a for a in (self.ip, self.ipv6) if a)
+
+    def address(self, family: int) -> str | None:
+        """The pod's address of one IP family (4 or 6), None when it has none."""
+        return self.ip if family == 4 else self.ipv6
 
     def named_port(self, name: str, protocol: Protocol) -> int | None:
         """The port a named port resolves to on this pod, for that protocol."""
@@ -223,12 +233,18 @@ class Deployment:
 
 @dataclass(frozen=True)
 class Node:
-    """A node: its InternalIP maps to the host identity on itself, remote-node elsewhere."""
+    """A node: its InternalIPs map to the host identity on itself, remote-node elsewhere."""
 
     name: str
-    ip: str | None = None          # status.addresses[type=InternalIP]
-    pod_cidr: str | None = None    # spec.podCIDR
+    ip: str | None = None          # the first IPv4 status.addresses[type=InternalIP]
+    pod_cidr: str | None = None    # spec.podCIDR (= podCIDRs[0])
     labels: Mapping[str, str] = field(default_factory=dict)
+    ipv6: str | None = None        # the first IPv6 InternalIP (a dual-stack node)
+    pod_cidrs: tuple[str, ...] = ()   # spec.podCIDRs as given: one per family on dual-stack
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(a for a in (self.ip, self.ipv6) if a)
 
 
 # --- cluster-wide policy tiers (agent.k8s.clusterpolicy describes them) ---------------

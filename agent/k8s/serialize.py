@@ -193,8 +193,10 @@ def pod_document(pod: Pod) -> Document:
         "metadata": metadata(pod.name, pod.namespace, pod.labels, uid=pod.uid),
         "spec": pod_spec_document(pod),
     }
-    if pod.ip:
-        document["status"] = {"podIP": pod.ip}
+    if pod.addresses:
+        # podIPs lists one address per family, podIPs[0] being podIP (validatePodIPs).
+        document["status"] = {"podIP": pod.addresses[0],
+                              "podIPs": [{"ip": a} for a in pod.addresses]}
     return document
 
 
@@ -223,8 +225,11 @@ def node_document(node: Node) -> Document:
                           "metadata": metadata(node.name, labels=node.labels)}
     if node.pod_cidr:
         document["spec"] = {"podCIDR": node.pod_cidr}
-    if node.ip:
-        document["status"] = {"addresses": [{"type": "InternalIP", "address": node.ip}]}
+        if node.pod_cidrs:
+            document["spec"]["podCIDRs"] = list(node.pod_cidrs)
+    if node.addresses:
+        document["status"] = {"addresses": [{"type": "InternalIP", "address": a}
+                                            for a in node.addresses]}
     return document
 
 

@@ -7,7 +7,9 @@ out the difference with the previous one:
                  scopes that gained or lost one get their identities recomputed
   pods        -> identities allocated / released; the selector cache learns new ones
   policies    -> compiled, indexed by namespace, their selectors referenced in the cache
-  ipBlocks    -> every cidr and except prefix gets a CIDR identity
+  ipBlocks    -> every cidr and except prefix gets a CIDR identity (either family: a
+                 block matches the addresses of its own family only, as each family's
+                 prefixes are looked up apart)
   then        -> only endpoints whose inputs changed are recomputed: new or changed pods,
                  pods selected (before or after) by a changed policy, and pods selected
                  by a policy whose contribution changed (a peer selector's identity set,
@@ -16,6 +18,10 @@ out the difference with the previous one:
 Isolation: an endpoint is enforced in a direction iff a policy of its namespace selects
 it and declares that policy type. The node always reaches its pods: an ingress-enforced
 endpoint gets (INGRESS, host, any) as well.
+
+Both families: a pod has one identity whatever its addresses (identities come from
+labels); every address in its status (IPv4 and IPv6) maps to it in the ipcache, and a
+node's addresses of both families to host / remote-node.
 
 Failure isolation (limits.py): nothing one pod or one policy brings stops the update.
 An identity that cannot be allocated leaves that pod without one (allocation.py); a
@@ -29,12 +35,10 @@ are indexed like NetworkPolicies, giving endpoints ranked tier entries; the mode
 
 from __future__ import annotations
 
-import bisect
-import ipaddress
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence, Union
 
 from core.protocols import ANY_PROTOCOL, Direction
@@ -46,6 +50,7 @@ from agent.policy.identitykeys import SelectedKeys
 from agent.policy.limits import PolicyLimits
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
 from agent.policy.modes import PolicyModes, audit_changed, shape
+from agent.policy.prefixes import Net, Prefixes
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
 from agent.policy.tiers import CompiledTierPolicy, TierIndex
 from agent.policy.selectorcache import Selector, SelectorCache
@@ -55,7 +60,7 @@ from identity.labels import LabelSet
 from identity.reserved import ReservedIdentity
 from identity.security import cidr_labels, left_out_labels, security_labels
 
-WORLD_PREFIX = "0.0.0.0/0"
+WORLD_PREFIXES = ("0.0.0.0/0", "::/0")
 HOST_ENTRY = PolicyKey(Direction.INGRESS, int(ReservedIdentity.HOST), ANY_PROTOCOL)
 
 log = logging.getLogger(__name__)
@@ -78,62 +83,6 @@ class EngineDelta:
     def empty(self) -> bool:
         return not (self.changed_endpoints or self.removed_endpoints
                     or self.cluster_maps_changed)
-
-
-@dataclass(frozen=True, order=True)
-class _Net:
-    """An IPv4 prefix as integers, for containment without ipaddress objects."""
-
-    net: int
-    plen: int
-
-    @classmethod
-    def of(cls, prefix: str) -> "_Net":
-        n = ipaddress.IPv4Network(prefix, strict=False)
-        return cls(int(n.network_address), n.prefixlen)
-
-    @property
-    def last(self) -> int:
-        return self.net | ((1 << (32 - self.plen)) - 1)
-
-    def covers(self, other: "_Net") -> bool:
-        return other.plen >= self.plen and self.net <= other.net <= self.last
-
-
-@dataclass
-class _Prefixes:
-    """The ipBlock prefixes of every policy, each with its CIDR identity."""
-
-    ids: dict[str, Identity] = field(default_factory=dict)
-    _sorted: list[tuple[_Net, str]] = field(default_factory=list)
-    _by_len: dict[int, dict[int, int]] = field(default_factory=dict)
-
-    def reindex(self) -> None:
-        self._sorted = sorted((_Net.of(p), p) for p in self.ids)
-        self._by_len = {}
-        for net, prefix in self._sorted:
-            self._by_len.setdefault(net.plen, {})[net.net] = self.ids[prefix].id
-
-    def inside(self, cidr: _Net) -> list[tuple[_Net, str]]:
-        """Prefixes contained in cidr (cidr included)."""
-        start = bisect.bisect_left(self._sorted, (_Net(cidr.net, 0), ""))
-        out = []
-        for net, prefix in self._sorted[start:]:
-            if net.net > cidr.last:
-                break
-            if cidr.covers(net):
-                out.append((net, prefix))
-        return out
-
-    def lpm(self, address: str) -> int:
-        """The CIDR identity of an address (0: none), as the datapath's LPM finds it."""
-        ip = int(ipaddress.IPv4Address(address))
-        for plen in sorted(self._by_len, reverse=True):
-            key = (ip >> (32 - plen)) << (32 - plen) if plen else 0
-            found = self._by_len[plen].get(key)
-            if found is not None:
-                return found
-        return 0
 
 
 class PolicyEngine:
@@ -173,7 +122,7 @@ class PolicyEngine:
         self._selected_by: dict[str, tuple[str, ...]] = {}  # pod -> policies selecting it
         self._contrib: dict[str, dict[object, Contribution]] = {}
         self._prefix_refs: Counter[str] = Counter()
-        self._prefixes = _Prefixes()
+        self._prefixes = Prefixes()
         self._blocks: dict[IPBlock, tuple[int, ...]] = {}
         self._cidr_pods: dict[int, list[Pod]] | None = None
         self._endpoints: dict[str, EndpointPolicy] = {}
@@ -249,10 +198,10 @@ class PolicyEngine:
             # except being a prefix of its own, the LPM of an excepted address lands on an
             # except (or inside one) and is never allowed by this block, yet another block
             # or policy may still allow it.
-            excepts = [_Net.of(e) for e in block.except_]
+            excepts = [Net.of(e) for e in block.except_]
             found = tuple(sorted(
                 self._prefixes.ids[p].id
-                for net, p in self._prefixes.inside(_Net.of(block.cidr))
+                for net, p in self._prefixes.inside(Net.of(block.cidr))
                 if not any(e.covers(net) for e in excepts)))
             self._blocks[block] = found
         return found
@@ -268,8 +217,8 @@ class PolicyEngine:
             self._cidr_pods = {}
             for key in sorted(self._pod_identity):
                 pod = self._pods[key]
-                if pod.ip:
-                    cid = self._prefixes.lpm(pod.ip)
+                for address in pod.addresses:
+                    cid = self._prefixes.lpm(address)
                     if cid:
                         self._cidr_pods.setdefault(cid, []).append(pod)
         return self._cidr_pods.get(cidr_identity, [])
@@ -315,9 +264,9 @@ class PolicyEngine:
         compiled: list[Compiled] = [*self._policies.values(), *self.tiers.compiled.values()]
         if changed_prefixes:
             maps_changed = True
-            nets = [_Net.of(p) for p in changed_prefixes]
+            nets = [Net.of(p) for p in changed_prefixes]
             for cp in compiled:
-                if any(_Net.of(b.cidr).covers(n) for b in cp.ip_blocks for n in nets):
+                if any(Net.of(b.cidr).covers(n) for b in cp.ip_blocks for n in nets):
                     invalidate.add(cp.key)
         for selector in self._cache.drain_changed():
             invalidate |= self._peer_users.get(selector, set())
@@ -346,9 +295,9 @@ class PolicyEngine:
                            frozenset(identities_before - identities_after))
 
     def _update_nodes(self, nodes: Mapping[str, Node]) -> bool:
-        old = {n: node.ip for n, node in self._nodes.items()}
+        old = {n: node.addresses for n, node in self._nodes.items()}
         self._nodes = dict(nodes)
-        return old != {n: node.ip for n, node in self._nodes.items()}
+        return old != {n: node.addresses for n, node in self._nodes.items()}
 
     def _update_pods(self, pods: Mapping[str, Pod], old_namespaces: Mapping[str, Namespace],
                      rescoped: set[str]) -> tuple[set[str], set[str], bool]:
@@ -363,7 +312,7 @@ class PolicyEngine:
             self._identities.forget(key)
             if key in self._pod_identity:
                 gone.add(key)
-                ip_changed |= bool(old.ip)
+                ip_changed |= bool(old.addresses)
                 self._drop_identity(key)
         for key, pod in pods.items():
             old_pod = self._pods.get(key)
@@ -372,7 +321,7 @@ class PolicyEngine:
                 self._identities.forget(key)
                 if key in self._pod_identity:
                     gone.add(key)
-                    ip_changed |= bool(old_pod and old_pod.ip)
+                    ip_changed |= bool(old_pod and old_pod.addresses)
                     self._drop_identity(key)
                 continue
             current = self._pod_identity.get(key)
@@ -389,9 +338,9 @@ class PolicyEngine:
                 selected_keys=self._selected_keys.keys_for(pod.namespace))
             if current is not None and current.labels == labels:
                 assert old_pod is not None
-                if old_pod.ports != pod.ports or old_pod.ip != pod.ip:
+                if old_pod.ports != pod.ports or old_pod.addresses != pod.addresses:
                     changed.add(key)
-                    ip_changed |= old_pod.ip != pod.ip
+                    ip_changed |= old_pod.addresses != pod.addresses
                 continue
             # Take the new reference before dropping the old: a relabel back and forth
             # must not free a number still in use.
@@ -400,7 +349,7 @@ class PolicyEngine:
                 # Fail closed: out of the ipcache and every selector until it has one.
                 if current is not None:
                     gone.add(key)
-                    ip_changed |= bool(old_pod and old_pod.ip)
+                    ip_changed |= bool(old_pod and old_pod.addresses)
                     self._drop_identity(key)
                 continue
             self._drop_identity(key)
@@ -411,7 +360,7 @@ class PolicyEngine:
                 self._by_labels[identity.labels] = identity
             holders.add(key)
             changed.add(key)
-            ip_changed |= bool(pod.ip) or bool(old_pod and old_pod.ip)
+            ip_changed |= bool(pod.addresses) or bool(old_pod and old_pod.addresses)
         return changed, gone, ip_changed
 
     def _drop_identity(self, key: str) -> None:
@@ -586,15 +535,19 @@ class PolicyEngine:
 
     # -- cluster maps ------------------------------------------------------------
     def _build_maps(self, local_node: str | None) -> ClusterMaps:
-        ipcache: dict[str, int] = {WORLD_PREFIX: int(ReservedIdentity.WORLD)}
+        ipcache: dict[str, int] = {p: int(ReservedIdentity.WORLD) for p in WORLD_PREFIXES}
         for key, identity in self._pod_identity.items():
-            ip = self._pods[key].ip
-            if ip:
-                ipcache[f"{ip}/32"] = identity.id
+            for address in self._pods[key].addresses:
+                ipcache[_host_prefix(address)] = identity.id
         # Node addresses win over a pod claiming one: the host must stay the host.
         for name, node in self._nodes.items():
-            if node.ip:
-                ipcache[f"{node.ip}/32"] = int(
+            for address in node.addresses:
+                ipcache[_host_prefix(address)] = int(
                     ReservedIdentity.HOST if name == local_node else ReservedIdentity.REMOTE_NODE)
         cidrs = {prefix: ident.id for prefix, ident in self._prefixes.ids.items()}
         return ClusterMaps(ipcache, cidrs)
+
+
+def _host_prefix(address: str) -> str:
+    """The one-address prefix of an address: /32 (IPv4) or /128 (IPv6)."""
+    return f"{address}/128" if ":" in address else f"{address}/32"

@@ -10,6 +10,8 @@ Lookup semantics the datapath implements (and `decide` below mirrors, so the eng
 
   peer identity  = ipcache LPM(peer address)            (pod, host, remote-node or world)
   cidr identity  = cidr LPM(peer address), if any        (ipBlock prefixes, pod IPs included)
+  (each lookup in the tries of the address's family: an IPv4 prefix never holds an IPv6
+  address, so an ipBlock matches peers of its own family only)
   an entry matches  when its peer is in {peer identity, cidr identity, ANY} and its
                     protocol is ANY, or equal with port_low <= port <= port_high
   verdict, per direction (bpf/lib/policy.h policy_decide):
@@ -30,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum
+from functools import cached_property
 from typing import Iterable, Mapping
 
 # Direction and ANY_PROTOCOL are core.protocols' (one source; importable from here too).
@@ -259,11 +262,14 @@ _SPECIFICITY = {MatchType.L3_L4: 4, MatchType.L3_ONLY: 3, MatchType.L4_ONLY: 2,
 
 @dataclass(frozen=True)
 class ClusterMaps:
-    """Address -> identity for the whole cluster.
+    """Address -> identity for the whole cluster, both families.
 
-    ipcache: every pod IP (/32), node IPs (host / remote-node), 0.0.0.0/0 -> world.
+    ipcache: every pod IP (/32, /128), node IPs (host / remote-node), 0.0.0.0/0 and ::/0
+             -> world.
     cidrs:   every ipBlock cidr and except prefix -> its CIDR identity (>= 1<<24).
-    Keys are normalised IPv4 prefixes, "10.0.0.0/24".
+    Keys are normalised prefixes, "10.0.0.0/24" or "fd00:10:244::/64"; the datapath
+    writes each family to its own tries (`family`). Identities do not depend on the
+    family: a pod's one identity is the value of both its addresses.
     """
 
     ipcache: Mapping[str, int] = field(default_factory=dict)
@@ -273,12 +279,26 @@ class ClusterMaps:
         """(peer identity, cidr identity or 0) for an address: the two LPM lookups."""
         return _lpm(self.ipcache, address), _lpm(self.cidrs, address)
 
+    def family(self, version: int) -> "ClusterMaps":
+        """The entries of one family (4 or 6), as that family's maps hold them."""
+        return self._families[version]
+
+    @cached_property
+    def _families(self) -> dict[int, "ClusterMaps"]:
+        # Computed once per (immutable) map state: the engine caches its ClusterMaps,
+        # so a sync that finds nothing changed does not split 100,000 prefixes again.
+        split: dict[int, tuple[dict[str, int], dict[str, int]]] = {4: ({}, {}), 6: ({}, {})}
+        for index, table in enumerate((self.ipcache, self.cidrs)):
+            for prefix, ident in table.items():
+                split[6 if ":" in prefix else 4][index][prefix] = ident
+        return {v: ClusterMaps(ipcache, cidrs) for v, (ipcache, cidrs) in split.items()}
+
 
 def _lpm(table: Mapping[str, int], address: str) -> int:
-    ip = ipaddress.IPv4Address(address)
+    ip = ipaddress.ip_address(address)
     best_len, best = -1, 0
     for prefix, ident in table.items():
-        net = ipaddress.IPv4Network(prefix)
-        if ip in net and net.prefixlen > best_len:
+        net = ipaddress.ip_network(prefix)
+        if net.version == ip.version and ip in net and net.prefixlen > best_len:
             best_len, best = net.prefixlen, ident
     return best

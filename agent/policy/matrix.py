@@ -7,6 +7,10 @@ NetworkPolicy and the Baseline tier. Both go through `EndpointPolicy.decide` and
 `ClusterMaps.identities_of`, so `policy matrix` and the wire cannot disagree. The matrix
 shows the policies' verdict: under audit mode a denied pair is still shown denied (its
 packets pass, reported as AUDIT).
+
+Per IP family (`family`, 4 or 6): a connection uses the pods' addresses of one family,
+and ipBlocks of that family only hold them. A pod without an address of the family is
+still in the matrix (as one without any address is), matched by its identity alone.
 """
 
 from __future__ import annotations
@@ -15,11 +19,24 @@ import json
 from dataclasses import dataclass
 from typing import Iterable
 
+from core.errors import MembraneError
 from core.protocols import Direction
 from agent.k8s.objects import ClusterObjects, Protocol
 from agent.policy.engine import PolicyEngine
 from identity.cidr import CidrAllocator
 from identity.local import LocalAllocator
+
+
+# `--family` values -> IP versions.
+FAMILIES = {"ipv4": 4, "ipv6": 6}
+
+
+def family_version(name: str) -> int:
+    """4 for "ipv4", 6 for "ipv6"; MembraneError naming the choices otherwise."""
+    try:
+        return FAMILIES[name.lower()]
+    except KeyError:
+        raise MembraneError(f"IP family {name!r}: use {' or '.join(FAMILIES)}") from None
 
 
 @dataclass(frozen=True, order=True)
@@ -48,16 +65,18 @@ def endpoints(engine: PolicyEngine) -> list[str]:
     return sorted(k for k in engine.pods() if engine.identity_of(k) is not None)
 
 
-def peer_identities(engine: PolicyEngine, pod_key: str, local_node: str | None = None
-                    ) -> set[int]:
-    """The identities a packet from/to this pod carries: what the datapath looks up."""
+def peer_identities(engine: PolicyEngine, pod_key: str, local_node: str | None = None,
+                    family: int = 4) -> set[int]:
+    """The identities a packet of that IP family from/to this pod carries: what the
+    datapath looks up for the pod's address of the family."""
     pod = engine.pods()[pod_key]
     found: set[int] = set()
     identity = engine.identity_of(pod_key)
     if identity is not None:
         found.add(identity.id)
-    if pod.ip:
-        found.update(i for i in engine.cluster_maps(local_node).identities_of(pod.ip) if i)
+    address = pod.address(family)
+    if address:
+        found.update(i for i in engine.cluster_maps(local_node).identities_of(address) if i)
     return found
 
 
@@ -67,21 +86,23 @@ def direction_allows(engine: PolicyEngine, endpoint: str, direction: Direction,
                                                    port).allowed
 
 
-def allowed(engine: PolicyEngine, src: str, dst: str, protocol: Protocol, port: int) -> bool:
+def allowed(engine: PolicyEngine, src: str, dst: str, protocol: Protocol, port: int,
+            family: int = 4) -> bool:
     if src == dst:
         return True  # a pod's traffic to itself stays on its loopback
-    return (direction_allows(engine, src, Direction.EGRESS, peer_identities(engine, dst),
-                             protocol, port)
-            and direction_allows(engine, dst, Direction.INGRESS, peer_identities(engine, src),
-                                 protocol, port))
+    return (direction_allows(engine, src, Direction.EGRESS,
+                             peer_identities(engine, dst, family=family), protocol, port)
+            and direction_allows(engine, dst, Direction.INGRESS,
+                                 peer_identities(engine, src, family=family), protocol, port))
 
 
 def reachability(objects: ClusterObjects, ports: list[int], protocols: list[str],
-                 engine: PolicyEngine | None = None) -> list[Verdict]:
-    """A verdict for every ordered pair of distinct endpoints, port and protocol."""
+                 engine: PolicyEngine | None = None, family: int = 4) -> list[Verdict]:
+    """A verdict for every ordered pair of distinct endpoints, port and protocol, over
+    the pods' addresses of one IP family."""
     engine = engine or offline_engine(objects)
     pods = endpoints(engine)
-    peers = {p: peer_identities(engine, p) for p in pods}
+    peers = {p: peer_identities(engine, p, family=family) for p in pods}
     out = []
     for proto_name in sorted(set(protocols)):
         proto = Protocol(proto_name.upper())

@@ -17,7 +17,6 @@ selects and isolates its pods, and contributes nothing.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
@@ -74,7 +73,7 @@ class CompiledPolicy:
     policy: NetworkPolicy
     subject: Selector
     peer_selectors: frozenset[Selector]
-    ip_blocks: frozenset[IPBlock]   # IPv4 only: an IPv6 block has no prefix to resolve
+    ip_blocks: frozenset[IPBlock]   # of both families
     ingress_named: bool   # contribution depends on the endpoint's own ports
     egress_named: bool    # contribution depends on the ports other pods declare
     not_enforced: str = ""   # why only its isolation applies (see `isolating`)
@@ -97,8 +96,7 @@ class CompiledPolicy:
             for rule in _rules(policy, direction):
                 for peer in rule.peers:
                     if peer.ip_block is not None:
-                        if is_ipv4(peer.ip_block):
-                            blocks.add(peer.ip_block)
+                        blocks.add(peer.ip_block)
                     else:
                         selectors.add(Selector.of_peer(policy.namespace, peer))
                 named[direction] |= any(is_named(p) for p in rule.ports)
@@ -190,19 +188,14 @@ def _text(policy: NetworkPolicy, direction: Direction, ri: int, pi: int | None,
     return f"{policy.key}: spec.{direction.name.lower()}[{ri}]{peer_part}, {port_part}"
 
 
-def is_ipv4(block: IPBlock) -> bool:
-    """Validation keeps a block's excepts in the family of its cidr."""
-    return ipaddress.ip_network(block.cidr, strict=False).version == 4
-
-
 def _peer_identities(peer: PolicyPeer | None, namespace: str,
                      ctx: ResolveContext) -> Sequence[int]:
     if peer is None:
         return (ANY_IDENTITY,)
     if peer.ip_block is not None:
-        # An IPv6 block (a dual-stack policy) matches no IPv4 address, and the datapath
-        # drops IPv6 wherever a direction is enforced: the peer allows nothing.
-        return ctx.block_identities(peer.ip_block) if is_ipv4(peer.ip_block) else ()
+        # CIDR identities of the block's own family (validation keeps its excepts in
+        # it): the datapath looks each family's addresses up in that family's tries.
+        return ctx.block_identities(peer.ip_block)
     return sorted(ctx.selected(Selector.of_peer(namespace, peer)))
 
 

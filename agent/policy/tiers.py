@@ -3,7 +3,7 @@
 A `TieredPolicy` (ClusterNetworkPolicy, AdminNetworkPolicy or BaselineAdminNetworkPolicy,
 agent.k8s.clusterpolicy) is compiled once (`CompiledTierPolicy.of`): its subject and
 `pods`/`namespaces` peers become selector-cache Selectors, its `networks` and `nodes`
-peers prefixes (a node is its InternalIP/32), each with a CIDR identity the engine
+peers prefixes (a node is its InternalIPs, /32 and /128), each with a CIDR identity the engine
 allocates, as for NetworkPolicy ipBlocks. For an endpoint the policy selects it
 contributes, per rule, (peer identity, protocol, port range) triples with the rule's
 action; `rank` then orders every selecting policy's rules of one tier and direction
@@ -16,8 +16,8 @@ Ports: none is every protocol and port; a number or range is one protocol's; a n
 port is the destination's container port of that name, with that port's own protocol:
 ingress resolves it on the endpoint itself, egress on the pods of each peer identity
 (on the pods inside a `networks` prefix for networks peers). `domainNames` peers give no
-entries (reported as not enforced). Like the engine's ipBlocks, only IPv4 prefixes have
-identities yet: an IPv6 network matches nothing here.
+entries (reported as not enforced). Networks of both families get identities, as the
+engine's ipBlocks do, each matched in its family's cidr map.
 
 Every entry carries a TierProvenance (tier, policy, rule index and name, action, peer,
 port) so `policy trace`, flows and `bpf policy get` can say which rule decided.
@@ -33,7 +33,7 @@ from agent.k8s.objects import (IPBlock, Node, Pod, RuleAction, Tier, TieredPolic
                                TierPort, TierRule, TierSelector)
 from agent.policy.mapstate import MAX_TIER_RANK, TierAction, TierEntry, TierLevel
 from agent.policy.ports import ANY_PORTS, PortRange
-from agent.policy.resolver import ResolveContext, is_ipv4
+from agent.policy.resolver import ResolveContext
 from agent.policy.selectorcache import Selector
 
 LEVELS = {Tier.ADMIN: TierLevel.ADMIN, Tier.BASELINE: TierLevel.BASELINE}
@@ -78,7 +78,8 @@ def selector_of(selection: TierSelector) -> Selector:
 
 
 def node_blocks(selector_nodes: Iterable[Node]) -> tuple[IPBlock, ...]:
-    return tuple(sorted({IPBlock(f"{n.ip}/32") for n in selector_nodes if n.ip},
+    return tuple(sorted({IPBlock(f"{a}/{128 if ':' in a else 32}")
+                         for n in selector_nodes for a in n.addresses},
                         key=lambda b: b.cidr))
 
 
@@ -89,7 +90,7 @@ class CompiledTierPolicy:
     policy: TieredPolicy
     subject: Selector
     peer_selectors: frozenset[Selector]
-    ip_blocks: frozenset[IPBlock]              # networks and node addresses (IPv4)
+    ip_blocks: frozenset[IPBlock]              # networks and node addresses (both families)
     # The node addresses each `nodes` peer selects, by (direction, rule, peer) index.
     nodes: Mapping[tuple[Direction, int, int], tuple[IPBlock, ...]]
     ingress_named: bool
@@ -119,10 +120,7 @@ class CompiledTierPolicy:
                                                if peer.nodes.matches(n.labels))
                         node_peers[(direction, ri, pi)] = selected
                         blocks.update(selected)
-                    for network in peer.networks:
-                        block = IPBlock(network)
-                        if is_ipv4(block):
-                            blocks.add(block)
+                    blocks.update(IPBlock(network) for network in peer.networks)
                 named[direction] |= any(p.name is not None for p in rule.ports)
         return cls(policy, selector_of(policy.subject), frozenset(selectors),
                    frozenset(blocks), node_peers, named[Direction.INGRESS],
@@ -165,7 +163,7 @@ class CompiledTierPolicy:
         if peer.nodes is not None:
             return _block_ids(node_addresses, ctx)
         if peer.networks:
-            return _block_ids([b for b in map(IPBlock, peer.networks) if is_ipv4(b)], ctx)
+            return _block_ids(map(IPBlock, peer.networks), ctx)
         return ()   # domainNames: not enforced
 
 

@@ -6,7 +6,8 @@ action, and what a Pass passed to), then NetworkPolicy (which policies select th
 which rules allow the packet, or that the pod is isolated and nothing allowed it), then
 the Baseline tier, then the default; and when audit mode lets a denied packet through,
 that too. Works offline on manifests (`trace`) and inside the agent on its live engine
-(`trace_engine`).
+(`trace_engine`), for one IP family (4 by default): the pods' addresses of that
+family, and the ipBlocks that hold them.
 """
 
 from __future__ import annotations
@@ -33,31 +34,33 @@ class TraceResult:
 
 
 def trace(objects: ClusterObjects, src: str, dst: str, port: int,
-          protocol: str = "TCP") -> TraceResult:
-    return trace_engine(offline_engine(objects), src, dst, port, protocol)
+          protocol: str = "TCP", family: int = 4) -> TraceResult:
+    return trace_engine(offline_engine(objects), src, dst, port, protocol, family)
 
 
 def trace_engine(engine: PolicyEngine, src: str, dst: str, port: int,
-                 protocol: str = "TCP") -> TraceResult:
+                 protocol: str = "TCP", family: int = 4) -> TraceResult:
     proto = _protocol(protocol)
+    if family not in (4, 6):
+        raise MembraneError(f"IP family {family}: use 4 or 6")
     for key in (src, dst):
         if key not in engine.pods():
             raise MembraneError(f"pod {key}: not found; name pods as namespace/name")
     what = f"{proto.value}/{port}"
-    lines = [f"Tracing {src} -> {dst} on {what}"]
+    lines = [f"Tracing {src} -> {dst} on {what} over IPv{family}"]
     if src == dst:
         lines.append("A pod's traffic to itself never leaves it (loopback): allowed.")
         return TraceResult(True, "\n".join(lines) + "\n")
     if engine.modes.enforcement is not Enforcement.DEFAULT or engine.modes.audit:
         lines.append(f"Policy modes: {engine.modes}")
     src_pod, dst_pod = engine.pods()[src], engine.pods()[dst]
-    lines += [_describe(engine, src), _describe(engine, dst), ""]
+    lines += [_describe(engine, src, family), _describe(engine, dst, family), ""]
     # A hostNetwork pod is its node: seen from the other pod, it is host or remote-node.
     egress = _side(engine, lines, src, Direction.EGRESS, dst,
-                   peer_identities(engine, dst, src_pod.node_name), proto, port)
+                   peer_identities(engine, dst, src_pod.node_name, family), proto, port)
     lines.append("")
     ingress = _side(engine, lines, dst, Direction.INGRESS, src,
-                    peer_identities(engine, src, dst_pod.node_name), proto, port)
+                    peer_identities(engine, src, dst_pod.node_name, family), proto, port)
     lines.append("")
     egress_ok = egress is None or egress.decision.allowed
     ingress_ok = ingress is None or ingress.decision.allowed
@@ -80,11 +83,11 @@ def _protocol(name: str) -> Protocol:
         raise MembraneError(f"protocol {name!r}: use {', '.join(PORT_PROTOCOLS)}") from None
 
 
-def _describe(engine: PolicyEngine, key: str) -> str:
+def _describe(engine: PolicyEngine, key: str, family: int) -> str:
     pod = engine.pods()[key]
     identity = engine.identity_of(key)
     who = f"identity {identity.id}" if identity else "hostNetwork (the node itself)"
-    return f"  {key}: {who}, IP {pod.ip or 'none'}"
+    return f"  {key}: {who}, IPv{family} {pod.address(family) or 'none'}"
 
 
 def _side(engine: PolicyEngine, lines: list[str], pod: str, direction: Direction,

@@ -8,6 +8,14 @@
  * ct_unreplied: struct ct_key -> struct ct_entry, size MEMBRANE_CT_UNREPLIED_MAX.
  *   Connections not confirmed yet: a SYN sent, a mid-stream TCP packet, a first UDP
  *   datagram or echo request. Every new entry is created here.
+ * conntrack6, ct6_unreplied: the same two for IPv6, key struct ct6_key (the same fields,
+ *   addresses of 16 bytes), value struct ct_entry, sizes MEMBRANE_CT_MAX and
+ *   MEMBRANE_CT_UNREPLIED_MAX; every rule below holds for them alike. Tables of their
+ *   own rather than one key wide enough for both: IPv4 packets keep hashing and
+ *   comparing 16 bytes, not 40, and the IPv4 tables keep the layout earlier builds
+ *   pinned. The entry logic (state machine, refresh, confirmation) is shared; only the
+ *   key handling and the map calls are per family (bcc rewrites a map call only on the
+ *   map's own name).
  *
  * Written by the datapath (entries are created by the first allowed packet of a
  * connection, in either direction, enforced or not, so replies pass when enforcement
@@ -35,8 +43,8 @@
  *   - related  (an ICMP error whose embedded packet belongs to a tracked flow).
  * The entry's policy_rev caches the connection's verdict: the revision (revision.h)
  * under which its forward direction was last allowed. Every agent write that can
- * change a verdict bumps the revision. Rules every caller (IPv4 here, and any other
- * family's tracking) keeps:
+ * change a verdict bumps the revision. Rules every caller (IPv4 and IPv6 here)
+ * keeps:
  *   1. A forward or reply packet passes on the entry alone only while policy_rev is
  *      the current revision (and not 0).
  *   2. Otherwise it is decided again, as the connection's FORWARD packet: direction
@@ -82,6 +90,7 @@
 #define MEMBRANE_CONNTRACK_H
 
 #include "common.h"
+#include "parse.h"
 
 #ifndef CT_TIMEOUT_SYN
 #define CT_TIMEOUT_SYN 60          /* SYN sent, no reply yet */
@@ -168,19 +177,34 @@ BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_entry, conntrack, MEMBRANE
 BPF_TABLE_PINNED("lru_hash", struct ct_key, struct ct_entry, ct_unreplied,
 		 MEMBRANE_CT_UNREPLIED_MAX, MEMBRANE_PIN_DIR "/ct_unreplied");
 
-static __always_inline int ct_tracked(const struct flow4 *f)
+/* 40 bytes, no holes: struct ct_key with 16-byte addresses. */
+struct ct6_key {
+	__be32 saddr[4];   /* of the first packet, network byte order */
+	__be32 daddr[4];
+	__u16 sport;       /* host byte order; ICMPv6: see the echo convention above */
+	__u16 dport;
+	__u16 endpoint_id; /* host byte order */
+	__u8 protocol;
+	__u8 direction;    /* DIR_* of the first packet at this endpoint */
+};
+
+BPF_TABLE_PINNED("lru_hash", struct ct6_key, struct ct_entry, conntrack6, MEMBRANE_CT_MAX,
+		 MEMBRANE_PIN_DIR "/conntrack6");
+BPF_TABLE_PINNED("lru_hash", struct ct6_key, struct ct_entry, ct6_unreplied,
+		 MEMBRANE_CT_UNREPLIED_MAX, MEMBRANE_PIN_DIR "/ct6_unreplied");
+
+/* icmp_proto: the family's ICMP (IPPROTO_ICMP or IPPROTO_ICMPV6), constant once inlined. */
+static __always_inline int ct_tracked(const struct flow_l4 *l, __u8 icmp_proto)
 {
-	if (f->fragment)
+	if (l->fragment)
 		return 0;
-	switch (f->protocol) {
+	switch (l->protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
 	case MEMBRANE_IPPROTO_SCTP:
 		return 1;
-	case IPPROTO_ICMP:
-		return f->icmp_type == ICMP_ECHO || f->icmp_type == ICMP_ECHOREPLY;
 	}
-	return 0;
+	return l->protocol == icmp_proto && icmp_is_echo(icmp_proto, l->icmp_type);
 }
 
 /* If-chain, not a switch: see match_specificity() in policy.h. */
@@ -231,10 +255,10 @@ static __always_inline struct ct_key ct_key_of(__u16 endpoint_id, __u8 dir,
 	struct ct_key key = {
 		.saddr = f->saddr,
 		.daddr = f->daddr,
-		.sport = f->sport,
-		.dport = f->dport,
+		.sport = f->l4.sport,
+		.dport = f->l4.dport,
 		.endpoint_id = endpoint_id,
-		.protocol = f->protocol,
+		.protocol = f->l4.protocol,
 		.direction = dir,
 	};
 	return key;
@@ -250,8 +274,8 @@ static __always_inline struct ct_key ct_flow_key(__u16 endpoint_id, __u8 dir,
 	if (is_reply) {
 		key.saddr = f->daddr;
 		key.daddr = f->saddr;
-		key.sport = f->dport;
-		key.dport = f->sport;
+		key.sport = f->l4.dport;
+		key.dport = f->l4.sport;
 		key.direction = !dir;
 	}
 	return key;
@@ -284,12 +308,14 @@ static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct f
 }
 
 /* The port a packet's connection is decided on (rule 2): the forward packet's
- * destination port, i.e. a reply's source port; 0 for ICMP, as policy_port. */
-static __always_inline __u16 ct_verdict_port(const struct flow4 *f, int is_reply)
+ * destination port, i.e. a reply's source port; 0 for ICMP and ICMPv6, as policy_port.
+ * icmp_proto: the family's ICMP, constant once inlined. */
+static __always_inline __u16 ct_verdict_port(const struct flow_l4 *l, int is_reply,
+					     __u8 icmp_proto)
 {
-	if (is_reply && f->protocol != IPPROTO_ICMP)
-		return f->sport;
-	return f->policy_port;
+	if (is_reply && l->protocol != icmp_proto)
+		return l->sport;
+	return l->policy_port;
 }
 
 /* Is the packet embedded in an ICMP error (its tuple in *inner) part of a flow this
@@ -350,7 +376,7 @@ static __always_inline void ct_tcp_next(__u8 *state, __u8 *tx_flags, __u8 *rx_fl
  * (written into policy_rev); 0 leaves the stamp alone. Races between CPUs on the state
  * bytes are benign: the last writer wins and the next packet corrects it; a lost stamp
  * only costs one more evaluation. */
-static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f, int is_reply,
+static __always_inline void ct_refresh(struct ct_entry *e, const struct flow_l4 *l, int is_reply,
 				       __u32 len, __u64 now, __u32 stamp)
 {
 	__u8 state = e->state, tx = e->tx_flags, rx = e->rx_flags, flags = e->flags;
@@ -360,8 +386,8 @@ static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, len);
 #endif
-	if (f->protocol == IPPROTO_TCP)
-		ct_tcp_next(&state, &tx, &rx, &flags, f->tcp_flags, is_reply);
+	if (l->protocol == IPPROTO_TCP)
+		ct_tcp_next(&state, &tx, &rx, &flags, l->tcp_flags, is_reply);
 	if (is_reply)
 		flags |= CT_F_SEEN_REPLY;
 	timeout = ct_timeout_ns(state);
@@ -389,10 +415,10 @@ static __always_inline void ct_refresh(struct ct_entry *e, const struct flow4 *f
 
 /* Is the connection of an entry in ct_unreplied confirmed by this packet (already
  * accounted on it)? See "Why two tables" at the top of this file. */
-static __always_inline int ct_confirmed(const struct ct_entry *e, const struct flow4 *f,
+static __always_inline int ct_confirmed(const struct ct_entry *e, const struct flow_l4 *l,
 					int is_reply)
 {
-	if (f->protocol == IPPROTO_TCP)
+	if (l->protocol == IPPROTO_TCP)
 		return !is_reply && e->state == CT_STATE_ESTABLISHED;
 	return is_reply;
 }
@@ -407,8 +433,8 @@ static __always_inline void ct_packet(struct ct_entry *e, __u8 unreplied, __u16 
 {
 	struct ct_key key;
 
-	ct_refresh(e, f, is_reply, len, now, stamp);
-	if (!unreplied || !ct_confirmed(e, f, is_reply))
+	ct_refresh(e, &f->l4, is_reply, len, now, stamp);
+	if (!unreplied || !ct_confirmed(e, &f->l4, is_reply))
 		return;
 	key = ct_flow_key(endpoint_id, dir, f, is_reply);
 	/* e points into ct_unreplied; a map value is a valid value argument for another
@@ -417,13 +443,11 @@ static __always_inline void ct_packet(struct ct_entry *e, __u8 unreplied, __u16 
 		ct_unreplied.delete(&key);
 }
 
-/* Creates the entry for a new allowed flow in ct_unreplied, stamped with the policy
- * revision its verdict was evaluated under. Returns 0 or a negative errno; the caller
- * drops the packet on error (DROP_CT_MAP_INSERTION), never forwards it untracked. */
-static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
-				     __u32 len, __u64 now, __u32 stamp)
+/* The entry of a new allowed flow (either family), stamped with the policy revision
+ * its verdict was evaluated under. */
+static __always_inline struct ct_entry ct_entry_new(const struct flow_l4 *l, __u32 len,
+						    __u64 now, __u32 stamp)
 {
-	struct ct_key key = ct_key_of(endpoint_id, dir, f);
 	struct ct_entry e = { .policy_rev = stamp };
 
 #ifdef MEMBRANE_CT_ACCOUNTING
@@ -431,12 +455,12 @@ static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct f
 	e.bytes = len;
 #endif
 
-	switch (f->protocol) {
+	switch (l->protocol) {
 	case IPPROTO_TCP:
-		e.tx_flags = f->tcp_flags;
-		if (f->tcp_flags & TCP_FLAG_RST)
+		e.tx_flags = l->tcp_flags;
+		if (l->tcp_flags & TCP_FLAG_RST)
 			e.state = CT_STATE_CLOSING;
-		else if ((f->tcp_flags & TCP_FLAG_SYN) && !(f->tcp_flags & TCP_FLAG_ACK))
+		else if ((l->tcp_flags & TCP_FLAG_SYN) && !(l->tcp_flags & TCP_FLAG_ACK))
 			e.state = CT_STATE_SYN_SENT;
 		else
 			/* Mid-stream (conntrack lost, a connection older than the program,
@@ -454,8 +478,134 @@ static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct f
 		e.state = CT_STATE_ICMP;
 	}
 	e.expires_ns = now + ct_timeout_ns(e.state);
+	return e;
+}
+
+/* Creates the entry for a new allowed IPv4 flow in ct_unreplied. Returns 0 or a
+ * negative errno; the caller drops the packet on error (DROP_CT_MAP_INSERTION), never
+ * forwards it untracked. */
+static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
+				     __u32 len, __u64 now, __u32 stamp)
+{
+	struct ct_key key = ct_key_of(endpoint_id, dir, f);
+	struct ct_entry e = ct_entry_new(&f->l4, len, now, stamp);
+
 	/* BPF_ANY: an expired entry with the same key may still be there. */
 	return ct_unreplied.update(&key, &e);
+}
+
+/* --- IPv6: the same lookups on conntrack6 and ct6_unreplied ------------------------- */
+
+static __always_inline struct ct_entry *ct6_get(struct ct6_key *key, __u64 now)
+{
+	struct ct_entry *e = conntrack6.lookup(key);
+
+	if (e && e->expires_ns > now)
+		return e;
+	return NULL;
+}
+
+static __always_inline struct ct_entry *ct6_get_unreplied(struct ct6_key *key, __u64 now)
+{
+	struct ct_entry *e = ct6_unreplied.lookup(key);
+
+	if (e && e->expires_ns > now)
+		return e;
+	return NULL;
+}
+
+/* ct_flow_key for IPv6: the key of the flow f belongs to, seen in direction dir: its
+ * own tuple, or (is_reply) the swapped one in the other direction. */
+static __always_inline void ct6_flow_key(struct ct6_key *key, __u16 endpoint_id, __u8 dir,
+					 const struct flow6 *f, int is_reply)
+{
+	if (is_reply) {
+		__builtin_memcpy(key->saddr, f->daddr, sizeof(key->saddr));
+		__builtin_memcpy(key->daddr, f->saddr, sizeof(key->daddr));
+		key->sport = f->l4.dport;
+		key->dport = f->l4.sport;
+		key->direction = !dir;
+	} else {
+		__builtin_memcpy(key->saddr, f->saddr, sizeof(key->saddr));
+		__builtin_memcpy(key->daddr, f->daddr, sizeof(key->daddr));
+		key->sport = f->l4.sport;
+		key->dport = f->l4.dport;
+		key->direction = dir;
+	}
+	key->endpoint_id = endpoint_id;
+	key->protocol = f->l4.protocol;
+}
+
+/* ct_lookup for IPv6. */
+static __always_inline int ct6_lookup(__u16 endpoint_id, __u8 dir, const struct flow6 *f,
+				      __u64 now, struct ct_entry **entry, __u8 *unreplied)
+{
+	struct ct6_key key, rkey;
+
+	ct6_flow_key(&key, endpoint_id, dir, f, 0);
+	ct6_flow_key(&rkey, endpoint_id, dir, f, 1);
+	*unreplied = 0;
+	*entry = ct6_get(&key, now);
+	if (*entry)
+		return CT_ESTABLISHED;
+	*entry = ct6_get(&rkey, now);
+	if (*entry)
+		return CT_REPLY;
+	*unreplied = 1;
+	*entry = ct6_get_unreplied(&key, now);
+	if (*entry)
+		return CT_ESTABLISHED;
+	*entry = ct6_get_unreplied(&rkey, now);
+	if (*entry)
+		return CT_REPLY;
+	return CT_NEW;
+}
+
+/* ct_related for IPv6 (the packet embedded in an ICMPv6 error; rule 3). */
+static __always_inline int ct6_related(__u16 endpoint_id, __u8 dir, const struct flow6 *inner,
+				       __u64 now, __u32 rev)
+{
+	struct ct6_key key, rkey;
+	struct ct_entry *e;
+
+	if (!rev)
+		return 0;
+	ct6_flow_key(&key, endpoint_id, !dir, inner, 0);
+	ct6_flow_key(&rkey, endpoint_id, !dir, inner, 1);
+	e = ct6_get(&key, now);
+	if (!e)
+		e = ct6_get(&rkey, now);
+	if (!e)
+		e = ct6_get_unreplied(&key, now);
+	if (!e)
+		e = ct6_get_unreplied(&rkey, now);
+	return e && e->policy_rev == rev;
+}
+
+/* ct_packet for IPv6: account the packet, move a confirmed entry to conntrack6. */
+static __always_inline void ct6_packet(struct ct_entry *e, __u8 unreplied, __u16 endpoint_id,
+				       __u8 dir, const struct flow6 *f, int is_reply, __u32 len,
+				       __u64 now, __u32 stamp)
+{
+	struct ct6_key key;
+
+	ct_refresh(e, &f->l4, is_reply, len, now, stamp);
+	if (!unreplied || !ct_confirmed(e, &f->l4, is_reply))
+		return;
+	ct6_flow_key(&key, endpoint_id, dir, f, is_reply);
+	if (conntrack6.update(&key, e) == 0)
+		ct6_unreplied.delete(&key);
+}
+
+/* ct_create for IPv6: the new flow's entry in ct6_unreplied. */
+static __always_inline int ct6_create(__u16 endpoint_id, __u8 dir, const struct flow6 *f,
+				      __u32 len, __u64 now, __u32 stamp)
+{
+	struct ct6_key key;
+	struct ct_entry e = ct_entry_new(&f->l4, len, now, stamp);
+
+	ct6_flow_key(&key, endpoint_id, dir, f, 0);
+	return ct6_unreplied.update(&key, &e);
 }
 
 #endif /* MEMBRANE_CONNTRACK_H */

@@ -29,26 +29,29 @@
 #define EVENT_POLICY_VERDICT 1
 #define EVENT_DROP 2
 
-/* 48 bytes. ktime first (u64), then the byte-sized fields packed in eight, then the
- * u16s, then the u32s: natural alignment everywhere, no holes (layout.py checks). */
+/* 72 bytes. ktime first (u64), then the byte-sized fields packed in eight, then the
+ * u16s and the IP version, then the u32s and the addresses: natural alignment
+ * everywhere, no holes (layout.py checks). Built only for a packet that is reported
+ * (never on the established fast path), so its size costs no forwarded packet. */
 struct event {
 	__u64 ktime_ns;      /* bpf_ktime_get_ns(); the reader converts to realtime */
 	__u8 type;           /* EVENT_* */
 	__u8 direction;      /* DIR_* at the endpoint */
 	__u8 allowed;        /* 1 forwarded, 0 dropped/denied, 2 audited (policy.h) */
 	__u8 match_type;     /* MATCH_* */
-	__u8 protocol;       /* IP protocol number, 0 for non-IPv4 */
+	__u8 protocol;       /* IP protocol / IPv6 upper-layer header, 0 for non-IP */
 	__u8 tcp_flags;      /* raw TCP flags byte */
 	__u8 is_reply;       /* packet was a reply of a tracked flow */
 	__u8 drop_reason;    /* DROP_* (drop.h), 0 when allowed */
 	__u16 endpoint_id;   /* 0 when the interface has no endpoint */
-	__u16 sport;         /* host byte order; ICMP: echo id */
-	__u16 dport;         /* host byte order; ICMP: type << 8 | code */
-	__u16 pad;
+	__u16 sport;         /* host byte order; ICMP/ICMPv6: echo id */
+	__u16 dport;         /* host byte order; ICMP/ICMPv6: type << 8 | code */
+	__u8 ip_version;     /* 4 or 6; 0 when the packet was not IP */
+	__u8 pad;
 	__u32 src_identity;  /* host byte order */
 	__u32 dst_identity;
-	__be32 saddr;        /* network byte order */
-	__be32 daddr;
+	__be32 saddr[4];     /* network byte order; IPv4 in saddr[0], the rest 0 */
+	__be32 daddr[4];
 	__u32 packet_len;    /* skb->len */
 	__u32 pad2;
 };

@@ -22,7 +22,7 @@ import pytest
 from agent.datapath.interface import BatchHandler, EndpointSlot
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 from observe.events import DatapathEvent, EventBatch
-from tests.datapath.topology import EXT2_IP, EXT_IP, NODE_IP, Topology
+from tests.datapath.topology import EXT2_IP, EXT_IP, NODE_IP, NODE_IP6, Topology
 
 PIN_ROOT = f"/sys/fs/bpf/mbrt-{os.getpid()}"
 
@@ -70,6 +70,9 @@ class Env:
     def ip(self, pod: str) -> str:
         return self.slots[pod].ipv4
 
+    def ip6(self, pod: str) -> str:
+        return self.slots[pod].ipv6
+
     def set_policy(self, pod: str, policy: EndpointPolicy) -> int:
         return self.dp.update_endpoint(self.slots[pod], policy)  # type: ignore[attr-defined]
 
@@ -83,7 +86,7 @@ class Env:
         return out
 
     def flush_conntrack(self) -> None:
-        for name in ("conntrack", "ct_unreplied"):
+        for name in ("conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied"):
             ct = self.dp._maps[name]  # type: ignore[attr-defined]
             for k, _ in ct.items():
                 ct.delete(k)
@@ -91,8 +94,9 @@ class Env:
 
 def cluster_maps(topo: Topology, extra_cidrs: dict[str, int] | None = None) -> ClusterMaps:
     ipcache = {f"{p.ip}/32": IDS[p.name] for p in topo.pods}
-    ipcache[f"{NODE_IP}/32"] = 1
-    ipcache["0.0.0.0/0"] = 2
+    ipcache.update({f"{p.ip6}/128": IDS[p.name] for p in topo.pods})
+    ipcache[f"{NODE_IP}/32"] = ipcache[f"{NODE_IP6}/128"] = 1
+    ipcache["0.0.0.0/0"] = ipcache["::/0"] = 2
     return ClusterMaps(ipcache=ipcache, cidrs=dict(extra_cidrs or {}))
 
 
@@ -107,7 +111,7 @@ def attach_all(topo: Topology, dp: "object") -> dict[str, EndpointSlot]:
     slots = {}
     for i, p in enumerate(topo.pods):
         slot = EndpointSlot(endpoint_id=100 + i, ifname=p.host_if, ifindex=p.ifindex,
-                            ipv4=p.ip, identity=IDS[p.name])
+                            ipv4=p.ip, identity=IDS[p.name], ipv6=p.ip6)
         dp.add_endpoint(slot, EndpointPolicy())  # type: ignore[attr-defined]
         slots[p.name] = slot
     return slots

@@ -11,7 +11,9 @@ verdicts from identities (as the engine does) is checked against the pods' own l
               every port) include the port
   peers       podSelector alone: pods of the policy's namespace with matching labels;
               namespaceSelector (+ podSelector): pods of matching namespaces (with
-              matching labels); ipBlock: the pod's IP inside cidr and no except
+              matching labels); ipBlock: the pod's IP of the connection's family
+              (`family`, 4 or 6) inside cidr and no except (so a block of the other
+              family holds nothing)
   ports       protocol (TCP by default) and port, endPort inclusive; a named port is
               the destination pod's container port of that name and protocol
   a pod       always reaches itself; a connection needs both the source's egress and
@@ -38,19 +40,21 @@ _TYPE = {"ingress": PolicyType.INGRESS, "egress": PolicyType.EGRESS}
 
 
 def spec_allows(objects: ClusterObjects, src: str, dst: str, protocol: Protocol,
-                port: int, not_enforced: Mapping[str, Collection[str]] | None = None) -> bool:
+                port: int, not_enforced: Mapping[str, Collection[str]] | None = None,
+                family: int = 4) -> bool:
     if src == dst:
         return True
     source, destination = objects.pods[src], objects.pods[dst]
     skip = not_enforced or {}
     return (_side(objects, source, "egress", destination, destination, protocol, port,
-                  skip.get(src, ()))
+                  skip.get(src, ()), family)
             and _side(objects, destination, "ingress", source, destination, protocol, port,
-                      skip.get(dst, ())))
+                      skip.get(dst, ()), family))
 
 
 def _side(objects: ClusterObjects, subject: Pod, direction: str, other: Pod,
-          destination: Pod, protocol: Protocol, port: int, skip: Collection[str]) -> bool:
+          destination: Pod, protocol: Protocol, port: int, skip: Collection[str],
+          family: int) -> bool:
     selecting = [p for p in objects.policies.values()
                  if p.namespace == subject.namespace and _TYPE[direction] in p.policy_types
                  and p.pod_selector.matches(subject.labels)]
@@ -60,7 +64,8 @@ def _side(objects: ClusterObjects, subject: Pod, direction: str, other: Pod,
         if policy.key in skip:
             continue   # isolates, allows nothing
         for rule in policy.ingress if direction == "ingress" else policy.egress:
-            if rule.peers and not any(_peer(objects, policy, q, other) for q in rule.peers):
+            if rule.peers and not any(_peer(objects, policy, q, other, family)
+                                      for q in rule.peers):
                 continue
             if rule.ports and not any(_port(q, destination, protocol, port)
                                       for q in rule.ports):
@@ -69,9 +74,10 @@ def _side(objects: ClusterObjects, subject: Pod, direction: str, other: Pod,
     return False
 
 
-def _peer(objects: ClusterObjects, policy: NetworkPolicy, peer: PolicyPeer, pod: Pod) -> bool:
+def _peer(objects: ClusterObjects, policy: NetworkPolicy, peer: PolicyPeer, pod: Pod,
+          family: int) -> bool:
     if peer.ip_block is not None:
-        return _in_block(peer.ip_block, pod.ip)
+        return _in_block(peer.ip_block, pod.ip if family == 4 else pod.ipv6)
     if peer.namespace_selector is None:
         in_namespace = pod.namespace == policy.namespace
     else:

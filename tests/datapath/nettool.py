@@ -1,10 +1,11 @@
 """Traffic helper run inside a pod/node namespace (`ip netns exec NS python nettool.py`).
 
-Stdlib only. Prints one result word per probe so tests can assert on it:
+Stdlib only. Every IP may be IPv4 or IPv6 (servers listen on both). Prints one result
+word per probe so tests can assert on it:
   serve tcp|udp PORT...        echo servers (TCP and UDP), until killed
   tcp IP PORT [TIMEOUT]        connect + echo one line: ok | timeout | refused
   udp IP PORT [TIMEOUT]        send one datagram, wait for the echo: ok | timeout | refused
-  ping IP [TIMEOUT]            one ICMP echo (raw socket): ok | timeout
+  ping IP [TIMEOUT]            one ICMP / ICMPv6 echo (raw socket): ok | timeout
   stream IP PORT               connect, then every 50 ms send a line and print
                                "ok <n>" for each echo received (until killed)
   conn IP PORT [TIMEOUT]       connect, print "connected"; then per line read on stdin
@@ -12,6 +13,7 @@ Stdlib only. Prints one result word per probe so tests can assert on it:
                                TIMEOUT, else "timeout" (one packet per line, on demand)
   udp6 IP PORT                 one IPv6 datagram (fire and forget)
   spoof SRC DST PORT           one UDP datagram with a forged source (IP_HDRINCL)
+  spoof6 SRC DST PORT          the same over IPv6 (an IPPROTO_RAW socket: header included)
   udpflood IP PORT N           N datagrams as fast as possible
   push PORT                    accept TCP connections; per line read on stdin send one
                                line to each (the server speaks first: a packet in the
@@ -32,19 +34,30 @@ import threading
 import time
 
 
+def _family(ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def _bound(family: socket.AddressFamily, kind: socket.SocketKind, port: int) -> socket.socket:
+    s = socket.socket(family, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+    return s
+
+
 def serve(kind: str, ports: list[int]) -> None:
     threads = []
     for port in ports:
-        if kind in ("tcp", "both"):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", port))
-            s.listen(64)
-            threads.append(threading.Thread(target=_tcp_accept, args=(s,), daemon=True))
-        if kind in ("udp", "both"):
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            u.bind(("0.0.0.0", port))
-            threads.append(threading.Thread(target=_udp_echo, args=(u,), daemon=True))
+        for family in (socket.AF_INET, socket.AF_INET6):
+            if kind in ("tcp", "both"):
+                s = _bound(family, socket.SOCK_STREAM, port)
+                s.listen(64)
+                threads.append(threading.Thread(target=_tcp_accept, args=(s,), daemon=True))
+            if kind in ("udp", "both"):
+                u = _bound(family, socket.SOCK_DGRAM, port)
+                threads.append(threading.Thread(target=_udp_echo, args=(u,), daemon=True))
     for t in threads:
         t.start()
     print("ready", flush=True)
@@ -78,7 +91,7 @@ def _udp_echo(u: socket.socket) -> None:
 
 
 def tcp(ip: str, port: int, timeout: float) -> str:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(_family(ip), socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
         s.connect((ip, port))
@@ -95,7 +108,7 @@ def tcp(ip: str, port: int, timeout: float) -> str:
 
 
 def udp(ip: str, port: int, timeout: float) -> str:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(_family(ip), socket.SOCK_DGRAM)
     s.settimeout(timeout)
     try:
         s.connect((ip, port))   # connected: an ICMP port unreachable surfaces as refused
@@ -122,11 +135,20 @@ def _csum(data: bytes) -> int:
 
 
 def ping(ip: str, timeout: float) -> str:
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    v6 = ":" in ip
     ident = os.getpid() & 0xFFFF
-    hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
     payload = b"membrane"
-    pkt = struct.pack("!BBHHH", 8, 0, _csum(hdr + payload), ident, 1) + payload
+    if v6:
+        # The kernel fills in an ICMPv6 raw socket's checksum (RFC 3542) and hands
+        # back the message without the IPv6 header.
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        request, reply = 128, 129
+        pkt = struct.pack("!BBHHH", request, 0, 0, ident, 1) + payload
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        request, reply = 8, 0
+        hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
+        pkt = struct.pack("!BBHHH", 8, 0, _csum(hdr + payload), ident, 1) + payload
     s.sendto(pkt, (ip, 0))
     deadline = time.monotonic() + timeout
     while True:
@@ -137,14 +159,14 @@ def ping(ip: str, timeout: float) -> str:
         if not r:
             return "timeout"
         data, addr = s.recvfrom(1500)
-        ihl = (data[0] & 0x0F) * 4
+        ihl = 0 if v6 else (data[0] & 0x0F) * 4
         typ, _, _, rid, _ = struct.unpack("!BBHHH", data[ihl:ihl + 8])
-        if typ == 0 and rid == ident and addr[0] == ip:
+        if typ == reply and rid == ident and addr[0] == ip:
             return "ok"
 
 
 def stream(ip: str, port: int) -> None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(_family(ip), socket.SOCK_STREAM)
     s.settimeout(3)
     s.connect((ip, port))
     print("connected", flush=True)
@@ -167,7 +189,7 @@ def stream(ip: str, port: int) -> None:
 
 
 def conn(ip: str, port: int, timeout: float) -> None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(_family(ip), socket.SOCK_STREAM)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.settimeout(3)
     s.connect((ip, port))
@@ -217,6 +239,17 @@ def spoof(src: str, dst: str, port: int) -> str:
     total = 20 + len(udp_hdr) + len(payload)
     ip_hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, socket.IPPROTO_UDP, 0,
                          socket.inet_aton(src), socket.inet_aton(dst))
+    s.sendto(ip_hdr + udp_hdr + payload, (dst, 0))
+    return "sent"
+
+
+def spoof6(src: str, dst: str, port: int) -> str:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    payload = b"spoofed"
+    udp_hdr = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0)
+    ip_hdr = struct.pack("!IHBB16s16s", 6 << 28, len(udp_hdr) + len(payload),
+                         socket.IPPROTO_UDP, 64, socket.inet_pton(socket.AF_INET6, src),
+                         socket.inet_pton(socket.AF_INET6, dst))
     s.sendto(ip_hdr + udp_hdr + payload, (dst, 0))
     return "sent"
 
@@ -311,6 +344,8 @@ def main(argv: list[str]) -> None:
         conn(argv[1], int(argv[2]), float(argv[3]) if len(argv) > 3 else 1.0)
     elif cmd == "spoof":
         print(spoof(argv[1], argv[2], int(argv[3])))
+    elif cmd == "spoof6":
+        print(spoof6(argv[1], argv[2], int(argv[3])))
     elif cmd == "udpflood":
         print(udpflood(argv[1], int(argv[2]), int(argv[3])))
     elif cmd == "push":

@@ -4,14 +4,17 @@ A scenario is a list of Kubernetes documents, as a user would apply them:
 
   namespaces  2-3 of alpha/beta/gamma, labelled from env in {prod, dev}, team in {a, b}
               (plus kubernetes.io/metadata.name, which the loader adds);
-  nodes       node-1 (the local node: its IP is the host identity) and node-2;
+  nodes       node-1 (the local node: its IPs are the host identity) and node-2, each
+              with an IPv4 and an IPv6 InternalIP;
   pods        3-6, with 1-2 labels from app in {web, db, api}, tier in {front, back},
               half of them one more with a key identities leave out (StatefulSet
               pod-name, job-name, pod-template-hash) or one the agent reserves for its
               own identity labels (io.kubernetes.pod.namespace,
               io.cilium.k8s.namespace.labels.*: a pod claiming another namespace),
-              distinct IPs from 10.0.{0,1,2}.{5,6,130,131} and 0-3 named container ports
-              (one name may mean different numbers, or protocols, on different pods);
+              distinct IPs from 10.0.{0,1,2}.{5,6,130,131}, each with its IPv6 twin
+              fd00:0:0:{0,1,2}::{5,6,130,131} (dual-stack: podIPs lists both), and 0-3
+              named container ports (one name may mean different numbers, or protocols,
+              on different pods);
   policies    1-4 NetworkPolicies over the whole v1 spec: podSelector (matchLabels and
               matchExpressions In/NotIn/Exists/DoesNotExist over every pod label key
               above, values sometimes repeated, or empty), policyTypes
@@ -28,10 +31,12 @@ A scenario is a list of Kubernetes documents, as a user would apply them:
 
 Selectors are empty a quarter of the time, and half of the others take their
 matchLabels from an existing pod or namespace, so that most policies select something.
-ipBlocks are drawn from prefixes that cut through the pod IPs, the nodes and the
-"world" addresses (WORLD_IPS: two inside 203.0.113.0/24, one that only 0.0.0.0/0
-holds), with excepts strictly inside them, so CIDR identities of pods, nodes and world
-peers, and excepts, all get exercised.
+ipBlocks are drawn from prefixes of both families that cut through the pod IPs, the
+nodes and the "world" addresses (WORLD_IPS: two inside 203.0.113.0/24, one that only
+0.0.0.0/0 holds; WORLD_IPS6 their IPv6 twins in 2001:db8:113::/64), with excepts
+strictly inside them, so CIDR identities of pods, nodes and world peers, and excepts,
+all get exercised in both families (and blocks of one family next to traffic of the
+other).
 
 With `tiers=True` (`scenarios(tiers=True)`) a scenario also has 1-4 cluster-wide tier
 policies of either API version: ClusterNetworkPolicy (v1alpha2, tier Admin or Baseline)
@@ -39,9 +44,10 @@ or AdminNetworkPolicy / the BaselineAdminNetworkPolicy "default" (v1alpha1), pri
 drawn from a few values (so some collide: Membrane's order then decides), subjects
 `namespaces` or `pods`, 0-3 rules per direction with Accept/Allow, Deny or Pass (the
 BANP has no Pass), peers `namespaces`, `pods`, egress `networks` (the PREFIXES and
-host /32s) and `nodes` (by the hostname label), ports by number, range or name. Some
-namespaces and tier policies carry the audit annotation, so audited verdicts appear too,
-and a fifth of them run under the enforcement mode `always` (some agent-wide audit).
+host /32s and /128s, both families) and `nodes` (by the hostname label; each node has
+an InternalIP of each family), ports by number, range or name. Some namespaces and
+tier policies carry the audit annotation, so audited verdicts appear too, and a fifth
+of them run under the enforcement mode `always` (some agent-wide audit).
 
 Every scenario goes through the agent's loader (`objects_from_documents`: the API
 server's validation and defaulting), so only what an API server accepts is generated,
@@ -79,15 +85,22 @@ RESERVED_KEY_LABELS = {
 EXTRA_POD_LABELS = {**LEFT_OUT_LABELS, **RESERVED_KEY_LABELS}
 SELECTABLE_POD_LABELS = {**POD_LABELS, **EXTRA_POD_LABELS}
 
-LOCAL_NODE, LOCAL_NODE_IP = "node-1", "172.18.0.11"
-REMOTE_NODE, REMOTE_NODE_IP = "node-2", "172.18.0.12"
+LOCAL_NODE, LOCAL_NODE_IP, LOCAL_NODE_IP6 = "node-1", "172.18.0.11", "fd00:172:18::11"
+REMOTE_NODE, REMOTE_NODE_IP, REMOTE_NODE_IP6 = "node-2", "172.18.0.12", "fd00:172:18::12"
 POD_IPS = tuple(f"10.0.{a}.{b}" for a in (0, 1, 2) for b in (5, 6, 130, 131))
+POD_IP6 = {ip: "fd00:0:0:{}::{}".format(*ip.split(".")[2:]) for ip in POD_IPS}
 WORLD_IPS = ("203.0.113.7", "203.0.113.200", "198.51.100.9")
-# ipBlock cidrs and excepts: nested prefixes through the pod, node and world addresses.
+WORLD_IPS6 = ("2001:db8:113::7", "2001:db8:113::c8", "2001:db8:100::9")
+# ipBlock cidrs and excepts: nested prefixes through the pod, node and world addresses,
+# in each family (the IPv6 ones cut the IPv6 twins the way the IPv4 ones cut IPv4).
 PREFIXES = ("0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/16", "10.0.0.0/23", "10.0.1.0/24",
             "10.0.1.128/25", "10.0.2.0/24", "10.0.2.0/25", "172.18.0.0/16",
-            "203.0.113.0/24", "203.0.113.128/25")
-HOSTS = POD_IPS + WORLD_IPS + (LOCAL_NODE_IP, REMOTE_NODE_IP)
+            "203.0.113.0/24", "203.0.113.128/25",
+            "::/0", "fd00::/16", "fd00::/48", "fd00::/63", "fd00:0:0:1::/64",
+            "fd00:0:0:1::100/120", "fd00:0:0:2::/64", "fd00:0:0:2::/121", "fd00:172:18::/48",
+            "2001:db8:113::/64", "2001:db8:113::80/121")
+HOSTS = (POD_IPS + tuple(POD_IP6.values()) + WORLD_IPS + WORLD_IPS6
+         + (LOCAL_NODE_IP, REMOTE_NODE_IP, LOCAL_NODE_IP6, REMOTE_NODE_IP6))
 
 # (name, number, protocol): "http" and "dns" differ between pods that declare them.
 CONTAINER_PORTS = (("http", 80, "TCP"), ("http", 8080, "TCP"), ("dns", 53, "UDP"),
@@ -153,8 +166,13 @@ def _selector(draw: st.DrawFn, vocabulary: Mapping[str, tuple[str, ...]],
 
 
 def _inside(inner: str, outer: str) -> bool:
-    a, b = ipaddress.IPv4Network(inner), ipaddress.IPv4Network(outer)
-    return a.prefixlen > b.prefixlen and a.subnet_of(b)
+    a, b = ipaddress.ip_network(inner), ipaddress.ip_network(outer)
+    return (a.version == b.version and a.prefixlen > b.prefixlen
+            and a.supernet(new_prefix=b.prefixlen) == b)
+
+
+def host_prefix(ip: str) -> str:
+    return f"{ip}/128" if ":" in ip else f"{ip}/32"
 
 
 @dataclass
@@ -169,10 +187,12 @@ class _Cluster:
 
 
 def _ip_block(draw: st.DrawFn, cluster: _Cluster) -> Document:
-    hosts = [f"{ip}/32" for ip in cluster.pod_ips + list(WORLD_IPS) + [LOCAL_NODE_IP]]
+    hosts = [host_prefix(ip) for ip in cluster.pod_ips + [POD_IP6[ip] for ip in cluster.pod_ips]
+             + list(WORLD_IPS + WORLD_IPS6) + [LOCAL_NODE_IP, LOCAL_NODE_IP6]]
     cidr = draw(st.sampled_from(PREFIXES + tuple(hosts)))
     block: Document = {"cidr": cidr}
-    candidates = [p for p in PREFIXES + tuple(f"{ip}/32" for ip in HOSTS) if _inside(p, cidr)]
+    candidates = [p for p in PREFIXES + tuple(host_prefix(ip) for ip in HOSTS)
+                  if _inside(p, cidr)]
     if len(candidates) > 0 and draw(st.booleans()):
         block["except"] = draw(st.lists(st.sampled_from(candidates), unique=True,
                                         min_size=1, max_size=2))
@@ -269,13 +289,14 @@ def _pod(draw: st.DrawFn, name: str, namespaces: list[str], ip: str) -> Document
                          "labels": labels},
             "spec": {"nodeName": draw(st.sampled_from((LOCAL_NODE, REMOTE_NODE))),
                      "containers": [container]},
-            "status": {"podIP": ip}}
+            "status": {"podIP": ip, "podIPs": [{"ip": ip}, {"ip": POD_IP6[ip]}]}}
 
 
-def _node(name: str, ip: str) -> Document:
+def _node(name: str, ip: str, ip6: str) -> Document:
     return {"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
+            "status": {"addresses": [{"type": "InternalIP", "address": ip},
+                                     {"type": "InternalIP", "address": ip6}]}}
 
 
 # --- cluster-wide tiers ------------------------------------------------------------------
@@ -307,7 +328,7 @@ def _tier_peer(draw: st.DrawFn, cluster: _Cluster, egress: bool, v2: bool) -> Do
             return {"nodes": {}}
         return {"nodes": {"matchExpressions": [{"key": "kubernetes.io/hostname",
                                                 "operator": "In", "values": names}]}}
-    hosts = tuple(f"{ip}/32" for ip in HOSTS)
+    hosts = tuple(f"{ip}/128" if ":" in ip else f"{ip}/32" for ip in HOSTS)
     return {"networks": draw(st.lists(st.sampled_from(PREFIXES + hosts), unique=True,
                                       min_size=1, max_size=2))}
 
@@ -383,7 +404,8 @@ def scenarios(draw: st.DrawFn, tiers: bool = False) -> Scenario:
         for doc in docs:
             if draw(st.integers(0, 3)) == 0:
                 doc["metadata"]["annotations"] = dict(AUDIT)
-    docs += [_node(LOCAL_NODE, LOCAL_NODE_IP), _node(REMOTE_NODE, REMOTE_NODE_IP)]
+    docs += [_node(LOCAL_NODE, LOCAL_NODE_IP, LOCAL_NODE_IP6),
+             _node(REMOTE_NODE, REMOTE_NODE_IP, REMOTE_NODE_IP6)]
     pod_ips = draw(st.lists(st.sampled_from(POD_IPS), unique=True, min_size=3, max_size=6))
     pods = [_pod(draw, f"p{i}", namespaces, ip) for i, ip in enumerate(pod_ips)]
     cluster = _Cluster(

@@ -198,14 +198,6 @@ def test_icmp_error_for_a_tracked_flow_passes_as_related(clean: Env) -> None:
     assert t.udp(clean.ns("p0"), clean.ip("p1"), 5353) == "ok"
 
 
-def test_ipv6_is_dropped_only_when_the_direction_is_enforced(clean: Env) -> None:
-    t = clean.topo
-    clean.set_policy("p0", egress())
-    t.run(clean.ns("p0"), "udp6", "fe80::1%eth0", "9", "0.2")
-    evs = clean.drain(0.2)
-    assert any(e.drop_reason == DropReason.UNSUPPORTED_L3_PROTOCOL for e in evs), evs
-
-
 def test_conntrack_lists_entries_with_state_and_gc_keeps_live_ones(clean: Env) -> None:
     t = clean.topo
     assert t.tcp(clean.ns("p0"), clean.ip("p1"), 80) == "ok"

@@ -21,8 +21,10 @@ For each random cluster:
    the pod pairs and of pods with peers off the cluster (world addresses inside and
    outside ipBlocks, the local node as host, the other node as remote-node), over TCP,
    UDP and SCTP and the ports the scenario mentions (numbers, endPort bounds and their
-   neighbours, container ports) plus a few nobody mentions. A third of the packets
-   carry IPv4 options (4 or 40 bytes), so the L4 header is not always at offset 34.
+   neighbours, container ports) plus a few nobody mentions. Every pod and peer is
+   dual-stack: half the probes are IPv4, half IPv6 (each between addresses of its
+   family). A third of the IPv4 packets carry options (4 or 40 bytes), so the L4 header
+   is not always at offset 34; a third of the IPv6 ones extension headers.
 3. Each probe's first packet of a new connection (TCP SYN, UDP datagram, SCTP INIT)
    runs through the source pod's from_container and the destination pod's
    to_container with BPF_PROG_TEST_RUN (progrun.py: no network, no attach). The test
@@ -75,8 +77,10 @@ from observe.events import EventBatch, EventType
 from observe.reasons import DropReason
 from tests.datapath.conftest import EventListeners
 from tests.datapath.netpol_spec import spec_allows
-from tests.datapath.progrun import TC_ACT_OK, TC_ACT_SHOT, first_packet, prog_test_run
-from tests.datapath.scenarios import (LOCAL_NODE, LOCAL_NODE_IP, REMOTE_NODE_IP, WORLD_IPS,
+from tests.datapath.progrun import (TC_ACT_OK, TC_ACT_SHOT, Ext, dest_options, first_packet,
+                                    fragment, hop_by_hop, prog_test_run, routing)
+from tests.datapath.scenarios import (LOCAL_NODE, LOCAL_NODE_IP, LOCAL_NODE_IP6,
+                                      REMOTE_NODE_IP, REMOTE_NODE_IP6, WORLD_IPS, WORLD_IPS6,
                                       Scenario, probed_ports, scenarios)
 
 # CI runs a fixed set. To hunt further, a seeded random one, e.g.
@@ -89,8 +93,14 @@ LOOPBACK = 1                   # skb->ifindex of every BPF_PROG_TEST_RUN packet
 FIRST_ENDPOINT_ID = 3000       # clear of conftest's (100+)
 PARKED_IFINDEX = 0x7FFF0000    # endpoints' own ifindices: no interface has them
 IP_OPTIONS = (0, 0, 0, 0, 4, 40)   # a probe's IPv4 options: mostly none, some, the most
-EXTERNAL = ([("world", ip) for ip in WORLD_IPS]
-            + [("host", LOCAL_NODE_IP), ("remote-node", REMOTE_NODE_IP)])
+# An IPv6 probe's extension headers: mostly none, some, a long chain with a first fragment.
+EXT_CHAINS: tuple[tuple[Ext, ...], ...] = (
+    (), (), (), (), (hop_by_hop(),),
+    (hop_by_hop(16), dest_options(), routing(), fragment(0, more=True), dest_options(24)))
+EXTERNAL = {4: [("world", ip) for ip in WORLD_IPS]
+            + [("host", LOCAL_NODE_IP), ("remote-node", REMOTE_NODE_IP)],
+            6: [("world", ip) for ip in WORLD_IPS6]
+            + [("host", LOCAL_NODE_IP6), ("remote-node", REMOTE_NODE_IP6)]}
 
 
 @dataclass(frozen=True)
@@ -111,10 +121,16 @@ class Probe:
     port: int
     sport: int
     ip_options: int = 0    # bytes of IPv4 options: the L4 header further in
+    ext: tuple[Ext, ...] = ()   # IPv6 extension headers in front of it
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.src.ip else 4
 
     def __str__(self) -> str:
         opts = f", {self.ip_options} bytes of IP options" if self.ip_options else ""
-        return (f"{self.src} -> {self.dst} {self.protocol.value}/{self.port} "
+        opts += f", extension headers {[kind for kind, _ in self.ext]}" if self.ext else ""
+        return (f"{self.src} -> {self.dst} {self.protocol.value}/{self.port} IPv{self.family} "
                 f"(sport {self.sport}{opts})")
 
 
@@ -184,10 +200,11 @@ class Harness:
         self.dp.sync_cluster_maps(engine.cluster_maps(LOCAL_NODE))
         for i, key in enumerate(endpoints(engine)):
             identity = engine.identity_of(key)
-            ip = engine.pods()[key].ip
-            assert identity is not None and ip
+            pod = engine.pods()[key]
+            assert identity is not None and pod.ip and pod.ipv6
             slot = EndpointSlot(endpoint_id=FIRST_ENDPOINT_ID + i, ifname="",
-                                ifindex=PARKED_IFINDEX + i, ipv4=ip, identity=identity.id)
+                                ifindex=PARKED_IFINDEX + i, ipv4=pod.ip, identity=identity.id,
+                                ipv6=pod.ipv6)
             self.slots[key] = slot
             self.policies[key] = engine.endpoint_policy(key)
             self.dp.update_endpoint(slot, self.policies[key])
@@ -248,26 +265,32 @@ def source_ports(ports: list[int], n: int) -> range:
 
 
 def sample_probes(scenario: Scenario, engine: PolicyEngine) -> list[Probe]:
-    """PROBES_PER_SCENARIO probes, half of them between pods (all there are, if fewer),
-    the rest with off-cluster peers; drawn with the scenario as seed."""
-    pods = [Peer(key, engine.pods()[key].ip or "", key) for key in endpoints(engine)]
-    external = [Peer(f"{kind} {ip}", ip, None) for kind, ip in EXTERNAL]
+    """PROBES_PER_SCENARIO probes, half of each family; of each family's, half between
+    pods (all there are, if fewer), the rest with off-cluster peers; drawn with the
+    scenario as seed."""
     ports = probed_ports(scenario)
+    # A str seed is stable across runs and processes (JSON: a huge policy dumps fast).
+    rng = random.Random(json.dumps(scenario.documents, sort_keys=True))
 
     def space(pairs: list[tuple[Peer, Peer]]) -> list[tuple[Peer, Peer, Protocol, int]]:
         return [(s, d, proto, port) for s, d in pairs for proto in Protocol for port in ports]
 
-    internal = space([(s, d) for s in pods for d in pods if s != d])
-    off = space([(p, x) for p in pods for x in external]
-                + [(x, p) for p in pods for x in external])
-    # A str seed is stable across runs and processes (JSON: a huge policy dumps fast).
-    rng = random.Random(json.dumps(scenario.documents, sort_keys=True))
-    n_internal = min(len(internal), PROBES_PER_SCENARIO // 2)
-    n_off = min(len(off), PROBES_PER_SCENARIO - n_internal)
-    chosen = ([internal[i] for i in sorted(rng.sample(range(len(internal)), n_internal))]
-              + [off[i] for i in sorted(rng.sample(range(len(off)), n_off))])
+    chosen: list[tuple[Peer, Peer, Protocol, int]] = []
+    for family in (4, 6):
+        pods = [Peer(key, engine.pods()[key].address(family) or "", key)
+                for key in endpoints(engine)]
+        external = [Peer(f"{kind} {ip}", ip, None) for kind, ip in EXTERNAL[family]]
+        internal = space([(s, d) for s in pods for d in pods if s != d])
+        off = space([(p, x) for p in pods for x in external]
+                    + [(x, p) for p in pods for x in external])
+        budget = PROBES_PER_SCENARIO // 2
+        n_internal = min(len(internal), budget // 2)
+        n_off = min(len(off), budget - n_internal)
+        chosen += [internal[i] for i in sorted(rng.sample(range(len(internal)), n_internal))]
+        chosen += [off[i] for i in sorted(rng.sample(range(len(off)), n_off))]
     sports = source_ports(ports, len(chosen))
-    return [Probe(*c, sport=sport, ip_options=rng.choice(IP_OPTIONS))
+    return [Probe(*c, sport=sport, ip_options=rng.choice(IP_OPTIONS) if ":" not in c[0].ip
+                  else 0, ext=rng.choice(EXT_CHAINS) if ":" in c[0].ip else ())
             for c, sport in zip(chosen, sports)]
 
 
@@ -280,7 +303,9 @@ def reference(scenario: Scenario, engine: PolicyEngine, probes: list[Probe]) -> 
         if peer not in cache:
             ident, cidr = maps.identities_of(peer.ip)
             shown = cidr if ident == ReservedIdentity.WORLD and cidr else ident
-            seen = peer_identities(engine, peer.pod) if peer.pod else {ident, cidr} - {0}
+            family = 6 if ":" in peer.ip else 4
+            seen = (peer_identities(engine, peer.pod, family=family) if peer.pod
+                    else {ident, cidr} - {0})
             cache[peer] = seen, shown
         return cache[peer]
 
@@ -309,7 +334,7 @@ def reference(scenario: Scenario, engine: PolicyEngine, probes: list[Probe]) -> 
         spec = None
         if p.src.pod and p.dst.pod and not tiered:
             spec = spec_allows(scenario.objects, p.src.pod, p.dst.pod, p.protocol, p.port,
-                               skip)
+                               skip, family=p.family)
         out.append(Result(p, sides, want, spec))
     return out
 
@@ -327,7 +352,7 @@ def run_probes(h: Harness, results: list[Result]) -> None:
                     if s.pod != pod:
                         continue
                     frame = first_packet(p.protocol.number, p.src.ip, p.dst.ip, p.sport,
-                                         p.port, p.ip_options)
+                                         p.port, p.ip_options, p.ext)
                     rc, _ = prog_test_run(progs[s.direction], frame)
                     assert rc in (TC_ACT_OK, TC_ACT_SHOT), f"{p} {s.direction.name}: tc {rc}"
                     s.got = rc == TC_ACT_OK

@@ -56,7 +56,8 @@ def _make_servicer(state: FakeAgentState) -> Any:
                     context.abort(grpc.StatusCode.FAILED_PRECONDITION, state.fail_register)
                 endpoint = pb.Endpoint(id=len(state.registered), namespace=request.namespace,
                                        pod=request.pod, ifname=request.ifname,
-                                       ipv4=request.ipv4, state="ready", identity=256)
+                                       ipv4=request.ipv4, ipv6=request.ipv6, state="ready",
+                                       identity=256)
                 state.endpoints[(request.namespace, request.pod)] = endpoint
                 return endpoint
 
@@ -332,6 +333,10 @@ BRIDGE_RESULT = {"cniVersion": "1.0.0",
                                  "sandbox": "/run/netns/p"}],
                  "ips": [{"address": "fd00::5/64", "interface": 2},
                          {"address": "10.251.8.5/24", "gateway": "10.251.8.1", "interface": 2}]}
+IPV6_ONLY_RESULT = {"cniVersion": "1.0.0",
+                    "interfaces": [{"name": "veth6666", "mac": "aa:00:00:00:00:06"},
+                                   {"name": "eth0", "sandbox": "/run/netns/p"}],
+                    "ips": [{"address": "fd00:10:244:1::9/64", "interface": 1}]}
 PTP_RESULT_031 = {"cniVersion": "0.3.1",
                   "interfaces": [{"name": "veth9876", "mac": "aa:00:00:00:00:04"},
                                  {"name": "eth0", "sandbox": "/proc/42/ns/net"}],
@@ -339,22 +344,25 @@ PTP_RESULT_031 = {"cniVersion": "0.3.1",
 
 
 @pytest.mark.parametrize("result, peer, kinds, expected", [
-    pytest.param(PTP_RESULT_031, None, {"veth9876": "veth"}, ("veth9876", "10.251.7.9"),
+    pytest.param(PTP_RESULT_031, None, {"veth9876": "veth"}, ("veth9876", "10.251.7.9", ""),
                  id="ptp's single host interface is the veth"),
     pytest.param(BRIDGE_RESULT, None, {"cni0": "bridge", "veth1234": "veth"},
-                 ("veth1234", "10.251.8.5"), id="bridge's bridge is skipped by its link kind"),
-    pytest.param(BRIDGE_RESULT, "veth1234", {}, ("veth1234", "10.251.8.5"),
+                 ("veth1234", "10.251.8.5", "fd00::5"),
+                 id="bridge's bridge is skipped by its link kind; both families are taken"),
+    pytest.param(BRIDGE_RESULT, "veth1234", {}, ("veth1234", "10.251.8.5", "fd00::5"),
                  id="the netns peer lookup wins when the netns is there"),
+    pytest.param(IPV6_ONLY_RESULT, None, {"veth6666": "veth"},
+                 ("veth6666", "", "fd00:10:244:1::9"), id="an IPv6-only pod has no IPv4"),
 ])
 def test_pod_interface_is_found(result: dict[str, Any], peer: str | None,
-                                kinds: dict[str, str], expected: tuple[str, str]) -> None:
+                                kinds: dict[str, str], expected: tuple[str, str, str]) -> None:
     got = find_pod_interface(result, "/run/netns/p", "eth0",
                              peer_of=lambda ns, ifname: peer, kind_of=kinds.get)
-    assert (got.host_ifname, got.ipv4) == expected
+    assert (got.host_ifname, got.ipv4, got.ipv6) == expected
 
 
 @pytest.mark.parametrize("result, peer, kinds", [
-    pytest.param({"interfaces": [], "ips": []}, None, {}, id="no IPv4 is an error"),
+    pytest.param({"interfaces": [], "ips": []}, None, {}, id="no address at all is an error"),
     pytest.param(BRIDGE_RESULT, None, {"cni0": "bridge", "veth1234": "bridge"},
                  id="no veth among the host interfaces is an error"),
     pytest.param(BRIDGE_RESULT, "vethOTHER", {}, id="a peer prevResult does not list is an error"),

@@ -12,6 +12,7 @@ available a test checks that they agree, so the fallback cannot drift.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -29,7 +30,11 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-TARGETS = ["base", "overlays/kind", "overlays/minikube", "overlays/kind-etcd", "uninstall"]
+TARGETS = ["base", "overlays/kind", "overlays/kind-dual-stack", "overlays/minikube",
+           "overlays/kind-etcd", "uninstall"]
+# The one cluster config deploy/ ships: kind's, to make a cluster dual-stack (not a
+# Kubernetes object; kustomize never reads it).
+KIND_DUAL_STACK = DEPLOY / "overlays" / "kind-dual-stack" / "kind-cluster.yaml"
 # kind's node images run 1.29 and newer; validate against the oldest and the newest we know.
 K8S_VERSIONS = ["1.29.0", kubernetes_validate.utils.latest_version()]
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
@@ -255,7 +260,8 @@ def _mounts(container: dict[str, Any], pod: dict[str, Any]) -> dict[str, dict[st
     return {host[m["name"]]: m for m in container.get("volumeMounts", []) if m["name"] in host}
 
 
-@pytest.mark.parametrize("target", ["overlays/kind", "overlays/minikube", "overlays/kind-etcd"])
+@pytest.mark.parametrize("target", ["overlays/kind", "overlays/kind-dual-stack",
+                                    "overlays/minikube", "overlays/kind-etcd"])
 def test_the_daemonset_has_what_the_datapath_needs(target: str) -> None:
     docs = render(target)
     ds = agent_ds(docs)
@@ -323,6 +329,7 @@ def test_every_config_key_the_pods_read_exists(target: str) -> None:
 
 
 @pytest.mark.parametrize("target, conflist", [("overlays/kind", "10-kindnet.conflist"),
+                                              ("overlays/kind-dual-stack", "10-kindnet.conflist"),
                                               ("overlays/minikube", "1-k8s.conflist")])
 def test_overlays_chain_into_their_cluster_cni(target: str, conflist: str) -> None:
     (config,) = by_kind(render(target), "ConfigMap")
@@ -331,6 +338,7 @@ def test_overlays_chain_into_their_cluster_cni(target: str, conflist: str) -> No
 
 
 @pytest.mark.parametrize("target, backend", [("base", "crd"), ("overlays/kind", "crd"),
+                                             ("overlays/kind-dual-stack", "crd"),
                                              ("overlays/minikube", "crd"),
                                              ("overlays/kind-etcd", "etcd")])
 def test_identities_live_in_the_api_server_unless_etcd_is_chosen(target: str,
@@ -346,10 +354,12 @@ def test_identities_live_in_the_api_server_unless_etcd_is_chosen(target: str,
 
 def test_no_overlay_needs_a_special_cluster() -> None:
     """A default `kind create cluster` (and any minikube driver) runs the overlays: no
-    cluster config with extraMounts ships, and no manifest names the node's headers."""
+    cluster config with extraMounts ships, and no manifest names the node's headers. The
+    one kind config there is makes a cluster dual-stack, nothing else."""
     for path in DEPLOY.rglob("*.yaml"):
         text = path.read_text()
-        assert "extraMounts" not in text and "kind.x-k8s.io" not in text, path
+        assert "extraMounts" not in text, path
+        assert "kind.x-k8s.io" not in text or path == KIND_DUAL_STACK, path
         for doc in _docs(path):
             assert "/usr/src" not in str(doc) and "/lib/modules" not in str(doc), path
 
@@ -529,3 +539,23 @@ def test_the_identity_schema_refuses_what_the_allocator_never_writes(
         sample[key] = value
     validator = jsonschema.Draft7Validator(_strict(_schema(crd.IDENTITY_KIND)))
     assert list(validator.iter_errors(sample))
+
+
+def test_the_dual_stack_kind_cluster_gives_pods_and_services_both_families() -> None:
+    (config,) = _docs(KIND_DUAL_STACK)
+    assert (config["kind"], config["apiVersion"]) == ("Cluster", "kind.x-k8s.io/v1alpha4")
+    networking = config["networking"]
+    assert networking["ipFamily"] == "dual"
+    for key in ("podSubnet", "serviceSubnet"):
+        families = sorted(ipaddress.ip_network(c).version for c in networking[key].split(","))
+        assert families == [4, 6], key
+    assert set(config) <= {"kind", "apiVersion", "networking", "nodes"}
+
+
+def test_the_dual_stack_overlay_is_the_kind_overlay_under_its_own_cluster_name() -> None:
+    kind, dual = render("overlays/kind"), render("overlays/kind-dual-stack")
+    (kind_config,) = by_kind(kind, "ConfigMap")
+    (dual_config,) = by_kind(dual, "ConfigMap")
+    assert dual_config["data"] == {**kind_config["data"], "cluster-name": "kind-dual-stack"}
+    others = [d for d in dual if d["kind"] != "ConfigMap"]
+    assert others == [d for d in kind if d["kind"] != "ConfigMap"]

@@ -86,15 +86,40 @@ def test_pods_on_two_nodes_reach_each_other_on_declared_ports(lab: Lab) -> None:
     assert status_line(r) == "HTTP/1.1 200 OK"
 
 
+def first_address(lab: Lab, pod: str, name: str, database: str = "ahostsv4") -> list[str]:
+    r = in_pod(lab, pod, "getent", database, name)
+    return r.stdout.split()[:1]
+
+
 def test_dns_resolves_service_pod_and_short_names(lab: Lab) -> None:
     api_ip = pod_ip(lab, api_pod(lab))
-    r = in_pod(lab, "default/client", "getent", "hosts", "api")
-    assert r.stdout.split()[:1] == [api_ip], r
-    r = in_pod(lab, "kube-system/coredns", "getent", "hosts", "api.default")
-    assert r.stdout.split()[:1] == [api_ip], r
-    r = in_pod(lab, "default/client", "getent", "hosts", "web1.default.svc.cluster.local")
-    assert r.stdout.split()[:1] == [pod_ip(lab, "default/web1")], r
+    assert first_address(lab, "default/client", "api") == [api_ip]
+    assert first_address(lab, "kube-system/coredns", "api.default") == [api_ip]
+    assert first_address(lab, "default/client", "web1.default.svc.cluster.local") == \
+        [pod_ip(lab, "default/web1")]
     assert in_pod(lab, "default/client", "getent", "hosts", "nope").returncode != 0
+
+
+def test_dns_answers_aaaa_with_the_pods_ipv6_address(lab: Lab) -> None:
+    """Dual-stack: `getent hosts` prefers the AAAA answer (RFC 6724), as curl does."""
+    state = LabState.load(lab.name)
+    assert state is not None
+    api_ip6 = state.pods[api_pod(lab)].ip6
+    assert api_ip6.startswith("fd00:10:244:")
+    assert first_address(lab, "default/client", "api", "ahostsv6") == [api_ip6]
+    assert first_address(lab, "default/client", "api", "hosts") == [api_ip6]
+    assert first_address(lab, "default/web1", "kubernetes.io", "ahostsv6") == \
+        [lab.status()["external"]["ip6"]]
+
+
+def test_pods_reach_each_other_and_the_external_host_over_ipv6(lab: Lab) -> None:
+    state = LabState.load(lab.name)
+    assert state is not None
+    api_ip6 = state.pods[api_pod(lab)].ip6
+    r = in_pod(lab, "default/client", "curl", "-sSI", "-m", "10", f"http://[{api_ip6}]:8080")
+    assert status_line(r) == "HTTP/1.1 200 OK"
+    r = in_pod(lab, "default/web1", "curl", "-6", "-sSI", "-m", "10", "kubernetes.io")
+    assert status_line(r) == "HTTP/1.1 301 Moved Permanently"
 
 
 def test_service_name_reaches_its_pod_as_in_the_tutorial(lab: Lab) -> None:

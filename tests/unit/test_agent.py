@@ -260,3 +260,72 @@ def test_a_failed_regeneration_is_retried_without_waiting_for_another_change(run
     assert failures and back.ingress_enforced
     assert datapath.policies[back.id].ingress_enforced
     assert any("briefly unavailable" in e for e in agent.status().errors)
+
+
+# --- dual-stack ---------------------------------------------------------------------------
+
+def dual_cluster() -> ClusterObjects:
+    objs = cluster()
+    for key, ipv6 in (("default/frontend", "fd00:10:244:1::2"),
+                      ("default/backend", "fd00:10:244:1::3")):
+        objs.pods[key] = replace(objs.pods[key], ipv6=ipv6)
+    return objs
+
+
+def test_a_dual_stack_registration_over_grpc_writes_both_addresses_and_lists_them(
+        tmp_path: Path) -> None:
+    source = StaticSource(dual_cluster())
+    datapath = FakeDatapath(node="n1")
+    agent = make_agent(tmp_path, source, datapath)
+    agent.start()
+    try:
+        with AgentClient(str(tmp_path / "agent.sock")) as client:
+            ep = client.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5,
+                                          ipv6="fd00:10:244:1::3")
+            assert (ep.ipv4, ep.ipv6, ep.state) == ("10.244.1.3", "fd00:10:244:1::3", "ready")
+            assert datapath.endpoints[ep.id].ipv6 == "fd00:10:244:1::3"
+            [listed] = client.list_endpoints()
+            assert (listed.ipv4, listed.ipv6) == ("10.244.1.3", "fd00:10:244:1::3")
+            rows = {(e.prefix, e.table): e.identity for e in client.bpf_ipcache()}
+            assert rows[("fd00:10:244:1::3/128", "ipcache6")] == \
+                rows[("10.244.1.3/32", "ipcache")] == ep.identity
+            assert ("::/0", "ipcache6") in rows and ("0.0.0.0/0", "ipcache") in rows
+            tables = [e.table for e in client.bpf_ipcache()]
+            assert tables == sorted(tables, key=lambda t: t.endswith("6"))   # IPv4 first
+            six = client.trace("default/frontend", "default/backend", 80, "TCP", 6)
+            assert six.allowed and "IPv6 fd00:10:244:1::3" in six.explanation
+    finally:
+        agent.stop()
+
+
+def test_an_ipv6_only_pod_registers_and_a_bad_address_is_refused(running) -> None:
+    agent, _, datapath = running
+    ep = agent.register_endpoint("default", "backend", "lo", "", timeout=5,
+                                 ipv6="fd00:10:244:1::3")
+    assert (ep.ipv4, ep.ipv6, ep.state.value) == ("", "fd00:10:244:1::3", "ready")
+    assert datapath.endpoints[ep.id].ipv4 == ""
+    with pytest.raises(MembraneError, match="ipv4: Required value"):
+        agent.register_endpoint("default", "frontend", "lo", "", timeout=1)
+    with pytest.raises(MembraneError, match="ipv6: .*must be an IPv6 address"):
+        agent.register_endpoint("default", "frontend", "lo", "10.244.1.2", timeout=1,
+                                ipv6="10.244.1.2")
+    with pytest.raises(MembraneError, match="ipv6: .*a unicast address a pod can have"):
+        agent.register_endpoint("default", "frontend", "lo", "10.244.1.2", timeout=1,
+                                ipv6="fe80::2")
+
+
+def test_a_registration_keeps_its_ipv6_address_across_a_restart(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path, StaticSource(dual_cluster()))
+    agent.start()
+    try:
+        agent.register_endpoint("default", "backend", "lo", "10.244.1.3", timeout=5,
+                                ipv6="fd00:10:244:1::3")
+    finally:
+        agent.stop()
+    again = make_agent(tmp_path, StaticSource(dual_cluster()))
+    again.start()
+    try:
+        ep = again.endpoints.by_pod("default/backend")
+        assert ep is not None and ep.ipv6 == "fd00:10:244:1::3"
+    finally:
+        again.stop()

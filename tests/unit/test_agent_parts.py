@@ -220,7 +220,7 @@ VIEW = EndpointView(id=3, namespace="default", pod="web", ifname="lxc3", ipv4="1
 
 class FakeEndpoints:
     def register(self, namespace: str, pod: str, ifname: str, ipv4: str,
-                 container_id: str, timeout: float) -> EndpointView:
+                 container_id: str, timeout: float, ipv6: str = "") -> EndpointView:
         raise MembraneError(f"endpoint {namespace}/{pod}: not-ready: map full")
 
     def deregister(self, namespace: str, pod: str) -> None:
@@ -247,7 +247,8 @@ class FakePolicies:
                               rejected=(Rejection("Pod", "a/bad", "bad: why"),),
                               selected_endpoints={})
 
-    def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
+    def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4
+              ) -> TraceResult:
         return TraceResult(allowed=port == 80, explanation=f"{src} -> {dst}")
 
 

@@ -101,3 +101,18 @@ def test_datapath_targets_judge_membrane_on_the_interleaved_ratios() -> None:
     assert verdict["RR p99 within 10% of baseline"] == MISS      # 112%
     assert "94.0%" in targets[0][1]
     assert len(table.rows) == 8                                  # 2 sizes x 4 modes
+
+
+def test_datapath_judges_ipv6_against_the_ipv4_targets_in_lines_of_its_own() -> None:
+    from bench.datapath import tables
+
+    results = {"sizes": {"1000": _size(mem=0.97, ipt=0.99, ctl=1.0)},
+               "sizes6": {"1000": _size(mem=0.93, ipt=0.99, ctl=1.0, mem_p99=1.05)}}
+    [table], targets = tables(results)
+    verdict = {name.split(",")[0]: v for name, _, v in targets}
+    assert verdict["throughput >= 95% of baseline"] == PASS
+    assert verdict["IPv6: throughput >= 95% of baseline"] == MISS    # 93% over IPv6
+    assert verdict["IPv6: RR p99 within 10% of baseline"] == PASS
+    assert [name for name, _, _ in targets if name.startswith("IPv6: ")] == \
+        [f"IPv6: {name}" for name, _, _ in targets[:3]]
+    assert [row[1] for row in table.rows] == ["v4"] * 4 + ["v6"] * 4

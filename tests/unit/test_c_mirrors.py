@@ -33,7 +33,10 @@ C_FILES = sorted([BPF_DIR / "bpf_lxc.c", *(BPF_DIR / "lib").glob("*.h")])
 
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)(?:[ \t]+(.*?))?\s*(?:/\*.*)?$")
 _STRUCT = re.compile(r"^struct\s+(\w+)\s*\{(.*?)^\};", re.S | re.M)
-_FIELD = re.compile(r"^\s*(__(?:u|be|s)(?:8|16|32|64))\s+(\w+)(?:\[(\d+)\])?\s*;", re.M)
+# A field: a fixed-width integer (or an array of them), or a nested struct (only in
+# structs that stay on the program's stack, C_ONLY_STRUCTS: never mirrored).
+_FIELD = re.compile(
+    r"^\s*(__(?:u|be|s)(?:8|16|32|64)|struct\s+\w+)\s+(\w+)(?:\[(\d+)\])?\s*;", re.M)
 _TABLE = re.compile(r'BPF_TABLE_PINNED\(\s*"(\w+)"\s*,\s*([\w ]+?)\s*,\s*([\w ]+?)\s*,\s*(\w+)\s*,')
 _RING = re.compile(r"BPF_(?:RINGBUF|PERF)_OUTPUT\(\s*(\w+)")
 
@@ -114,6 +117,7 @@ MIRRORED: dict[str, int] = {
     # endpoints.h, policy.h
     "EP_F_INGRESS_ENFORCED": layout.EP_F_INGRESS_ENFORCED,
     "EP_F_EGRESS_ENFORCED": layout.EP_F_EGRESS_ENFORCED,
+    "MEMBRANE_ENDPOINT_IDS": layout.ENDPOINT_IDS,
     "EP_F_INGRESS_TIERED": layout.EP_F_INGRESS_TIERED,
     "EP_F_EGRESS_TIERED": layout.EP_F_EGRESS_TIERED,
     "EP_F_INGRESS_DEFAULT_DENY": layout.EP_F_INGRESS_DEFAULT_DENY,
@@ -130,6 +134,8 @@ MIRRORED: dict[str, int] = {
     "POLICY_PREFIX_ANY_PROTO": layout.POLICY_PREFIX_ANY_PROTO,
     "POLICY_PREFIX_ANY_PORT": layout.POLICY_PREFIX_ANY_PORT,
     "POLICY_PREFIX_FULL": layout.POLICY_PREFIX_FULL,
+    # ipv6.h: the longest extension header chain walked (the datapath tests build one)
+    "IPV6_EXT_MAX": layout.IPV6_EXT_MAX,
     # events.h
     "EVENT_POLICY_VERDICT": events.EventType.POLICY_VERDICT,
     "EVENT_DROP": events.EventType.DROP,
@@ -146,14 +152,22 @@ C_ONLY: dict[str, str] = {
     "CT_UNTRACKED": "ct_lookup() results, never leave the program",
     "CT_F_SEEN_REPLY": "ct_entry.flags bit; Python does not read it",
     "DROP_REASON_MAX": "size of drop_metrics; test_reason_codes_fit_the_counter_array below",
-    "PARSE_OK": "parser results inside bpf_lxc.c",
-    "PARSE_SLOW": "parser results inside bpf_lxc.c",
+    "PARSE_OK": "parser results inside the programs (parse.h)",
+    "PARSE_SLOW": "parser results inside the programs (parse.h)",
+    **{f"EXTHDR_{name}": "IPv6 next-header values the extension header walk steps over"
+       for name in ("HOP", "ROUTING", "FRAGMENT", "AUTH", "DEST")},
+    "ICMP6_ND_FIRST": "ICMPv6 types that pass as link-local control (ipv6.h)",
+    "ICMP6_ND_LAST": "ICMPv6 types that pass as link-local control (ipv6.h)",
+    "ICMP6_ND_HOP_LIMIT": "the hop limit RFC 4861 requires of neighbour discovery",
+    "ICMP6_MLD_HOP_LIMIT": "the hop limit RFC 2710/3810 require of MLD",
 }
 
 # Timeouts Python does not copy but overrides by name (CompileOptions.ct_timeouts).
 CT_TIMEOUT = "CT_TIMEOUT_"
 
-C_ONLY_STRUCTS = {"flow4": "the parsed 5-tuple, on the program's stack only"}
+C_ONLY_STRUCTS = {"flow4": "the parsed 5-tuple, on the program's stack only",
+                  "flow6": "the parsed 5-tuple, on the program's stack only",
+                  "flow_l4": "the L4 part of flow4 and flow6, on the stack only"}
 
 
 def test_every_c_define_is_mirrored_or_known_to_be_c_only() -> None:

@@ -292,7 +292,8 @@ class Loaded:
                               rejected=snap.rejected, selected_endpoints={},
                               warnings=snap.warnings)
 
-    def trace(self, src: str, dst: str, port: int, protocol: str) -> TraceResult:
+    def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4
+              ) -> TraceResult:
         return TraceResult(False, "denied")
 
 

@@ -118,3 +118,22 @@ def test_a_pods_workload_comes_from_what_its_controller_set(name: str, labels: d
                                                             want: Workload | None) -> None:
     pod = Pod("default", name, labels)
     assert workloads_of(pod) == ((want,) if want else ())
+
+
+def test_a_dual_stack_pod_is_the_same_peer_under_both_addresses() -> None:
+    """Flows over IPv6 name their pods as IPv4 ones do (the lab is dual-stack: the UI and
+    `observe` show workloads, not bare addresses, for either family)."""
+    objects, errors = load_paths([TUTORIAL / "demo-app.yaml"])
+    assert not errors
+    pods = {key: replace(pod, ip=f"10.1.0.{i}", ipv6=f"fd00:1::{i}")
+            for i, (key, pod) in enumerate(sorted(objects.pods.items()), 1)}
+    only6 = next(iter(pods))
+    pods[only6] = replace(pods[only6], ip=None)   # an IPv6-only pod is a peer too
+    objects = replace(objects, pods=pods)
+    meta = AgentMetadata("node1", LocalAllocator(None), CidrAllocator(None))
+    meta.refresh(Snapshot(1, objects, source_revision=1), offline_engine(objects), [])
+    for key, pod in pods.items():
+        for address in pod.addresses:
+            peer = meta.lookup_ip(address)
+            assert peer is not None and f"{peer.namespace}/{peer.pod_name}" == key, address
+    assert meta.lookup_ip("10.1.0.1") is None

@@ -77,9 +77,18 @@ def test_only_single_prefix_label_sets_get_cidr_identities(bad: LabelSet) -> Non
 
 
 def test_a_malformed_prefix_is_a_clear_allocation_error() -> None:
-    with pytest.raises(AllocationError, match="not an IPv4 prefix"):
+    with pytest.raises(AllocationError, match="not an IP prefix"):
         CidrAllocator().allocate_prefix("10.0.0.0/33")
     assert CidrAllocator().lookup_prefix("nonsense") is None
+
+
+def test_an_ipv6_prefix_gets_one_number_however_it_is_spelled() -> None:
+    cidrs = CidrAllocator()
+    first = cidrs.allocate_prefix("fd00:10:244::7/48")
+    assert first.labels.lines() == ["cidr:fd00-10-244--0/48"]
+    assert cidrs.allocate(first.labels) == first                 # its own label reads back
+    assert cidrs.lookup_prefix("fd00:10:244::/48") == first
+    assert cidrs.allocate_prefix("fd00:10:245::/48") != first
 
 
 def test_label_and_cidr_state_share_a_directory(tmp_path: Path) -> None:

@@ -125,6 +125,10 @@ def test_a_configured_filter_merges_identities_that_differ_only_in_excluded_keys
     ("10.0.0.7/24", "cidr:10.0.0.0/24"),
     ("192.168.1.1/32", "cidr:192.168.1.1/32"),
     ("0.0.0.0/0", "cidr:0.0.0.0/0"),
+    ("fd00::/8", "cidr:fd00--0/8"),
+    ("2001:db8::7/64", "cidr:2001-db8--0/64"),
+    ("fd00:10:244:1::a/128", "cidr:fd00-10-244-1--a/128"),
+    ("::/0", "cidr:0--0/0"),
 ])
 def test_cidr_labels_are_normalised_networks(prefix: str, expected: str) -> None:
     assert cidr_labels(prefix).lines() == [expected]

@@ -391,14 +391,17 @@ def test_a_service_name_must_start_with_a_letter() -> None:
     assert caught.value.path == "metadata.name" and "RFC 1035" in caught.value.problem
 
 
-def test_a_node_reads_its_ipv4_internal_ip_and_pod_cidr() -> None:
+def test_a_node_reads_its_internal_ips_of_both_families_and_pod_cidrs() -> None:
     doc = {"apiVersion": "v1", "kind": "Node",
            "metadata": {"name": "node-1", "labels": {"zone": "a"}},
-           "spec": {"podCIDR": "10.244.1.7/24"},
+           "spec": {"podCIDR": "10.244.1.7/24", "podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"]},
            "status": {"addresses": [{"type": "Hostname", "address": "node-1"},
                                     {"type": "InternalIP", "address": "fd00::1"},
-                                    {"type": "InternalIP", "address": "192.168.1.10"}]}}
-    assert parse_document(doc) == [Node("node-1", "192.168.1.10", "10.244.1.0/24", {"zone": "a"})]
+                                    {"type": "InternalIP", "address": "192.168.1.10"},
+                                    {"type": "InternalIP", "address": "fd00::2"}]}}
+    assert parse_document(doc) == [Node("node-1", "192.168.1.10", "10.244.1.0/24", {"zone": "a"},
+                                        ipv6="fd00::1",
+                                        pod_cidrs=("10.244.1.0/24", "fd00:10:244:1::/64"))]
 
 
 def test_a_node_with_a_bad_pod_cidr_is_rejected() -> None:

@@ -27,7 +27,7 @@ explanation of both directions.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -36,8 +36,10 @@ import yaml
 from agent.k8s.loader import objects_from_documents
 from agent.k8s.objects import ClusterObjects, Protocol
 from agent.policy.engine import PolicyEngine
+from agent.policy.mapstate import EndpointPolicy
 from agent.policy.matrix import allowed
 from agent.policy.trace import trace_engine
+from identity.reserved import MIN_CIDR_IDENTITY
 from npa_conformance_data import CASES, MANIFESTS, Case, Step
 from policy_helpers import memory_engine
 
@@ -175,10 +177,24 @@ def from_scratch_agrees(cluster: Cluster) -> None:
     fresh.update(cluster.objects())
     for key in fresh.pods():
         if fresh.identity_of(key) is not None:
-            mine, theirs = cluster.engine.endpoint_policy(key), fresh.endpoint_policy(key)
-            # Identity numbers differ between engines only if allocation order did;
-            # both number in pod order here, so the policies compare as they are.
+            mine = by_prefix(cluster.engine, cluster.engine.endpoint_policy(key))
+            theirs = by_prefix(fresh, fresh.endpoint_policy(key))
+            # Label identities number in pod order in both engines; CIDR identities in
+            # the order their prefixes appeared (networks of both families, the
+            # incremental engine's over several updates), so they compare by prefix.
             assert mine == theirs, f"{key}: incremental {mine} != from scratch {theirs}"
+
+
+def by_prefix(engine: PolicyEngine, policy: EndpointPolicy) -> tuple[object, ...]:
+    """The policy's entries and tier entries with each CIDR identity as its prefix."""
+    prefix = {ident: cidr for cidr, ident in engine.cluster_maps().cidrs.items()}
+
+    def peer(ident: int) -> object:
+        return prefix[ident] if ident >= MIN_CIDR_IDENTITY else ident
+
+    return (replace(policy, entries=frozenset(), tier_entries=frozenset()),
+            frozenset((peer(e.peer), replace(e, peer=0)) for e in policy.entries),
+            frozenset((peer(e.peer), replace(e, peer=0)) for e in policy.tier_entries))
 
 
 def manifest_documents(case: Case) -> list[Document]:

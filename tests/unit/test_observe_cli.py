@@ -50,11 +50,14 @@ def flags(*items: tuple[bool, str, str]) -> tuple[list[fpb.FlowFilter], list[fpb
      [F(tcp_flags=[fpb.TCPFlags(SYN=True, ACK=True)], traffic_direction=[fpb.INGRESS])], []),
     ([(False, "type", "policy-verdict"), (False, "is_reply", "false")],
      [F(event_type=[fpb.EventTypeFilter(type=9)], reply=[False])], []),
+    ([(False, "ip_version", "6"), (False, "ip_version", "v4"), (True, "ip_version", "none")],
+     [F(ip_version=[fpb.IPv6, fpb.IPv4])], [F(ip_version=[fpb.IP_NOT_USED])]),
 ], ids=["from and to labels in one filter", "either-side pod splits into two filters",
         "a shared flag lands in both halves", "--not sends the next flag to the deny list",
         "a namespace alone is every pod in it", "a namespace qualifies a bare pod name",
         "-n matches either side", "identities by number or reserved name",
-        "tcp flags and traffic direction", "event type and reply"])
+        "tcp flags and traffic direction", "event type and reply",
+        "ip versions by number or hubble's name"])
 def test_flags_build_the_filters_hubble_would(items: list[tuple[bool, str, str]],
                                                allow: list[fpb.FlowFilter],
                                                deny: list[fpb.FlowFilter]) -> None:
@@ -99,6 +102,28 @@ def test_the_tutorials_label_filters_select_the_denied_flows(
     assert [line.split(") ", 2)[2] for line in out.splitlines()] == [
         "policy-verdict:none INGRESS DENIED (TCP Flags: SYN)",
         "Policy denied DROPPED (TCP Flags: SYN)"]
+
+
+def test_minus_4_and_minus_6_show_one_familys_flows(served: Served,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    served.observer.add_flow(make_flow(0))
+    served.observer.add_flow(make_flow(1, src_ip="fd00:10:244:1::5",
+                                       dst_ip="fd00:10:244:2::7"))
+    for argv, wanted in ((["-6"], [1001]), (["--ipv4"], [1000]), (["--ip-version", "v6"], [1001]),
+                         (["-4", "-6"], [1000, 1001]), (["--not", "-4"], [1001])):
+        rc, out, _ = run(capsys, "--server", served.socket, "-o", "json", *argv)
+        assert rc == 0, argv
+        flows = [json.loads(line)["flow"] for line in out.splitlines()]
+        assert [f["l4"]["TCP"]["source_port"] for f in flows] == wanted, argv
+    rc, out, _ = run(capsys, "--server", served.socket, "-6")
+    # An address no pod has is printed as Go's JoinHostPort writes an IPv6 one.
+    assert ": [fd00:10:244:1::5]:1001 (ID:84671) <> [fd00:10:244:2::7]:8080 (ID:68421) " in out
+
+
+def test_an_unknown_ip_version_is_a_one_line_error(served: Served,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run(capsys, "--server", served.socket, "--ip-version", "5")
+    assert rc == 1 and "ip version '5'" in err
 
 
 def test_not_excludes_the_next_filter(served: Served,

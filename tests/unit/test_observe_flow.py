@@ -125,8 +125,10 @@ def test_the_datapaths_identity_wins_over_a_stale_agent_view() -> None:
     (1, 8 << 8, 0, "ICMPv4 EchoRequest"),
     (1, 0, 0, "ICMPv4 EchoReply"),
     (132, 9, 0, "SCTP"),
+    (58, 128 << 8, 0, "ICMPv6 EchoRequest"),
+    (58, 1 << 8 | 4, 0, "ICMPv6 DestinationUnreachable"),
 ], ids=["tcp syn-ack", "tcp ack-fin", "tcp ack-psh", "udp", "icmp echo request",
-        "icmp echo reply", "sctp"])
+        "icmp echo reply", "sctp", "icmpv6 echo request", "icmpv6 unreachable"])
 def test_the_summary_describes_layer_4_as_hubble_does(protocol: int, dst_port: int,
                                                        flags: int, summary: str) -> None:
     f = flow_from_event(event(protocol=protocol, dst_port=dst_port, tcp_flags=flags), META)
@@ -137,6 +139,15 @@ def test_the_summary_describes_layer_4_as_hubble_does(protocol: int, dst_port: i
 def test_icmp_type_and_code_come_from_the_packed_destination_port() -> None:
     f = flow_from_event(event(protocol=1, dst_port=(3 << 8) | 1), META)
     assert (f.l4.ICMPv4.type, f.l4.ICMPv4.code) == (3, 1)
+
+
+def test_an_ipv6_event_is_an_ipv6_flow_with_icmpv6_type_and_code() -> None:
+    f = flow_from_event(event(protocol=58, dst_port=(1 << 8) | 4, src_ip="fd00:10:244:1::2",
+                              dst_ip="fd00:10:244:2::3"), META)
+    assert f.IP.ipVersion == fpb.IPv6
+    assert (f.IP.source, f.IP.destination) == ("fd00:10:244:1::2", "fd00:10:244:2::3")
+    assert (f.l4.ICMPv6.type, f.l4.ICMPv6.code) == (1, 4)
+    assert flow_from_event(event(), META).IP.ipVersion == fpb.IPv4
 
 
 def test_every_tcp_flag_bit_maps_to_its_field() -> None:

@@ -193,8 +193,9 @@ class FakeClient:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def trace(self, src: str, dst: str, port: int, protocol: str) -> Any:
-        return SimpleNamespace(allowed=True, explanation=f"traced {src} {dst} {port} {protocol}",
+    def trace(self, src: str, dst: str, port: int, protocol: str, family: int = 4) -> Any:
+        return SimpleNamespace(allowed=True,
+                               explanation=f"traced {src} {dst} {port} {protocol} v{family}",
                                skipped=[])
 
     def get_policies(self) -> Any:
@@ -219,7 +220,7 @@ def test_trace_without_files_asks_the_live_agent(
         fake_client: type[FakeClient], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["policy", "trace", "--server", "/tmp/a.sock", "--from", "x/a",
                         "--to", "x/b", "--port", "53", "--protocol", "udp"], capsys)
-    assert code == 0 and out == "traced x/a x/b 53 UDP\n"
+    assert code == 0 and out == "traced x/a x/b 53 UDP v4\n"
     assert fake_client.made == [("server", "/tmp/a.sock")]
 
 

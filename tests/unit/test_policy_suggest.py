@@ -152,10 +152,13 @@ def test_peers_in_other_namespaces_are_selected_by_namespace_name_and_dns_is_kep
     assert verify(conns, policies_of(list(docs.values()))).ok
 
 
-@pytest.mark.parametrize("prefix, cidr", [(32, "93.184.216.34/32"), (24, "93.184.216.0/24")])
-def test_addresses_outside_the_cluster_become_ip_blocks(prefix: int, cidr: str) -> None:
+@pytest.mark.parametrize("address, prefix, cidr", [
+    ("93.184.216.34", 32, "93.184.216.34/32"), ("93.184.216.34", 24, "93.184.216.0/24"),
+    ("2001:db8::34", 32, "2001:db8::34/128"), ("2001:db8::134", 24, "2001:db8::100/120")])
+def test_addresses_outside_the_cluster_become_ip_blocks(address: str, prefix: int,
+                                                        cidr: str) -> None:
     c = demo()
-    conns = connections([c.flow("default/frontend-7d9-abc", "93.184.216.34", 443)])
+    conns = connections([c.flow("default/frontend-7d9-abc", address, 443)])
     docs = by_name(suggest(conns, Options(cidr_prefix=prefix)).documents)
     rule = docs["default/frontend-egress"]["spec"]["egress"][0]   # type: ignore[index]
     assert rule == {"to": [{"ipBlock": {"cidr": cidr}}],

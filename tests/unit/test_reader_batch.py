@@ -14,7 +14,7 @@ from core.protocols import Direction
 from observe.events import EventBatch, EventType
 
 PAGE = 4096
-SIZE = 4096            # a tiny ring: 73 records of 56 bytes
+SIZE = 4096            # a tiny ring: 51 records of 80 bytes
 
 
 def raw_event(i: int, **kw: int) -> layout.event:
@@ -30,8 +30,9 @@ def raw_event(i: int, **kw: int) -> layout.event:
     ev.dport = 5204
     ev.src_identity = 900
     ev.dst_identity = 901
-    ev.saddr = int.from_bytes(bytes([10, 0, 0, 1]), "little")
-    ev.daddr = int.from_bytes(bytes([10, 0, 0, 2]), "little")
+    ev.ip_version = 4
+    ev.saddr[0] = int.from_bytes(bytes([10, 0, 0, 1]), "little")
+    ev.daddr[0] = int.from_bytes(bytes([10, 0, 0, 2]), "little")
     ev.packet_len = 60
     return ev
 
@@ -85,7 +86,7 @@ class FakeRing(rd.MappedRing):
 
 def test_the_struct_format_matches_the_ctypes_mirror() -> None:
     assert rd.RECORD.size == ctypes.sizeof(layout.event) == rd.EVENT_SIZE
-    assert rd.STRIDE == 56 and rd.RING_RECORD.size == rd.STRIDE
+    assert rd.STRIDE == 80 and rd.RING_RECORD.size == rd.STRIDE
     ev = raw_event(3)
     rec = rd.RECORD.unpack(bytes(ev))
     assert rec[rd.F["sport"]] == 40003 and rec[rd.F["ktime_ns"]] == 1003
@@ -99,6 +100,22 @@ def test_decode_record_makes_the_same_event_as_decode() -> None:
     assert a.type is EventType.DROP and a.direction is Direction.EGRESS
     assert (a.src_ip, a.dst_ip, a.src_port, a.timestamp_ns) == ("10.0.0.1", "10.0.0.2",
                                                                40001, 1006)
+
+
+def test_an_ipv6_event_decodes_its_16_byte_addresses() -> None:
+    ev = raw_event(2)
+    ev.ip_version = 6
+    ev.saddr = layout.ip6_to_words("fd00:10:244:1::2")
+    ev.daddr = layout.ip6_to_words("2001:db8::10")
+    a = rd.decode_record(rd.RECORD.unpack(bytes(ev)), "n1", 0)
+    assert (a.src_ip, a.dst_ip) == ("fd00:10:244:1::2", "2001:db8::10")
+
+
+def test_an_event_of_no_ip_packet_has_no_addresses() -> None:
+    ev = raw_event(2)
+    ev.ip_version = 0
+    a = rd.decode_record(rd.RECORD.unpack(bytes(ev)), "n1", 0)
+    assert (a.src_ip, a.dst_ip) == ("", "")
 
 
 def test_the_mapped_ring_reads_every_committed_record_and_advances() -> None:

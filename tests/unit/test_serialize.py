@@ -67,11 +67,16 @@ OBJECTS: list[tuple[str, StoreObject]] = [
         "prod", "web-1", {"app": "web"}, ip="10.0.0.5", node_name="node-1",
         service_account="api", uid="abc",
         ports=(ContainerPort(80, Protocol.TCP, "http"), ContainerPort(53, Protocol.UDP)))),
+    ("a dual-stack pod", Pod("prod", "web-2", {"app": "web"}, ip="10.0.0.6",
+                             ipv6="fd00:10:244:1::6")),
+    ("an IPv6-only pod", Pod("prod", "web-3", {"app": "web"}, ipv6="fd00:10:244:1::7")),
     ("a host network pod", Pod("kube-system", "proxy", host_network=True)),
     ("a service", Service("kube-system", "kube-dns", {"k8s-app": "kube-dns"}, (
         ServicePort(53, "dns", Protocol.UDP, "dns"), ServicePort(8080, 8080, name="metrics")))),
     ("a node", Node("node-1", "192.168.0.10", "10.244.1.0/24", {"zone": "a"})),
     ("a node without addresses", Node("node-2")),
+    ("a dual-stack node", Node("node-3", "192.168.0.12", "10.244.3.0/24", ipv6="fd00::12",
+                               pod_cidrs=("10.244.3.0/24", "fd00:10:244:3::/64"))),
 ]
 
 

@@ -207,8 +207,8 @@ CASES: list[Any] = [
         id="a networks peer matches pod addresses too"),
     pytest.param([cnp("x", "Admin", 10, TEAM_A, """\
         egress: [{action: Deny, to: [{networks: ['fd00::/8']}]}]
-        """)], "a/web", "b/cli", 80, True, DecidedBy.NOT_ENFORCED,
-        id="an IPv6 network matches no IPv4 peer"),
+        """)], "a/web", "b/cli", 80, True, DecidedBy.DEFAULT,
+        id="an IPv6 network matches no IPv4 peer (the default decides)"),
     pytest.param([cnp("x", "Admin", 10, TEAM_A, """\
         egress: [{action: Accept, to: [{domainNames: [example.com]}]}, {action: Deny, to: [{namespaces: {matchLabels: {team: b}}}]}]
         """)], "a/web", "b/cli", 80, False, DecidedBy.ADMIN,
@@ -234,6 +234,41 @@ def test_the_tiers_decide(docs: list[str], src: str, dst: str, port: int, expect
     if by in (DecidedBy.ADMIN, DecidedBy.BASELINE):
         assert found.rules and found.rules[0].policy and found.rules[0].tier == (
             "Admin" if by is DecidedBy.ADMIN else "Baseline")
+
+
+DUAL_STACK = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: cli, namespace: b, labels: {app: cli}}
+spec: {nodeName: node2, containers: [{name: c}]}
+status: {podIP: 10.0.1.1, podIPs: [{ip: 10.0.1.1}, {ip: "fd00:10:1::1"}]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node2, labels: {kubernetes.io/hostname: node2}}
+status: {addresses: [{type: InternalIP, address: 172.18.0.12},
+                     {type: InternalIP, address: "fd00:172:18::12"}]}
+"""
+
+
+def dual_stack_engine(*docs: str) -> PolicyEngine:
+    """BASE with b/cli and node2 dual-stack (the later documents replace the earlier)."""
+    return engine(DUAL_STACK, *docs)
+
+
+def test_ipv6_networks_and_node_addresses_match_peers_of_their_family_only() -> None:
+    e = dual_stack_engine(cnp("x", "Admin", 10, TEAM_A, """\
+        egress: [{action: Deny, to: [{networks: ['fd00:10::/32']}]}]
+        """))
+    assert allowed(e, "a/web", "b/cli", Protocol.TCP, 80, family=4)
+    assert not allowed(e, "a/web", "b/cli", Protocol.TCP, 80, family=6)
+    e = dual_stack_engine(cnp("x", "Admin", 10, TEAM_A, """\
+        egress: [{action: Deny, to: [{nodes: {matchLabels: {kubernetes.io/hostname: node2}}}]}]
+        """))
+    maps, policy = e.cluster_maps("node1"), e.endpoint_policy("a/web")
+    for ip in ("172.18.0.12", "fd00:172:18::12"):
+        assert not policy.decide(Direction.EGRESS, set(maps.identities_of(ip)) - {0},
+                                 Protocol.TCP.number, 10250).allowed, ip
 
 
 def test_node_peers_match_the_selected_nodes_addresses_only() -> None:

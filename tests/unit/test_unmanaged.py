@@ -180,3 +180,18 @@ def test_the_cli_shows_unmanaged_pods_rejections_and_warnings(
     out, err = capsys.readouterr()
     assert "pod default/frontend" in out and "unmanaged" in out
     assert "1 unmanaged: restart the pod" in err
+
+
+def test_an_ipv6_only_pod_is_unmanaged_until_registered_under_its_address(parts: Parts) -> None:
+    store, registry, _, clock, unmanaged = parts
+    store.replace_all(objects(Pod("default", "six", {}, ipv6="fd00:10:244:1::9",
+                                  node_name="n1")), synced=True)
+    registry.register("default", "backend", "lxcb", "10.244.1.3")
+    registry.register("default", "frontend", "lxcf", "10.244.1.2")
+    unmanaged.current()
+    clock.now += 11
+    (pod,) = unmanaged.current()
+    assert (pod.pod, pod.ipv4, pod.ipv6) == ("six", "", "fd00:10:244:1::9")
+    assert "(fd00:10:244:1::9)" in str(pod)
+    registry.register("default", "six", "lxc6", "", ipv6="fd00:10:244:1::9")
+    assert unmanaged.current() == []

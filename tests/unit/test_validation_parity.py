@@ -184,16 +184,35 @@ def test_an_invalid_host_port_is_rejected() -> None:
     assert error.path == "spec.containers[0].ports[0].hostPort"
 
 
-def test_an_ipv6_only_pod_is_accepted_without_an_address() -> None:
+def test_an_ipv6_only_pod_has_its_ipv6_address_and_no_ipv4_one() -> None:
     obj, warnings = load(pod(status={"podIP": "fd00::5", "podIPs": [{"ip": "fd00::5"}]}))
-    assert obj.ip is None
-    assert "IPv4" in only_warning(warnings).message
+    assert (obj.ip, obj.ipv6, warnings) == (None, "fd00::5", [])
 
 
-def test_a_dual_stack_pod_listing_ipv6_first_gets_its_ipv4_address() -> None:
+def test_a_dual_stack_pod_listing_ipv6_first_gets_both_addresses() -> None:
     obj, warnings = load(pod(status={"podIP": "fd00::5",
                                      "podIPs": [{"ip": "fd00::5"}, {"ip": "10.0.0.5"}]}))
-    assert obj.ip == "10.0.0.5" and warnings == []
+    assert (obj.ip, obj.ipv6, warnings) == ("10.0.0.5", "fd00::5", [])
+
+
+def test_a_second_address_of_one_family_is_ignored_with_a_warning() -> None:
+    # validatePodIPs refuses it; a status that has one anyway keeps the first.
+    obj, warnings = load(pod(status={"podIP": "10.0.0.5",
+                                     "podIPs": [{"ip": "10.0.0.5"}, {"ip": "10.0.0.6"}]}))
+    assert obj.ip == "10.0.0.5"
+    warning = only_warning(warnings)
+    assert warning.path == "status.podIPs[1].ip" and "second IPv4" in warning.message
+
+
+def test_an_ipv6_pod_address_is_read_in_its_canonical_form() -> None:
+    obj, warnings = load(pod(status={"podIP": "fd00:0:0::05"}))
+    assert obj.ipv6 == "fd00::5" and "canonical" in only_warning(warnings).message
+
+
+def test_a_finished_pod_keeps_neither_address() -> None:
+    obj, _ = load(pod(status={"phase": "Succeeded", "podIP": "10.0.0.5",
+                              "podIPs": [{"ip": "10.0.0.5"}, {"ip": "fd00::5"}]}))
+    assert (obj.ip, obj.ipv6) == (None, None)
 
 
 def test_a_pod_ip_with_leading_zeros_is_read_as_decimal() -> None:

@@ -1,11 +1,11 @@
 """Nodes, as pkg/apis/core/validation `ValidateNode` checks them: the name
-(ValidateNodeName = NameIsDNSSubdomain) and spec.podCIDR. "All status fields are
+(ValidateNodeName = NameIsDNSSubdomain), spec.podCIDR and spec.podCIDRs (each a CIDR;
+dual-stack nodes have one per family). "All status fields are
 optional": the API server does not validate status.addresses, so neither is a bad one
 an error here: it is skipped, with a warning."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from core.errors import InvalidObject
@@ -22,15 +22,19 @@ def node_from_document(doc: dict[str, Any], source: str = "",
     root = Field(ref, "", doc)
     meta = object_meta(root, dns1123_subdomain_problem, namespaced=False)
     # spec.podCIDR is podCIDRs[0] after conversion; each is IsValidCIDRForLegacyField.
-    cidr_field = root.get("spec").get("podCIDR")
+    spec = root.get("spec")
+    cidr_field = spec.get("podCIDR")
     pod_cidr = None if not cidr_field.value else str(parse_cidr(cidr_field))
-    return Node(name=meta.name, ip=internal_ipv4(root.get("status").get("addresses")),
-                pod_cidr=pod_cidr, labels=meta.labels)
+    pod_cidrs = tuple(str(parse_cidr(entry)) for entry in spec.get("podCIDRs").items())
+    ipv4, ipv6 = internal_addresses(root.get("status").get("addresses"))
+    return Node(name=meta.name, ip=ipv4, pod_cidr=pod_cidr or next(iter(pod_cidrs), None),
+                labels=meta.labels, ipv6=ipv6, pod_cidrs=pod_cidrs)
 
 
-def internal_ipv4(addresses: Field) -> str | None:
-    """The first IPv4 InternalIP. IPv6 ones (dual-stack nodes) are skipped, as the
-    datapath is IPv4 only; so are addresses that are not IPs (with a warning)."""
+def internal_addresses(addresses: Field) -> tuple[str | None, str | None]:
+    """The first IPv4 and the first IPv6 InternalIP (a dual-stack node has one of each);
+    addresses that are not IPs are skipped, with a warning."""
+    found: dict[int, str] = {}
     for entry in addresses.items():
         if entry.get("type").optional_string() != "InternalIP":
             continue
@@ -43,6 +47,5 @@ def internal_ipv4(addresses: Field) -> str | None:
         except InvalidObject as error:   # unvalidated upstream: not fatal here
             field.warn(f"skipped: {error.problem}")
             continue
-        if isinstance(address, ipaddress.IPv4Address):
-            return str(address)
-    return None
+        found.setdefault(address.version, str(address))
+    return found.get(4), found.get(6)

@@ -1,12 +1,11 @@
 """Pods and pod templates: what Membrane reads of a PodSpec (node, service account,
-host network, container ports) and of a Pod's status (its IPv4 address), as
+host network, container ports) and of a Pod's status (its IPv4 and IPv6 addresses), as
 pkg/apis/core/validation `ValidatePodSpec` / `validateContainerPorts` and the v1
 defaults check them. The rest of a PodSpec (images, volumes, ...) is not Membrane's to
 judge and is not read."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +39,11 @@ def pod_from_document(doc: dict[str, Any], source: str = "",
     meta = object_meta(root, dns1123_subdomain_problem, namespaced=True)
     spec = pod_spec(root.get("spec"))
     status = root.get("status")
-    ip = pod_ipv4(status)
+    ip, ipv6 = pod_addresses(status)
     if status.get("phase").optional_string() in FINISHED_PHASES:
-        # Keeping a finished pod's IP would give the pod that now has it this one's
+        # Keeping a finished pod's IPs would give the pod that now has one this one's
         # identity in the ipcache.
-        ip = None
+        ip = ipv6 = None
     return Pod(
         namespace=meta.namespace,
         name=meta.name,
@@ -55,6 +54,7 @@ def pod_from_document(doc: dict[str, Any], source: str = "",
         ports=spec.ports,
         host_network=spec.host_network,
         uid=meta.uid,
+        ipv6=ipv6,
     )
 
 
@@ -141,18 +141,23 @@ def container_port(field: Field) -> ContainerPort:
     return ContainerPort(port=number, protocol=protocol, name=name)
 
 
-def pod_ipv4(status: Field) -> str | None:
-    """The pod's IPv4 address: status.podIP, or the IPv4 one of status.podIPs (a
-    dual-stack pod may list IPv6 first). Each must be an IP (validatePodIPs,
-    IsValidIPForLegacyField). An IPv6-only pod is valid but Membrane's datapath is IPv4
-    only: it gets no address here, and a warning."""
+def pod_addresses(status: Field) -> tuple[str | None, str | None]:
+    """The pod's (IPv4, IPv6) addresses, None for a family it lacks: status.podIP and
+    status.podIPs, where a dual-stack pod lists one address of each family in either
+    order (podIPs[0] is podIP). Each must be an IP (validatePodIPs,
+    IsValidIPForLegacyField). validatePodIPs also refuses a second address of one family;
+    a status that has one anyway keeps the first, with a warning."""
     candidates = [status.get("podIP")]
     candidates += [entry.get("ip") for entry in status.get("podIPs").items()]
-    addresses = [(field, parse_ip(field)) for field in candidates if field.value]
-    for _, address in addresses:
-        if isinstance(address, ipaddress.IPv4Address):
-            return str(address)
-    if addresses:
-        addresses[0][0].warn("no IPv4 address: Membrane's datapath is IPv4 only, so this "
-                             "pod's traffic is not matched by its identity")
-    return None
+    found: dict[int, str] = {}
+    for field in candidates:
+        if not field.value:
+            continue
+        parsed = parse_ip(field)
+        address, version = str(parsed), parsed.version
+        if version not in found:
+            found[version] = address
+        elif found[version] != address:
+            field.warn(f"a second IPv{version} address: a pod has at most one per family "
+                       f"(validatePodIPs), and {found[version]} is taken")
+    return found.get(4), found.get(6)

@@ -83,7 +83,12 @@ def policy_name(workload: Workload, direction: Direction) -> str:
 
 
 def address_block(peer: Peer, prefix: int) -> str:
-    return str(ipaddress.ip_network(f"{peer.ip}/{prefix}", strict=False))
+    """The peer's address widened to `prefix` (an IPv4 length); an IPv6 address keeps as
+    many host bits (/32 -> /128, /24 -> /120), so one option means the same block size
+    in both families."""
+    address = ipaddress.ip_address(peer.ip)
+    length = prefix + 96 if address.version == 6 else prefix
+    return str(ipaddress.ip_network(f"{peer.ip}/{length}", strict=False))
 
 
 def _peer_document(subject: Workload, peer: Peer, labels: Mapping[str, str],
