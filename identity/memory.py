@@ -18,8 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Generic, TypeVar
 
-from identity.backend import (Backend, Claim, OwnershipLost, StoredIdentity, StoreUnreachable,
-                              UnusedMarker, Version)
+from identity.backend import (Backend, Claim, NodeState, OwnershipLost, StoredIdentity,
+                              StoreUnreachable, UnusedMarker, Version)
 from identity.labels import LabelSet
 
 T = TypeVar("T")
@@ -76,26 +76,15 @@ class MemoryStore:
         return bool(self.references.get(number))
 
 
-class MemoryBackend:
+class MemoryBackend(NodeState[int]):
     """One node's Backend on a MemoryStore."""
 
     name = "memory"
     keep_alive_interval = 1.0
 
     def __init__(self, store: MemoryStore, node: str) -> None:
+        super().__init__(node)
         self.store = store
-        self._node = node
-        self._reachable = False
-        self._lease: int | None = None
-        self._new_lease = False
-
-    @property
-    def node(self) -> str:
-        return self._node
-
-    @property
-    def reachable(self) -> bool:
-        return self._reachable
 
     @property
     def lease_id(self) -> int | None:
@@ -128,8 +117,7 @@ class MemoryBackend:
             if self._lease is not None and self._lease not in store.leases:
                 self._lease = None
             self._lease_for_refs(store)
-            new, self._new_lease = self._new_lease, False
-            return new
+            return self._lease_is_new()
         return self._call(renew)
 
     def close(self, revoke: bool = True) -> None:
