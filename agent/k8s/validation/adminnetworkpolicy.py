@@ -27,9 +27,8 @@ from agent.k8s.clusterpolicy import (ANP_KIND, BANP_KIND, BANP_PRIORITY, RuleAct
 from agent.k8s.objects import Protocol
 from agent.k8s.validation.fields import Field, ValidationWarning, quoted
 from agent.k8s.validation.meta import object_ref
-from agent.k8s.validation.names import port_name_problem
-from agent.k8s.validation.tierfields import (RuleSchema, exactly_one, integer_in, required,
-                                             rules, subject, tier_metadata)
+from agent.k8s.validation.tierfields import (RuleSchema, exactly_one, integer_in, named_port,
+                                             required, rules, subject, tier_metadata)
 
 ANP_SPEC_FIELDS = ("priority", "subject", "ingress", "egress")
 BANP_SPEC_FIELDS = ("subject", "ingress", "egress")
@@ -45,11 +44,7 @@ MAX_PORTS = 100
 def port(field: Field) -> TierPort:
     key, value = exactly_one(field, PORT_FIELDS)
     if key == "namedPort":
-        name = value.string()
-        problem = port_name_problem(name)
-        if problem:
-            value.warn(f"{name!r} can name no container port ({problem}): matches nothing")
-        return TierPort(name=name)
+        return named_port(value)
     if key == "portNumber":
         value.fields(PORT_NUMBER_FIELDS)
         proto = _protocol(value.get("protocol"))

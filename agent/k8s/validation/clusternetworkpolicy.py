@@ -19,9 +19,9 @@ from agent.k8s.clusterpolicy import CNP_KIND, RuleAction, Tier, TieredPolicy, Ti
 from agent.k8s.objects import Protocol
 from agent.k8s.validation.fields import Field, ValidationWarning
 from agent.k8s.validation.meta import object_ref
-from agent.k8s.validation.names import port_name_problem
 from agent.k8s.validation.tierfields import (RuleSchema, enum, exactly_one, integer_in,
-                                             required, rules, subject, tier_metadata)
+                                             named_port, required, rules, subject,
+                                             tier_metadata)
 
 SPEC_FIELDS = ("tier", "priority", "subject", "ingress", "egress")
 PROTOCOL_FIELDS = ("tcp", "udp", "sctp", "destinationNamedPort")
@@ -33,11 +33,7 @@ _PROTOCOLS = {"tcp": Protocol.TCP, "udp": Protocol.UDP, "sctp": Protocol.SCTP}
 def protocol(field: Field) -> TierPort:
     key, value = exactly_one(field, PROTOCOL_FIELDS)
     if key == "destinationNamedPort":
-        name = value.string()
-        problem = port_name_problem(name)
-        if problem:
-            value.warn(f"{name!r} can name no container port ({problem}): matches nothing")
-        return TierPort(name=name)
+        return named_port(value)
     value.fields(("destinationPort",))
     port_field = value.get("destinationPort")
     if port_field.is_absent:

@@ -37,7 +37,7 @@ from agent.k8s.objects import LabelSelector, Operator, Requirement
 from agent.k8s.validation.fields import Field, describe_type, quoted
 from agent.k8s.validation.meta import ObjectMeta, object_meta
 from agent.k8s.validation.names import (dns1123_subdomain_problem, label_value_problem,
-                                        qualified_name_problem)
+                                        port_name_problem, qualified_name_problem)
 
 TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
@@ -203,6 +203,16 @@ def domain_name(field: Field) -> str:
         field.fail(f"Invalid value: {quoted(text)}: should match the DomainName pattern "
                    "(a DNS name, optionally starting with '*.')")
     return text
+
+
+def named_port(field: Field) -> TierPort:
+    """A named port: a plain string in the schema; one no container port can have is
+    accepted, with a warning, and matches nothing."""
+    name = field.string()
+    problem = port_name_problem(name)
+    if problem:
+        field.warn(f"{name!r} can name no container port ({problem}): matches nothing")
+    return TierPort(name=name)
 
 
 def string_set(field: Field, max_items: int) -> list[Field]:
