@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from identity.cluster import ClusterAllocator
 from identity.labels import LabelSet
 
 W = TypeVar("W")
@@ -31,6 +32,13 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def shared_and_own(agent: ClusterAllocator) -> tuple[int, int]:
+    """What a racing node allocates: app=shared, the same on every node, then a label
+    set of its own. Their numbers."""
+    shared = agent.allocate(labels("app=shared"))
+    return shared.id, agent.allocate(labels(f"app=own-{agent.node}")).id
 
 
 def race(workers: Sequence[W], run: Callable[[W], R]) -> list[R]:

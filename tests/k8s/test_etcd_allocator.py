@@ -26,7 +26,7 @@ from identity.etcd import EtcdAllocator, EtcdBackend
 from identity.labels import LabelSet
 from tests.etcd_server import EtcdServer, etcd_fixture
 from tests.identity_backend_contract import BackendContract, Expire, Pair, Plant
-from tests.identity_helpers import labels, race, wait_for
+from tests.identity_helpers import labels, race, shared_and_own, wait_for
 
 REPO = Path(__file__).resolve().parents[2]   # the children import the tree from here
 
@@ -100,12 +100,7 @@ def keys_under(raw: etcd3gw.Etcd3Client, prefix: str) -> set[str]:
 def test_agents_racing_in_threads_agree_on_shared_labels_and_never_share_a_number(
         agents: Callable[..., EtcdAllocator]) -> None:
     nodes = [agents(f"node{i}") for i in range(8)]
-
-    def run(agent: EtcdAllocator) -> tuple[int, int]:
-        shared = agent.allocate(labels("app=shared"))
-        return shared.id, agent.allocate(labels(f"app=own-{agent.node}")).id
-
-    results = race(nodes, run)
+    results = race(nodes, shared_and_own)
     assert len({shared for shared, _ in results}) == 1
     numbers = [own for _, own in results] + [results[0][0]]
     assert len(set(numbers)) == len(nodes) + 1

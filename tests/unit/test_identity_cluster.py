@@ -18,7 +18,7 @@ from identity.cluster import ClusterAllocator
 from identity.labels import LabelSet
 from identity.memory import MemoryBackend, MemoryStore
 from identity.reserved import MAX_LABEL_IDENTITY, MIN_LABEL_IDENTITY, ReservedIdentity
-from tests.identity_helpers import FakeClock, labels, race
+from tests.identity_helpers import FakeClock, labels, race, shared_and_own
 
 GRACE = 60.0
 
@@ -87,12 +87,7 @@ def test_it_satisfies_the_allocator_protocol(nodes: Make) -> None:
 def test_nodes_racing_in_threads_agree_on_shared_labels_and_never_share_a_number(
         nodes: Make) -> None:
     agents = [nodes(f"node{i}") for i in range(8)]
-
-    def run(agent: ClusterAllocator) -> tuple[int, int]:
-        shared = agent.allocate(labels("app=shared"))
-        return shared.id, agent.allocate(labels(f"app=own-{agent.node}")).id
-
-    results = race(agents, run)
+    results = race(agents, shared_and_own)
     assert len({shared for shared, _ in results}) == 1
     numbers = {own for _, own in results} | {results[0][0]}
     assert numbers == set(range(MIN_LABEL_IDENTITY, MIN_LABEL_IDENTITY + len(agents) + 1))
