@@ -182,22 +182,21 @@ class MemoryBackend(NodeState[int]):
     def acquire(self, claim: Claim) -> bool:
         def write(store: MemoryStore) -> bool:
             current = store.claims.get(claim.labels.key())
-            identity = store.identities.get(claim.number)
-            if (current is None or str(current.created) != claim.version
-                    or identity is None or identity.value != claim.labels):
+            if current is None or str(current.created) != claim.version:
                 return False
-            self._take_reference(store, claim.number)
-            return True
+            return self._take_if_holding(store, claim.number, claim.labels)
         return self._call(write)
 
     def reacquire(self, number: int, labels: LabelSet) -> bool:
-        def write(store: MemoryStore) -> bool:
-            stored = store.identities.get(number)
-            if stored is None or stored.value != labels:
-                return False
-            self._take_reference(store, number)
-            return True
-        return self._call(write)
+        return self._call(lambda store: self._take_if_holding(store, number, labels))
+
+    def _take_if_holding(self, store: MemoryStore, number: int, labels: LabelSet) -> bool:
+        """Takes this node's reference on `number` if its identity holds exactly labels."""
+        stored = store.identities.get(number)
+        if stored is None or stored.value != labels:
+            return False
+        self._take_reference(store, number)
+        return True
 
     def drop_reference(self, number: int) -> None:
         def write(store: MemoryStore) -> None:
