@@ -89,8 +89,8 @@ def _fails(request: Any, call: Call) -> bytes:
 def test_a_cancelled_follow_ends_its_handler_and_leaves_the_ring(served: Served) -> None:
     before = handler_threads()
     call = served.stub.GetFlows(opb.GetFlowsRequest(follow=True))
-    assert wait_until(lambda: streams(served.server) == 1)
-    assert handler_threads() == before + 1
+    # The stream is counted when its request arrives, its handler thread a moment later.
+    assert wait_until(lambda: streams(served.server) == 1 and handler_threads() == before + 1)
     call.cancel()
     assert wait_until(lambda: streams(served.server) == 0 and handler_threads() == before,
                       2.0)
