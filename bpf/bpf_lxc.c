@@ -231,7 +231,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	/* Read the revision BEFORE any lookup that decides the verdict: a stamp must
 	 * never be newer than the maps it was decided from (revision.h). */
 	rev = current_policy_revision();
-	now = bpf_ktime_get_ns();
+	now = ct_now();
 	if (ct_tracked(&f.l4, IPPROTO_ICMP))
 		ct = ct_lookup(ep->endpoint_id, dir, &f, now, &entry, &unreplied);
 	else if (icmp4_error_related(skb, l4off, ep->endpoint_id, dir, &f, now, rev))
@@ -335,7 +335,7 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpo
 	}
 
 	rev = current_policy_revision();
-	now = bpf_ktime_get_ns();
+	now = ct_now();
 	if (ct_tracked(&f.l4, IPPROTO_ICMPV6))
 		ct = ct6_lookup(ep->endpoint_id, dir, &f, now, &entry, &unreplied);
 	else if (icmp6_error_related(skb, l4off, ep->endpoint_id, dir, &f, now, rev))

@@ -60,6 +60,7 @@ from agent.datapath.reader import EventReader
 from agent.datapath.writer import (EntryValue, KernelMap, PolicyMapKey, PolicyWriter,
                                    PrefixWriter, endpoint_flags, read_prefix_map)
 from core.errors import DatapathError, MapFullError
+from core.protocols import Direction
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 
 log = logging.getLogger(__name__)
@@ -464,10 +465,20 @@ class BpfDatapath:
         for name in CONNTRACK_MAPS:
             address = layout.words_to_ip6 if name in IPV6_CONNTRACK_MAPS else layout.be32_to_ip
             for k, v in self._maps[name].items():
+                # Shown as the first packet went: a key holds the tuple leaving the
+                # endpoint, so an ingress-opened connection's is swapped back (entries
+                # of builds before that kept the first packet's direction in the key).
+                inbound = (k.direction == Direction.EGRESS
+                           and bool(v.flags & layout.CT_F_INGRESS_FIRST))
+                src, sport, dst, dport = k.saddr, k.sport, k.daddr, k.dport
+                if inbound:
+                    src, sport, dst, dport = dst, dport, src, sport
                 out.append(ConntrackEntry(
-                    endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
-                    src_ip=address(k.saddr), src_port=k.sport,
-                    dst_ip=address(k.daddr), dst_port=k.dport,
+                    endpoint_id=k.endpoint_id,
+                    direction=int(Direction.INGRESS) if inbound else k.direction,
+                    protocol=k.protocol,
+                    src_ip=address(src), src_port=sport,
+                    dst_ip=address(dst), dst_port=dport,
                     state=layout.CT_STATE_NAMES.get(v.state, f"state-{v.state}"),
                     expires_in_s=round((v.expires_ns - now) / 1e9, 3),
                     packets=v.packets, bytes=v.bytes))
