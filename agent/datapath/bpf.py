@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 
 PINNED_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy",
                "conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied", "drop_metrics",
-               "lost_events", "policy_revision")
+               "lost_events", "policy_revision", "tail_calls")
 # Conntrack's two tables per family (bpf/lib/conntrack.h): confirmed connections, and
 # those not answered yet. GC, dumps, stats and endpoint removal cover all four.
 CONNTRACK_MAPS = ("conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied")

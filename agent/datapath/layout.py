@@ -47,6 +47,12 @@ POLICY_PREFIX_FULL = 80
 # dropped as DROP_INVALID_EXTHDR.
 IPV6_EXT_MAX = 8
 
+# fastpath.h: the full programs' slots in the tail_calls program array.
+TAIL_FROM_CONTAINER = 0
+TAIL_TO_CONTAINER = 1
+TAIL_CALLS = {"from_container_full": TAIL_FROM_CONTAINER,
+              "to_container_full": TAIL_TO_CONTAINER}
+
 # ct_entry.flags: the connection's first packet came INTO the endpoint. Conntrack keys
 # hold the tuple as it leaves the endpoint (key.direction is always egress), so both
 # sides of a connection find one key; this bit says which side opened it.
