@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from agent.api.client import AgentClient
@@ -176,22 +177,18 @@ def status(args: argparse.Namespace) -> int:
         print("Drops:")
         for c in st.drops:
             print(f"  {c.name:<30} {c.value}")
-    if st.unmanaged:
-        print("Unmanaged pods (running on this node without an endpoint):")
-        for u in st.unmanaged:
-            print(f"  {u}")
-    if st.rejected:
-        print("Rejected objects (what is in force instead):")
-        for r in st.rejected:
-            print(f"  {r}")
-    if st.object_warnings:
-        print("Object warnings:")
-        for w in st.object_warnings:
-            print(f"  {w}")
+    _print_section("Unmanaged pods (running on this node without an endpoint):", st.unmanaged)
+    _print_section("Rejected objects (what is in force instead):", st.rejected)
+    _print_section("Object warnings:", st.object_warnings)
     # The errors field also carries these (older clients read them there).
-    errors = [e for e in st.errors if e not in set(st.rejected) | set(st.unmanaged)]
-    if errors:
-        print("Errors:")
-        for e in errors:
-            print(f"  {e}")
+    _print_section("Errors:", [e for e in st.errors
+                               if e not in set(st.rejected) | set(st.unmanaged)])
     return 0 if st.healthy else 1
+
+
+def _print_section(title: str, lines: Sequence[str]) -> None:
+    """A titled, indented list; nothing at all when it is empty."""
+    if lines:
+        print(title)
+        for line in lines:
+            print(f"  {line}")

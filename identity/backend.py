@@ -35,16 +35,21 @@ AllocationError, never lets them out):
 
 Methods are called one at a time (ClusterAllocator serialises them per backend); any of
 them may raise StoreUnreachable, and StoreRefused for what the store refuses.
+
+NodeState is what every backend keeps of its node between calls (its name, whether the
+store answered, its lease and whether that lease is new): the backends derive from it,
+so `node`, `reachable` and keep_alive's "new lease" answer have one home.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from identity.labels import LabelSet
 
 Version = str
+LeaseT = TypeVar("LeaseT")
 
 
 class StoreUnreachable(Exception):
@@ -161,3 +166,29 @@ class Backend(Protocol):
 
     def drop_marker(self, marker: UnusedMarker) -> bool:
         """Deletes a marker (of an identity already gone), if unchanged since read."""
+
+
+class NodeState(Generic[LeaseT]):
+    """One node's state in a backend, between calls: a base for the Backend classes,
+    which set `_reachable` as requests go and `_lease` (with `_new_lease`) as they
+    obtain one."""
+
+    def __init__(self, node: str) -> None:
+        self._node = node
+        self._reachable = False               # whether the last request reached the store
+        self._lease: LeaseT | None = None     # this node's lease, None before one is
+                                              # granted (or after close)
+        self._new_lease = False               # granted since the last keep_alive
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    @property
+    def reachable(self) -> bool:
+        return self._reachable
+
+    def _lease_is_new(self) -> bool:
+        """Whether a lease was obtained since the last call (keep_alive's answer)."""
+        new, self._new_lease = self._new_lease, False
+        return new

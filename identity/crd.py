@@ -84,8 +84,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from identity.allocator import Allocator
-from identity.backend import (Backend, Claim, OwnershipLost, StoredIdentity, StoreRefused,
-                              StoreUnreachable, UnusedMarker, Version)
+from identity.backend import (Backend, Claim, NodeState, OwnershipLost, StoredIdentity,
+                              StoreRefused, StoreUnreachable, UnusedMarker, Version)
 from identity.cluster import ClusterAllocator
 from identity.crd_objects import (CLAIMS, GROUP, IDENTITIES, IDENTITY_KIND, LEASE_GROUP,
                                   LEASE_LABEL, LEASE_VERSION, LEASES, VERSION, Doc,
@@ -122,7 +122,7 @@ class _HeldLease:
 
 # -- the backend -------------------------------------------------------------------------
 
-class CrdBackend:
+class CrdBackend(NodeState[_HeldLease]):
     """One node's Backend on the Kubernetes API (see the module docstring)."""
 
     name = "crd"
@@ -134,24 +134,13 @@ class CrdBackend:
             raise ValueError("CrdAllocator needs this node's name")
         if lease_seconds < 1:
             raise ValueError(f"lease_seconds must be >= 1, not {lease_seconds}")
+        super().__init__(node)
         self.namespace = namespace or pod_namespace()
         self.lease_seconds = lease_seconds
         self.request_timeout = request_timeout
         self._api = client.CustomObjectsApi(api_client)
         self._server = str(getattr(api_client.configuration, "host", "the API server"))
-        self._node = node
         self._clock = clock
-        self._reachable = False
-        self._lease: _HeldLease | None = None
-        self._new_lease = False
-
-    @property
-    def node(self) -> str:
-        return self._node
-
-    @property
-    def reachable(self) -> bool:
-        return self._reachable
 
     @property
     def lease_uid(self) -> str | None:
@@ -337,8 +326,7 @@ class CrdBackend:
             self._lease = None
         if self._lease is None:
             self._take_lease()
-        new, self._new_lease = self._new_lease, False
-        return new
+        return self._lease_is_new()
 
     def _lease_for_refs(self) -> str:
         """The uid a new reference names. OwnershipLost when the Lease this process held

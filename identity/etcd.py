@@ -65,8 +65,8 @@ from etcd3gw.lease import Lease
 from etcd3gw.types import KeyValue
 
 from identity.allocator import Allocator
-from identity.backend import (Backend, Claim, OwnershipLost, StoredIdentity, StoreRefused,
-                              StoreUnreachable, UnusedMarker, Version)
+from identity.backend import (Backend, Claim, NodeState, OwnershipLost, StoredIdentity,
+                              StoreRefused, StoreUnreachable, UnusedMarker, Version)
 from identity.cluster import ClusterAllocator
 from identity.gc import Clock
 from identity.labels import LabelSet, decode_labels, encode_labels
@@ -199,7 +199,7 @@ def _last_number(key: str, from_end: int = 1) -> int:
     return int(key.split("/")[-from_end])
 
 
-class EtcdBackend:
+class EtcdBackend(NodeState[int]):
     """One node's Backend on etcd (see the module docstring for keys and guards)."""
 
     name = "etcd"
@@ -215,22 +215,11 @@ class EtcdBackend:
         self.endpoints = list(endpoints)
         self.prefix = prefix.rstrip("/")
         self.lease_ttl = lease_ttl
-        self._node = node
+        super().__init__(node)
         self._access = access
         self._clients = [_connect(e, request_timeout, access) for e in self.endpoints]
         self._authenticated = [False] * len(self._clients)
         self._current = 0                  # index of the endpoint in use
-        self._reachable = False
-        self._lease: int | None = None     # this node's lease id
-        self._new_lease = False            # granted since the last keep_alive
-
-    @property
-    def node(self) -> str:
-        return self._node
-
-    @property
-    def reachable(self) -> bool:
-        return self._reachable
 
     @property
     def lease_id(self) -> int | None:
@@ -339,8 +328,7 @@ class EtcdBackend:
                         "re-creating its references", self._node)
             self._lease = None
         self._lease_for_refs()
-        new, self._new_lease = self._new_lease, False
-        return new
+        return self._lease_is_new()
 
     def close(self, revoke: bool = True) -> None:
         lease = self._lease

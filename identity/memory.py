@@ -18,8 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Generic, TypeVar
 
-from identity.backend import (Backend, Claim, OwnershipLost, StoredIdentity, StoreUnreachable,
-                              UnusedMarker, Version)
+from identity.backend import (Backend, Claim, NodeState, OwnershipLost, StoredIdentity,
+                              StoreUnreachable, UnusedMarker, Version)
 from identity.labels import LabelSet
 
 T = TypeVar("T")
@@ -76,26 +76,15 @@ class MemoryStore:
         return bool(self.references.get(number))
 
 
-class MemoryBackend:
+class MemoryBackend(NodeState[int]):
     """One node's Backend on a MemoryStore."""
 
     name = "memory"
     keep_alive_interval = 1.0
 
     def __init__(self, store: MemoryStore, node: str) -> None:
+        super().__init__(node)
         self.store = store
-        self._node = node
-        self._reachable = False
-        self._lease: int | None = None
-        self._new_lease = False
-
-    @property
-    def node(self) -> str:
-        return self._node
-
-    @property
-    def reachable(self) -> bool:
-        return self._reachable
 
     @property
     def lease_id(self) -> int | None:
@@ -128,8 +117,7 @@ class MemoryBackend:
             if self._lease is not None and self._lease not in store.leases:
                 self._lease = None
             self._lease_for_refs(store)
-            new, self._new_lease = self._new_lease, False
-            return new
+            return self._lease_is_new()
         return self._call(renew)
 
     def close(self, revoke: bool = True) -> None:
@@ -194,22 +182,21 @@ class MemoryBackend:
     def acquire(self, claim: Claim) -> bool:
         def write(store: MemoryStore) -> bool:
             current = store.claims.get(claim.labels.key())
-            identity = store.identities.get(claim.number)
-            if (current is None or str(current.created) != claim.version
-                    or identity is None or identity.value != claim.labels):
+            if current is None or str(current.created) != claim.version:
                 return False
-            self._take_reference(store, claim.number)
-            return True
+            return self._take_if_holding(store, claim.number, claim.labels)
         return self._call(write)
 
     def reacquire(self, number: int, labels: LabelSet) -> bool:
-        def write(store: MemoryStore) -> bool:
-            stored = store.identities.get(number)
-            if stored is None or stored.value != labels:
-                return False
-            self._take_reference(store, number)
-            return True
-        return self._call(write)
+        return self._call(lambda store: self._take_if_holding(store, number, labels))
+
+    def _take_if_holding(self, store: MemoryStore, number: int, labels: LabelSet) -> bool:
+        """Takes this node's reference on `number` if its identity holds exactly labels."""
+        stored = store.identities.get(number)
+        if stored is None or stored.value != labels:
+            return False
+        self._take_reference(store, number)
+        return True
 
     def drop_reference(self, number: int) -> None:
         def write(store: MemoryStore) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from google.protobuf.wrappers_pb2 import UInt32Value
@@ -88,9 +89,23 @@ def status_message(observer: FlowObserver) -> opb.ServerStatusResponse:
         num_connected_nodes=UInt32Value(value=1), num_unavailable_nodes=UInt32Value(value=0))
 
 
-def observer_methods(observer: FlowObserver, address: str = "") -> list[Method]:
-    """The Observer methods Membrane serves, for observe.h2server."""
-    servicer = ObserverServicer(observer, address)
+class ObserverService(Protocol):
+    """What serves the Observer methods Membrane implements: one node (ObserverServicer)
+    or the relay's merged view (observe.relay.server.RelayServicer)."""
+
+    def GetFlows(self, request: opb.GetFlowsRequest, call: Call) -> Iterator[Batch]: ...
+
+    def ServerStatus(self, request: opb.ServerStatusRequest,
+                     call: Call) -> opb.ServerStatusResponse: ...
+
+    def GetNodes(self, request: opb.GetNodesRequest, call: Call) -> opb.GetNodesResponse: ...
+
+    def GetNamespaces(self, request: opb.GetNamespacesRequest,
+                      call: Call) -> opb.GetNamespacesResponse: ...
+
+
+def service_methods(servicer: ObserverService) -> list[Method]:
+    """The Observer methods of a servicer, for observe.h2server."""
     return [
         Method(f"/{SERVICE}/GetFlows", opb.GetFlowsRequest.FromString,
                stream=servicer.GetFlows),
@@ -100,6 +115,11 @@ def observer_methods(observer: FlowObserver, address: str = "") -> list[Method]:
         unary(f"/{SERVICE}/ServerStatus", opb.ServerStatusRequest.FromString,
               servicer.ServerStatus),
     ]
+
+
+def observer_methods(observer: FlowObserver, address: str = "") -> list[Method]:
+    """The Observer methods Membrane serves for one node, for observe.h2server."""
+    return service_methods(ObserverServicer(observer, address))
 
 
 def serve_unix(methods: Sequence[Method], path: str | Path) -> H2GrpcServer:

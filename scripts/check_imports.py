@@ -8,7 +8,9 @@ it counts as an import of those packages too. The check fails when:
      the longest prefix that names it, and may import its own layer and those below);
   2. the modules import each other in a cycle, type-only imports included;
   3. more than MAX_FUNCTION_IMPORTS project imports sit inside functions, or one of them
-     has no comment saying why (on its line or the line above).
+     has no comment saying why (on its line or the line above);
+  4. a product module is longer than MAX_MODULE_LINES (small modules with one job: a
+     module that outgrows it is asking to be split).
 
 Written on `ast` rather than import-linter because rules 2 and 3 are not contracts that
 tool has; the whole check is the ~150 lines below. `python scripts/check_imports.py
@@ -41,6 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 PACKAGES = ("core", "identity", "observe", "agent", "lab", "ui", "cli")
 MAX_FUNCTION_IMPORTS = 10
+MAX_MODULE_LINES = 600
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,11 @@ def check() -> list[str]:
         if not has_comment:
             problems.append(f"{modules[source].relative_to(ROOT)}:{line}: import inside a "
                             "function without a comment saying why")
+    for name, path in modules.items():
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_MODULE_LINES:
+            problems.append(f"{path.relative_to(ROOT)}: {lines} lines (at most "
+                            f"{MAX_MODULE_LINES}): split it")
     if len(in_function) > MAX_FUNCTION_IMPORTS:
         where = ", ".join(f"{modules[s].relative_to(ROOT)}:{n}" for s, n, _ in in_function)
         problems.append(f"{len(in_function)} project imports inside functions (at most "

@@ -9,7 +9,8 @@ and provides three fixtures:
             store, as someone with write access to it could
 
 tests/unit/test_identity_backend.py runs it on the in-memory backend,
-tests/k8s/test_etcd_allocator.py on etcd.
+tests/k8s/test_etcd_allocator.py on etcd, tests/k8s/test_crd_backend.py on the
+Kubernetes API (the fake API server).
 """
 
 from __future__ import annotations

@@ -35,12 +35,10 @@ are indexed like NetworkPolicies, giving endpoints ranked tier entries; the mode
 
 from __future__ import annotations
 
-import bisect
-import ipaddress
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence, Union
 
 from core.protocols import ANY_PROTOCOL, Direction
@@ -52,6 +50,7 @@ from agent.policy.identitykeys import SelectedKeys
 from agent.policy.limits import PolicyLimits
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy, PolicyKey
 from agent.policy.modes import PolicyModes, audit_changed, shape
+from agent.policy.prefixes import Net, Prefixes
 from agent.policy.resolver import HOST_PROVENANCE, CompiledPolicy, Contribution, Provenance
 from agent.policy.tiers import CompiledTierPolicy, TierIndex
 from agent.policy.selectorcache import Selector, SelectorCache
@@ -84,72 +83,6 @@ class EngineDelta:
     def empty(self) -> bool:
         return not (self.changed_endpoints or self.removed_endpoints
                     or self.cluster_maps_changed)
-
-
-_BITS = {4: 32, 6: 128}
-
-
-@dataclass(frozen=True, order=True)
-class _Net:
-    """An IPv4 or IPv6 prefix as integers, for containment without ipaddress objects.
-    Ordered by family first, so one sorted list holds both families apart."""
-
-    version: int
-    net: int
-    plen: int
-
-    @classmethod
-    def of(cls, prefix: str) -> "_Net":
-        n = ipaddress.ip_network(prefix, strict=False)
-        return cls(n.version, int(n.network_address), n.prefixlen)
-
-    @property
-    def last(self) -> int:
-        return self.net | ((1 << (_BITS[self.version] - self.plen)) - 1)
-
-    def covers(self, other: "_Net") -> bool:
-        return (other.version == self.version and other.plen >= self.plen
-                and self.net <= other.net <= self.last)
-
-
-@dataclass
-class _Prefixes:
-    """The ipBlock prefixes of every policy, each with its CIDR identity."""
-
-    ids: dict[str, Identity] = field(default_factory=dict)
-    _sorted: list[tuple[_Net, str]] = field(default_factory=list)
-    # family -> prefix length -> network -> CIDR identity
-    _by_len: dict[int, dict[int, dict[int, int]]] = field(default_factory=dict)
-
-    def reindex(self) -> None:
-        self._sorted = sorted((_Net.of(p), p) for p in self.ids)
-        self._by_len = {4: {}, 6: {}}
-        for net, prefix in self._sorted:
-            self._by_len[net.version].setdefault(net.plen, {})[net.net] = self.ids[prefix].id
-
-    def inside(self, cidr: _Net) -> list[tuple[_Net, str]]:
-        """Prefixes contained in cidr (cidr included), of its family."""
-        start = bisect.bisect_left(self._sorted, (_Net(cidr.version, cidr.net, 0), ""))
-        out = []
-        for net, prefix in self._sorted[start:]:
-            if net.version != cidr.version or net.net > cidr.last:
-                break
-            if cidr.covers(net):
-                out.append((net, prefix))
-        return out
-
-    def lpm(self, address: str) -> int:
-        """The CIDR identity of an address (0: none), as the datapath's LPM finds it in
-        the trie of the address's family."""
-        ip = ipaddress.ip_address(address)
-        value, bits = int(ip), _BITS[ip.version]
-        by_len = self._by_len.get(ip.version, {})
-        for plen in sorted(by_len, reverse=True):
-            key = (value >> (bits - plen)) << (bits - plen) if plen else 0
-            found = by_len[plen].get(key)
-            if found is not None:
-                return found
-        return 0
 
 
 class PolicyEngine:
@@ -189,7 +122,7 @@ class PolicyEngine:
         self._selected_by: dict[str, tuple[str, ...]] = {}  # pod -> policies selecting it
         self._contrib: dict[str, dict[object, Contribution]] = {}
         self._prefix_refs: Counter[str] = Counter()
-        self._prefixes = _Prefixes()
+        self._prefixes = Prefixes()
         self._blocks: dict[IPBlock, tuple[int, ...]] = {}
         self._cidr_pods: dict[int, list[Pod]] | None = None
         self._endpoints: dict[str, EndpointPolicy] = {}
@@ -265,10 +198,10 @@ class PolicyEngine:
             # except being a prefix of its own, the LPM of an excepted address lands on an
             # except (or inside one) and is never allowed by this block, yet another block
             # or policy may still allow it.
-            excepts = [_Net.of(e) for e in block.except_]
+            excepts = [Net.of(e) for e in block.except_]
             found = tuple(sorted(
                 self._prefixes.ids[p].id
-                for net, p in self._prefixes.inside(_Net.of(block.cidr))
+                for net, p in self._prefixes.inside(Net.of(block.cidr))
                 if not any(e.covers(net) for e in excepts)))
             self._blocks[block] = found
         return found
@@ -331,9 +264,9 @@ class PolicyEngine:
         compiled: list[Compiled] = [*self._policies.values(), *self.tiers.compiled.values()]
         if changed_prefixes:
             maps_changed = True
-            nets = [_Net.of(p) for p in changed_prefixes]
+            nets = [Net.of(p) for p in changed_prefixes]
             for cp in compiled:
-                if any(_Net.of(b.cidr).covers(n) for b in cp.ip_blocks for n in nets):
+                if any(Net.of(b.cidr).covers(n) for b in cp.ip_blocks for n in nets):
                     invalidate.add(cp.key)
         for selector in self._cache.drain_changed():
             invalidate |= self._peer_users.get(selector, set())

@@ -38,8 +38,8 @@ from observe.relay.h2client import FlowsCall, FlowsError
 from observe.relay.merge import Entry, SortBuffer, merge_histories
 from observe.relay.pool import Node, NodePool
 from observe.ring import QUEUE, lost_response
-from observe.rpc import Batch, Call, Method, unary
-from observe.server import SERVICE, passthrough
+from observe.rpc import Batch, Call, Method
+from observe.server import SERVICE, passthrough, service_methods
 from observe.stream import InvalidRequest, check_request
 
 log = logging.getLogger(__name__)
@@ -337,12 +337,4 @@ def _state_of(err: grpc.RpcError | FlowsError) -> rpb.NodeState.ValueType:
 
 def relay_methods(servicer: RelayServicer) -> list[Method]:
     """The relay's Observer methods, for observe.h2server."""
-    return [
-        Method(f"/{SERVICE}/GetFlows", opb.GetFlowsRequest.FromString,
-               stream=servicer.GetFlows),
-        unary(f"/{SERVICE}/GetNodes", opb.GetNodesRequest.FromString, servicer.GetNodes),
-        unary(f"/{SERVICE}/GetNamespaces", opb.GetNamespacesRequest.FromString,
-              servicer.GetNamespaces),
-        unary(f"/{SERVICE}/ServerStatus", opb.ServerStatusRequest.FromString,
-              servicer.ServerStatus),
-    ]
+    return service_methods(servicer)

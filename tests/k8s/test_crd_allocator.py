@@ -26,13 +26,10 @@ from identity.allocator import Identity
 from identity.crd import CrdAllocator
 from identity.crd_objects import lease_name
 from identity.labels import LabelSet
+from tests.identity_helpers import labels, race, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE = 0.5
-
-
-def labels(*texts: str) -> LabelSet:
-    return LabelSet.parse(["k8s:io.kubernetes.pod.namespace=default", *texts])
 
 
 @pytest.fixture
@@ -69,42 +66,20 @@ def assert_consistent(server: FakeApiServer) -> None:
         assert ";".join(stored.get(number, [])) == key, (key, number, stored.get(number))
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 8.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-
-
 # -- agreement ------------------------------------------------------------------------
 
 def test_agents_racing_in_threads_agree_on_shared_labels_and_never_share_a_number(
         server: FakeApiServer, agents: Callable[..., CrdAllocator]) -> None:
     nodes = [agents(f"node{i}") for i in range(6)]
-    barrier = threading.Barrier(len(nodes))
-    results: dict[str, list[int]] = {}
-    errors: list[BaseException] = []
 
-    def run(agent: CrdAllocator) -> None:
-        try:
-            barrier.wait()
-            got = [agent.allocate(labels(f"app=shared-{i}")).id for i in range(3)]
-            got.append(agent.allocate(labels(f"app=own-{agent.node}")).id)
-            results[agent.node] = got
-        except BaseException as err:  # reported below
-            errors.append(err)
+    def run(agent: CrdAllocator) -> list[int]:
+        got = [agent.allocate(labels(f"app=shared-{i}")).id for i in range(3)]
+        return got + [agent.allocate(labels(f"app=own-{agent.node}")).id]
 
-    threads = [threading.Thread(target=run, args=(a,)) for a in nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    results = race(nodes, run)
     for i in range(3):
-        assert len({got[i] for got in results.values()}) == 1, f"shared-{i}: {results}"
-    numbers = {n for got in results.values() for n in got}
+        assert len({got[i] for got in results}) == 1, f"shared-{i}: {results}"
+    numbers = {n for got in results for n in got}
     assert len(numbers) == 3 + len(nodes), "two label sets never share a number"
     assert min(numbers) >= 256
     assert_consistent(server)

@@ -13,13 +13,15 @@ from kubernetes import client
 from crd_cluster import NAMESPACE, api_client, claims, crd_server, expire_lease, identities
 from core.errors import AllocationError
 from fake_apiserver import FakeApiServer
-from identity.backend import Backend, OwnershipLost, StoreRefused, StoreUnreachable
+from identity.backend import (Backend, OwnershipLost, StoredIdentity, StoreRefused,
+                              StoreUnreachable, UnusedMarker)
 from identity.crd import CrdAllocator, CrdBackend
 from identity.crd_objects import (claim_name, claim_object, identity_object, lease_name,
                                   micro_time)
 from identity.labels import Label, LabelSet
 from tests.identity_backend_contract import (DB, WEB, BackendContract, Expire, Pair, Plant,
-                                             stored)
+                                             stored, unused)
+from tests.identity_backend_contract import marker as marker_of
 
 LEASE = 5   # seconds
 
@@ -99,8 +101,7 @@ def test_an_identity_left_between_the_two_creates_is_never_handed_out(
     # Nobody's reference counts on 300 (its Lease ended), so it is garbage like any other.
     assert 300 not in b.referenced()
     assert b.mark_unused(300, 1.0)
-    marker = next(m for m in b.unused_markers() if m.number == 300)
-    assert b.free(stored(b, 300), marker)
+    assert b.free(stored(b, 300), marker_of(b, 300))
     assert identities(server) == {301: WEB.lines()} and claims(server) == {WEB.key(): 301}
 
 
@@ -117,13 +118,18 @@ def test_a_claim_whose_identity_is_gone_is_deleted_by_the_next_agent(
     assert claims(server) == {WEB.key(): 300}
 
 
+def web_waiting_to_be_freed(a: Backend) -> tuple[StoredIdentity, UnusedMarker]:
+    """a creates WEB as 300, lets go of it and starts its grace period: what a collector
+    reads before it frees."""
+    assert a.create(300, WEB)
+    unused(a, 300)
+    return stored(a, 300), marker_of(a, 300)
+
+
 def test_two_agents_freeing_at_once_free_once(server: FakeApiServer,
                                              backends: Callable[..., CrdBackend]) -> None:
     a, b = backends("a"), backends("b")
-    assert a.create(300, WEB)
-    a.drop_reference(300)
-    assert a.mark_unused(300, 1.0)
-    identity, marker = stored(a, 300), a.unused_markers()[0]
+    identity, marker = web_waiting_to_be_freed(a)
     assert [a.free(identity, marker), b.free(identity, marker)] == [True, False]
     assert identities(server) == {} and claims(server) == {}
 
@@ -131,10 +137,7 @@ def test_two_agents_freeing_at_once_free_once(server: FakeApiServer,
 def test_a_reference_taken_after_the_gc_read_wins_over_the_free(
         server: FakeApiServer, backends: Callable[..., CrdBackend]) -> None:
     a, b = backends("a"), backends("b")
-    assert a.create(300, WEB)
-    a.drop_reference(300)
-    assert a.mark_unused(300, 1.0)
-    identity, marker = stored(a, 300), a.unused_markers()[0]
+    identity, marker = web_waiting_to_be_freed(a)
     doc = server.get("MembraneIdentity", "300")
     assert doc is not None
     # b takes it again while a's collector holds what it read.
@@ -150,10 +153,7 @@ IDENTITY_300 = "/apis/membrane.io/v1alpha1/membraneidentities/300"
 def test_a_reference_taken_between_the_free_read_and_its_delete_wins(
         server: FakeApiServer, backends: Callable[..., CrdBackend]) -> None:
     a, b = backends("a"), backends("b")
-    assert a.create(300, WEB)
-    a.drop_reference(300)
-    assert a.mark_unused(300, 1.0)
-    identity, marker = stored(a, 300), a.unused_markers()[0]
+    identity, marker = web_waiting_to_be_freed(a)
     claim = b.claim_of(WEB)
     assert claim is not None
     taken: list[bool] = []
@@ -168,10 +168,7 @@ def test_a_reference_taken_between_the_free_read_and_its_delete_wins(
 def test_of_two_collectors_deleting_at_once_one_frees(
         server: FakeApiServer, backends: Callable[..., CrdBackend]) -> None:
     a, b = backends("a"), backends("b")
-    assert a.create(300, WEB)
-    a.drop_reference(300)
-    assert a.mark_unused(300, 1.0)
-    identity, marker = stored(a, 300), a.unused_markers()[0]
+    identity, marker = web_waiting_to_be_freed(a)
     freed: list[bool] = []
     # Both read 300 as free; b's delete lands between a's read and a's delete.
     server.before("DELETE", IDENTITY_300, lambda: freed.append(b.free(identity, marker)))
@@ -183,10 +180,7 @@ def test_of_two_collectors_deleting_at_once_one_frees(
 def test_a_free_between_the_acquire_read_and_its_update_makes_acquire_fail(
         server: FakeApiServer, backends: Callable[..., CrdBackend]) -> None:
     a, b = backends("a"), backends("b")
-    assert a.create(300, WEB)
-    a.drop_reference(300)
-    assert a.mark_unused(300, 1.0)
-    identity, marker = stored(a, 300), a.unused_markers()[0]
+    identity, marker = web_waiting_to_be_freed(a)
     claim = b.claim_of(WEB)
     assert claim is not None
     freed: list[bool] = []

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +26,7 @@ from identity.etcd import EtcdAllocator, EtcdBackend
 from identity.labels import LabelSet
 from tests.etcd_server import EtcdServer, etcd_fixture
 from tests.identity_backend_contract import BackendContract, Expire, Pair, Plant
+from tests.identity_helpers import labels, race, shared_and_own, wait_for
 
 REPO = Path(__file__).resolve().parents[2]   # the children import the tree from here
 
@@ -91,21 +91,8 @@ def claim_key(prefix: str, labels: LabelSet) -> str:
     return f"{prefix}/labels/{hashlib.sha256(labels.key().encode()).hexdigest()}"
 
 
-def labels(*texts: str) -> LabelSet:
-    return LabelSet.parse(["k8s:io.kubernetes.pod.namespace=default", *texts])
-
-
 def keys_under(raw: etcd3gw.Etcd3Client, prefix: str) -> set[str]:
     return {meta["key"].decode() for _, meta in raw.get_prefix(prefix)}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 8.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
 # -- agreement ------------------------------------------------------------------------
@@ -113,27 +100,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 8.0, what: str = ""
 def test_agents_racing_in_threads_agree_on_shared_labels_and_never_share_a_number(
         agents: Callable[..., EtcdAllocator]) -> None:
     nodes = [agents(f"node{i}") for i in range(8)]
-    barrier = threading.Barrier(len(nodes))
-    results: dict[str, tuple[int, int]] = {}
-    errors: list[BaseException] = []
-
-    def run(agent: EtcdAllocator) -> None:
-        try:
-            barrier.wait()
-            shared = agent.allocate(labels("app=shared"))
-            own = agent.allocate(labels(f"app=own-{agent.node}"))
-            results[agent.node] = (shared.id, own.id)
-        except BaseException as err:  # reported below, with the node
-            errors.append(err)
-
-    threads = [threading.Thread(target=run, args=(a,)) for a in nodes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert len({shared for shared, _ in results.values()}) == 1
-    numbers = [own for _, own in results.values()] + [next(iter(results.values()))[0]]
+    results = race(nodes, shared_and_own)
+    assert len({shared for shared, _ in results}) == 1
+    numbers = [own for _, own in results] + [results[0][0]]
     assert len(set(numbers)) == len(nodes) + 1
     assert all(n >= 256 for n in numbers)
 

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agent.k8s.loader import objects_from_documents
@@ -23,6 +25,30 @@ from lab.processes import spawn
 from lab.state import LabState, Process
 from agent.policy.matrix import reachability, to_json
 from agent.sources.labdir import LabStoreDir
+from tests.lab.conftest import unique_lab_name
+
+TUTORIAL = Path(__file__).resolve().parents[2] / "demo" / "tutorial"
+# The tutorial's demo app has no client that is not a frontend: one to be denied.
+NOT_FRONTEND = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: not-frontend, labels: {app: not-frontend}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: not-frontend}}
+  template:
+    metadata: {labels: {app: not-frontend}}
+    spec: {containers: [{name: not-frontend, image: busybox}]}
+"""
+# Pods labelled app: b accept connections from app: a only.
+B_FROM_A = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-from-a}
+spec:
+  podSelector: {matchLabels: {app: b}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}]}]
+"""
 
 ECHO_SERVER = r"""
 import socket, sys, threading
@@ -63,6 +89,20 @@ def state_of(lab: Lab) -> LabState:
 
 def pod_netns(lab: Lab, key: str) -> str:
     return state_of(lab).pods[key].netns
+
+
+def pod_key(lab: Lab, app: str) -> str:
+    """The key (namespace/name) of the first pod of deployment `app`."""
+    return next(k for k in state_of(lab).pods if k.split("/")[1].startswith(app + "-"))
+
+
+def curl(lab: Lab, client: str, target: str, connect_timeout: int = 1) -> int:
+    """curl's exit status for `target`, from a pod of deployment `client`."""
+    netns = state_of(lab).pods[pod_key(lab, client)].netns
+    return subprocess.run(pod_command(netns, ["curl", "-s", "-o", "/dev/null",
+                                              "--connect-timeout", str(connect_timeout),
+                                              target]),
+                          timeout=20).returncode
 
 
 def pod_ip(lab: Lab, key: str) -> str:
@@ -161,3 +201,29 @@ def write(tmp: Path, name: str, text: str) -> str:
 
 def dump(data: dict) -> str:
     return json.dumps(data, indent=1)
+
+
+def pod(name: str, app: str, node: str) -> str:
+    """A bare pod labelled app=`app` on `node`, as a manifest document."""
+    return (f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {app}}}}}\n"
+            f"spec: {{nodeName: {node}, containers: [{{name: c, image: x}}]}}\n")
+
+
+def manifest(*documents: str) -> str:
+    return "---\n".join(documents)
+
+
+@contextmanager
+def tutorial_lab(tmp: Path, tag: str, *more: str) -> Iterator[Lab]:
+    """A two-node lab with agents running the tutorial's demo app, NOT_FRONTEND and the
+    `more` tutorial files, under its policies 01 and 02; always taken down."""
+    extra = write(tmp, "not-frontend.yaml", NOT_FRONTEND)
+    lab = Lab(unique_lab_name(tag))
+    try:
+        assert lab.up(2, [str(TUTORIAL / "demo-app.yaml"), extra,
+                          *(str(TUTORIAL / name) for name in more)])
+        assert lab.apply([str(TUTORIAL / "01-backend-ingress-deny.yaml"),
+                          str(TUTORIAL / "02-backend-ingress-allow-frontend.yaml")])
+        yield lab
+    finally:
+        lab.down()

@@ -19,8 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from lab.controller import Lab
-from lab.netbuilder import pod_command
-from tests.lab.agentlab import state_of
+from tests.lab.agentlab import curl, pod_key, state_of
 from tests.lab.conftest import needs_root, run_cli, unique_lab_name
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
@@ -45,17 +44,6 @@ ADMIN_DENY = textwrap.dedent("""\
 
 def membrane(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*MEMBRANE, *args], capture_output=True, text=True, timeout=30)
-
-
-def pod_key(lab: Lab, app: str) -> str:
-    return next(k for k in state_of(lab).pods if k.split("/")[1].startswith(app + "-"))
-
-
-def curl(lab: Lab, client: str, target: str) -> int:
-    netns = state_of(lab).pods[pod_key(lab, client)].netns
-    return subprocess.run(pod_command(netns, ["curl", "-s", "-o", "/dev/null",
-                                              "--connect-timeout", "2", target]),
-                          timeout=20).returncode
 
 
 def flows(lab: Lab, *filters: str) -> list[dict[str, Any]]:
@@ -83,8 +71,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 def test_a_denied_connection_goes_through_and_is_reported_as_audit_never_dropped(
         lab: Lab) -> None:
-    assert curl(lab, "frontend", "http://backend:8080/") == 0     # denied twice, audited
-    assert curl(lab, "backend", "http://kubernetes.io/") == 0     # allowed, to world
+    assert curl(lab, "frontend", "http://backend:8080/", 2) == 0  # denied twice, audited
+    assert curl(lab, "backend", "http://kubernetes.io/", 2) == 0  # allowed, to world
     between = flows(lab, "--from-label", "app=frontend", "--to-label", "app=backend")
     assert between, "no flow from frontend to backend"
     assert not [f for f in between if f["verdict"] == "DROPPED"], between

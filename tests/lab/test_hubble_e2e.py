@@ -17,42 +17,21 @@ import pytest
 from google.protobuf import json_format
 
 from lab.controller import Lab
-from lab.netbuilder import pod_command
 from observe.gen.observer import observer_pb2 as opb
 from tests.interop.published import PublishedClient
-from tests.lab.agentlab import in_pod, state_of
-from tests.lab.conftest import needs_root, unique_lab_name
+from tests.lab.agentlab import curl, in_pod, pod_key, state_of, tutorial_lab
+from tests.lab.conftest import needs_root
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
-TUTORIAL = Path(__file__).resolve().parents[2] / "demo" / "tutorial"
 MEMBRANE = [sys.executable, "-m", "cli.main"]
-NOT_FRONTEND = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: not-frontend, labels: {app: not-frontend}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: not-frontend}}
-  template:
-    metadata: {labels: {app: not-frontend}}
-    spec: {containers: [{name: not-frontend, image: busybox}]}
-"""
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     needs_root()
-    extra = tmp_path_factory.mktemp("hubble") / "not-frontend.yaml"
-    extra.write_text(NOT_FRONTEND)
-    lab = Lab(unique_lab_name("hub"))
-    try:
-        assert lab.up(2, [str(TUTORIAL / "demo-app.yaml"), str(extra)])
-        assert lab.apply([str(TUTORIAL / "01-backend-ingress-deny.yaml"),
-                          str(TUTORIAL / "02-backend-ingress-allow-frontend.yaml")])
+    with tutorial_lab(tmp_path_factory.mktemp("hubble"), "hub") as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +48,6 @@ def status(lab: Lab) -> dict[str, Any]:
     assert out.returncode == 0, out.stderr
     result: dict[str, Any] = json.loads(out.stdout)
     return result
-
-
-def pod_key(lab: Lab, app: str) -> str:
-    return next(k for k in state_of(lab).pods if k.split("/")[1].startswith(app + "-"))
-
-
-def curl(lab: Lab, client: str, target: str) -> int:
-    netns = state_of(lab).pods[pod_key(lab, client)].netns
-    return subprocess.run(pod_command(netns, ["curl", "-s", "-o", "/dev/null",
-                                              "--connect-timeout", "1", target]),
-                          timeout=20).returncode
 
 
 @pytest.fixture(scope="module")

@@ -14,39 +14,14 @@ import pytest
 
 from agent.api.client import AgentClient
 from lab.controller import Lab
-from tests.lab.agentlab import differences, probe_and_matrix, state_of, write
+from tests.lab.agentlab import (B_FROM_A, differences, manifest, pod, probe_and_matrix,
+                                state_of, write)
 from tests.lab.conftest import needs_root, unique_lab_name
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
-PODS = """
-apiVersion: v1
-kind: Pod
-metadata: {name: a1, labels: {app: a}}
-spec: {nodeName: node1, containers: [{name: c, image: x}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a2, labels: {app: a}}
-spec: {nodeName: node2, containers: [{name: c, image: x}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b1, labels: {app: b}}
-spec: {nodeName: node1, containers: [{name: c, image: x}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b2, labels: {app: b}}
-spec: {nodeName: node2, containers: [{name: c, image: x}]}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: b-from-a}
-spec:
-  podSelector: {matchLabels: {app: b}}
-  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}]}]
-"""
+PODS = manifest(pod("a1", "a", "node1"), pod("a2", "a", "node2"), pod("b1", "b", "node1"),
+                pod("b2", "b", "node2"), B_FROM_A)
 
 
 @pytest.fixture(scope="module")

@@ -19,35 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.agentlab import B_FROM_A, manifest, pod
 from tests.lab.conftest import needs_root, unique_lab_name
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 
-PODS = """
-apiVersion: v1
-kind: Pod
-metadata: {name: a1, labels: {app: a}}
-spec: {nodeName: node1, containers: [{name: c, image: x}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b1, labels: {app: b}}
-spec: {nodeName: node1, containers: [{name: c, image: x}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: c2, labels: {app: c}}
-spec: {nodeName: node2, containers: [{name: c, image: x}]}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: b-from-a}
-spec:
-  podSelector: {matchLabels: {app: b}}
-  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}]}]
-"""
+PODS = manifest(pod("a1", "a", "node1"), pod("b1", "b", "node1"), pod("c2", "c", "node2"),
+                B_FROM_A)
 
 # Runs inside the mount namespace. Prints one line per finding; exits non-zero on failure.
 SCENARIO = r"""

@@ -8,7 +8,6 @@ Set MEMBRANE_UI_SCREENSHOT=path to keep a screenshot of the page (docs/ui.png is
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,52 +16,18 @@ from typing import Any
 import pytest
 
 from lab.controller import Lab
-from lab.netbuilder import pod_command
-from tests.lab.agentlab import state_of
+from tests.lab.agentlab import curl, pod_key, state_of, tutorial_lab
 from tests.lab.browser import chromium_page, membrane_ui
-from tests.lab.conftest import needs_root, unique_lab_name
+from tests.lab.conftest import needs_root
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
-
-TUTORIAL = Path(__file__).resolve().parents[2] / "demo" / "tutorial"
-NOT_FRONTEND = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: not-frontend, labels: {app: not-frontend}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: not-frontend}}
-  template:
-    metadata: {labels: {app: not-frontend}}
-    spec: {containers: [{name: not-frontend, image: busybox}]}
-"""
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     needs_root()
-    extra = tmp_path_factory.mktemp("ui") / "not-frontend.yaml"
-    extra.write_text(NOT_FRONTEND)
-    lab = Lab(unique_lab_name("ui"))
-    try:
-        assert lab.up(2, [str(TUTORIAL / "demo-app.yaml"), str(extra),
-                          str(TUTORIAL / "monitoring-app.yaml")])
-        assert lab.apply([str(TUTORIAL / "01-backend-ingress-deny.yaml"),
-                          str(TUTORIAL / "02-backend-ingress-allow-frontend.yaml")])
+    with tutorial_lab(tmp_path_factory.mktemp("ui"), "ui", "monitoring-app.yaml") as lab:
         yield lab
-    finally:
-        lab.down()
-
-
-def pod_key(lab: Lab, app: str) -> str:
-    return next(k for k in state_of(lab).pods if k.split("/")[1].startswith(app + "-"))
-
-
-def curl(lab: Lab, client: str, target: str) -> int:
-    netns = state_of(lab).pods[pod_key(lab, client)].netns
-    return subprocess.run(pod_command(netns, ["curl", "-s", "-o", "/dev/null",
-                                              "--connect-timeout", "1", target]),
-                          timeout=20).returncode
 
 
 def wait_for(page: Any, script: str, arg: object = None, timeout: float = 20) -> Any:

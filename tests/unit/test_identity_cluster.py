@@ -8,7 +8,6 @@ same behaviour against a real etcd is in tests/k8s/test_etcd_allocator.py.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Callable, Iterator
 
 import pytest
@@ -19,23 +18,9 @@ from identity.cluster import ClusterAllocator
 from identity.labels import LabelSet
 from identity.memory import MemoryBackend, MemoryStore
 from identity.reserved import MAX_LABEL_IDENTITY, MIN_LABEL_IDENTITY, ReservedIdentity
+from tests.identity_helpers import FakeClock, labels, race, shared_and_own
 
 GRACE = 60.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def labels(*texts: str) -> LabelSet:
-    return LabelSet.parse(["k8s:io.kubernetes.pod.namespace=default", *texts])
 
 
 @pytest.fixture
@@ -45,7 +30,7 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)
 
 
 Make = Callable[..., ClusterAllocator]
@@ -102,27 +87,9 @@ def test_it_satisfies_the_allocator_protocol(nodes: Make) -> None:
 def test_nodes_racing_in_threads_agree_on_shared_labels_and_never_share_a_number(
         nodes: Make) -> None:
     agents = [nodes(f"node{i}") for i in range(8)]
-    barrier = threading.Barrier(len(agents))
-    results: dict[str, tuple[int, int]] = {}
-    errors: list[BaseException] = []
-
-    def run(agent: ClusterAllocator) -> None:
-        try:
-            barrier.wait()
-            shared = agent.allocate(labels("app=shared"))
-            own = agent.allocate(labels(f"app=own-{agent.node}"))
-            results[agent.node] = (shared.id, own.id)
-        except BaseException as err:  # reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=run, args=(a,)) for a in agents]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    assert len({shared for shared, _ in results.values()}) == 1
-    numbers = {own for _, own in results.values()} | {next(iter(results.values()))[0]}
+    results = race(agents, shared_and_own)
+    assert len({shared for shared, _ in results}) == 1
+    numbers = {own for _, own in results} | {results[0][0]}
     assert numbers == set(range(MIN_LABEL_IDENTITY, MIN_LABEL_IDENTITY + len(agents) + 1))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Callable
 
@@ -15,26 +14,12 @@ from identity.allocator import Allocator, Identity
 from identity.labels import LabelSet, decode_labels
 from identity.local import STATE_FILE, LocalAllocator
 from identity.reserved import MIN_LABEL_IDENTITY, ReservedIdentity
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def labels(*texts: str) -> LabelSet:
-    return LabelSet.parse(["k8s:io.kubernetes.pod.namespace=default", *texts])
+from tests.identity_helpers import FakeClock, labels, race
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 @pytest.fixture
@@ -233,26 +218,15 @@ def test_an_in_memory_allocator_writes_nothing(tmp_path: Path) -> None:
 def test_concurrent_threads_get_one_number_per_label_set(
         make: Callable[..., LocalAllocator]) -> None:
     a = make()
-    barrier = threading.Barrier(8)
-    seen: list[tuple[str, int]] = []
-    lock = threading.Lock()
 
-    def run(worker: int) -> None:
-        barrier.wait()
-        for i in range(50):
-            text = f"app=w{(worker + i) % 20}"
-            ident = a.allocate(labels(text))
-            with lock:
-                seen.append((text, ident.id))
+    def run(worker: int) -> list[tuple[str, int]]:
+        texts = [f"app=w{(worker + i) % 20}" for i in range(50)]
+        return [(text, a.allocate(labels(text)).id) for text in texts]
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
     by_text: dict[str, set[int]] = {}
-    for text, number in seen:
-        by_text.setdefault(text, set()).add(number)
+    for seen in race(range(8), run):
+        for text, number in seen:
+            by_text.setdefault(text, set()).add(number)
     assert all(len(n) == 1 for n in by_text.values())
     assert sorted(n.pop() for n in by_text.values()) == list(range(256, 276))
     assert sum(a.references(i.id) for i in a.identities()) == 400

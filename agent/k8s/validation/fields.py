@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NoReturn
+from typing import Any, Callable, Iterable, NoReturn
 
 from core.errors import InvalidObject
+
+# A name's rule (agent.k8s.validation.names): what is wrong with a name, None if nothing.
+NameRule = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,19 @@ class Field:
 
     def optional_string(self) -> str | None:
         return None if self.value is None else self.string()
+
+    def checked_name(self, name: str, rule: NameRule) -> str:
+        """`name` (this field's value, or its default), refused as the API server
+        refuses it when `rule` finds a problem with it."""
+        problem = rule(name)
+        if problem:
+            self.fail(f"invalid value {quoted(name)}: {problem}")
+        return name
+
+    def optional_name(self, rule: NameRule) -> str | None:
+        """An optional name by `rule`; absent or "" is None."""
+        name = self.optional_string() or None
+        return None if name is None else self.checked_name(name, rule)
 
     def required_string(self) -> str:
         if self.value is None or self.value == "":

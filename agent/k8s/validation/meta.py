@@ -5,9 +5,9 @@ Membrane never reads (ownerReferences, finalizers, managedFields) are not checke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from agent.k8s.validation.fields import Field, ObjectRef, ValidationWarning, quoted
+from agent.k8s.validation.fields import Field, NameRule, ObjectRef, ValidationWarning, quoted
 from agent.k8s.validation.names import (
     dns1123_label_problem,
     dns1123_subdomain_problem,
@@ -26,9 +26,6 @@ DEFAULT_NAMESPACE = "default"
 
 # apimachinery TotalAnnotationSizeLimitB: keys and values together, in bytes.
 MAX_ANNOTATIONS_BYTES = 256 * 1024
-
-NameRule = Callable[[str], "str | None"]
-
 
 @dataclass(frozen=True)
 class ObjectMeta:
@@ -84,22 +81,15 @@ def object_name(meta: Field, name_rule: NameRule = dns1123_subdomain_problem) ->
     """metadata.name by the kind's ValidateNameFunc. Required: `kubectl apply` needs a
     name (generateName alone is for create, which Membrane does not emulate)."""
     field = meta.get("name")
-    name = field.required_string()
-    problem = name_rule(name)
-    if problem:
-        field.fail(f"invalid value {quoted(name)}: {problem}")
-    return name
+    return field.checked_name(field.required_string(), name_rule)
 
 
 def object_namespace(meta: Field) -> str:
     """metadata.namespace (ValidateNamespaceName, a DNS label); absent means "default",
     as kubectl fills it in from the context."""
     field = meta.get("namespace")
-    namespace = field.optional_string() or DEFAULT_NAMESPACE
-    problem = dns1123_label_problem(namespace)
-    if problem:
-        field.fail(f"invalid value {quoted(namespace)}: {problem}")
-    return namespace
+    return field.checked_name(field.optional_string() or DEFAULT_NAMESPACE,
+                              dns1123_label_problem)
 
 
 def labels(field: Field) -> dict[str, str]:

@@ -61,14 +61,8 @@ def pod_from_document(doc: dict[str, Any], source: str = "",
 def pod_spec(spec: Field) -> PodSpecFields:
     """ValidatePodSpec, the fields Membrane reads: nodeName (ValidateNodeName =
     NameIsDNSSubdomain), serviceAccountName, hostNetwork, the containers' ports."""
-    node_field = spec.get("nodeName")
-    node_name = node_field.optional_string() or None
-    if node_name is not None:
-        problem = dns1123_subdomain_problem(node_name)
-        if problem:
-            node_field.fail(f"invalid value {quoted(node_name)}: {problem}")
     return PodSpecFields(
-        node_name=node_name,
+        node_name=spec.get("nodeName").optional_name(dns1123_subdomain_problem),
         service_account=service_account(spec),
         ports=container_ports(spec),
         host_network=spec.get("hostNetwork").boolean(),
@@ -81,11 +75,8 @@ def service_account(spec: Field) -> str:
     field = spec.get("serviceAccountName")
     if field.is_absent or field.value == "":
         field = spec.get("serviceAccount")
-    name = field.optional_string() or "default"
-    problem = dns1123_subdomain_problem(name)
-    if problem:
-        field.fail(f"invalid value {quoted(name)}: {problem}")
-    return name
+    return field.checked_name(field.optional_string() or "default",
+                              dns1123_subdomain_problem)
 
 
 def container_ports(spec: Field) -> tuple[ContainerPort, ...]:
@@ -131,12 +122,7 @@ def container_port(field: Field) -> ContainerPort:
     host_port = field.get("hostPort")
     if host_port.optional_integer():
         required_port_number(field, "hostPort")
-    name_field = field.get("name")
-    name = name_field.optional_string() or None
-    if name is not None:
-        name_problem = port_name_problem(name)
-        if name_problem:
-            name_field.fail(f"invalid value {quoted(name)}: {name_problem}")
+    name = field.get("name").optional_name(port_name_problem)
     protocol = parse_protocol(field.get("protocol"), empty_is_tcp=True)
     return ContainerPort(port=number, protocol=protocol, name=name)
 

@@ -72,14 +72,10 @@ def service_port(field: Field, name_required: bool) -> ServicePort:
     zero = target_field.value == "" or (type(target_field.value) is int and target_field.value == 0)
     target = None if zero else int_or_port_name(target_field)
     name_field = field.get("name")
-    name = name_field.optional_string() or None
+    name = name_field.optional_name(dns1123_label_problem)
     if name is None and name_required:
         name_field.fail("Required value: every port of a Service with several ports "
                         "needs a name")
-    if name is not None:
-        problem = dns1123_label_problem(name)
-        if problem:
-            name_field.fail(f"invalid value {quoted(name)}: {problem}")
     return ServicePort(port=port, target_port=port if target is None else target,
                        protocol=parse_protocol(field.get("protocol"), empty_is_tcp=True),
                        name=name)

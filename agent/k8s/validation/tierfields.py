@@ -14,26 +14,40 @@ refuses (agent.k8s.validation.clusternetworkpolicy and .adminnetworkpolicy say w
 Unknown fields are rejected, as `kubectl apply`'s strict field validation rejects them
 for custom resources too; a null is absent (the API server drops nulls of non-nullable
 fields before validating).
+
+Rules, peers and subjects are shared too: `subject` and `rules` read them as a
+RuleSchema says, which holds what differs between the API versions (the action names,
+the ports field and its parser, the list limits, whether a pods selector needs a
+namespaceSelector, the egress peers and whether a named port beside a networks peer is
+refused or only warned about). Each front-end keeps its own ports parser and its
+top-level fields.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from agent.k8s.clusterpolicy import AUDIT_ANNOTATION, AUDIT_TRUE, RuleAction
+from agent.k8s.clusterpolicy import (AUDIT_ANNOTATION, AUDIT_TRUE, RuleAction, TierPeer,
+                                     TierPort, TierRule, TierSelector)
 from agent.k8s.objects import LabelSelector, Operator, Requirement
 from agent.k8s.validation.fields import Field, describe_type, quoted
 from agent.k8s.validation.meta import ObjectMeta, object_meta
 from agent.k8s.validation.names import (dns1123_subdomain_problem, label_value_problem,
-                                        qualified_name_problem)
+                                        port_name_problem, qualified_name_problem)
 
 TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
+SUBJECT_FIELDS = ("namespaces", "pods")
+NAMESPACED_POD_FIELDS = ("namespaceSelector", "podSelector")
+INGRESS_PEER_FIELDS = ("namespaces", "pods")
 REQUIREMENT_FIELDS = ("key", "operator", "values")
 RULE_NAME_MAX = 100            # `name` of a rule: maxLength 100
 CIDR_MAX_LENGTH = 43           # the CIDR type: maxLength 43
+MAX_NETWORKS = 25              # networks and domainNames of a peer: maxItems 25
 # DomainName's pattern, as the CRD writes it (its `A-z` ranges included).
 DOMAIN_NAME = re.compile(
     r"(\*\.)?([a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.)+[a-zA-z0-9]([-a-zA-Z0-9_]*[a-zA-Z0-9])?\.?")
@@ -191,6 +205,16 @@ def domain_name(field: Field) -> str:
     return text
 
 
+def named_port(field: Field) -> TierPort:
+    """A named port: a plain string in the schema; one no container port can have is
+    accepted, with a warning, and matches nothing."""
+    name = field.string()
+    problem = port_name_problem(name)
+    if problem:
+        field.warn(f"{name!r} can name no container port ({problem}): matches nothing")
+    return TierPort(name=name)
+
+
 def string_set(field: Field, max_items: int) -> list[Field]:
     """x-kubernetes-list-type set with minItems 1: duplicates are refused."""
     items = bounded_items(field, max_items, min_items=1)
@@ -200,3 +224,93 @@ def string_set(field: Field, max_items: int) -> list[Field]:
             item.fail(f"Duplicate value: {quoted(item.value)}")
         seen.add(item.value)
     return items
+
+
+@dataclass(frozen=True)
+class RuleSchema:
+    """What one API version's CRD says of its rules, peers and subjects."""
+    actions: dict[str, RuleAction]     # the action enum, by the CRD's spelling
+    ports_key: str                     # the rule's ports field ("ports", "protocols")
+    port: Callable[[Field], TierPort]  # reads one item of that field
+    max_rules: int                     # ingress and egress: maxItems each
+    max_peers: int                     # from/to: minItems 1, maxItems
+    max_ports: int                     # the ports field: minItems 1, maxItems
+    egress_peer_fields: tuple[str, ...]
+    pods_need_namespaces: bool         # `pods` requires its namespaceSelector
+    named_port_refuses_networks: bool  # the CEL rule refuses networks too (else: a warning)
+
+
+def subject(spec: Field, schema: RuleSchema) -> TierSelector:
+    """spec.subject: required, exactly one of namespaces / pods."""
+    return pod_selection(*exactly_one(required(spec.get("subject")), SUBJECT_FIELDS),
+                         pods_need_namespaces=schema.pods_need_namespaces)
+
+
+def rules(spec: Field, schema: RuleSchema) -> tuple[tuple[TierRule, ...], tuple[TierRule, ...]]:
+    """spec.ingress and spec.egress: (ingress, egress)."""
+    ingress = tuple(rule(item, "from", INGRESS_PEER_FIELDS, schema)
+                    for item in bounded_items(spec.get("ingress"), schema.max_rules))
+    egress = tuple(rule(item, "to", schema.egress_peer_fields, schema)
+                   for item in bounded_items(spec.get("egress"), schema.max_rules))
+    return ingress, egress
+
+
+def pod_selection(key: str, value: Field, pods_need_namespaces: bool) -> TierSelector:
+    """A subject's (or a peer's) `namespaces` or `pods` field: namespaces S is every pod
+    of S; pods {namespaceSelector, podSelector} both (podSelector required;
+    namespaceSelector too in v1alpha1, optional and "all namespaces" in v1alpha2)."""
+    if key == "namespaces":
+        return TierSelector(namespace_selector=crd_selector(value))
+    value.fields(NAMESPACED_POD_FIELDS)
+    namespaces = value.get("namespaceSelector")
+    if pods_need_namespaces:
+        required(namespaces)
+    return TierSelector(
+        namespace_selector=crd_selector(namespaces) if not namespaces.is_absent
+        else LabelSelector(),
+        pod_selector=crd_selector(required(value.get("podSelector"))))
+
+
+def rule(field: Field, peers_key: str, peer_fields: tuple[str, ...],
+         schema: RuleSchema) -> TierRule:
+    """One ingress (peers_key "from") or egress ("to") rule."""
+    if field.is_absent or not isinstance(field.value, dict):
+        field.fail("must be an object with action and " + peers_key)
+    field.fields(("name", "action", peers_key, schema.ports_key))
+    name = rule_name(field.get("name"))
+    act = action(field.get("action"), schema.actions)
+    peers = tuple(peer(item, peer_fields, schema.pods_need_namespaces)
+                  for item in bounded_items(required(field.get(peers_key)), schema.max_peers, 1))
+    ports_field = field.get(schema.ports_key)
+    ports = tuple(schema.port(item)
+                  for item in bounded_items(ports_field, schema.max_ports, 1))
+    named = next((i for i, p in enumerate(ports) if p.name is not None), None)
+    if named is not None:
+        if any(p.nodes is not None or p.domain_names
+               or (schema.named_port_refuses_networks and p.networks) for p in peers):
+            field.fail("networks/nodes/domainNames peer cannot be set with namedPorts since "
+                       "there are no namedPorts for networks/nodes/domainNames")
+        if any(p.networks for p in peers):
+            ports_field.items()[named].warn(
+                "a named port with a networks peer matches only pod addresses inside the "
+                "networks (the experimental channel's CRD refuses this rule)")
+    if any(p.domain_names for p in peers) and act is not RuleAction.ALLOW:
+        allow = next(k for k, v in schema.actions.items() if v is RuleAction.ALLOW)
+        field.get("action").warn(f"domainNames are meant for {allow} rules only")
+    return TierRule(name=name, action=act, peers=peers, ports=ports)
+
+
+def peer(field: Field, allowed: tuple[str, ...], pods_need_namespaces: bool) -> TierPeer:
+    """One peer: exactly one of the allowed fields."""
+    key, value = exactly_one(field, allowed)
+    if key in ("namespaces", "pods"):
+        return TierPeer(pods=pod_selection(key, value, pods_need_namespaces))
+    if key == "nodes":
+        return TierPeer(nodes=crd_selector(value))
+    if key == "networks":
+        return TierPeer(networks=tuple(cel_cidr(item)
+                                       for item in string_set(value, MAX_NETWORKS)))
+    value.warn("domainNames peers are not enforced by Membrane yet: this peer matches "
+               "nothing")
+    return TierPeer(domain_names=tuple(domain_name(item)
+                                       for item in string_set(value, MAX_NETWORKS)))
