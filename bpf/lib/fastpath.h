@@ -111,7 +111,11 @@ static __always_inline int fast_ipv6(struct __sk_buff *skb, const struct endpoin
 	return 1;
 }
 
-/* The fast path of one hook; slot: its full program in tail_calls. */
+/* The fast path of one hook; slot: its full program in tail_calls.
+ * Everything in both programs is __always_inline, no bpf-to-bpf calls: the kernel lets a
+ * program that tail-calls also make such calls only since 5.10 (x86-64 JIT), and then
+ * caps every frame's stack at 256 bytes, which the full program's flow, event and key
+ * copies on the stack exceed. */
 static __always_inline int fast_path(struct __sk_buff *skb, __u8 dir, __u32 slot)
 {
 	struct endpoint_info *ep = lookup_endpoint(skb->ifindex);
