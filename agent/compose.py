@@ -145,7 +145,8 @@ def make_datapath(config: AgentConfig) -> Datapath:
                                     max_ipcache=config.max_ipcache_entries,
                                     max_cidr=config.max_cidr_entries,
                                     max_endpoints=config.max_endpoints,
-                                    ring_pages=config.event_ring_pages)
+                                    ring_pages=config.event_ring_pages,
+                                    attach_mode=config.attach_mode)
         return bpf
     raise MembraneError(f"--datapath {config.datapath!r}: expected bpf or fake")
 

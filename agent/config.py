@@ -76,6 +76,7 @@ class AgentConfig:
     unmanaged_grace_seconds: float = UNMANAGED_GRACE
     kubeconfig: str | None = None
     datapath: str = "bpf"                    # "bpf" | "fake" (tests of the control plane)
+    attach_mode: str = "auto"                # "auto" | "tcx" | "tc" (agent/datapath/hooks.py)
     # BPF map sizes (max_entries).
     max_policy_entries: int = 65536          # every local endpoint's allow entries
     max_conntrack_entries: int = 262144

@@ -1,9 +1,11 @@
 """Benchmark 1: what enforcement costs a pod-to-pod flow, against the limit and iptables.
 
-Four identical nodes are built side by side (bench.topology): `base` with nothing
+Five identical nodes are built side by side (bench.topology): `base` with nothing
 attached, `ctl` with nothing attached either (the control: its ratio to `base` is what
 "no difference" looks like on this machine, the resolution of every other ratio), `mem`
-with Membrane's programs on both pods' veths, and `ipt` with the kube-router style
+with Membrane's programs on both pods' veths attached as the agent attaches them by
+default (TCX links where the kernel has them), `mtc` with the same programs and rules
+attached as tc clsact filters (the fallback), and `ipt` with the kube-router style
 iptables + ipset rules (bench.iptables_peer). For each rule count the two enforcing nodes
 get the same rule set (bench.ruleset). Enforcement is checked before measuring: a
 connection to a port no rule allows must time out on `mem` and `ipt` and be refused on
@@ -31,7 +33,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +49,13 @@ from bench.topology import PREFIX, PYTHON, ROOT, Node, in_ns, pin_dir, python_in
 
 log = logging.getLogger("bench.datapath")
 
-MODES = ("base", "ctl", "mem", "ipt")
+MODES = ("base", "ctl", "mem", "mtc", "ipt")
 MODE_NAMES = {"base": "no program", "ctl": "no program (ctl)", "mem": "Membrane",
-              "ipt": "iptables+ipset"}
+              "mtc": "Membrane (tc clsact)", "ipt": "iptables+ipset"}
+# Membrane's nodes and how each attaches (agent/datapath/hooks.py).
+MEMBRANE_ATTACH = {"mem": "auto", "mtc": "tc"}
 UNENFORCED = ("base", "ctl")
-RR_BLOCKS = 5   # p99 ratios per fifth of the RR run, then the median: one tail burst is one block
+RR_BLOCKS = 10  # p99 ratios per tenth of the RR run, then the median: one tail burst is one block
 CLIENT_CPU = ("taskset", "-c", "0")
 SERVER_CPU = ("taskset", "-c", str(max(0, (os.cpu_count() or 1) - 1)))
 
@@ -60,10 +66,10 @@ class Params:
     identities: int = 10000
     rounds: int = 5          # iperf3 rounds per size; each mode runs once per round
     iperf_seconds: int = 2   # per round: 5 rounds x 2 s = 10 s of iperf3 per mode and size
-    bulk_seconds: float = 24.0   # interleaved bulk, all modes together (~6 s each)
+    bulk_seconds: float = 30.0   # interleaved bulk, all modes together (~6 s each)
     chunk_bytes: int = 8 << 20
-    rr_count: int = 25000    # interleaved round trips per mode and size
-    crr_count: int = 1000    # interleaved new connections per mode and size
+    rr_count: int = 50000    # interleaved round trips per mode and size
+    crr_count: int = 2000    # interleaved new connections per mode and size
     families: tuple[int, ...] = (4, 6)   # IP families measured, each against the targets
 
 
@@ -72,13 +78,15 @@ FULL_BULK_SECONDS = Params().bulk_seconds
 
 
 class Bed:
-    """The three nodes, their servers, and Membrane's datapath on `mem`."""
+    """The nodes, their servers, and Membrane's datapaths on `mem` and `mtc`."""
 
     def __init__(self, identities: int) -> None:
         self.identities = identities
         self.nodes = {m: Node(m, subnet=210 + i) for i, m in enumerate(MODES)}
-        self.dp: Any = None
-        self.slots: dict[str, Any] = {}
+        self.dps: dict[str, Any] = {}
+        self.slots: dict[str, dict[str, Any]] = {}
+        self.rr_client: str | None = None
+        self.tmp = tempfile.mkdtemp(prefix=f"{PREFIX}-")   # the RR client's binary
 
     def build(self) -> None:
         for node in self.nodes.values():
@@ -91,30 +99,38 @@ class Bed:
             assert srv.stdout is not None
             if srv.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"traffic server on {node.name} did not start")
-        self._start_membrane()
+        for mode, attach_mode in MEMBRANE_ATTACH.items():
+            self._start_membrane(mode, attach_mode)
+        self.rr_client = build_rr_client(self.tmp)
         time.sleep(0.5)   # iperf3 -s binds asynchronously
 
-    def _start_membrane(self) -> None:
+    def _start_membrane(self, mode: str, attach_mode: str) -> None:
         from agent.datapath.bpf import BpfDatapath
         from agent.datapath.interface import EndpointSlot
         from agent.policy.mapstate import EndpointPolicy
 
-        node = self.nodes["mem"]
+        node = self.nodes[mode]
         # 10,000 identities + pods; the largest rule set plus room for the host entry.
-        self.dp = BpfDatapath("mem", pin_dir("datapath"), netns=node.name,
-                              max_ipcache=max(16384, self.identities * 2),
-                              max_policy=65536, max_endpoints=64)
-        self.dp.start()
+        dp = BpfDatapath(mode, pin_dir(f"datapath-{mode}"), netns=node.name,
+                         max_ipcache=max(16384, self.identities * 2),
+                         max_policy=65536, max_endpoints=64, attach_mode=attach_mode)
+        self.dps[mode] = dp
+        dp.start()
         ids = {"client": CLIENT_IDENTITY, "server": SERVER_IDENTITY}
+        slots = self.slots[mode] = {}
         for i, (name, pod) in enumerate(node.pods.items()):
-            self.slots[name] = EndpointSlot(endpoint_id=10 + i, ifname=pod.host_if,
-                                            ifindex=pod.ifindex, ipv4=pod.ip,
-                                            identity=ids[name], ipv6=pod.ip6)
+            slots[name] = EndpointSlot(endpoint_id=10 + i, ifname=pod.host_if,
+                                       ifindex=pod.ifindex, ipv4=pod.ip,
+                                       identity=ids[name], ipv6=pod.ip6)
         # Both families' addresses of every identity: a dual-stack node's ipcache.
-        self.dp.sync_cluster_maps(dual_stack_maps(self.ruleset("mem", 1, 4),
-                                                  self.ruleset("mem", 1, 6)))
-        self.dp.add_endpoint(self.slots["client"], EndpointPolicy())
-        self.dp.add_endpoint(self.slots["server"], self.ruleset("mem", 1).server_policy())
+        dp.sync_cluster_maps(dual_stack_maps(self.ruleset(mode, 1, 4),
+                                             self.ruleset(mode, 1, 6)))
+        dp.add_endpoint(slots["client"], EndpointPolicy())
+        dp.add_endpoint(slots["server"], self.ruleset(mode, 1).server_policy())
+        log.info("%s: Membrane attached with %s", mode, dp.attach_mode)
+
+    def attach_modes(self) -> dict[str, str]:
+        return {m: str(dp.attach_mode) for m, dp in self.dps.items()}
 
     def ruleset(self, mode: str, rules: int, family: int = 4) -> RuleSet:
         pods = self.nodes[mode].pods
@@ -125,15 +141,17 @@ class Bed:
         """Gives `mem` and `ipt` the rule set (both families); returns how long each
         took (s). Membrane's policy is one for both (identities)."""
         t0 = time.monotonic()
-        rs = self.ruleset("mem", rules)
-        self.dp.update_endpoint(self.slots["server"], rs.server_policy())
+        for mode, dp in self.dps.items():
+            dp.update_endpoint(self.slots[mode]["server"],
+                               self.ruleset(mode, rules).server_policy())
         t1 = time.monotonic()
         n = iptables_peer.apply(self.nodes["ipt"].name, self.ruleset("ipt", rules, 4),
                                 self.ruleset("ipt", rules, 6))
         t2 = time.monotonic()
-        log.info("rules %d: Membrane wrote in %.2fs, iptables loaded %d rules in %.2fs",
-                 rules, t1 - t0, n, t2 - t1)
-        return {"membrane_s": t1 - t0, "iptables_s": t2 - t1, "iptables_rules": n}
+        log.info("rules %d: Membrane wrote (%d nodes) in %.2fs, iptables loaded %d rules in "
+                 "%.2fs", rules, len(self.dps), t1 - t0, n, t2 - t1)
+        return {"membrane_s": (t1 - t0) / len(self.dps), "iptables_s": t2 - t1,
+                "iptables_rules": n}
 
     def check_enforcing(self, family: int = 4) -> dict[str, str]:
         got = {}
@@ -150,11 +168,12 @@ class Bed:
         return got
 
     def close(self) -> None:
-        if self.dp is not None:
+        for dp in self.dps.values():
             try:
-                self.dp.close(unpin=True)
+                dp.close(unpin=True)
             except Exception as e:   # the namespaces go anyway
                 log.warning("closing datapath: %s", e)
+        shutil.rmtree(self.tmp, ignore_errors=True)
         for node in self.nodes.values():
             node.destroy()
 
@@ -173,13 +192,30 @@ def _interleaved(bed: Bed, p: Params, family: int = 4) -> dict[str, Any]:
                      for m, n in bed.nodes.items()},
             "sink_port": SINK_PORT, "rr_port": RR_PORT, "crr_port": CRR_PORT,
             "bulk_seconds": p.bulk_seconds, "chunk_bytes": p.chunk_bytes,
-            "rr_count": p.rr_count, "crr_count": p.crr_count}
+            "rr_count": p.rr_count, "crr_count": p.crr_count, "rr_client": bed.rr_client}
     r = subprocess.run([*CLIENT_CPU, PYTHON, "-m", "bench.interleaved", json.dumps(spec)],
                        text=True, capture_output=True, cwd=ROOT, timeout=900,
                        env={**os.environ, "MBRB_PREFIX": PREFIX})
     if r.returncode != 0:
         raise RuntimeError(f"bench.interleaved failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def build_rr_client(directory: str) -> str | None:
+    """bench/rr_client.c built with gcc -O2 into `directory`; None without gcc (the
+    interleaved run then measures RR and CRR with its Python loops, and says so)."""
+    os.makedirs(directory, exist_ok=True)
+    out = os.path.join(directory, "rr_client")
+    try:
+        done = subprocess.run(["gcc", "-O2", "-Wall", "-o", out,
+                               os.path.join(ROOT, "bench", "rr_client.c")],
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        log.warning("no gcc: RR and CRR measured with the Python client")
+        return None
+    if done.returncode != 0:
+        raise RuntimeError(f"gcc could not build the RR client: {done.stderr}")
+    return out
 
 
 def _blocks(samples: list[float], n: int) -> list[list[float]]:
@@ -210,7 +246,7 @@ def measure(bed: Bed, p: Params, rules: int, family: int = 4) -> dict[str, dict[
                   "bulk_block_seconds": bulk["block_seconds"],
                   "rr_us": summarize(il["rr_us"][m]),
                   "rr_p99_blocks": [summarize(b)["p99"] for b in rr_blocks],
-                  "crr_us": summarize(il["crr_us"][m])}
+                  "crr_us": summarize(il["crr_us"][m]), "client": il.get("client", "python")}
     for m in MODES:
         # Per one-second block (same chunk count per mode, so time ratio = rate ratio),
         # then the median: a second in which one node stalled is one block, not the result.
@@ -233,6 +269,7 @@ def run(p: Params) -> dict[str, Any]:
                                **{SIZES_KEY[f]: {} for f in p.families}}
     try:
         bed.build()
+        results["attach"] = bed.attach_modes()
         for rules in p.sizes:
             prog = bed.program(rules)
             for family in p.families:
@@ -249,7 +286,7 @@ def run(p: Params) -> dict[str, Any]:
 
 
 def _log_size(rules: int, m: dict[str, dict[str, Any]], family: int = 4) -> None:
-    for mode in MODES:
+    for mode in m:
         log.info("IPv%d rules %6d %-16s iperf3 %6.2f Gbit/s  bulk %6.2f Gbit/s (%.3f)  rr p50 "
                  "%.1f p99 %.1f us (%.3f)  crr p50 %.1f p99 %.1f us", family, rules,
                  MODE_NAMES[mode],
@@ -297,10 +334,18 @@ def tables(results: dict[str, Any]) -> tuple[list[Table], list[tuple[str, str, s
         t.notes.append(f"short run ({bulk_seconds:g} s of interleaved bulk per size, "
                        f"{FULL_BULK_SECONDS:g} s in a full run): each ratio rests on a few "
                        "one-second blocks; judge the targets on a full run.")
+    attach = results.get("attach")
+    if attach:
+        t.notes.append("Membrane attached with: " + ", ".join(
+            f"{MODE_NAMES[m]}: {how}" for m, how in attach.items()) + ".")
+    clients = {d["base"].get("client", "python") for key in SIZES_KEY.values()
+               for d in results.get(key, {}).values()}
+    t.notes.append(f"RR/CRR client: {', '.join(sorted(clients))} (bench/rr_client.c when "
+                   "'c').")
     t.notes += [f"machine load average (2 cores) during each size: {', '.join(loads)}.",
                 "iperf3: one stream, median Gbit/s over rounds; ratio = median over rounds of "
                 "(mode / no program in the same round): on this VM it resolves ~10% at best.",
-                "bulk, RR, CRR: one client process alternating between the four nodes (8 MiB "
+                "bulk, RR, CRR: one client process alternating between the nodes (8 MiB "
                 "chunks, 64-byte round trips, new connections); Gbit/s and latencies pooled; "
                 "bulk ratio = median over one-second blocks, RR p99 ratio = median over "
                 f"{RR_BLOCKS} consecutive blocks. The control row (a second node with no "
@@ -330,6 +375,8 @@ def _family_rows(t: Table, results: dict[str, Any], family: int,
     for rules, data in sizes.items():
         base = data["base"]
         for mode in MODES:
+            if mode not in data:
+                continue         # results of a run without that node
             d = data[mode]
             crr = ratio(d["crr_us"]["p99"], base["crr_us"]["p99"])
             t.add(rules, f"v{family}", MODE_NAMES[mode], fmt_num(d["gbps_median"], digits=2),
@@ -346,6 +393,10 @@ def _family_rows(t: Table, results: dict[str, Any], family: int,
     loads += [f"{r} (IPv{family}): {d['loadavg']:.1f}" for r, d in sizes.items()]
     label = "" if family == 4 else f"IPv{family}: "
     all_ahead = bool(ahead) and all(a.endswith("yes") for a in ahead)
+    # The control's largest stray either way, in bulk or RR p99, over every size.
+    ctl_stray = max([abs(1 - float(d["ctl"][k])) for d in sizes.values()
+                     for k in ("bulk_ratio", "rr_p99_ratio") if d["ctl"].get(k) is not None],
+                    default=0.0)
     return [
         (f"{label}throughput >= 95% of baseline, every rule count (interleaved bulk)",
          f"worst {fmt_ratio(worst['tput'])} (ctl {fmt_ratio(worst['ctl_tput'])})",
@@ -356,6 +407,16 @@ def _family_rows(t: Table, results: dict[str, Any], family: int,
         (f"{label}ahead of iptables from 1,000 rules (CRR p99, bulk within resolution)",
          f"{' '.join(ahead) or '-'} (resolution {resolution:.1%})",
          ("PASS" if all_ahead else "MISS") if ahead else "n/a"),
+        # Issue 17's limits, and whether this run's control could show them at all.
+        (f"{label}at the limit: bulk >= 98% of baseline, every rule count",
+         f"worst {fmt_ratio(worst['tput'])} (ctl {fmt_ratio(worst['ctl_tput'])})",
+         at_least(worst["tput"], 0.98)),
+        (f"{label}at the limit: RR p99 <= 103% of baseline, every rule count",
+         f"worst {fmt_ratio(worst['p99'])} (ctl {fmt_ratio(worst['ctl_p99'])})",
+         at_most(worst["p99"], 1.03)),
+        (f"{label}the method resolves it: control within 1% (bulk and RR p99)",
+         f"control strayed {ctl_stray:.1%}",
+         "PASS" if worst["ctl_tput"] is not None and ctl_stray <= 0.01 else "MISS"),
     ]
 
 

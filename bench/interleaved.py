@@ -11,12 +11,17 @@ trip to each mode in turn, the order rotated every cycle. Whatever the machine d
 Measured this way an A/A pair agrees to about 1% in pooled throughput over 5 s.
 
 The spec: {"pods": {mode: [client_netns, server_ip]}, "sink_port", "rr_port", "crr_port",
-"bulk_seconds", "chunk_bytes", "rr_count", "crr_count"}; the server addresses are of one
+"bulk_seconds", "chunk_bytes", "rr_count", "crr_count", "rr_client"}; the server addresses are of one
 IP family (the sockets follow them: IPv4 or IPv6). Sockets are created inside each
 client pod's network namespace (a socket keeps the namespace it was made in), so the
 traffic is the pod's own: its veth, its node, its enforcement. The output, one JSON line:
 per mode the bulk bytes and seconds (and per-second blocks for the spread), and the RR and
 CRR samples in microseconds; percentiles are computed by the caller (bench.report).
+
+RR and CRR run in bench/rr_client.c when the spec names its binary ("rr_client", built
+by bench.datapath with gcc): the same alternation, rotation and warm-up as the Python
+loops below, without the interpreter's ~40 us per round trip in every sample. Without
+it (no gcc) the Python loops run, and the report says which client measured.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import time
 from typing import Any, Iterator
 
 from bench.topology import own
-from lab.netbuilder import enter_netns, open_netns
+from lab.netbuilder import enter_netns, netns_path, open_netns
 
 REQUEST = 64
 RST_ON_CLOSE = struct.pack("ii", 1, 0)   # close with RST: no TIME_WAIT pile-up
@@ -174,16 +180,37 @@ def crr(ns: Namespaces, ips: dict[str, str], port: int, count: int) -> dict[str,
     return out
 
 
+def c_client(binary: str, kind: str, pods: dict[str, tuple[str, str]], port: int, count: int,
+             warmup: int) -> dict[str, list[float]]:
+    """rr or crr through bench/rr_client.c (module docstring); samples in us per mode."""
+    targets = [a for ns, ip in pods.values() for a in (str(netns_path(own(ns))), ip)]
+    done = subprocess.run([binary, kind, str(count), str(warmup), str(port), *targets],
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"rr_client {kind} failed: {done.stderr.strip()}")
+    lines = done.stdout.splitlines()
+    return {m: [float(x) for x in line.split()] for m, line in zip(pods, lines)}
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     pods = {m: (str(v[0]), str(v[1])) for m, v in spec["pods"].items()}
     ips = {m: ip for m, (_, ip) in pods.items()}
     ns = Namespaces(pods)
     # A collection pause would land on whichever mode was running: none during measuring.
     gc.disable()
-    return {"bulk": bulk(ns, ips, int(spec["sink_port"]), float(spec["bulk_seconds"]),
-                         int(spec["chunk_bytes"])),
-            "rr_us": rr(ns, ips, int(spec["rr_port"]), int(spec["rr_count"])),
-            "crr_us": crr(ns, ips, int(spec["crr_port"]), int(spec["crr_count"]))}
+    out: dict[str, Any] = {"bulk": bulk(ns, ips, int(spec["sink_port"]), float(spec["bulk_seconds"]),
+                        int(spec["chunk_bytes"]))}
+    binary = spec.get("rr_client")
+    if binary:
+        out["rr_us"] = c_client(binary, "rr", pods, int(spec["rr_port"]),
+                                int(spec["rr_count"]), 200)
+        out["crr_us"] = c_client(binary, "crr", pods, int(spec["crr_port"]),
+                                 int(spec["crr_count"]), 20)
+    else:
+        out["rr_us"] = rr(ns, ips, int(spec["rr_port"]), int(spec["rr_count"]))
+        out["crr_us"] = crr(ns, ips, int(spec["crr_port"]), int(spec["crr_count"]))
+    out["client"] = "c" if binary else "python"
+    return out
 
 
 if __name__ == "__main__":

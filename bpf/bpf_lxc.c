@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Membrane datapath for local endpoints (pods): one program file, two entry points.
+/* Membrane datapath for local endpoints (pods): one program file, two hooks, each a
+ * small fast-path program and the full program it tail-calls (lib/fastpath.h):
  *
- *   from_container  tc clsact INGRESS of the pod's host-side veth: packets leaving the
- *                   pod, i.e. the pod's EGRESS (DIR_EGRESS).
- *   to_container    tc clsact EGRESS of the pod's host-side veth: packets going into
- *                   the pod, i.e. the pod's INGRESS (DIR_INGRESS).
+ *   from_container  tc ingress of the pod's host-side veth: packets leaving the pod,
+ *                   i.e. the pod's EGRESS (DIR_EGRESS); full: from_container_full.
+ *   to_container    tc egress of the pod's host-side veth: packets going into the pod,
+ *                   i.e. the pod's INGRESS (DIR_INGRESS); full: to_container_full.
  *
- * Both are attached direct-action (return TC_ACT_OK / TC_ACT_SHOT). Compiled once per
+ * The attached ones (from_container, to_container) pass established packets with a
+ * current conntrack stamp and tail-call the full program for everything else; the
+ * full programs are the steps below, from the start. All four are direct-action
+ * (return TC_ACT_OK / TC_ACT_SHOT). Compiled once per
  * agent start by bcc (agent/datapath/compiler.py); endpoints and policy are map writes.
  *
  * Per IPv4 or IPv6 packet (handle_ipv4, handle_ipv6: the same steps over each family's
@@ -50,6 +54,7 @@
 #include "lib/parse.h"
 #include "lib/ipv6.h"
 #include "lib/conntrack.h"
+#include "lib/fastpath.h"
 
 /* --- events: built only for a packet that is reported ------------------------------ */
 
@@ -231,7 +236,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, const struct endpo
 	/* Read the revision BEFORE any lookup that decides the verdict: a stamp must
 	 * never be newer than the maps it was decided from (revision.h). */
 	rev = current_policy_revision();
-	now = bpf_ktime_get_ns();
+	now = ct_now();
 	if (ct_tracked(&f.l4, IPPROTO_ICMP))
 		ct = ct_lookup(ep->endpoint_id, dir, &f, now, &entry, &unreplied);
 	else if (icmp4_error_related(skb, l4off, ep->endpoint_id, dir, &f, now, rev))
@@ -335,7 +340,7 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, const struct endpo
 	}
 
 	rev = current_policy_revision();
-	now = bpf_ktime_get_ns();
+	now = ct_now();
 	if (ct_tracked(&f.l4, IPPROTO_ICMPV6))
 		ct = ct6_lookup(ep->endpoint_id, dir, &f, now, &entry, &unreplied);
 	else if (icmp6_error_related(skb, l4off, ep->endpoint_id, dir, &f, now, rev))
@@ -412,14 +417,25 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	return TC_ACT_OK;
 }
 
-/* tc clsact ingress of the host-side veth: the pod's egress. */
+/* tc ingress of the host-side veth: the pod's egress. */
 int from_container(struct __sk_buff *skb)
+{
+	return fast_path(skb, DIR_EGRESS, TAIL_FROM_CONTAINER);
+}
+
+/* tc egress of the host-side veth: the pod's ingress. */
+int to_container(struct __sk_buff *skb)
+{
+	return fast_path(skb, DIR_INGRESS, TAIL_TO_CONTAINER);
+}
+
+/* The full programs, reached only through tail_calls. */
+int from_container_full(struct __sk_buff *skb)
 {
 	return handle(skb, DIR_EGRESS);
 }
 
-/* tc clsact egress of the host-side veth: the pod's ingress. */
-int to_container(struct __sk_buff *skb)
+int to_container_full(struct __sk_buff *skb)
 {
 	return handle(skb, DIR_INGRESS);
 }

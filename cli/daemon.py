@@ -104,6 +104,9 @@ def register(sub: Any) -> None:
                    help="a client certificate CN or SAN that may read flows over TCP "
                         "(repeatable; '*': any the client CA signed)")
     p.add_argument("--datapath", choices=DATAPATHS, default=d.datapath)
+    p.add_argument("--attach-mode", choices=("auto", "tcx", "tc"), default=d.attach_mode,
+                   help="how programs go on a pod's veth: TCX links (kernel 6.6+), tc "
+                        "clsact filters, or auto (TCX where the kernel has it)")
     p.add_argument("--enable-policy", choices=ENFORCEMENT_MODES, default=d.enable_policy,
                    help="default: enforce what policies select; always: deny what no "
                         "policy allows, everywhere; never: enforce nothing (Cilium's)")
@@ -162,7 +165,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         tls_server_name=args.tls_server_name,
         health_port=args.health_port, health_address=args.health_address,
         unmanaged_grace_seconds=args.unmanaged_grace,
-        kubeconfig=args.kubeconfig, datapath=args.datapath,
+        kubeconfig=args.kubeconfig, datapath=args.datapath, attach_mode=args.attach_mode,
         max_policy_entries=args.max_policy_entries,
         max_conntrack_entries=args.max_conntrack_entries,
         max_ipcache_entries=args.max_ipcache_entries, max_cidr_entries=args.max_cidr_entries,

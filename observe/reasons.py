@@ -18,6 +18,7 @@ class DropReason(IntEnum):
     INVALID_PACKET_DROPPED = 134
     CT_TRUNCATED_OR_INVALID_HEADER = 135
     UNSUPPORTED_L3_PROTOCOL = 139
+    MISSED_TAIL_CALL = 140
     NO_MATCHING_LOCAL_CONTAINER_FOUND = 152
     CT_MAP_INSERTION_FAILED = 155
     INVALID_IPV6_EXTENSION_HEADER = 156
@@ -33,6 +34,7 @@ _DESCRIPTIONS: dict[DropReason, str] = {
     DropReason.INVALID_PACKET_DROPPED: "Invalid packet",
     DropReason.CT_TRUNCATED_OR_INVALID_HEADER: "CT: Truncated or invalid header",
     DropReason.UNSUPPORTED_L3_PROTOCOL: "Unsupported L3 protocol",
+    DropReason.MISSED_TAIL_CALL: "Missed tail call",
     DropReason.NO_MATCHING_LOCAL_CONTAINER_FOUND: "No matching local container found",
     DropReason.CT_MAP_INSERTION_FAILED: "CT: Map insertion failed",
     DropReason.INVALID_IPV6_EXTENSION_HEADER: "Invalid IPv6 extension header",

@@ -50,6 +50,7 @@ import time
 from typing import Any, Callable
 
 from agent.datapath import attach as tc
+from agent.datapath.hooks import Hooks
 from agent.datapath import layout
 from agent.datapath.compiler import (CompileOptions, Features, compile_datapath,
                                      load_programs, probe_features)
@@ -60,13 +61,14 @@ from agent.datapath.reader import EventReader
 from agent.datapath.writer import (EntryValue, KernelMap, PolicyMapKey, PolicyWriter,
                                    PrefixWriter, endpoint_flags, read_prefix_map)
 from core.errors import DatapathError, MapFullError
+from core.protocols import Direction
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 
 log = logging.getLogger(__name__)
 
 PINNED_MAPS = ("ipcache", "cidr", "ipcache6", "cidr6", "endpoints", "endpoints6", "policy",
                "conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied", "drop_metrics",
-               "lost_events", "policy_revision")
+               "lost_events", "policy_revision", "tail_calls")
 # Conntrack's two tables per family (bpf/lib/conntrack.h): confirmed connections, and
 # those not answered yet. GC, dumps, stats and endpoint removal cover all four.
 CONNTRACK_MAPS = ("conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied")
@@ -97,17 +99,21 @@ class BpfDatapath:
                  max_conntrack_unreplied: int | None = None, max_policy: int = 16384, max_ipcache: int = 16384, max_cidr: int = 4096,
                  max_endpoints: int = 1024, ring_pages: int = 64,
                  ct_timeouts: dict[str, int] | None = None, netns: str | None = None,
-                 features: Features | None = None, ct_accounting: bool = False) -> None:
+                 features: Features | None = None, ct_accounting: bool = False,
+                 attach_mode: str = "auto") -> None:
         """pin_dir: bpffs directory of this node's maps, e.g.
         /sys/fs/bpf/membrane/<lab>/<node>. netns: name of the network namespace holding
         the pods' host-side veths (None: the current one, as when the agent runs inside
         the node's namespace). ct_accounting: per-packet conntrack packet/byte counters
         (off: `bpf ct list` shows 0; see bpf/lib/conntrack.h). max_conntrack_unreplied:
         the table of connections not answered yet (default a quarter of
-        max_conntrack, at least 1024)."""
+        max_conntrack, at least 1024). attach_mode: how programs go on a pod's veth
+        (hooks.py): "tcx" (pinned TCX links, kernel 6.6+), "tc" (clsact filters),
+        "auto" (TCX where the kernel has it, else clsact)."""
         self.node = node
         self.pin_dir = pin_dir.rstrip("/")
         self.netns = netns
+        self._hooks = Hooks(attach_mode, self.pin_dir, netns)
         self.options = CompileOptions(
             pin_dir=self.pin_dir, max_ipcache=max_ipcache, max_cidr=max_cidr,
             max_endpoints=max_endpoints, max_policy=max_policy,
@@ -206,8 +212,7 @@ class BpfDatapath:
             if unpin and self._bpf is not None:
                 for slot in list(self._slots.values()):
                     try:
-                        tc.detach(slot.ifname or None, netns=self.netns,
-                                  ifindex=None if slot.ifname else slot.ifindex)
+                        self._hooks.detach(slot.ifname, slot.ifindex)
                     except DatapathError as e:
                         log.warning("close: %s", e)
             self._reader = None
@@ -291,9 +296,9 @@ class BpfDatapath:
                 self._write_endpoint(slot, policy)
             finally:
                 self._bump_revision()
-            tc.attach(slot.ifname, {n: p.fd for n, p in self._progs.items()}, self.netns)
-            log.info("endpoint %d (%s, %s) attached; ingress %s, egress %s",
-                     slot.endpoint_id, slot.ifname, slot.ipv4 or slot.ipv6,
+            how = self._hooks.attach(slot.ifname, slot.ifindex, self._prog_fds())
+            log.info("endpoint %d (%s, %s) attached (%s); ingress %s, egress %s",
+                     slot.endpoint_id, slot.ifname, slot.ipv4 or slot.ipv6, how,
                      "enforced" if policy.ingress_enforced else "open",
                      "enforced" if policy.egress_enforced else "open")
             if full is not None:
@@ -302,10 +307,19 @@ class BpfDatapath:
     def reattach(self, slot: EndpointSlot) -> None:
         with self._lock:
             self._require()
-            # tc "replace": the new programs take over atomically, no packet unjudged.
-            tc.attach(slot.ifname, {n: p.fd for n, p in self._progs.items()}, self.netns)
+            # tc "replace" or a TCX link update: the new programs take over atomically,
+            # no packet unjudged.
+            self._hooks.attach(slot.ifname, slot.ifindex, self._prog_fds())
             log.info("endpoint %d (%s): programs of this agent attached to its pinned state",
                      slot.endpoint_id, slot.ifname)
+
+    def _prog_fds(self) -> dict[str, int]:
+        return {n: int(p.fd) for n, p in self._progs.items()}
+
+    @property
+    def attach_mode(self) -> str:
+        """How the next attach goes: "tcx", "tc", or "auto" before the first."""
+        return self._hooks.mode
 
     def update_endpoint(self, slot: EndpointSlot, policy: EndpointPolicy) -> int:
         with self._lock:
@@ -336,8 +350,7 @@ class BpfDatapath:
                              if s.endpoint_id == endpoint_id), None)
             try:
                 if slot is not None:
-                    tc.detach(slot.ifname or None, netns=self.netns,
-                              ifindex=None if slot.ifname else slot.ifindex)
+                    self._hooks.detach(slot.ifname, slot.ifindex)
                     self._maps["endpoints"].delete(ctypes.c_uint32(slot.ifindex))
                 # An array slot cannot be deleted: zeros, the address no pod has.
                 self._maps["endpoints6"].update(ctypes.c_uint32(endpoint_id),
@@ -464,10 +477,20 @@ class BpfDatapath:
         for name in CONNTRACK_MAPS:
             address = layout.words_to_ip6 if name in IPV6_CONNTRACK_MAPS else layout.be32_to_ip
             for k, v in self._maps[name].items():
+                # Shown as the first packet went: a key holds the tuple leaving the
+                # endpoint, so an ingress-opened connection's is swapped back (entries
+                # of builds before that kept the first packet's direction in the key).
+                inbound = (k.direction == Direction.EGRESS
+                           and bool(v.flags & layout.CT_F_INGRESS_FIRST))
+                src, sport, dst, dport = k.saddr, k.sport, k.daddr, k.dport
+                if inbound:
+                    src, sport, dst, dport = dst, dport, src, sport
                 out.append(ConntrackEntry(
-                    endpoint_id=k.endpoint_id, direction=k.direction, protocol=k.protocol,
-                    src_ip=address(k.saddr), src_port=k.sport,
-                    dst_ip=address(k.daddr), dst_port=k.dport,
+                    endpoint_id=k.endpoint_id,
+                    direction=int(Direction.INGRESS) if inbound else k.direction,
+                    protocol=k.protocol,
+                    src_ip=address(src), src_port=sport,
+                    dst_ip=address(dst), dst_port=dport,
                     state=layout.CT_STATE_NAMES.get(v.state, f"state-{v.state}"),
                     expires_in_s=round((v.expires_ns - now) / 1e9, 3),
                     packets=v.packets, bytes=v.bytes))

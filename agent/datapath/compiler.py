@@ -20,6 +20,7 @@ Set `MEMBRANE_BPF_DEBUG=1` to print the exact cflags and C text compiled on stde
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import platform
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.datapath import layout
 from agent.datapath.diagnose import Captured, captured_stderr, explain_compile, explain_load
 from agent.datapath.headers import kernel_source
 from core.errors import DatapathError
@@ -196,15 +198,22 @@ def compile_datapath(options: CompileOptions, features: Features | None = None) 
 
 
 def load_programs(bpf: Any) -> dict[str, Any]:
-    """Loads both tc entry points; returns name -> bcc function (with .fd)."""
+    """Loads the full programs, puts them in their tail_calls slots, then loads the two
+    tc entry points (the fast paths, bpf/lib/fastpath.h); returns name -> bcc function
+    (with .fd) for all four. The slots are filled before this returns, so an entry
+    point is never attached with an empty slot behind it; over a reused pin the previous
+    agent's still-attached entry points reach these full programs from then on."""
     from bcc import BPF  # imported late: only the datapath module needs bcc
 
     progs = {}
-    for name in ("from_container", "to_container"):
+    slots = bpf[b"tail_calls"]
+    for name in (*layout.TAIL_CALLS, "from_container", "to_container"):
         stderr = Captured()
         try:
             with captured_stderr(stderr):     # the verifier's log: what the kernel lacks
                 progs[name] = bpf.load_func(name.encode(), BPF.SCHED_CLS)
         except Exception as e:
             raise DatapathError(explain_load(name, str(e), stderr.text)) from e
+        if name in layout.TAIL_CALLS:
+            slots[ctypes.c_int(layout.TAIL_CALLS[name])] = ctypes.c_int(progs[name].fd)
     return progs

@@ -52,6 +52,7 @@ MAP_TYPES: dict[str, tuple[str, str]] = {
     "lpm_trie": ("longest-prefix-match trie maps", "4.11"),
     "ringbuf": ("the BPF ring buffer", "5.8"),
     "perf_output": ("perf event arrays", "4.3"),
+    "prog": ("program arrays (tail calls)", "4.2"),
 }
 
 # The datapath's maps by name -> type, as declared in bpf/lib/*.h (a test compares them).
@@ -63,6 +64,7 @@ MAPS: dict[str, str] = {
     "conntrack6": "lru_hash", "ct6_unreplied": "lru_hash",
     "endpoints": "hash", "endpoints6": "array",
     "drop_metrics": "percpu_array", "lost_events": "percpu_array",
+    "tail_calls": "prog",
 }
 
 PERMISSIONS = ("the kernel refused BPF to this process (EPERM): the agent needs CAP_BPF, "

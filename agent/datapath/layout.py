@@ -47,6 +47,17 @@ POLICY_PREFIX_FULL = 80
 # dropped as DROP_INVALID_EXTHDR.
 IPV6_EXT_MAX = 8
 
+# fastpath.h: the full programs' slots in the tail_calls program array.
+TAIL_FROM_CONTAINER = 0
+TAIL_TO_CONTAINER = 1
+TAIL_CALLS = {"from_container_full": TAIL_FROM_CONTAINER,
+              "to_container_full": TAIL_TO_CONTAINER}
+
+# ct_entry.flags: the connection's first packet came INTO the endpoint. Conntrack keys
+# hold the tuple as it leaves the endpoint (key.direction is always egress), so both
+# sides of a connection find one key; this bit says which side opened it.
+CT_F_INGRESS_FIRST = 0x02
+
 # CT_STATE_* value -> the name `membrane bpf ct list` shows.
 CT_STATE_NAMES = {1: "syn-sent", 2: "established", 3: "fin-wait", 4: "closing",
                   5: "udp", 6: "icmp", 7: "sctp", 8: "midstream"}

@@ -36,11 +36,18 @@
  * What this does not stop: a pod that completes real handshakes (or gets UDP answers)
  * at a high rate still fills conntrack; that needs per-endpoint quotas.
  *
- * One entry per (endpoint, direction of the first packet, 5-tuple of the first
- * packet). A later packet is:
- *   - forward  (same tuple, same direction);
- *   - reply    (swapped tuple, opposite direction);
+ * One entry per (endpoint, 5-tuple as it leaves the endpoint): the key holds the
+ * tuple oriented as a packet going OUT of the endpoint (a packet coming in is keyed by
+ * its swapped tuple; key.direction is always DIR_EGRESS), so a forward packet and its
+ * replies find the same key with ONE lookup. The direction of the first packet (the
+ * forward direction) is in the entry (CT_F_INGRESS_FIRST). A later packet is:
+ *   - forward  (its direction is the entry's forward direction);
+ *   - reply    (the opposite direction: at one endpoint, the same key in the other
+ *               direction is exactly the swapped tuple);
  *   - related  (an ICMP error whose embedded packet belongs to a tracked flow).
+ * Earlier builds keyed an entry by the first packet's own tuple and direction: their
+ * egress-first entries are the same key and value here (flag clear = egress first) and
+ * keep working; their ingress-first entries are never looked up again and expire.
  * The entry's policy_rev caches the connection's verdict: the revision (revision.h)
  * under which its forward direction was last allowed. Every agent write that can
  * change a verdict bumps the revision. Rules every caller (IPv4 and IPv6 here)
@@ -137,6 +144,7 @@
 
 /* ct_entry.flags */
 #define CT_F_SEEN_REPLY 0x01
+#define CT_F_INGRESS_FIRST 0x02 /* the first packet came into the endpoint (DIR_INGRESS) */
 
 /* Result of ct_lookup(). */
 #define CT_NEW 0
@@ -153,7 +161,7 @@ struct ct_key {
 	__u16 dport;
 	__u16 endpoint_id; /* host byte order */
 	__u8 protocol;
-	__u8 direction;    /* DIR_* of the first packet at this endpoint */
+	__u8 direction;    /* always DIR_EGRESS: the tuple as it leaves the endpoint */
 };
 
 /* 32 bytes: u64 fields first, then the byte-sized state, then the policy stamp. The
@@ -161,7 +169,7 @@ struct ct_key {
  * build left in the pinned map read as "stamp 0" (never current: revalidated at their
  * next forward packet) with their state intact. */
 struct ct_entry {
-	__u64 expires_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) deadline */
+	__u64 expires_ns;  /* CLOCK_MONOTONIC deadline, from ct_now() */
 	__u64 packets;     /* both directions; only with MEMBRANE_CT_ACCOUNTING, else 0 */
 	__u64 bytes;       /* both directions, skb->len; idem */
 	__u8 state;        /* CT_STATE_* */
@@ -185,7 +193,7 @@ struct ct6_key {
 	__u16 dport;
 	__u16 endpoint_id; /* host byte order */
 	__u8 protocol;
-	__u8 direction;    /* DIR_* of the first packet at this endpoint */
+	__u8 direction;    /* always DIR_EGRESS, as in struct ct_key */
 };
 
 BPF_TABLE_PINNED("lru_hash", struct ct6_key, struct ct_entry, conntrack6, MEMBRANE_CT_MAX,
@@ -229,6 +237,18 @@ static __always_inline __u64 ct_timeout_ns(__u8 state)
 	return s * CT_NSEC_PER_SEC;
 }
 
+/* The clock of expiries: CLOCK_MONOTONIC_COARSE (the last tick's time, a memory read)
+ * rather than bpf_ktime_get_ns(), which reads the clocksource on every packet (on a VM
+ * a paravirtual clock read). It is the same clock a tick (1-4 ms) behind, in the same
+ * unit, so entries and the agent's GC (time.monotonic_ns()) still compare directly: the
+ * agent may see an entry expire up to a tick before the datapath does, far inside the
+ * refresh slack (CT_REFRESH_INTERVAL_NS). Not bpf_jiffies64: jiffies would change the
+ * unit of expires_ns in pinned entries and make the agent convert with CONFIG_HZ. */
+static __always_inline __u64 ct_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
 /* bcc rewrites map calls only on a map's own name, so each table has its getter. */
 static __always_inline struct ct_entry *ct_get(struct ct_key *key, __u64 now)
 {
@@ -248,7 +268,8 @@ static __always_inline struct ct_entry *ct_get_unreplied(struct ct_key *key, __u
 	return NULL;
 }
 
-/* The key of a flow as its first packet at this endpoint made it (the forward tuple). */
+/* The key of the flow a packet seen in direction dir belongs to, forward or reply
+ * alike: its tuple as it leaves the endpoint (see the top of this file). */
 static __always_inline struct ct_key ct_key_of(__u16 endpoint_id, __u8 dir,
 					       const struct flow4 *f)
 {
@@ -259,51 +280,42 @@ static __always_inline struct ct_key ct_key_of(__u16 endpoint_id, __u8 dir,
 		.dport = f->l4.dport,
 		.endpoint_id = endpoint_id,
 		.protocol = f->l4.protocol,
-		.direction = dir,
+		.direction = DIR_EGRESS,
 	};
-	return key;
-}
 
-/* The key of the flow a packet belongs to: its own tuple for a forward packet, the
- * swapped one (and the other direction) for a reply. */
-static __always_inline struct ct_key ct_flow_key(__u16 endpoint_id, __u8 dir,
-						 const struct flow4 *f, int is_reply)
-{
-	struct ct_key key = ct_key_of(endpoint_id, dir, f);
-
-	if (is_reply) {
+	if (dir != DIR_EGRESS) {
 		key.saddr = f->daddr;
 		key.daddr = f->saddr;
 		key.sport = f->l4.dport;
 		key.dport = f->l4.sport;
-		key.direction = !dir;
 	}
 	return key;
 }
 
+/* Forward or reply, from the entry a packet in direction dir found. */
+static __always_inline int ct_side(const struct ct_entry *e, __u8 dir)
+{
+	__u8 first = (e->flags & CT_F_INGRESS_FIRST) ? DIR_INGRESS : DIR_EGRESS;
+
+	return dir == first ? CT_ESTABLISHED : CT_REPLY;
+}
+
 /* Forward, reply or new; *entry is set on forward and reply, *unreplied says which
- * table holds it. Confirmed connections are looked up first, forward then reply, so
- * they cost two lookups at most, as with one table. */
+ * table holds it. One key for both sides: a confirmed connection costs one lookup,
+ * forward or reply; an unconfirmed one two (conntrack, then ct_unreplied). */
 static __always_inline int ct_lookup(__u16 endpoint_id, __u8 dir, const struct flow4 *f,
 				     __u64 now, struct ct_entry **entry, __u8 *unreplied)
 {
-	struct ct_key key = ct_flow_key(endpoint_id, dir, f, 0);
-	struct ct_key rkey = ct_flow_key(endpoint_id, dir, f, 1);
+	struct ct_key key = ct_key_of(endpoint_id, dir, f);
 
 	*unreplied = 0;
 	*entry = ct_get(&key, now);
 	if (*entry)
-		return CT_ESTABLISHED;
-	*entry = ct_get(&rkey, now);
-	if (*entry)
-		return CT_REPLY;
+		return ct_side(*entry, dir);
 	*unreplied = 1;
 	*entry = ct_get_unreplied(&key, now);
 	if (*entry)
-		return CT_ESTABLISHED;
-	*entry = ct_get_unreplied(&rkey, now);
-	if (*entry)
-		return CT_REPLY;
+		return ct_side(*entry, dir);
 	return CT_NEW;
 }
 
@@ -325,19 +337,14 @@ static __always_inline __u16 ct_verdict_port(const struct flow_l4 *l, int is_rep
 static __always_inline int ct_related(__u16 endpoint_id, __u8 dir, const struct flow4 *inner,
 				      __u64 now, __u32 rev)
 {
-	struct ct_key key = ct_flow_key(endpoint_id, !dir, inner, 0);
-	struct ct_key rkey = ct_flow_key(endpoint_id, !dir, inner, 1);
+	struct ct_key key = ct_key_of(endpoint_id, !dir, inner);
 	struct ct_entry *e;
 
 	if (!rev)
 		return 0;
 	e = ct_get(&key, now);
 	if (!e)
-		e = ct_get(&rkey, now);
-	if (!e)
 		e = ct_get_unreplied(&key, now);
-	if (!e)
-		e = ct_get_unreplied(&rkey, now);
 	return e && e->policy_rev == rev;
 }
 
@@ -352,7 +359,7 @@ static __always_inline void ct_tcp_next(__u8 *state, __u8 *tx_flags, __u8 *rx_fl
 		*state = CT_STATE_SYN_SENT;
 		*tx_flags = 0;
 		*rx_flags = 0;
-		*flags = 0;
+		*flags &= CT_F_INGRESS_FIRST; /* the same first direction */
 	}
 	if (is_reply)
 		*rx_flags |= tcp_flags;
@@ -436,7 +443,7 @@ static __always_inline void ct_packet(struct ct_entry *e, __u8 unreplied, __u16 
 	ct_refresh(e, &f->l4, is_reply, len, now, stamp);
 	if (!unreplied || !ct_confirmed(e, &f->l4, is_reply))
 		return;
-	key = ct_flow_key(endpoint_id, dir, f, is_reply);
+	key = ct_key_of(endpoint_id, dir, f);
 	/* e points into ct_unreplied; a map value is a valid value argument for another
 	 * map of the same value size. */
 	if (conntrack.update(&key, e) == 0)
@@ -445,10 +452,13 @@ static __always_inline void ct_packet(struct ct_entry *e, __u8 unreplied, __u16 
 
 /* The entry of a new allowed flow (either family), stamped with the policy revision
  * its verdict was evaluated under. */
-static __always_inline struct ct_entry ct_entry_new(const struct flow_l4 *l, __u32 len,
-						    __u64 now, __u32 stamp)
+static __always_inline struct ct_entry ct_entry_new(const struct flow_l4 *l, __u8 dir,
+						    __u32 len, __u64 now, __u32 stamp)
 {
 	struct ct_entry e = { .policy_rev = stamp };
+
+	if (dir == DIR_INGRESS)
+		e.flags = CT_F_INGRESS_FIRST;
 
 #ifdef MEMBRANE_CT_ACCOUNTING
 	e.packets = 1;
@@ -488,7 +498,7 @@ static __always_inline int ct_create(__u16 endpoint_id, __u8 dir, const struct f
 				     __u32 len, __u64 now, __u32 stamp)
 {
 	struct ct_key key = ct_key_of(endpoint_id, dir, f);
-	struct ct_entry e = ct_entry_new(&f->l4, len, now, stamp);
+	struct ct_entry e = ct_entry_new(&f->l4, dir, len, now, stamp);
 
 	/* BPF_ANY: an expired entry with the same key may still be there. */
 	return ct_unreplied.update(&key, &e);
@@ -514,24 +524,23 @@ static __always_inline struct ct_entry *ct6_get_unreplied(struct ct6_key *key, _
 	return NULL;
 }
 
-/* ct_flow_key for IPv6: the key of the flow f belongs to, seen in direction dir: its
- * own tuple, or (is_reply) the swapped one in the other direction. */
-static __always_inline void ct6_flow_key(struct ct6_key *key, __u16 endpoint_id, __u8 dir,
-					 const struct flow6 *f, int is_reply)
+/* ct_key_of for IPv6: the key of the flow a packet seen in direction dir belongs to,
+ * its tuple as it leaves the endpoint. */
+static __always_inline void ct6_key_of(struct ct6_key *key, __u16 endpoint_id, __u8 dir,
+				       const struct flow6 *f)
 {
-	if (is_reply) {
+	if (dir != DIR_EGRESS) {
 		__builtin_memcpy(key->saddr, f->daddr, sizeof(key->saddr));
 		__builtin_memcpy(key->daddr, f->saddr, sizeof(key->daddr));
 		key->sport = f->l4.dport;
 		key->dport = f->l4.sport;
-		key->direction = !dir;
 	} else {
 		__builtin_memcpy(key->saddr, f->saddr, sizeof(key->saddr));
 		__builtin_memcpy(key->daddr, f->daddr, sizeof(key->daddr));
 		key->sport = f->l4.sport;
 		key->dport = f->l4.dport;
-		key->direction = dir;
 	}
+	key->direction = DIR_EGRESS;
 	key->endpoint_id = endpoint_id;
 	key->protocol = f->l4.protocol;
 }
@@ -540,24 +549,17 @@ static __always_inline void ct6_flow_key(struct ct6_key *key, __u16 endpoint_id,
 static __always_inline int ct6_lookup(__u16 endpoint_id, __u8 dir, const struct flow6 *f,
 				      __u64 now, struct ct_entry **entry, __u8 *unreplied)
 {
-	struct ct6_key key, rkey;
+	struct ct6_key key;
 
-	ct6_flow_key(&key, endpoint_id, dir, f, 0);
-	ct6_flow_key(&rkey, endpoint_id, dir, f, 1);
+	ct6_key_of(&key, endpoint_id, dir, f);
 	*unreplied = 0;
 	*entry = ct6_get(&key, now);
 	if (*entry)
-		return CT_ESTABLISHED;
-	*entry = ct6_get(&rkey, now);
-	if (*entry)
-		return CT_REPLY;
+		return ct_side(*entry, dir);
 	*unreplied = 1;
 	*entry = ct6_get_unreplied(&key, now);
 	if (*entry)
-		return CT_ESTABLISHED;
-	*entry = ct6_get_unreplied(&rkey, now);
-	if (*entry)
-		return CT_REPLY;
+		return ct_side(*entry, dir);
 	return CT_NEW;
 }
 
@@ -565,20 +567,15 @@ static __always_inline int ct6_lookup(__u16 endpoint_id, __u8 dir, const struct 
 static __always_inline int ct6_related(__u16 endpoint_id, __u8 dir, const struct flow6 *inner,
 				       __u64 now, __u32 rev)
 {
-	struct ct6_key key, rkey;
+	struct ct6_key key;
 	struct ct_entry *e;
 
 	if (!rev)
 		return 0;
-	ct6_flow_key(&key, endpoint_id, !dir, inner, 0);
-	ct6_flow_key(&rkey, endpoint_id, !dir, inner, 1);
+	ct6_key_of(&key, endpoint_id, !dir, inner);
 	e = ct6_get(&key, now);
 	if (!e)
-		e = ct6_get(&rkey, now);
-	if (!e)
 		e = ct6_get_unreplied(&key, now);
-	if (!e)
-		e = ct6_get_unreplied(&rkey, now);
 	return e && e->policy_rev == rev;
 }
 
@@ -592,7 +589,7 @@ static __always_inline void ct6_packet(struct ct_entry *e, __u8 unreplied, __u16
 	ct_refresh(e, &f->l4, is_reply, len, now, stamp);
 	if (!unreplied || !ct_confirmed(e, &f->l4, is_reply))
 		return;
-	ct6_flow_key(&key, endpoint_id, dir, f, is_reply);
+	ct6_key_of(&key, endpoint_id, dir, f);
 	if (conntrack6.update(&key, e) == 0)
 		ct6_unreplied.delete(&key);
 }
@@ -602,9 +599,9 @@ static __always_inline int ct6_create(__u16 endpoint_id, __u8 dir, const struct 
 				      __u32 len, __u64 now, __u32 stamp)
 {
 	struct ct6_key key;
-	struct ct_entry e = ct_entry_new(&f->l4, len, now, stamp);
+	struct ct_entry e = ct_entry_new(&f->l4, dir, len, now, stamp);
 
-	ct6_flow_key(&key, endpoint_id, dir, f, 0);
+	ct6_key_of(&key, endpoint_id, dir, f);
 	return ct6_unreplied.update(&key, &e);
 }
 

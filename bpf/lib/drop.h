@@ -18,6 +18,7 @@
 #define DROP_INVALID 134              /* INVALID_PACKET_DROPPED: Invalid packet */
 #define DROP_CT_INVALID_HDR 135       /* CT_TRUNCATED_OR_INVALID_HEADER: CT: Truncated or invalid header */
 #define DROP_UNSUPPORTED_L3 139       /* UNSUPPORTED_L3_PROTOCOL: Unsupported L3 protocol */
+#define DROP_MISSED_TAIL_CALL 140     /* MISSED_TAIL_CALL: Missed tail call */
 #define DROP_CT_MAP_INSERTION 155     /* CT_MAP_INSERTION_FAILED: CT: Map insertion failed */
 #define DROP_INVALID_EXTHDR 156       /* INVALID_IPV6_EXTENSION_HEADER: Invalid IPv6 extension header */
 /* A packet on a veth the endpoints map does not know: Cilium's "no local container". */

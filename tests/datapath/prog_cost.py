@@ -85,6 +85,9 @@ def main() -> int:
         tiers = len(getattr(policy, "tier_entries", ()))
         print(f"rules {a.rules}, identities {a.identities}, tier entries {tiers}, "
               f"{a.repeat:,} runs x {a.runs}")
+        print("  programs: " + ", ".join(
+            f"{name} {jit:,} B JITed ({insns:,} insns)" for name, (jit, insns)
+            in ((n, _sizes(p.fd)) for n, p in sorted(dp._progs.items()))))
         for family in families:
             syn, synack, ack, ack_back, gre = connection(family)
             for prog, frame, what in ((to_c, syn, "SYN"), (from_c, synack, "SYN-ACK"),
@@ -108,6 +111,14 @@ def main() -> int:
         dp.close(unpin=True)
         shutil.rmtree(pin, ignore_errors=True)
     return 0
+
+
+def _sizes(fd: int) -> tuple[int, int]:
+    try:
+        from agent.datapath.bpfsys import prog_sizes
+    except ImportError:      # a checkout before bpfsys (prog_ab against an older build)
+        return 0, 0
+    return prog_sizes(fd)
 
 
 def connection(family: int) -> tuple[bytes, bytes, bytes, bytes, bytes]:

@@ -363,8 +363,13 @@ def test_the_dual_stack_pods_ipv4_side_keeps_its_own_checks(pod: Pod) -> None:
 # --- conntrack's rules, IPv6 alike (bpf/lib/conntrack.h) -------------------------------------
 
 def tables_of(pod: Pod) -> dict[str, list[tuple[int, int]]]:
-    """The pod's IPv6 entries per table: (source port, destination port)."""
-    return {name: sorted((k.sport, k.dport) for k, _ in pod.dp._maps[name].items()
+    """The pod's IPv6 entries per table: (source port, destination port) of the first
+    packet (a key holds the tuple as it leaves the pod: one opened inward is swapped)."""
+    def first(k: Any, v: Any) -> tuple[int, int]:
+        inward = bool(v.flags & layout.CT_F_INGRESS_FIRST)
+        return (k.dport, k.sport) if inward else (k.sport, k.dport)
+
+    return {name: sorted(first(k, v) for k, v in pod.dp._maps[name].items()
                          if k.endpoint_id == ENDPOINT_ID)
             for name in ("conntrack6", "ct6_unreplied")}
 

@@ -12,6 +12,7 @@ import subprocess
 import time
 from typing import Any
 
+from agent.datapath import layout
 from agent.policy.mapstate import ClusterMaps, Direction, EndpointPolicy, PolicyKey
 from observe.events import EventType
 from observe.reasons import DropReason
@@ -50,11 +51,15 @@ class Conn:
 
 
 def ct_entry(env: Env, pod: str, direction: Direction) -> Any:
-    """The raw conntrack value (layout.ct_entry) of the pod's connection to/from PORT."""
+    """The raw conntrack value (layout.ct_entry) of the pod's connection to/from PORT,
+    opened in `direction`. Keys hold the tuple as it leaves the pod: PORT is the remote
+    port of a connection the pod opened, its own port of one opened to it."""
     ep = env.slot(pod).endpoint_id
+    inbound = direction == Direction.INGRESS
     found = [v for k, v in env.dp._maps["conntrack"].items()  # type: ignore[attr-defined]
-             if k.endpoint_id == ep and k.direction == int(direction) and k.dport == PORT
-             and k.protocol == TCP]
+             if k.endpoint_id == ep and k.direction == int(Direction.EGRESS)
+             and (k.sport if inbound else k.dport) == PORT and k.protocol == TCP
+             and bool(v.flags & layout.CT_F_INGRESS_FIRST) == inbound]
     assert len(found) == 1, found
     return found[0]
 

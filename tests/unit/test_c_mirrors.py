@@ -111,6 +111,11 @@ MIRRORED: dict[str, int] = {
        if name in ("FIN", "SYN", "RST", "ACK")},
     # conntrack.h: entry states, as `membrane bpf ct list` names them
     **{f"CT_STATE_{n.upper().replace('-', '_')}": v for v, n in layout.CT_STATE_NAMES.items()},
+    "CT_F_INGRESS_FIRST": layout.CT_F_INGRESS_FIRST,
+    # fastpath.h: the full programs' slots
+    "TAIL_FROM_CONTAINER": layout.TAIL_FROM_CONTAINER,
+    "TAIL_TO_CONTAINER": layout.TAIL_TO_CONTAINER,
+    "TAIL_CALL_SLOTS": len(layout.TAIL_CALLS),
     # drop.h by the Hubble name in each define's comment (observe/reasons.py;
     # test_reasons_mirror.py compares the names and descriptions too)
     **{c_name: DropReason[hubble] for c_name, hubble in drop_defines().items()},
