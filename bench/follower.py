@@ -144,6 +144,36 @@ def compiled_client(directory: str) -> str:
     return out
 
 
+def client(socket: str) -> None:
+    """The grpcio follower process (`--followers grpcio`): counts until SIGTERM, then
+    prints its counts as one JSON line."""
+    counts = {"received": 0, "lost": 0, "bytes": 0}
+    channel = grpc.insecure_channel("unix:" + socket)
+    grpc.channel_ready_future(channel).result(timeout=10)
+    call: Any = channel.unary_stream(f"/{SERVICE}/GetFlows", request_serializer=passthrough,
+                                     response_deserializer=passthrough)(
+        opb.GetFlowsRequest(follow=True).SerializeToString())
+
+    def read() -> None:
+        try:
+            for data in call:
+                counts["bytes"] += len(data)
+                if data[:1] == LOST_FIELD:
+                    counts["lost"] += _lost_in(data)
+                else:
+                    counts["received"] += 1
+        except grpc.RpcError:
+            pass
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    threading.Thread(target=read, daemon=True).start()
+    print("ready", flush=True)
+    done.wait()
+    print(json.dumps(counts), flush=True)
+    os._exit(0)   # the reading thread is inside a blocking call
+
+
 class Follower(Protocol):
     def start(self) -> None: ...
 

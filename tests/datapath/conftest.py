@@ -15,13 +15,16 @@ import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 
 from agent.datapath.interface import BatchHandler, EndpointSlot
 from agent.policy.mapstate import ClusterMaps, EndpointPolicy
 from observe.events import DatapathEvent, EventBatch
+if TYPE_CHECKING:   # bcc is imported when a test first needs the datapath
+    from agent.datapath.bpf import BpfDatapath
+
 from tests.datapath.topology import EXT2_IP, EXT_IP, NODE_IP, NODE_IP6, Topology
 
 PIN_ROOT = f"/sys/fs/bpf/mbrt-{os.getpid()}"
@@ -54,7 +57,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @dataclass
 class Env:
     topo: Topology
-    dp: "object"
+    dp: BpfDatapath
     slots: dict[str, EndpointSlot]
     events: list[DatapathEvent] = field(default_factory=list)
 
@@ -74,12 +77,12 @@ class Env:
         return self.slots[pod].ipv6
 
     def set_policy(self, pod: str, policy: EndpointPolicy) -> int:
-        return self.dp.update_endpoint(self.slots[pod], policy)  # type: ignore[attr-defined]
+        return self.dp.update_endpoint(self.slots[pod], policy)
 
     def drain(self, settle: float = 0.0) -> list[DatapathEvent]:
         if settle:
             time.sleep(settle)
-        while self.dp.poll_events(0):  # type: ignore[attr-defined]
+        while self.dp.poll_events(0):
             pass
         out = list(self.events)
         self.events.clear()
@@ -87,7 +90,7 @@ class Env:
 
     def flush_conntrack(self) -> None:
         for name in ("conntrack", "ct_unreplied", "conntrack6", "ct6_unreplied"):
-            ct = self.dp._maps[name]  # type: ignore[attr-defined]
+            ct = self.dp._maps[name]
             for k, _ in ct.items():
                 ct.delete(k)
 
@@ -100,19 +103,19 @@ def cluster_maps(topo: Topology, extra_cidrs: dict[str, int] | None = None) -> C
     return ClusterMaps(ipcache=ipcache, cidrs=dict(extra_cidrs or {}))
 
 
-def make_datapath(topo: Topology, name: str, **kw: object) -> "object":
+def make_datapath(topo: Topology, name: str, **kw: object) -> BpfDatapath:
     from agent.datapath.bpf import BpfDatapath
 
     return BpfDatapath(node=topo.node, pin_dir=f"{PIN_ROOT}/{name}", netns=topo.node,
                        **kw)  # type: ignore[arg-type]
 
 
-def attach_all(topo: Topology, dp: "object") -> dict[str, EndpointSlot]:
+def attach_all(topo: Topology, dp: BpfDatapath) -> dict[str, EndpointSlot]:
     slots = {}
     for i, p in enumerate(topo.pods):
         slot = EndpointSlot(endpoint_id=100 + i, ifname=p.host_if, ifindex=p.ifindex,
                             ipv4=p.ip, identity=IDS[p.name], ipv6=p.ip6)
-        dp.add_endpoint(slot, EndpointPolicy())  # type: ignore[attr-defined]
+        dp.add_endpoint(slot, EndpointPolicy())
         slots[p.name] = slot
     return slots
 
@@ -129,7 +132,7 @@ SESSION_TAG = "s"   # the session topology's namespaces: mbrt-<pid>-s-*
 
 
 @pytest.fixture(scope="session")
-def datapath() -> Iterator["object"]:
+def datapath() -> Iterator[BpfDatapath]:
     """The session's datapath, compiled once, pinned under PIN_ROOT/session. Its
     endpoints' veths live in the session topology's node namespace (`env`), which
     exists only once a test has asked for `env`."""
@@ -138,10 +141,10 @@ def datapath() -> Iterator["object"]:
         pytest.skip(reason)
     dp = make_datapath(Topology(SESSION_TAG), "session")   # the name only: nothing built
     try:
-        dp.start()  # type: ignore[attr-defined]
+        dp.start()
         yield dp
     finally:
-        dp.close(unpin=True)  # type: ignore[attr-defined]
+        dp.close(unpin=True)
         shutil.rmtree(PIN_ROOT, ignore_errors=True)
 
 
@@ -166,20 +169,20 @@ class EventListeners:
 
 
 @pytest.fixture(scope="session")
-def event_listeners(datapath: "object") -> EventListeners:
+def event_listeners(datapath: BpfDatapath) -> EventListeners:
     listeners = EventListeners()
-    datapath.set_batch_handler(listeners)  # type: ignore[attr-defined]
+    datapath.set_batch_handler(listeners)
     return listeners
 
 
 @pytest.fixture(scope="session")
-def env(datapath: "object", event_listeners: EventListeners) -> Iterator[Env]:
+def env(datapath: BpfDatapath, event_listeners: EventListeners) -> Iterator[Env]:
     topo = Topology(SESSION_TAG, npods=3)
     dp = datapath
     slots: dict[str, EndpointSlot] = {}
     try:
         topo.build()
-        dp.sync_cluster_maps(cluster_maps(topo))  # type: ignore[attr-defined]
+        dp.sync_cluster_maps(cluster_maps(topo))
         slots.update(attach_all(topo, dp))
         e = Env(topo=topo, dp=dp, slots=slots)
         with event_listeners.listening(e.on_events):
@@ -187,7 +190,7 @@ def env(datapath: "object", event_listeners: EventListeners) -> Iterator[Env]:
     finally:
         try:
             for slot in slots.values():   # detached while their namespace exists
-                dp.remove_endpoint(slot.endpoint_id)  # type: ignore[attr-defined]
+                dp.remove_endpoint(slot.endpoint_id)
         finally:
             topo.destroy()
 
@@ -196,7 +199,7 @@ def env(datapath: "object", event_listeners: EventListeners) -> Iterator[Env]:
 def clean(env: Env) -> Iterator[Env]:
     for pod in env.slots:
         env.set_policy(pod, EndpointPolicy())
-    env.dp.sync_cluster_maps(cluster_maps(env.topo))  # type: ignore[attr-defined]
+    env.dp.sync_cluster_maps(cluster_maps(env.topo))
     env.flush_conntrack()
     env.drain()
     yield env
