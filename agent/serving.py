@@ -24,6 +24,7 @@ from agent.api.gen import agent_pb2_grpc
 from agent.api.server import AgentServicer
 from agent.config import AgentConfig
 from agent.store import Store
+from core.addresses import join_host_port
 from observe.h2server import SWITCH_INTERVAL_SECONDS, H2GrpcServer
 from observe.relay.peers import Peer, peer_methods
 from observe.ring import FlowObserver
@@ -109,11 +110,6 @@ def node_peers(store: Store, config: AgentConfig) -> list[Peer]:
     if not config.observer_listen:
         return []
     port = config.observer_listen.rpartition(":")[2]
-    return [Peer(node.name, host_port(node.addresses[0], port), config.tls_server_name)
+    return [Peer(node.name, join_host_port(node.addresses[0], port), config.tls_server_name)
             for node in sorted(store.snapshot().objects.nodes.values(), key=lambda n: n.name)
             if node.addresses]
-
-
-def host_port(address: str, port: str) -> str:
-    """address:port, an IPv6 address in brackets (an IPv6-only node's Observer)."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

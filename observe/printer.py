@@ -26,6 +26,7 @@ from typing import TextIO
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from core.addresses import join_host_port
 from identity.reserved import ReservedIdentity, is_reserved
 from observe.events import match_type_name
 from observe.flow import MSG_DROP, MSG_POLICY_VERDICT, MSG_TRACE, TRACE_POINT_NAMES
@@ -70,9 +71,7 @@ def identity_text(identity: int, numeric: bool = False) -> str:
 
 def endpoint_text(ep: fpb.Endpoint, ip: str, port: int | None, numeric: bool = False) -> str:
     host = f"{ep.namespace}/{ep.pod_name}" if ep.pod_name and not numeric else ip
-    if port is not None and ":" in host:
-        return f"[{host}]:{port}"   # an IPv6 address, as Go's net.JoinHostPort writes it
-    return f"{host}:{port}" if port is not None else host
+    return join_host_port(host, port) if port is not None else host
 
 
 def _ends(flow: fpb.Flow, opts: PrintOptions) -> tuple[str, str, str, str, str]:

@@ -30,6 +30,7 @@ _SYS_BPF = {"x86_64": 321, "aarch64": 280}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+CLONE_NEWNET = 0x40000000
 
 
 class _ObjAttr(ctypes.Structure):            # BPF_OBJ_PIN, BPF_OBJ_GET
@@ -75,6 +76,13 @@ def _bpf(cmd: int, attr: ctypes.Structure) -> int:
         err = ctypes.get_errno()
         raise OSError(err, f"bpf(cmd {cmd}): {os.strerror(err)}")
     return ret
+
+
+def setns_net(fd: int) -> None:
+    """The calling thread into the network namespace open at fd (os.setns is 3.12+)."""
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        n = ctypes.get_errno()
+        raise OSError(n, f"setns: {os.strerror(n)}")
 
 
 def obj_pin(fd: int, path: str) -> None:

@@ -24,7 +24,6 @@ Creating a link resolves the ifindex in the calling thread's network namespace; 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import threading
@@ -40,7 +39,6 @@ HOOKS = (("from_container", bpfsys.BPF_TCX_INGRESS, "ingress"),
          ("to_container", bpfsys.BPF_TCX_EGRESS, "egress"))
 # What a kernel without TCX answers BPF_LINK_CREATE with an unknown attach type.
 UNSUPPORTED = (errno.EINVAL, errno.EOPNOTSUPP, 524)   # 524: the kernel's ENOTSUPP
-CLONE_NEWNET = 0x40000000
 
 T = TypeVar("T")
 
@@ -67,11 +65,7 @@ def _in_netns(netns: str | None, fn: Callable[[], T]) -> T:
             err.append(DatapathError(f"network namespace {netns} not found"))
             return
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                n = ctypes.get_errno()
-                err.append(OSError(n, f"setns {netns}: {os.strerror(n)}"))
-                return
+            bpfsys.setns_net(fd)
             out.append(fn())
         except BaseException as e:  # handed to the caller's thread
             err.append(e)
